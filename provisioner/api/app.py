@@ -1,0 +1,52 @@
+"""The HTTP API: HR intake, evidence for auditors, access-diff previews, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.orm import Session
+
+from provisioner import __version__
+from provisioner.api import problems
+from provisioner.db import Database
+from provisioner.settings import Settings
+
+
+def create_app(settings: Settings, db: Database, *,
+               on_events_accepted: Callable[[], None] | None = None,
+               on_identity_changed: Callable[[Session, str, str], None] | None = None) -> FastAPI:
+    from provisioner.evidence.endpoints import router as evidence_router
+    from provisioner.intake.endpoints import router as intake_router
+    from provisioner.planner.endpoints import router as plans_router
+
+    app = FastAPI(title="provisioner", version=__version__,
+                  description="Identity lifecycle provisioning for Microsoft Entra ID and SCIM apps")
+    app.state.settings = settings
+    app.state.db = db
+    app.state.hr_secrets = settings.source_secrets()
+    app.state.on_events_accepted = on_events_accepted
+    if on_identity_changed is not None:
+        app.state.on_identity_changed = on_identity_changed
+    problems.install(app)
+    app.include_router(intake_router)
+    app.include_router(evidence_router)
+    app.include_router(plans_router)
+    try:
+        from provisioner.scim.app import mount_scim
+    except ImportError:  # pragma: no cover - the SCIM endpoint ships with the package
+        mount_scim = None
+    if mount_scim is not None:
+        mount_scim(app)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

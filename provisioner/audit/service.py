@@ -1,0 +1,80 @@
+"""Append to the hash-chained audit trail, inside the caller's transaction.
+
+Each record's hash covers its content and the previous record's hash, so editing, inserting or
+deleting any record breaks the chain (``provisioner audit verify`` says where). With
+``PROVISIONER_AUDIT_KEY`` set the chain is an HMAC, so someone with database access alone cannot
+re-forge it. Records must never carry secrets: callers pass identifiers and outcomes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner.audit.models import AuditHead, AuditRecord
+from provisioner.clock import utcnow
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: str
+    subject: str | None
+    data: dict[str, Any]
+
+
+def _key() -> bytes | None:
+    key = os.environ.get("PROVISIONER_AUDIT_KEY")
+    return key.encode() if key else None
+
+
+def record_hash(seq: int, at: datetime, kind: str, subject: str | None, data: dict[str, Any],
+                prev_hash: str) -> str:
+    body = json.dumps(
+        {"seq": seq, "at": at.isoformat(), "kind": kind, "subject": subject, "data": data,
+         "prev": prev_hash},
+        sort_keys=True, separators=(",", ":"), default=str,
+    ).encode()
+    key = _key()
+    if key is not None:
+        return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hashlib.sha256(body).hexdigest()
+
+
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    # Store exactly what was hashed (JSON round trip: datetimes become strings).
+    return json.loads(json.dumps(data, sort_keys=True, default=str))
+
+
+def append_many(session: Session, entries: list[Entry]) -> list[AuditRecord]:
+    """Append entries in order; locks the chain head so concurrent appenders queue."""
+    if not entries:
+        return []
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    now = utcnow()
+    at = now.replace(microsecond=(now.microsecond // 1000) * 1000)
+    records = []
+    seq, prev = head.seq, head.hash
+    for entry in entries:
+        seq += 1
+        data = _normalise(entry.data)
+        digest = record_hash(seq, at, entry.kind, entry.subject, data, prev)
+        records.append(AuditRecord(seq=seq, at=at, kind=entry.kind, subject=entry.subject,
+                                   data=data, prev_hash=prev, hash=digest))
+        prev = digest
+    session.add_all(records)
+    head.seq, head.hash = seq, prev
+    return records
+
+
+def append(session: Session, kind: str, subject: str | None, **data: Any) -> AuditRecord:
+    return append_many(session, [Entry(kind, subject, data)])[0]

@@ -1,0 +1,106 @@
+"""All queries on identities and what the service knows exists in each target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from provisioner.identities.models import (
+    Identity,
+    LifecycleTransition,
+    TargetAccount,
+    TargetGroup,
+    TargetMembership,
+)
+
+
+def by_employee_id(session: Session, employee_id: str, *, lock: bool = False) -> Identity | None:
+    stmt = select(Identity).where(Identity.employee_id == employee_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def get(session: Session, identity_id: str, *, lock: bool = False) -> Identity | None:
+    stmt = select(Identity).where(Identity.id == identity_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def user_name_taken(session: Session, user_name: str, exclude_id: str | None = None) -> bool:
+    stmt = select(Identity.id).where(Identity.user_name == user_name)
+    if exclude_id is not None:
+        stmt = stmt.where(Identity.id != exclude_id)
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def transitions(session: Session, identity_id: str) -> Sequence[LifecycleTransition]:
+    return session.scalars(select(LifecycleTransition)
+                           .where(LifecycleTransition.identity_id == identity_id)
+                           .order_by(LifecycleTransition.id)).all()
+
+
+def accounts(session: Session, identity_id: str) -> dict[str, TargetAccount]:
+    rows = session.scalars(select(TargetAccount).where(TargetAccount.identity_id == identity_id))
+    return {row.target: row for row in rows}
+
+
+def account(session: Session, identity_id: str, target: str) -> TargetAccount | None:
+    return session.scalar(select(TargetAccount).where(
+        TargetAccount.identity_id == identity_id, TargetAccount.target == target))
+
+
+def accounts_for(session: Session, identity_ids: Sequence[str], target: str) -> dict[str, TargetAccount]:
+    rows = session.scalars(select(TargetAccount).where(
+        TargetAccount.identity_id.in_(list(identity_ids)), TargetAccount.target == target))
+    return {row.identity_id: row for row in rows}
+
+
+def account_by_remote_id(session: Session, target: str, remote_id: str) -> TargetAccount | None:
+    return session.scalar(select(TargetAccount).where(
+        TargetAccount.target == target, TargetAccount.remote_id == remote_id))
+
+
+def memberships(session: Session, identity_id: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for row in session.scalars(select(TargetMembership).where(TargetMembership.identity_id == identity_id)):
+        out.setdefault(row.target, set()).add(row.group_key)
+    return out
+
+
+def add_membership(session: Session, identity_id: str, target: str, group_key: str,
+                   group_remote_id: str | None, now) -> None:
+    exists = session.scalar(select(TargetMembership.id).where(
+        TargetMembership.identity_id == identity_id, TargetMembership.target == target,
+        TargetMembership.group_key == group_key))
+    if exists is None:
+        session.add(TargetMembership(identity_id=identity_id, target=target, group_key=group_key,
+                                     group_remote_id=group_remote_id, created_at=now))
+
+
+def remove_membership(session: Session, identity_id: str, target: str, group_key: str) -> None:
+    session.execute(delete(TargetMembership).where(
+        TargetMembership.identity_id == identity_id, TargetMembership.target == target,
+        TargetMembership.group_key == group_key))
+
+
+def group_members(session: Session, target: str, group_key: str) -> Sequence[TargetMembership]:
+    return session.scalars(select(TargetMembership).where(
+        TargetMembership.target == target, TargetMembership.group_key == group_key)).all()
+
+
+def target_groups(session: Session, target: str) -> dict[str, str]:
+    rows = session.scalars(select(TargetGroup).where(TargetGroup.target == target))
+    return {row.group_key: row.remote_id for row in rows}
+
+
+def save_target_group(session: Session, target: str, group_key: str, remote_id: str, now) -> None:
+    row = session.scalar(select(TargetGroup).where(TargetGroup.target == target,
+                                                   TargetGroup.group_key == group_key))
+    if row is None:
+        session.add(TargetGroup(target=target, group_key=group_key, remote_id=remote_id, resolved_at=now))
+    else:
+        row.remote_id, row.resolved_at = remote_id, now

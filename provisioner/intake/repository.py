@@ -1,0 +1,97 @@
+"""All queries on HR events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, exists, or_, select, tuple_
+from sqlalchemy.orm import Session, aliased
+
+from provisioner.identities.models import Identity
+from provisioner.intake.models import EventStatus, HREvent
+
+
+def by_event_ids(session: Session, event_ids: Iterable[str]) -> dict[str, HREvent]:
+    ids = list(event_ids)
+    found: dict[str, HREvent] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.scalars(select(HREvent).where(HREvent.event_id.in_(ids[start:start + 500])))
+        found.update({row.event_id: row for row in rows})
+    return found
+
+
+def get(session: Session, event_id: str) -> HREvent | None:
+    return session.scalar(select(HREvent).where(HREvent.event_id == event_id))
+
+
+def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool) -> Sequence[HREvent]:
+    """Due pending events, immediate terminations first, then in effective order. An event
+    is held back while an earlier due event of the same person is still pending, so one
+    person's events apply in order even with several processors."""
+    earlier = aliased(HREvent)
+    blocked = exists().where(
+        and_(
+            earlier.employee_id == HREvent.employee_id,
+            earlier.status == EventStatus.PENDING,
+            earlier.effective_at <= now,
+            tuple_(earlier.effective_at, earlier.id) < tuple_(HREvent.effective_at, HREvent.id),
+        )
+    )
+    # An immediate termination fires now, whatever its effective time, and waits for nothing.
+    stmt = (
+        select(HREvent)
+        .where(HREvent.status == EventStatus.PENDING,
+               or_(HREvent.immediate.is_(True), and_(HREvent.effective_at <= now, ~blocked)))
+        .order_by(HREvent.immediate.desc(), HREvent.effective_at, HREvent.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True, of=HREvent)
+    return session.scalars(stmt).all()
+
+
+def future_hires_without_identity(session: Session, now: datetime, limit: int) -> Sequence[HREvent]:
+    stmt = (
+        select(HREvent)
+        .where(
+            HREvent.status == EventStatus.PENDING,
+            HREvent.type == "hire",
+            HREvent.effective_at > now,
+            ~exists().where(Identity.employee_id == HREvent.employee_id),
+        )
+        .order_by(HREvent.effective_at)
+        .limit(limit)
+    )
+    return session.scalars(stmt).all()
+
+
+def pending_for(session: Session, employee_id: str) -> Sequence[HREvent]:
+    return session.scalars(
+        select(HREvent)
+        .where(HREvent.employee_id == employee_id, HREvent.status == EventStatus.PENDING)
+        .order_by(HREvent.effective_at, HREvent.id)
+    ).all()
+
+
+def terminations_between(session: Session, start: datetime, end: datetime) -> Sequence[HREvent]:
+    return session.scalars(
+        select(HREvent)
+        .where(HREvent.type == "terminate", HREvent.status == EventStatus.APPLIED,
+               HREvent.effective_at >= start, HREvent.effective_at < end)
+        .order_by(HREvent.effective_at, HREvent.id)
+    ).all()
+
+
+def next_due_at(session: Session) -> datetime | None:
+    return session.scalar(
+        select(HREvent.effective_at).where(HREvent.status == EventStatus.PENDING)
+        .order_by(HREvent.effective_at).limit(1))
+
+
+def lock_pending(session: Session, event_pk: int, *, skip_locked: bool) -> HREvent | None:
+    """The event if it is still pending (another processor may have taken it meanwhile)."""
+    stmt = select(HREvent).where(HREvent.id == event_pk, HREvent.status == EventStatus.PENDING)
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalar(stmt)

@@ -1,0 +1,35 @@
+"""Every table, imported in one place for Alembic and schema creation."""
+
+from provisioner.audit.models import AuditHead, AuditRecord
+from provisioner.db import Base
+from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
+from provisioner.evidence.models import RevocationCheck
+from provisioner.identities.models import (
+    Identity,
+    LifecycleTransition,
+    TargetAccount,
+    TargetGroup,
+    TargetMembership,
+)
+from provisioner.intake.models import HREvent
+from provisioner.planner.models import Plan
+from provisioner.queue.models import Operation
+from provisioner.tokens.models import ApiToken
+
+__all__ = [
+    "ApiToken",
+    "AuditHead",
+    "AuditRecord",
+    "Base",
+    "DirectoryGroup",
+    "DirectoryGroupMember",
+    "HREvent",
+    "Identity",
+    "LifecycleTransition",
+    "Operation",
+    "Plan",
+    "RevocationCheck",
+    "TargetAccount",
+    "TargetGroup",
+    "TargetMembership",
+]

@@ -1,0 +1,48 @@
+"""Preview a person's plan without applying anything: IT reviews the access diff first.
+
+Shows the plan for the person as they are now, then after each pending (future-dated) HR event,
+applied in a transaction that is always rolled back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provisioner.db import Database
+from provisioner.identities import repository as identities
+from provisioner.identities.lifecycle import EventType
+from provisioner.identities.service import apply_hr_event
+from provisioner.intake import repository as events
+from provisioner.planner.service import PlanningContext, compute
+
+
+class UnknownEmployee(LookupError):
+    pass
+
+
+def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    session = db.sessions()
+    try:
+        identity = identities.by_employee_id(session, employee_id)
+        pending = [e for e in events.pending_for(session, employee_id) if e.type != "cancel"]
+        if identity is None and not pending:
+            raise UnknownEmployee(f"no identity and no pending events for employee {employee_id!r}")
+        if identity is not None:
+            steps.append({"after": "now", "state": identity.state, **compute(session, ctx, identity).diff})
+        for event in pending:
+            previous = identity.state if identity is not None else None
+            applied = apply_hr_event(session, employee_id=employee_id, event_type=EventType(event.type),
+                                     event_id=event.event_id, effective_at=event.effective_at,
+                                     attributes=event.payload.get("attributes", {}), naming=ctx.naming)
+            step: dict[str, Any] = {"after": f"{event.type} {event.event_id} at {event.effective_at.isoformat()}"}
+            if not applied.transition.accepted or applied.identity is None:
+                step["rejected"] = applied.transition.reason
+            else:
+                identity = applied.identity
+                step.update(compute(session, ctx, identity, previous).diff)
+            steps.append(step)
+    finally:
+        session.rollback()
+        session.close()
+    return steps

@@ -1,0 +1,103 @@
+"""Load and validate every policy file; errors come back as ``file:line: reason``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from provisioner.policies.schemas import Policy
+from provisioner.targets.config import ConfigError, TargetConfig
+
+
+def _line_map(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            out[path + (k,)] = key.start_mark.line + 1
+            _line_map(value, path + (k,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, path + (index,), out)
+
+
+def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
+    # Pydantic's loc includes union branch names ("Match", "AllOf"...); keep only the YAML path.
+    yaml_path = tuple(p for p in loc if isinstance(p, int) or p in _keys(lines))
+    while yaml_path and yaml_path not in lines:
+        yaml_path = yaml_path[:-1]
+    return lines.get(yaml_path, 1)
+
+
+def _keys(lines: dict[tuple[Any, ...], int]) -> set[Any]:
+    return {part for path in lines for part in path}
+
+
+def load_policy_file(path: Path, targets: Mapping[str, TargetConfig] | None = None) -> Policy:
+    text = path.read_text()
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError([f"{path}:{(mark.line + 1) if mark else 1}: not valid YAML: "
+                           f"{getattr(exc, 'problem', exc)}"]) from exc
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _line_map(node, (), lines)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: a policy file holds one mapping (name, when, grants)"])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        seen = set()
+        for err in exc.errors(include_url=False):
+            line = _line_for(lines, tuple(err["loc"]))
+            field = ".".join(str(p) for p in err["loc"] if isinstance(p, int) or p in _keys(lines))
+            msg = err["msg"].removeprefix("Value error, ")
+            text_line = f"{path}:{line}: {field or '(file)'}: {msg}"
+            if text_line not in seen:
+                seen.add(text_line)
+                problems.append(text_line)
+        raise ConfigError(problems) from exc
+    if targets is not None:
+        problems = []
+        for target, grant in policy.grants.items():
+            where = lines.get(("grants", target), 1)
+            if target not in targets:
+                problems.append(f"{path}:{where}: grants.{target}: no target named {target!r} "
+                                f"(declared: {', '.join(sorted(targets)) or 'none'})")
+                continue
+            managed = set(targets[target].managed_group_names())
+            for index, group in enumerate(grant.groups):
+                if group not in managed:
+                    line = lines.get(("grants", target, "groups", index), where)
+                    problems.append(f"{path}:{line}: grants.{target}.groups: {group!r} is not a "
+                                    f"managed group of target {target!r}; declare it in its targets/ file")
+        if problems:
+            raise ConfigError(problems)
+    return policy
+
+
+def load_policies(directory: Path, targets: Mapping[str, TargetConfig] | None = None) -> list[Policy]:
+    policies: list[Policy] = []
+    problems: list[str] = []
+    names: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            policy = load_policy_file(path, targets)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if policy.name in names:
+            problems.append(f"{path}:1: name: policy {policy.name!r} is also defined in {names[policy.name]}")
+        names[policy.name] = path
+        policies.append(policy)
+    if problems:
+        raise ConfigError(problems)
+    return policies

@@ -1,0 +1,52 @@
+"""What the worker does with each outcome: the one place that decides retry, link, skip or halt.
+
+Connectors only say what happened (``Outcome``); this table says what that means for each kind
+of operation. Idempotency against the target lives here too: already a member is done, removing
+an absent member is done, disabling an account that is gone is done.
+"""
+
+from __future__ import annotations
+
+import random
+from enum import StrEnum
+
+from provisioner.targets.contract import OpKind, Outcome
+
+
+class Action(StrEnum):
+    SUCCEED = "succeed"
+    RETRY = "retry"
+    DEAD = "dead"
+    LINK = "link"  # create said "exists": look the person up and link, or pick another login
+    HALT = "halt"  # the target refuses us as a whole: pause it, keep the operation
+
+
+# Outcomes that mean the desired end state already holds.
+_ALREADY_DONE: dict[Outcome, set[OpKind]] = {
+    Outcome.EXISTS: {OpKind.ADD_MEMBER},
+    Outcome.NOT_FOUND: {OpKind.REMOVE_MEMBER, OpKind.DELETE_ACCOUNT, OpKind.DISABLE_ACCOUNT,
+                        OpKind.REVOKE_SESSIONS},
+}
+
+
+def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int) -> Action:
+    if outcome == Outcome.DONE or kind in _ALREADY_DONE.get(outcome, set()):
+        return Action.SUCCEED
+    if outcome == Outcome.EXISTS and kind == OpKind.CREATE_ACCOUNT:
+        return Action.LINK
+    if outcome == Outcome.STOP:
+        return Action.HALT
+    if outcome == Outcome.TRANSIENT:
+        return Action.RETRY if attempts < max_attempts else Action.DEAD
+    return Action.DEAD  # BAD_REQUEST, NOT_FOUND for a grant, EXISTS elsewhere
+
+
+def backoff_seconds(attempts: int, retry_after: float | None, *, base: float, cap: float,
+                    rng: random.Random | None = None) -> float:
+    """Exponential back-off with equal jitter; a server's Retry-After is a floor, never cut."""
+    rng = rng or random
+    exp = min(cap, base * (2 ** max(0, attempts - 1)))
+    delay = exp / 2 + rng.uniform(0, exp / 2)
+    if retry_after is not None:
+        delay = max(retry_after, 0.0) + rng.uniform(0, min(1.0, base))
+    return min(delay, max(cap, retry_after or 0.0))

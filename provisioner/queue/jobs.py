@@ -1,0 +1,72 @@
+"""Turn claimed operation rows into what a connector needs (a ``TargetOp``), reading the
+service's own records: the account a target assigned, the group ids, the login to use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from provisioner.identities import repository as identities
+from provisioner.identities.lifecycle import State
+from provisioner.identities.naming import login_local_part, with_suffix
+from provisioner.identities.service import Naming, attributes_of
+from provisioner.queue.models import Operation
+from provisioner.targets.contract import AccountSpec, OpKind, OpResult, Outcome, TargetOp
+from provisioner.targets.specs import account_fields, account_spec
+
+
+@dataclass
+class Job:
+    op_id: int
+    kind: OpKind
+    target: str
+    identity_id: str
+    employee_id: str | None
+    plan_id: int | None
+    attempts: int
+    group_key: str | None
+    payload: dict[str, Any]
+    account_id: str | None = None
+    spec: AccountSpec | None = None
+    fields: dict[str, Any] | None = None  # account fields pushed by create/update
+    pre: OpResult | None = None  # settled without calling the target
+    verify_group_ids: dict[str, str] = field(default_factory=dict)  # remote id -> group key
+
+    def target_op(self, group_ids: dict[str, str]) -> TargetOp:
+        return TargetOp(op_id=self.op_id, kind=self.kind, account_id=self.account_id,
+                        group_id=group_ids.get(self.group_key) if self.group_key else None,
+                        account=self.spec)
+
+
+def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[Job]:
+    jobs: list[Job] = []
+    for op in ops:
+        identity = identities.get(session, op.identity_id)
+        assert identity is not None
+        kind = OpKind(op.kind)
+        job = Job(op.id, kind, op.target, op.identity_id, identity.employee_id, op.plan_id,
+                  op.attempts, op.group_key, dict(op.payload or {}))
+        account = identities.account(session, op.identity_id, op.target)
+        if kind == OpKind.CREATE_ACCOUNT:
+            if account is not None:
+                job.pre = OpResult(op.id, Outcome.DONE, remote_id=account.remote_id,
+                                   login=account.login, detail="account already known")
+            else:
+                suffix = int(job.payload.get("suffix", 1))
+                login = identity.user_name if suffix == 1 and identity.user_name else with_suffix(
+                    login_local_part(naming.template, attributes_of(identity)), naming.domain, suffix)
+                job.fields = account_fields(identity)
+                job.spec = account_spec(identity, login=login, enabled=identity.state == State.ACTIVE)
+        elif account is None:
+            # Nothing to revoke where no account exists; a grant without an account cannot run.
+            outcome = Outcome.NOT_FOUND
+            job.pre = OpResult(op.id, outcome, detail=f"no account in {op.target} for this person")
+        else:
+            job.account_id = account.remote_id
+            if kind == OpKind.UPDATE_ACCOUNT:
+                job.fields = account_fields(identity)
+                job.spec = account_spec(identity, login=account.login or identity.user_name or "")
+        jobs.append(job)
+    return jobs

@@ -1,0 +1,56 @@
+"""The durable operation queue: every change to a target is one row here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from provisioner.db import Base, JSONType, UTCDateTime
+
+
+class OpStatus:
+    WAITING = "waiting"  # depends on another operation that has not succeeded yet
+    PENDING = "pending"  # ready to be claimed at next_attempt_at
+    RUNNING = "running"  # claimed by a worker until lease_until
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # permanent failure or attempts exhausted: needs a person (replay)
+    CANCELLED = "cancelled"  # superseded by a newer plan before it ran
+
+
+class Priority:
+    """Lower runs first. Leaver work runs before everything else."""
+
+    IMMEDIATE_TERMINATE = 0
+    LEAVER = 10
+    VERIFY = 20
+    NORMAL = 100
+
+
+class Operation(Base):
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
+    identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id"), index=True)
+    target: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(30))
+    group_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=Priority.NORMAL)
+    status: Mapped[str] = mapped_column(String(20), default=OpStatus.PENDING)
+    depends_on_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_operations_claim", "status", "priority", "next_attempt_at"),
+        Index("ix_operations_depends", "depends_on_id"),
+    )

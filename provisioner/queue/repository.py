@@ -1,0 +1,126 @@
+"""All queries on the operation queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from provisioner.queue.models import Operation, OpStatus
+
+OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
+
+
+def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
+          skip_locked: bool, targets: Iterable[str] | None = None) -> list[Operation]:
+    """Claim ready operations, most urgent first (leavers before everything else).
+
+    Ready means pending and due, or running with an expired lease (its worker died). On
+    PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side.
+    """
+    ready = or_(
+        and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
+        and_(Operation.status == OpStatus.RUNNING, Operation.lease_until < now),
+    )
+    stmt = select(Operation).where(ready)
+    if targets is not None:
+        stmt = stmt.where(Operation.target.in_(list(targets)))
+    stmt = stmt.order_by(Operation.priority, Operation.next_attempt_at, Operation.id).limit(limit)
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    ops = list(session.scalars(stmt))
+    for op in ops:
+        op.status = OpStatus.RUNNING
+        op.claimed_by = worker_id
+        op.lease_until = now + lease
+        op.attempts += 1
+    return ops
+
+
+def cancel_open_for(session: Session, identity_id: str, now: datetime) -> int:
+    """Withdraw an identity's not-yet-running operations (a newer plan replaces them)."""
+    result = session.execute(
+        update(Operation)
+        .where(Operation.identity_id == identity_id,
+               Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)))
+        .values(status=OpStatus.CANCELLED, completed_at=now, last_error="superseded by a newer plan")
+    )
+    return result.rowcount or 0
+
+
+def running_create(session: Session, identity_id: str, target: str) -> Operation | None:
+    return session.scalar(select(Operation).where(
+        Operation.identity_id == identity_id, Operation.target == target,
+        Operation.kind == "create_account", Operation.status == OpStatus.RUNNING))
+
+
+def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:
+    if op_ids:
+        session.execute(update(Operation)
+                        .where(Operation.depends_on_id.in_(list(op_ids)),
+                               Operation.status == OpStatus.WAITING)
+                        .values(status=OpStatus.PENDING, next_attempt_at=now))
+
+
+def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:
+    if op_ids:
+        session.execute(update(Operation)
+                        .where(Operation.depends_on_id.in_(list(op_ids)),
+                               Operation.status == OpStatus.WAITING)
+                        .values(status=OpStatus.DEAD, completed_at=now, last_error=reason))
+
+
+def release_verifications(session: Session, plan_ids: Iterable[int], now: datetime) -> None:
+    """A plan's read-back waits until every other operation of the plan has finished."""
+    for plan_id in set(p for p in plan_ids if p is not None):
+        busy = session.scalar(select(func.count()).select_from(Operation).where(
+            Operation.plan_id == plan_id, Operation.kind != "verify_revoked",
+            Operation.status.in_(OPEN)))
+        if not busy:
+            session.execute(update(Operation)
+                            .where(Operation.plan_id == plan_id, Operation.kind == "verify_revoked",
+                                   Operation.status == OpStatus.WAITING)
+                            .values(status=OpStatus.PENDING, next_attempt_at=now))
+
+
+def dead(session: Session, limit: int = 500) -> Sequence[Operation]:
+    return session.scalars(select(Operation).where(Operation.status == OpStatus.DEAD)
+                           .order_by(Operation.id).limit(limit)).all()
+
+
+def listing(session: Session, status: str | None, limit: int) -> Sequence[Operation]:
+    stmt = select(Operation)
+    if status is not None:
+        stmt = stmt.where(Operation.status == status)
+    return session.scalars(stmt.order_by(Operation.id.desc()).limit(limit)).all()
+
+
+def get(session: Session, op_id: int) -> Operation | None:
+    return session.get(Operation, op_id)
+
+
+def for_plan(session: Session, plan_id: int) -> Sequence[Operation]:
+    return session.scalars(select(Operation).where(Operation.plan_id == plan_id).order_by(Operation.id)).all()
+
+
+def for_identity(session: Session, identity_id: str) -> Sequence[Operation]:
+    return session.scalars(select(Operation).where(Operation.identity_id == identity_id)
+                           .order_by(Operation.id)).all()
+
+
+def counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Operation.status, func.count()).group_by(Operation.status))
+    return {status: n for status, n in rows}
+
+
+def has_ready(session: Session, now: datetime) -> bool:
+    return session.scalar(select(Operation.id).where(or_(
+        and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
+        and_(Operation.status == OpStatus.RUNNING, Operation.lease_until < now))).limit(1)) is not None
+
+
+def next_attempt_at(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Operation.next_attempt_at))
+                          .where(Operation.status == OpStatus.PENDING))

@@ -1,0 +1,356 @@
+"""The worker: claims operations, runs them through the connectors, records what happened.
+
+Each round is claim (one transaction) -> call the targets (no transaction open) -> record (one
+transaction). A worker killed between the call and the record leaves its operations ``running``
+with a lease; once the lease runs out another worker claims them again, and because every
+operation is idempotent against the target (see ``decide``) the effect happens exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter
+
+from provisioner.audit.service import Entry, append_many
+from provisioner.clock import utcnow
+from provisioner.db import Database
+from provisioner.evidence.models import RevocationCheck
+from provisioner.identities import repository as identities
+from provisioner.identities.models import TargetAccount
+from provisioner.planner import repository as plans
+from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.queue import repository as queue
+from provisioner.queue.decide import Action, backoff_seconds, decide
+from provisioner.queue.jobs import Job, build_jobs
+from provisioner.queue.models import Operation, OpStatus, Priority
+from provisioner.settings import Settings
+from provisioner.targets.contract import AccountState, Connector, OpKind, OpResult, Outcome, TargetError
+
+log = logging.getLogger(__name__)
+OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
+                   ["target", "kind", "action"])
+MAX_VERIFY_ROUNDS = 3
+
+
+@dataclass
+class Settled:
+    job: Job
+    result: OpResult
+    action: Action
+    linked: tuple[str, str | None] | None = None  # (remote id, login) found by match-before-create
+
+
+@dataclass
+class RoundReport:
+    claimed: int = 0
+    settled: list[Settled] = field(default_factory=list)
+    checks: list[tuple[Job, AccountState | None, str]] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(self, db: Database, ctx: PlanningContext, connectors: dict[str, Connector],
+                 settings: Settings, *, worker_id: str | None = None) -> None:
+        self.db, self.ctx, self.connectors, self.settings = db, ctx, connectors, settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._wake = asyncio.Event()
+        self.halted_until: dict[str, datetime] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- claim -------------------------------------------------------------------------------
+    def _claim(self) -> tuple[list[Job], int]:
+        now = utcnow()
+        live = [t for t in self.connectors if self.halted_until.get(t, now) <= now]
+        if not live:
+            return [], 0
+        with self.db.transaction() as session:
+            ops = queue.claim(session, self.worker_id, now, timedelta(seconds=self.settings.lease_seconds),
+                              self.settings.worker_batch_size,
+                              skip_locked=self.db.dialect == "postgresql", targets=live)
+            return build_jobs(session, ops, self.ctx.naming), len(ops)
+
+    def _group_ids(self, target: str) -> dict[str, str]:
+        with self.db.transaction() as session:
+            return identities.target_groups(session, target)
+
+    # -- call the targets ----------------------------------------------------------------------
+    async def _resolve_groups(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
+        known = await asyncio.to_thread(self._group_ids, target)
+        missing = sorted(k for k in keys if k not in known)
+        if missing:
+            declared = {g.name: g.id for g in self.ctx.targets[target].managed_groups}
+            direct = {k: declared[k] for k in missing if declared.get(k)}
+            lookup = [k for k in missing if k not in direct]
+            found = await connector.resolve_groups(lookup) if lookup else {}
+            found.update(direct)
+            if found:
+                await asyncio.to_thread(self._save_groups, target, found)
+            known.update(found)
+        return known
+
+    def _save_groups(self, target: str, found: dict[str, str]) -> None:
+        with self.db.transaction() as session:
+            for key, remote_id in found.items():
+                identities.save_target_group(session, target, key, remote_id, utcnow())
+
+    async def _run_target(self, target: str, jobs: list[Job], report: RoundReport) -> None:
+        connector = self.connectors[target]
+        ready = [j for j in jobs if j.pre is None]
+        for job in jobs:
+            if job.pre is not None and job.kind != OpKind.VERIFY_REVOKED:
+                self._settle(report, job, job.pre)
+        verify = [j for j in ready if j.kind == OpKind.VERIFY_REVOKED]
+        calls = [j for j in ready if j.kind != OpKind.VERIFY_REVOKED]
+        try:
+            managed = set(self.ctx.targets[target].managed_group_names())
+            keys = {j.group_key for j in calls if j.group_key} | (managed if verify else set())
+            group_ids = await self._resolve_groups(target, connector, keys) if keys else {}
+            for job in [j for j in calls if j.group_key and j.group_key not in group_ids]:
+                calls.remove(job)
+                self._settle(report, job, OpResult(job.op_id, Outcome.BAD_REQUEST,
+                             detail=f"managed group {job.group_key!r} not found in target {target}"))
+            if calls:
+                results = await connector.apply([j.target_op(group_ids) for j in calls])
+                by_id = {r.op_id: r for r in results}
+                for job in calls:
+                    result = by_id.get(job.op_id) or OpResult(job.op_id, Outcome.TRANSIENT,
+                                                              detail="connector returned no result")
+                    linked = None
+                    if decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts) == Action.LINK:
+                        assert job.spec is not None
+                        linked = await connector.find_account(job.spec)
+                    self._settle(report, job, result, linked)
+            if verify:
+                await self._verify(connector, verify, group_ids, managed, report)
+        except TargetError as exc:
+            for job in calls + verify:
+                if not any(s.job is job for s in report.settled):
+                    self._settle(report, job, OpResult(job.op_id, exc.outcome, detail=exc.detail,
+                                                       retry_after=exc.retry_after,
+                                                       status_code=exc.status_code))
+        except Exception as exc:  # a bug or an unexpected library error: retried, and logged
+            log.exception("target %s: unexpected error running %d operations", target, len(jobs))
+            for job in calls + verify:
+                if not any(s.job is job for s in report.settled):
+                    self._settle(report, job, OpResult(job.op_id, Outcome.TRANSIENT,
+                                                       detail=f"unexpected error: {exc!r}"))
+
+    async def _verify(self, connector: Connector, jobs: list[Job], group_ids: dict[str, str],
+                      managed: set[str], report: RoundReport) -> None:
+        wanted = {group_ids[k]: k for k in managed if k in group_ids}
+        states = await connector.read_accounts([j.account_id for j in jobs if j.account_id],
+                                               list(wanted))
+        for job in jobs:
+            state = states.get(job.account_id or "")
+            job.verify_group_ids = wanted
+            report.checks.append((job, state, connector.name))
+            self._settle(report, job, OpResult(job.op_id, Outcome.DONE, detail="read back"))
+
+    def _settle(self, report: RoundReport, job: Job, result: OpResult,
+                linked: tuple[str, str | None] | None = None) -> None:
+        action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts)
+        report.settled.append(Settled(job, result, action, linked))
+        OPS_DONE.labels(job.target, job.kind.value, action.value).inc()
+
+    # -- record --------------------------------------------------------------------------------
+    def _record(self, report: RoundReport) -> set[str]:
+        """Write every outcome in one transaction; returns identities to plan again."""
+        now = utcnow()
+        replan: set[str] = set()
+        audit: list[Entry] = []
+        succeeded: list[int] = []
+        failed: list[int] = []
+        with self.db.transaction() as session:
+            ops = {op.id: op for op in session.query(Operation).filter(
+                Operation.id.in_([s.job.op_id for s in report.settled]))}
+            for s in report.settled:
+                op = ops[s.job.op_id]
+                if op.status != OpStatus.RUNNING or op.claimed_by != self.worker_id:
+                    continue  # our lease ran out and someone else has it now
+                self._apply_action(session, op, s, now, replan, succeeded, failed)
+                audit.append(Entry("operation.attempt", s.job.employee_id or s.job.identity_id, {
+                    "op_id": op.id, "plan_id": op.plan_id, "target": op.target, "kind": op.kind,
+                    "group": op.group_key, "attempt": op.attempts, "outcome": s.result.outcome.value,
+                    "action": s.action.value, "status": op.status, "detail": s.result.detail[:500],
+                    "http_status": s.result.status_code}))
+            for job, state, target in report.checks:
+                self._record_check(session, job, state, target, now, audit)
+            queue.release_dependents(session, succeeded, now)
+            queue.fail_dependents(session, failed, now, "an operation it depends on failed")
+            queue.release_verifications(session, [ops[s.job.op_id].plan_id for s in report.settled], now)
+            append_many(session, audit)
+        return replan
+
+    def _apply_action(self, session, op: Operation, s: Settled, now: datetime, replan: set[str],
+                      succeeded: list[int], failed: list[int]) -> None:
+        job, result, action = s.job, s.result, s.action
+        op.lease_until = None
+        op.last_error = None if action == Action.SUCCEED else f"{result.outcome}: {result.detail}"[:2000]
+        if action == Action.LINK:
+            if s.linked is not None:
+                remote_id, login = s.linked
+                self._know_account(session, job, remote_id, login, now, linked=True)
+                op.status, op.completed_at = OpStatus.SUCCEEDED, now
+                op.last_error = f"linked existing account {remote_id}"
+                succeeded.append(op.id)
+                replan.add(job.identity_id)  # converge the linked account (enable, groups)
+                return
+            suffix = int(op.payload.get("suffix", 1)) + 1
+            if suffix > self.settings.max_upn_suffix:
+                action = Action.DEAD
+            else:
+                op.payload = {**op.payload, "suffix": suffix}
+                op.status, op.next_attempt_at = OpStatus.PENDING, now
+                op.attempts -= 1  # a taken login is not a failed attempt
+                return
+        if action == Action.SUCCEED:
+            op.status, op.completed_at = OpStatus.SUCCEEDED, now
+            succeeded.append(op.id)
+            self._apply_known_state(session, job, result, now)
+            latest = plans.for_identity(session, job.identity_id, limit=1)
+            if latest and op.plan_id is not None and latest[0].id != op.plan_id:
+                replan.add(job.identity_id)  # finished after a newer plan: check it still fits
+        elif action == Action.RETRY:
+            delay = backoff_seconds(op.attempts, result.retry_after,
+                                    base=self.settings.backoff_base_seconds,
+                                    cap=self.settings.backoff_max_seconds)
+            op.status, op.next_attempt_at = OpStatus.PENDING, now + timedelta(seconds=delay)
+        elif action == Action.HALT:
+            pause = max(result.retry_after or 0.0, 60.0)
+            self.halted_until[op.target] = now + timedelta(seconds=pause)
+            op.status, op.next_attempt_at = OpStatus.PENDING, now + timedelta(seconds=pause)
+            op.attempts -= 1
+            log.error("target %s halted for %.0f s: %s", op.target, pause, result.detail,
+                      extra={"target": op.target, "alert": "target_halted"})
+        if action == Action.DEAD:
+            op.status, op.completed_at = OpStatus.DEAD, now
+            failed.append(op.id)
+            log.error("operation %s (%s %s on %s) dead-lettered after %d attempt(s): %s", op.id,
+                      op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
+                      extra={"op_id": op.id, "target": op.target, "alert": "dead_letter"})
+
+    def _know_account(self, session, job: Job, remote_id: str, login: str | None, now: datetime,
+                      *, linked: bool) -> None:
+        account = identities.account(session, job.identity_id, job.target)
+        if account is None:
+            session.add(TargetAccount(identity_id=job.identity_id, target=job.target, remote_id=remote_id,
+                                      login=login, enabled=not linked and bool(job.spec and job.spec.enabled),
+                                      linked=linked, synced={} if linked else (job.fields or {}),
+                                      created_at=now, updated_at=now))
+        identity = identities.get(session, job.identity_id)
+        if identity is not None and login and identity.user_name != login and \
+                not identities.user_name_taken(session, login, exclude_id=identity.id) and \
+                self.ctx.targets[job.target].kind == "entra":
+            identity.user_name = identity.email = login
+            identity.version += 1
+
+    def _apply_known_state(self, session, job: Job, result: OpResult, now: datetime) -> None:
+        kind = job.kind
+        if kind == OpKind.CREATE_ACCOUNT and result.remote_id:
+            self._know_account(session, job, result.remote_id, result.login or (job.spec.login if job.spec else None),
+                               now, linked=False)
+            return
+        account = identities.account(session, job.identity_id, job.target)
+        if kind == OpKind.ADD_MEMBER and job.group_key:
+            group_ids = identities.target_groups(session, job.target)
+            identities.add_membership(session, job.identity_id, job.target, job.group_key,
+                                      group_ids.get(job.group_key), now)
+        elif kind == OpKind.REMOVE_MEMBER and job.group_key:
+            identities.remove_membership(session, job.identity_id, job.target, job.group_key)
+        elif account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
+            account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
+        elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
+            account.synced, account.updated_at = job.fields or {}, now
+        elif account is not None and kind == OpKind.DELETE_ACCOUNT:
+            session.delete(account)
+
+    def _record_check(self, session, job: Job, state: AccountState | None, target: str,
+                      now: datetime, audit: list[Entry]) -> None:
+        remaining = sorted(job.verify_group_ids[g] for g in (state.group_ids if state else set())
+                           if g in job.verify_group_ids)
+        exists = bool(state and state.exists)
+        enabled = bool(state and state.enabled)
+        verified = state is not None and (not exists or (not enabled and not remaining))
+        readback = {"account_id": job.account_id, "exists": exists, "enabled": enabled if exists else None,
+                    "managed_groups_checked": len(job.verify_group_ids), "groups_remaining": remaining}
+        session.add(RevocationCheck(identity_id=job.identity_id, plan_id=job.plan_id, target=target,
+                                    verified=verified, readback=readback, checked_at=now))
+        audit.append(Entry("revocation.check", job.employee_id or job.identity_id,
+                           {"target": target, "plan_id": job.plan_id, "verified": verified, **readback}))
+        if verified:
+            return
+        rounds = int(job.payload.get("round", 1))
+        if rounds >= MAX_VERIFY_ROUNDS:
+            log.error("access remains for %s in %s after %d rounds: %s", job.employee_id, target,
+                      rounds, readback, extra={"alert": "revocation_unverified"})
+            return
+        # Access found on read-back (changed behind the service's back, or a failed step):
+        # remove it, then read back again.
+        def add(kind: OpKind, group: str | None, status: str = OpStatus.PENDING, payload=None) -> None:
+            session.add(Operation(plan_id=job.plan_id, identity_id=job.identity_id, target=target,
+                                  kind=kind.value, group_key=group, payload=payload or {"reason": "remediation"},
+                                  priority=Priority.LEAVER, status=status, attempts=0,
+                                  next_attempt_at=now, created_at=now))
+        if enabled:
+            add(OpKind.DISABLE_ACCOUNT, None)
+            add(OpKind.REVOKE_SESSIONS, None)
+        for group in remaining:
+            identities.add_membership(session, job.identity_id, target, group, None, now)
+            add(OpKind.REMOVE_MEMBER, group)
+        add(OpKind.VERIFY_REVOKED, None, OpStatus.WAITING, {"reason": "read back again", "round": rounds + 1})
+
+    # -- loops ---------------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        jobs, claimed = await asyncio.to_thread(self._claim)
+        if not jobs:
+            return 0
+        report = RoundReport(claimed=claimed)
+        by_target: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_target[job.target].append(job)
+        await asyncio.gather(*(self._run_target(t, js, report) for t, js in by_target.items()))
+        replan = await asyncio.to_thread(self._record, report)
+        if replan:
+            await asyncio.to_thread(self._replan, replan)
+        return claimed
+
+    def _replan(self, identity_ids: set[str]) -> None:
+        for identity_id in identity_ids:
+            with self.db.transaction() as session:
+                identity = identities.get(session, identity_id, lock=True)
+                if identity is not None:
+                    plan_identity(session, self.ctx, identity, trigger="worker:converge",
+                                  previous_state=identity.state)
+
+    async def run_until_idle(self, *, max_wait: float = 30.0, loops: int = 1) -> None:
+        """Run until nothing is ready now (tests, the demo, benchmarks)."""
+        deadline = asyncio.get_running_loop().time() + max_wait
+        while asyncio.get_running_loop().time() < deadline:
+            counts = await asyncio.gather(*(self.run_once() for _ in range(loops)))
+            if sum(counts) == 0:
+                return
+
+    async def run_forever(self, stop: asyncio.Event, *, loops: int | None = None) -> None:
+        async def loop() -> None:
+            while not stop.is_set():
+                try:
+                    done = await self.run_once()
+                except Exception:
+                    log.exception("worker round failed; retrying")
+                    done = 0
+                if done == 0:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                    except TimeoutError:
+                        pass
+        await asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)))

@@ -1,0 +1,70 @@
+"""All configuration, in one pydantic-settings object read from ``PROVISIONER_*`` variables.
+
+Secrets (HR signing secrets, target credentials) come from the environment or from files named
+here; they are ``SecretStr`` so they never reach logs, reprs or the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROVISIONER_", extra="ignore")
+
+    database_url: str = "sqlite:///./provisioner.db"
+    policies_dir: Path = Path("policies")
+    targets_dir: Path = Path("targets")
+
+    # HR intake: one HMAC secret per source system (e.g. {"workday": "..."}), from
+    # PROVISIONER_HR_SECRETS (JSON object) and/or PROVISIONER_HR_SECRETS_FILE (JSON object file).
+    hr_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    hr_secrets_file: Path | None = None
+    signature_tolerance_seconds: int = 300
+    max_batch_events: int = 5000
+
+    # Durable queue and workers.
+    worker_batch_size: int = 200
+    worker_concurrency: int = 4
+    worker_poll_seconds: float = 0.5
+    lease_seconds: float = 120.0
+    max_attempts: int = 10
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 900.0
+    max_upn_suffix: int = 50
+
+    # Scheduler: due HR events and drift reconciliation.
+    due_events_seconds: float = 5.0
+    reconcile_minutes: float = 60.0
+    reconcile_fix: bool = False
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("hr_secrets", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    def source_secrets(self) -> dict[str, str]:
+        """Signing secrets per HR source, merged from the variable and the secrets file."""
+        merged = {name: secret.get_secret_value() for name, secret in self.hr_secrets.items()}
+        if self.hr_secrets_file is not None:
+            data = json.loads(self.hr_secrets_file.read_text())
+            merged.update({str(k): str(v) for k, v in data.items()})
+        return merged
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,168 @@
+"""Target declarations: one YAML file per connected system under ``targets/``.
+
+Secrets are never in these files: they name an environment variable or a file to read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A target or policy file is invalid: carries ``file:line: reason`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class SecretRef(BaseModel):
+    """Where a secret lives: an environment variable or a file (never the YAML itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def read(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise RuntimeError(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        return self.file.read_text().strip()
+
+
+class ManagedGroup(BaseModel):
+    """A group the service manages in a target: it only ever removes memberships in these."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    id: str | None = None  # the target's object id, when known; otherwise resolved by name
+    description: str | None = None
+
+
+class Throttle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    writes_per_second: float = 20.0  # Graph: 3,000 writes per 150 s per app and tenant
+    burst: int = 40
+    concurrency: int = 4  # HTTP requests in flight at once
+
+
+class EntraAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # client_secret | certificate | managed_identity: azure-identity credentials for a tenant.
+    # static_token: a fixed bearer token (for the standalone Graph sandbox only).
+    method: Literal["client_secret", "certificate", "managed_identity", "static_token"]
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    certificate_path: Path | None = None
+    certificate_password: SecretRef | None = None
+    token: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> EntraAuth:
+        need = {
+            "client_secret": ("tenant_id", "client_id", "client_secret"),
+            "certificate": ("tenant_id", "client_id", "certificate_path"),
+            "managed_identity": (),
+            "static_token": ("token",),
+        }[self.method]
+        missing = [name for name in need if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth method {self.method} needs: {', '.join(missing)}")
+        return self
+
+
+class EntraAccounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domain: str  # the verified domain for userPrincipalName and mail
+    # Python format fields from identity attributes: given_name, family_name, preferred_name,
+    # employee_id. Lower-cased and stripped of characters a UPN may not hold.
+    login_template: str = "{given_name}.{family_name}"
+    usage_location: str | None = None
+
+
+class EntraTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["entra"]
+    name: str = "entra"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    auth: EntraAuth
+    accounts: EntraAccounts
+    managed_groups: list[ManagedGroup] = Field(default_factory=list)
+    create_missing_groups: bool = False
+    throttle: Throttle = Field(default_factory=Throttle)
+    revoke_sessions: bool = True
+
+    def managed_group_names(self) -> list[str]:
+        return [group.name for group in self.managed_groups]
+
+
+TargetConfig = Annotated[EntraTarget, Field(discriminator="kind")]
+
+
+class _Holder(BaseModel):
+    target: TargetConfig
+
+
+def _line_of(text: str, key: str | int | None) -> int:
+    if key is None:
+        return 1
+    needle = f"{key}:"
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith(needle) or line.strip().startswith(f"- {needle}"):
+            return number
+    return 1
+
+
+def load_target_file(path: Path) -> TargetConfig:
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
+        raise ConfigError([f"{path}:{line}: not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: a target file holds one mapping (kind, name, ...)"])
+    data.setdefault("name", path.stem)
+    try:
+        return _Holder(target=data).target
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [part for part in err["loc"] if part not in ("target", "entra")]
+            key = next((p for p in reversed(loc) if isinstance(p, str)), None)
+            where = ".".join(str(p) for p in loc) or "(file)"
+            problems.append(f"{path}:{_line_of(text, key)}: {where}: {err['msg']}")
+        raise ConfigError(problems) from exc
+
+
+def load_targets(directory: Path) -> dict[str, TargetConfig]:
+    """Every ``*.yaml`` under ``directory``, by target name; all problems reported together."""
+    targets: dict[str, TargetConfig] = {}
+    problems: list[str] = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            target = load_target_file(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if target.name in targets:
+            problems.append(f"{path}:1: target name {target.name!r} is declared twice")
+        targets[target.name] = target
+    if problems:
+        raise ConfigError(problems)
+    return targets

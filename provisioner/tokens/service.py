@@ -1,0 +1,55 @@
+"""Issue, check and revoke API tokens. A token is shown once; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner.clock import utcnow
+from provisioner.tokens.models import ApiToken
+
+SCOPES = {"auditor", "admin", "scim:read", "scim:write"}
+
+
+class TokenError(ValueError):
+    pass
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str, scopes: set[str]) -> str:
+    unknown = scopes - SCOPES
+    if unknown:
+        raise TokenError(f"unknown scope(s) {sorted(unknown)}; known: {sorted(SCOPES)}")
+    existing = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if existing is not None and existing.revoked_at is None:
+        raise TokenError(f"a token named {name!r} exists; revoke it first")
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    token = "pvt_" + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(name=name, token_sha256=_digest(token), scopes=" ".join(sorted(scopes)),
+                 created_at=utcnow())
+    )
+    return token
+
+
+def revoke_token(session: Session, name: str) -> None:
+    row = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if row is None or row.revoked_at is not None:
+        raise TokenError(f"no active token named {name!r}")
+    row.revoked_at = utcnow()
+
+
+def token_scopes(session: Session, presented: str) -> set[str] | None:
+    """The scopes of a presented bearer token, or None if it is unknown or revoked."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(presented)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return set(row.scopes.split())

@@ -1,0 +1,86 @@
+"""Shared fixtures: a migrated database on SQLite and, when a server is given, on PostgreSQL.
+
+Set ``PROVISIONER_TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``) and
+every test that takes ``db`` runs on both engines. Each pytest run creates its own PostgreSQL
+database and drops it afterwards, so parallel runs never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from provisioner.clock import clock
+from provisioner.db import Database
+from provisioner.migrations import upgrade
+from provisioner.models import Base
+
+PG_URL = os.environ.get("PROVISIONER_TEST_POSTGRES_URL")
+ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head; each test gets a copy (faster than migrating again)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    if not PG_URL:
+        yield None
+        return
+    server = make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"provisioner_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(db: Database) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A URL of an empty, migrated database: SQLite, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        path = tmp_path / "provisioner.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    db = Database(url)
+    _truncate_all(db)
+    db.dispose()
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
