@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 23:28:17.959254
+Create Date: 2026-11-21 23:35:30.545620
 """
 
 from collections.abc import Sequence
@@ -187,6 +187,7 @@ def upgrade() -> None:
     sa.Column('login', sa.String(length=320), nullable=True),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('linked', sa.Boolean(), nullable=False),
+    sa.Column('synced', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['identity_id'], ['identities.id'], ),

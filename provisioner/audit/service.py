@@ -76,5 +76,5 @@ def append_many(session: Session, entries: list[Entry]) -> list[AuditRecord]:
     return records
 
 
-def append(session: Session, kind: str, subject: str | None, **data: Any) -> AuditRecord:
+def append(session: Session, kind: str, subject: str | None, /, **data: Any) -> AuditRecord:
     return append_many(session, [Entry(kind, subject, data)])[0]

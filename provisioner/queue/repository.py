@@ -124,3 +124,7 @@ def has_ready(session: Session, now: datetime) -> bool:
 def next_attempt_at(session: Session) -> datetime | None:
     return session.scalar(select(func.min(Operation.next_attempt_at))
                           .where(Operation.status == OpStatus.PENDING))
+
+
+def dependents(session: Session, op_id: int) -> Sequence[Operation]:
+    return session.scalars(select(Operation).where(Operation.depends_on_id == op_id)).all()

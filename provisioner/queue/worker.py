@@ -118,6 +118,15 @@ class Worker:
                 calls.remove(job)
                 self._settle(report, job, OpResult(job.op_id, Outcome.BAD_REQUEST,
                              detail=f"managed group {job.group_key!r} not found in target {target}"))
+            # Match before create: an account already holding this person's employee id is
+            # linked, never duplicated.
+            creates = [j for j in calls if j.kind == OpKind.CREATE_ACCOUNT and j.spec is not None]
+            found = await asyncio.gather(*(connector.find_account(j.spec) for j in creates))
+            for job, match in zip(creates, found, strict=True):
+                if match is not None:
+                    calls.remove(job)
+                    report.settled.append(Settled(job, OpResult(job.op_id, Outcome.EXISTS,
+                                                  detail="found by employee id"), Action.LINK, match))
             if calls:
                 results = await connector.apply([j.target_op(group_ids) for j in calls])
                 by_id = {r.op_id: r for r in results}

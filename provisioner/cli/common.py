@@ -1,0 +1,48 @@
+"""Shared CLI plumbing: settings, database, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from provisioner.db import Database
+from provisioner.migrations import upgrade
+from provisioner.settings import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line saying what is wrong and how to fix it."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message names the variable
+        fail(f"invalid PROVISIONER_* setting: {exc}".replace("\n", " "))
+
+
+def open_db(cfg: Settings, *, migrate: bool = True) -> Database:
+    try:
+        if migrate:
+            upgrade(cfg.database_url)
+        return Database(cfg.database_url)
+    except Exception as exc:
+        from sqlalchemy.engine import make_url
+
+        safe = make_url(cfg.database_url).render_as_string(hide_password=True)
+        fail(f"cannot open database {safe!r}: {str(exc).splitlines()[0]} "
+             "(check PROVISIONER_DATABASE_URL)")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)

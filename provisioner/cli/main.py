@@ -1,0 +1,426 @@
+"""The ``provisioner`` command."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from provisioner.cli.common import console, fail, open_db, run, settings
+from provisioner.targets.config import ConfigError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Identity lifecycle provisioning: HR events drive Entra ID and SCIM apps.")
+ops_app = typer.Typer(no_args_is_help=True, help="The durable operation queue.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+evidence_app = typer.Typer(no_args_is_help=True, help="Revocation evidence for auditors.")
+policy_app = typer.Typer(no_args_is_help=True, help="Role policies under policies/.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Local emulators for development.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens for auditors and admins.")
+targets_app = typer.Typer(no_args_is_help=True, help="Connected systems under targets/.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
+for sub, name in ((ops_app, "ops"), (audit_app, "audit"), (evidence_app, "evidence"),
+                  (policy_app, "policy"), (sandbox_app, "sandbox"), (token_app, "token"),
+                  (targets_app, "targets"), (db_app, "db"), (bench_app, "bench")):
+    app.add_typer(sub, name=name)
+try:
+    from provisioner.scim.cli import scim_app
+
+    app.add_typer(scim_app, name="scim", help="The SCIM 2.0 endpoint's client tokens.")
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _runtime(**kw):
+    from provisioner.runtime import Runtime
+
+    cfg = settings()
+    try:
+        return Runtime.load(cfg, db=open_db(cfg), **kw)
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc.problems[0]} (run 'provisioner policy check')")
+
+
+# -- serving -------------------------------------------------------------------------------------
+@app.command()
+def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
+          port: Annotated[Optional[int], typer.Option(help="port")] = None) -> None:
+    """Run the API, the workers and the scheduler in one process."""
+    import asyncio
+
+    import uvicorn
+
+    from provisioner.logs import configure
+
+    cfg = settings()
+    configure(cfg.log_level, cfg.log_format)
+    rt = _runtime()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        server = uvicorn.Server(uvicorn.Config(rt.create_app(), host=host or cfg.host,
+                                               port=port or cfg.port, log_config=None))
+        background = asyncio.create_task(rt.run_background(stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            rt.worker.wake()
+            await background
+            await rt.aclose()
+
+    run(main())
+
+
+@app.command()
+def worker() -> None:
+    """Run only workers (add processes like this one against PostgreSQL to scale out)."""
+    import asyncio
+    import signal
+
+    from provisioner.logs import configure
+
+    cfg = settings()
+    configure(cfg.log_level, cfg.log_format)
+    rt = _runtime()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await rt.run_background(stop, events=True, reconcile=False)
+        finally:
+            await rt.aclose()
+
+    run(main())
+
+
+@app.command()
+def demo(keep: Annotated[bool, typer.Option(help="keep the temporary folder")] = False) -> None:
+    """Run the whole story on SQLite with the in-process Graph sandbox."""
+    from provisioner.demo.story import run_demo
+
+    raise typer.Exit(run(run_demo(keep=keep)))
+
+
+# -- HR data -------------------------------------------------------------------------------------
+@app.command("import")
+def import_csv(file: Annotated[Path, typer.Argument(help="HR extract (CSV with a header row)")],
+               source: Annotated[str, typer.Option(help="source name recorded with the events")] = "csv-import") -> None:
+    """Load an HR extract (initial load or catch-up); the whole file is validated first."""
+    from rich.progress import Progress
+
+    from provisioner.intake.csv_import import CsvImportError, import_file
+
+    if not file.exists():
+        fail(f"{file}: no such file")
+    db = open_db(settings())
+    rows = max(0, sum(1 for _ in file.open(encoding="utf-8-sig")) - 1)
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"importing {file.name}", total=rows)
+            new, dup = import_file(db, file, source=source, progress=lambda n: progress.advance(task, n))
+    except CsvImportError as exc:
+        fail(f"{exc} (nothing was stored; fix the row and import again)")
+    console.print(f"{new} event(s) stored, {dup} already known; they apply when due "
+                  "(run 'provisioner serve', or they are picked up by a running one)")
+
+
+@app.command()
+def plan(employee_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Preview a person's plan (now, and after each pending event) without applying it."""
+    from provisioner.planner.preview import UnknownEmployee, preview
+
+    rt = _runtime()
+    try:
+        steps = preview(rt.db, rt.ctx, employee_id)
+    except UnknownEmployee as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(steps, default=str))
+        return
+    for step in steps:
+        table = Table(title=f"{employee_id} after {step['after']}" +
+                      (f" (state {step.get('state')}, {step.get('kind')})" if "state" in step else ""))
+        for col in ("target", "account", "operation", "group", "why"):
+            table.add_column(col)
+        if "rejected" in step:
+            table.add_row("-", "-", "rejected", "", step["rejected"])
+        for target, t in step.get("targets", {}).items():
+            if not t["operations"]:
+                table.add_row(target, f"{t['account']} -> {t['desired_account']}", "(no change)", "", "")
+            for op in t["operations"]:
+                table.add_row(target, f"{t['account']} -> {t['desired_account']}", op["kind"],
+                              op["group"] or "", op["reason"])
+        console.print(table)
+
+
+@policy_app.command("check")
+def policy_check() -> None:
+    """Validate every policy and target file; errors as file:line: reason."""
+    from provisioner.policies.loader import load_policies
+    from provisioner.targets.config import load_targets
+
+    cfg = settings()
+    problems: list[str] = []
+    targets = {}
+    try:
+        targets = load_targets(cfg.targets_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        policies = load_policies(cfg.policies_dir, targets or None)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        policies = []
+    if problems:
+        for line in problems:
+            console.print(line, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"ok: {len(policies)} policies, {len(targets)} target(s)")
+
+
+# -- queue ---------------------------------------------------------------------------------------
+@ops_app.command("list")
+def ops_list(dead: Annotated[bool, typer.Option("--dead", help="only dead-lettered")] = False,
+             status: Annotated[Optional[str], typer.Option(help="filter by status")] = None,
+             limit: int = 50) -> None:
+    """List operations, newest first."""
+    from provisioner.queue import repository
+
+    db = open_db(settings())
+    with db.transaction() as session:
+        rows = repository.listing(session, "dead" if dead else status, limit)
+        counts = repository.counts(session)
+    table = Table(title="operations " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    for col in ("id", "status", "target", "kind", "group", "identity", "attempts", "next attempt", "last error"):
+        table.add_column(col, overflow="fold")
+    for op in rows:
+        table.add_row(str(op.id), op.status, op.target, op.kind, op.group_key or "", op.identity_id[:8],
+                      str(op.attempts), op.next_attempt_at.isoformat(timespec="seconds"), op.last_error or "")
+    console.print(table)
+
+
+@ops_app.command("replay")
+def ops_replay(op_id: Annotated[Optional[int], typer.Argument(help="operation id")] = None,
+               all_: Annotated[bool, typer.Option("--all", help="every dead operation")] = False) -> None:
+    """Send dead-lettered operations back to the queue."""
+    from provisioner.queue.service import ReplayError, replay
+
+    if (op_id is None) == (not all_):
+        fail("give an operation id or --all (see 'provisioner ops list --dead')")
+    db = open_db(settings())
+    try:
+        with db.transaction() as session:
+            ids = replay(session, None if all_ else op_id)
+    except ReplayError as exc:
+        fail(str(exc))
+    console.print(f"replaying {len(ids)} operation(s): {', '.join(map(str, ids[:20]))}"
+                  f"{' ...' if len(ids) > 20 else ''}")
+
+
+# -- audit and evidence --------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain; names every edited, inserted or deleted record."""
+    from provisioner.audit.verify import verify_chain
+
+    db = open_db(settings())
+    with db.transaction() as session:
+        report = verify_chain(session)
+    if report.ok:
+        console.print(f"ok: {report.records} audit records, chain intact")
+        return
+    for problem in report.problems:
+        console.print(f"[red]TAMPERED[/] {problem}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _day(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{value!r} is not a date (use YYYY-MM-DD or an RFC 3339 time)")
+    if isinstance(parsed, datetime) and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+@evidence_app.command("export")
+def evidence_export(
+    from_: Annotated[str, typer.Option("--from", help="start date (inclusive)")],
+    to: Annotated[str, typer.Option("--to", help="end date (inclusive, whole day)")],
+    format: Annotated[str, typer.Option(help="csv or json")] = "csv",
+    out: Annotated[Path, typer.Option(help="folder for the export and its manifest")] = Path("evidence"),
+) -> None:
+    """Export revocation evidence with a manifest carrying the export's SHA-256."""
+    from provisioner.evidence import service
+
+    if format not in ("csv", "json"):
+        fail(f"--format must be csv or json, not {format!r}")
+    start = _day(from_)
+    end = _day(to)
+    if len(to) == 10:
+        end = end + timedelta(days=1)
+    db = open_db(settings())
+    with db.transaction() as session:
+        records = service.revocations(session, start, end)
+    body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"revocations-{start.date()}-{(end - timedelta(seconds=1)).date()}.{format}"
+    (out / name).write_bytes(body)
+    manifest = service.manifest(body, filename=name, start=start, end=end, count=len(records), fmt=format)
+    (out / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=2))
+    unverified = sum(not r["all_verified"] for r in records)
+    console.print(f"{len(records)} leaver(s) -> {out / name} (sha256 {manifest['sha256']}); "
+                  f"{unverified} not verified")
+
+
+# -- tokens, targets, db, sandbox, reconcile -------------------------------------------------------
+@token_app.command("create")
+def token_create(name: str, scope: Annotated[str, typer.Option(help="auditor or admin")] = "auditor") -> None:
+    """Create an API token; it is printed once and stored only as a hash."""
+    from provisioner.tokens.service import TokenError, create_token
+
+    if scope not in ("auditor", "admin"):
+        fail("--scope must be auditor or admin (SCIM client tokens: 'provisioner scim token create')")
+    db = open_db(settings())
+    try:
+        with db.transaction() as session:
+            token = create_token(session, name, {scope})
+    except TokenError as exc:
+        fail(str(exc))
+    console.print(token, highlight=False)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    from provisioner.tokens.service import TokenError, revoke_token
+
+    db = open_db(settings())
+    try:
+        with db.transaction() as session:
+            revoke_token(session, name)
+    except TokenError as exc:
+        fail(str(exc))
+    console.print(f"revoked {name}")
+
+
+@targets_app.command("check")
+def targets_check() -> None:
+    """Connect to every target and report what it supports, changing nothing (dry-run transport)."""
+    rt = _runtime(dry_run=True)
+
+    async def main():
+        try:
+            return [await c.check() for c in rt.connectors.values()]
+        finally:
+            await rt.aclose()
+
+    healths = run(main())
+    table = Table(title="targets")
+    for col in ("target", "kind", "reachable", "credentials", "capabilities", "detail"):
+        table.add_column(col, overflow="fold")
+    for h in healths:
+        table.add_row(h.name, h.kind, str(h.reachable), str(h.credentials_ok),
+                      json.dumps(h.capabilities), h.detail)
+    console.print(table)
+    if not all(h.reachable and h.credentials_ok for h in healths):
+        raise typer.Exit(1)
+
+
+@app.command()
+def reconcile(fix: Annotated[bool, typer.Option(help="re-plan people whose access drifted")] = False) -> None:
+    """Compare each target with what the service knows; report (and with --fix correct) drift."""
+    from provisioner.reconcile.service import reconcile as do_reconcile
+
+    rt = _runtime()
+
+    async def main():
+        try:
+            report = await do_reconcile(rt.db, rt.ctx, rt.connectors, fix=fix)
+            if fix and report.replanned:
+                await rt.drain()
+            return report
+        finally:
+            await rt.aclose()
+
+    report = run(main())
+    table = Table(title=f"drift: {len(report.drift)} item(s)")
+    for col in ("target", "group", "kind", "employee", "remote id"):
+        table.add_column(col)
+    for d in report.drift:
+        table.add_row(d.target, d.group or "", d.kind, d.employee_id or "?", d.remote_id)
+    console.print(table)
+    for e in report.errors:
+        console.print(f"[red]{e}[/]")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations (SQLite or PostgreSQL)."""
+    open_db(settings(), migrate=True)
+    console.print("database at the latest schema")
+
+
+@sandbox_app.command("graph")
+def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
+                  scale: Annotated[float, typer.Option(help="divide Graph's throttle windows by this")] = 1.0,
+                  throttle: bool = True,
+                  token_env: Annotated[str, typer.Option(help="variable holding the accepted bearer token")] = "PROVISIONER_SANDBOX_TOKEN") -> None:
+    """Serve the Graph v1.0 sandbox standalone (for `provisioner serve` against targets/entra.yaml)."""
+    import os
+
+    from provisioner.sandbox.graph.serve import serve as serve_sandbox
+
+    serve_sandbox(host, port, scale=scale, throttle=throttle, token=os.environ.get(token_env) or None)
+
+
+@app.command()
+def identity(employee_id: str) -> None:
+    """Show one person: state, attributes, accounts, memberships, transitions, operations."""
+    from provisioner.identities import repository
+    from provisioner.queue import repository as queue
+
+    db = open_db(settings())
+    with db.transaction() as session:
+        person = repository.by_employee_id(session, employee_id)
+        if person is None:
+            fail(f"no identity for employee {employee_id!r}")
+        console.print(f"[bold]{person.display_name}[/] ({employee_id}) state={person.state} "
+                      f"user_name={person.user_name} department={person.department} title={person.title}")
+        for target, acc in repository.accounts(session, person.id).items():
+            console.print(f"  {target}: account {acc.remote_id} {'enabled' if acc.enabled else 'disabled'}"
+                          f"{' (linked)' if acc.linked else ''}")
+        for target, groups in repository.memberships(session, person.id).items():
+            console.print(f"  {target} groups: {', '.join(sorted(groups))}")
+        for t in repository.transitions(session, person.id):
+            mark = "ok" if t.accepted else "REJECTED"
+            console.print(f"  {t.at.isoformat(timespec='seconds')} {t.event_type}: {t.from_state} -> "
+                          f"{t.to_state} {mark} {t.reason or ''}")
+        for op in queue.for_identity(session, person.id)[-20:]:
+            console.print(f"  op {op.id} {op.target} {op.kind} {op.group_key or ''} {op.status}")
+
+
+@bench_app.command("lifecycle")
+def bench_lifecycle(runs: int = 50, leavers: int = 1000, scale: float = 50.0,
+                    intake_events: int = 2000,
+                    postgres_url: Annotated[Optional[str], typer.Option(
+                        envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                        help="also measure intake on this PostgreSQL server")] = None) -> None:
+    """Time-to-revoke, Graph calls against the minimum, write budget use, intake rates."""
+    from provisioner.bench.lifecycle import run_all
+
+    raise typer.Exit(run(run_all(runs=runs, leavers=leavers, scale=scale, intake_events=intake_events,
+                                 postgres_url=postgres_url)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,121 @@
+"""Wire one process: database, policies, targets, connectors, worker, API and scheduler.
+
+``provisioner serve`` runs all of it; ``provisioner worker`` only the worker (scale-out on
+PostgreSQL); the demo, tests and benchmarks drive ``drain()`` to run everything that is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+
+from provisioner.api.app import create_app
+from provisioner.db import Database
+from provisioner.identities import repository as identities
+from provisioner.intake.processor import ProcessStats, process_due
+from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.policies.loader import load_policies
+from provisioner.queue.worker import Worker
+from provisioner.settings import Settings
+from provisioner.targets.config import load_targets
+from provisioner.targets.contract import Connector
+from provisioner.targets.registry import build_connectors
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, db: Database, ctx: PlanningContext,
+                 connectors: dict[str, Connector]) -> None:
+        self.settings, self.db, self.ctx, self.connectors = settings, db, ctx, connectors
+        self.worker = Worker(db, ctx, connectors, settings)
+        self._events_ready = asyncio.Event()
+
+    @classmethod
+    def load(cls, settings: Settings, *, db: Database | None = None,
+             transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+             dry_run: bool = False) -> Runtime:
+        targets = load_targets(settings.targets_dir)
+        policies = load_policies(settings.policies_dir, targets)
+        ctx = PlanningContext(policies=policies, targets=targets)
+        connectors = build_connectors(targets, transports=transports, dry_run=dry_run)
+        return cls(settings, db or Database(settings.database_url), ctx, connectors)
+
+    # -- API -------------------------------------------------------------------------------------
+    def create_app(self) -> FastAPI:
+        app = create_app(self.settings, self.db, on_events_accepted=self._events_ready.set,
+                         on_identity_changed=self.identity_changed)
+        app.state.planning = self.ctx
+        return app
+
+    def identity_changed(self, session: Session, identity_id: str, trigger: str) -> None:
+        """Re-plan a person changed outside HR (for example through SCIM)."""
+        identity = identities.get(session, identity_id)
+        if identity is not None:
+            plan_identity(session, self.ctx, identity, trigger=trigger, previous_state=identity.state)
+        self.worker.wake()
+
+    # -- jobs ------------------------------------------------------------------------------------
+    async def process_events(self) -> ProcessStats:
+        stats = await asyncio.to_thread(process_due, self.db, self.ctx)
+        if stats.applied:
+            self.worker.wake()
+        return stats
+
+    async def drain(self, *, max_wait: float = 60.0, loops: int = 2) -> None:
+        """Apply due events and run the queue until nothing more is ready now."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while loop.time() < deadline:
+            stats = await self.process_events()
+            ran = 0
+            while loop.time() < deadline:
+                counts = await asyncio.gather(*(self.worker.run_once() for _ in range(loops)))
+                if not sum(counts):
+                    break
+                ran += sum(counts)
+            if stats.total == 0 and ran == 0:
+                return
+
+    async def _event_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.process_events()
+            except Exception:
+                log.exception("processing HR events failed; will retry")
+            self._events_ready.clear()
+            try:
+                await asyncio.wait_for(self._events_ready.wait(), self.settings.due_events_seconds)
+            except TimeoutError:
+                pass
+
+    async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        from provisioner.reconcile.service import reconcile as run_reconcile
+
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        if reconcile:
+            async def _reconcile() -> None:
+                report = await run_reconcile(self.db, self.ctx, self.connectors, fix=self.settings.reconcile_fix)
+                log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
+            scheduler.add_job(_reconcile, "interval", minutes=self.settings.reconcile_minutes,
+                              id="reconcile", max_instances=1, coalesce=True)
+        scheduler.start()
+        try:
+            tasks = [self.worker.run_forever(stop)]
+            if events:
+                tasks.append(self._event_loop(stop))
+            await asyncio.gather(*tasks)
+        finally:
+            scheduler.shutdown(wait=False)
+
+    async def aclose(self) -> None:
+        for connector in self.connectors.values():
+            await connector.aclose()
+        self.db.dispose()

@@ -1,0 +1,127 @@
+"""HTTP-level SCIM helpers: JSON bodies, the base URL, ETags and conditional requests."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from scim2_models import InvalidSyntaxException, PreconditionFailedException
+from starlette.responses import Response
+
+from provisioner.scim.errors import UnsupportedMediaTypeException
+from provisioner.scim.responses import ScimJSONResponse
+
+
+def base_url(request: Request) -> str:
+    """The URL of the SCIM root as the client sees it (``.../scim/v2``), for ``meta.location``."""
+    url = request.base_url
+    return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/scim+json``, ``application/json`` or any ``application/*+json``."""
+    if not content_type:
+        return True  # RFC 7644 §3.8: JSON is the default format
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def parse_json(body: bytes, content_type: str | None) -> Any:
+    """Decode a request body; a non-JSON type is 415, malformed JSON is 400 invalidSyntax."""
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaTypeException
+    if not body.strip():
+        raise InvalidSyntaxException(detail="The request body is empty")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSyntaxException(detail=f"The request body is not valid JSON: {exc}") from exc
+
+
+async def json_body(request: Request) -> Any:
+    """FastAPI dependency: the request body as JSON."""
+    return parse_json(await request.body(), request.headers.get("content-type"))
+
+
+_ENTITY_TAG = re.compile(r'\s*(?:[Ww]/)?(?:"([^"]*)"|([^,]*?))\s*(?:,|$)')
+
+
+def _tags(header: str | None) -> set[str] | None:
+    """The opaque tags of an If-Match / If-None-Match header; ``{"*"}`` for any."""
+    if header is None or not header.strip():
+        return None
+    tags: set[str] = set()
+    for match in _ENTITY_TAG.finditer(header):
+        quoted, bare = match.groups()
+        if quoted is None and bare == "*":
+            return {"*"}
+        if quoted is not None or bare:
+            tags.add(quoted if quoted is not None else bare)
+    return tags
+
+
+def _opaque(version: str) -> str:
+    tag = version.strip()
+    if tag[:2] in ("W/", "w/"):
+        tag = tag[2:]
+    return tag.strip('"')
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The conditional headers of a request (RFC 7644 §3.14, RFC 9110 §13)."""
+
+    if_match: str | None = None
+    if_none_match: str | None = None
+
+    @classmethod
+    def of(cls, request: Request) -> Conditions:
+        return cls(request.headers.get("if-match"), request.headers.get("if-none-match"))
+
+    def check(self, version: str, method: str) -> bool:
+        """Evaluate against a resource's ``meta.version``; weak comparison (SCIM uses W/ tags).
+
+        :returns: False when a GET should answer 304 Not Modified.
+        :raises PreconditionFailedException: 412 when the operation must not run.
+        """
+        current = _opaque(version)
+        if_match = _tags(self.if_match)
+        if if_match is not None and "*" not in if_match and current not in if_match:
+            raise PreconditionFailedException(
+                detail=f"The resource version is {version}, not the one in If-Match"
+            )
+        if_none_match = _tags(self.if_none_match)
+        if if_none_match is not None and ("*" in if_none_match or current in if_none_match):
+            if method == "GET":
+                return False
+            raise PreconditionFailedException(detail="The resource matches If-None-Match")
+        return True
+
+
+def resource_response(
+    body: dict[str, Any],
+    *,
+    version: str | None,
+    location: str | None,
+    status_code: int = 200,
+    created: bool = False,
+) -> Response:
+    """A single-resource response with its ETag and Content-Location (RFC 7644 §3.14, §3.1)."""
+    headers: dict[str, str] = {}
+    if version:
+        headers["ETag"] = version
+    if location:
+        headers["Content-Location"] = location
+        if created:
+            headers["Location"] = location
+    return ScimJSONResponse(body, status_code=status_code, headers=headers)
+
+
+def not_modified(version: str) -> Response:
+    """304 to a GET whose If-None-Match matches (RFC 9110 §15.4.5 keeps the ETag)."""
+    return Response(status_code=304, headers={"ETag": version})

@@ -1,0 +1,474 @@
+"""SCIM resources (scim2-models) and their mapping to and from the service's rows.
+
+* Users are ``User[EnterpriseUser]`` (RFC 7643 §4.1 and §4.3) backed by
+  :class:`~provisioner.identities.models.Identity`.
+* Groups are ``Group`` (RFC 7643 §4.2) backed by
+  :class:`~provisioner.directory.models.DirectoryGroup` and its members.
+
+Attributes that have a column are stored in it, so filters run on indexes; every other
+attribute a client writes (phone numbers, addresses, ``externalId``...) is kept verbatim, as
+SCIM JSON, under ``Identity.extra["scim"]["attributes"]`` and returned as written.
+
+For users whose ``source`` is ``"hr"`` the column-backed attributes are owned by HR
+(:data:`HR_OWNED_CORE`, :data:`HR_OWNED_ENTERPRISE`): they behave as ``readOnly`` and a write
+that changes one is refused with ``400 mutability`` (RFC 7644 §3.5.2, §3.12).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from pydantic import ValidationError
+from scim2_models import (
+    EnterpriseUser,
+    Group,
+    InvalidValueException,
+    Resource,
+    ResourceType,
+    ScimPolicy,
+    ScimProvider,
+    User,
+)
+
+from provisioner.directory.models import DirectoryGroup
+from provisioner.identities.models import Identity
+from provisioner.scim.config import service_provider_config
+
+log = logging.getLogger(__name__)
+
+UserResource = User[EnterpriseUser]
+"""The model of ``/Users``: the core User schema with the enterprise extension."""
+
+GroupResource = Group
+"""The model of ``/Groups``."""
+
+USER_SCHEMA: Final = str(User.__schema__)
+GROUP_SCHEMA: Final = str(Group.__schema__)
+ENTERPRISE_SCHEMA: Final = str(EnterpriseUser.__schema__)
+
+ENTRA_GROUP_SCHEMA: Final = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+"""Entra ID adds this schema to ``POST /Groups``; it describes nothing the service stores."""
+
+IGNORED_SCHEMAS: Final = frozenset({ENTRA_GROUP_SCHEMA.lower()})
+
+POLICY: Final = ScimPolicy(
+    # Entra ID: {"op":"Remove","path":"members","value":[{"value":"ID"}]} removes only those.
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    # Entra ID: Add on emails[type eq "work"].value when there is no work email creates it.
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+"""How far client payloads may depart from RFC 7644 (the Entra ID quirks scim2-models knows)."""
+
+USER_RESOURCE_TYPE: Final = ResourceType.from_resource(UserResource)
+GROUP_RESOURCE_TYPE: Final = ResourceType.from_resource(GroupResource)
+
+PROVIDER: Final = ScimProvider(
+    models=[User, EnterpriseUser, Group],
+    resource_types=[USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE],
+    config=service_provider_config(),
+    policy=POLICY,
+)
+"""The whole description of the service, published on the discovery endpoints (RFC 7644 §4)."""
+
+HR_OWNED_CORE: Final = (
+    "userName",
+    "name",
+    "displayName",
+    "nickName",
+    "title",
+    "userType",
+    "active",
+    "emails",
+)
+"""Core attributes HR owns on users whose source is ``"hr"`` (readOnly for SCIM clients)."""
+
+HR_OWNED_ENTERPRISE: Final = ("employeeNumber", "department", "costCenter", "manager")
+"""Enterprise-extension attributes HR owns on users whose source is ``"hr"``."""
+
+_SCIM_KEY: Final = "scim"
+_ATTRIBUTES_KEY: Final = "attributes"
+_DELETED_KEY: Final = "deleted"
+
+ModelT = TypeVar("ModelT", bound=Resource[Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Another resource a resource points at: a group of a user, a member, a manager."""
+
+    id: str
+    display: str | None = None
+
+
+@dataclass(slots=True)
+class UserWrite:
+    """What a validated User writes: column values, and the rest of its attributes.
+
+    ``manager_id`` is the SCIM id of the manager (``enterprise:manager.value``); the service
+    resolves it to ``Identity.manager_employee_id``.
+    """
+
+    columns: dict[str, Any]
+    attributes: dict[str, Any]
+    manager_id: str | None
+
+
+@dataclass(slots=True)
+class GroupWrite:
+    """What a validated Group writes."""
+
+    display_name: str
+    external_id: str | None
+    member_ids: list[str] | None = field(default=None)
+
+
+def location(base_url: str, endpoint: str, resource_id: str) -> str:
+    """``meta.location`` of a resource (RFC 7643 §3.1)."""
+    return f"{base_url.rstrip('/')}/{endpoint}/{resource_id}"
+
+
+def etag(version: int) -> str:
+    """The weak entity tag of a resource version, also its ``meta.version`` (RFC 7644 §3.14)."""
+    return f'W/"{version}"'
+
+
+def strip_ignored_schemas(payload: Any) -> Any:
+    """Drop schemas the service accepts but ignores (Entra ID's ADSCIM Group schema on POST)."""
+    if not isinstance(payload, dict):
+        return payload
+    schemas = payload.get("schemas")
+    if isinstance(schemas, list) and any(
+        isinstance(s, str) and s.lower() in IGNORED_SCHEMAS for s in schemas
+    ):
+        payload = {k: v for k, v in payload.items() if k.lower() not in IGNORED_SCHEMAS}
+        payload["schemas"] = [
+            s for s in schemas if not (isinstance(s, str) and s.lower() in IGNORED_SCHEMAS)
+        ]
+    return payload
+
+
+# -- Users ----------------------------------------------------------------------------------
+
+
+def stored_attributes(identity: Identity) -> dict[str, Any]:
+    """The SCIM attributes kept in ``extra`` for an identity (a deep copy)."""
+    scim = (identity.extra or {}).get(_SCIM_KEY) or {}
+    return copy.deepcopy(scim.get(_ATTRIBUTES_KEY) or {})
+
+
+def with_stored_attributes(identity: Identity, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A new ``extra`` value holding ``attributes`` (assign it: JSON columns are not mutable)."""
+    extra = dict(identity.extra or {})
+    scim = dict(extra.get(_SCIM_KEY) or {})
+    scim[_ATTRIBUTES_KEY] = dict(attributes)
+    extra[_SCIM_KEY] = scim
+    return extra
+
+
+def with_deletion_record(identity: Identity, at: datetime) -> dict[str, Any]:
+    """A new ``extra`` recording what a SCIM DELETE released (RFC 7644 §3.6 soft delete)."""
+    extra = dict(identity.extra or {})
+    scim = dict(extra.get(_SCIM_KEY) or {})
+    scim[_DELETED_KEY] = {
+        "at": at.isoformat(),
+        "userName": identity.user_name,
+        "employeeNumber": identity.employee_id,
+    }
+    extra[_SCIM_KEY] = scim
+    return extra
+
+
+def stored_manager_id(identity: Identity) -> str | None:
+    """The manager id a SCIM client wrote, when the manager has no employee number."""
+    manager = stored_attributes(identity).get(ENTERPRISE_SCHEMA, {}).get("manager")
+    return manager.get("value") if isinstance(manager, dict) else None
+
+
+def user_from_identity(
+    identity: Identity,
+    *,
+    base_url: str,
+    groups: Sequence[Ref] | None,
+    manager: Ref | None,
+) -> UserResource:
+    """The SCIM User of an identity.
+
+    ``groups`` (readOnly, RFC 7643 §4.1.2) and ``manager`` (enterprise, RFC 7643 §4.3) are
+    looked up by the caller in bulk; ``groups=None`` leaves the attribute out (not asked for).
+    """
+    payload = stored_attributes(identity)
+    hr = identity.source == "hr"
+    payload["schemas"] = [USER_SCHEMA]
+    payload["id"] = identity.id
+    payload["userName"] = identity.user_name
+
+    name = {} if hr else dict(payload.get("name") or {})
+    name["givenName"] = identity.given_name
+    name["familyName"] = identity.family_name
+    payload["name"] = name
+    payload["displayName"] = identity.display_name
+    payload["nickName"] = identity.preferred_name
+    payload["title"] = identity.title
+    payload["userType"] = identity.employment_type
+    payload["active"] = identity.active
+    if hr:
+        payload["emails"] = (
+            [{"value": identity.email, "type": "work", "primary": True}] if identity.email else None
+        )
+
+    enterprise = {} if hr else dict(payload.get(ENTERPRISE_SCHEMA) or {})
+    enterprise["employeeNumber"] = identity.employee_id
+    enterprise["department"] = identity.department
+    enterprise["costCenter"] = identity.cost_center
+    enterprise["manager"] = (
+        {
+            "value": manager.id,
+            "$ref": location(base_url, "Users", manager.id),
+            "displayName": manager.display,
+        }
+        if manager is not None
+        else None
+    )
+    enterprise = _without_empty(enterprise)
+    if enterprise:
+        payload[ENTERPRISE_SCHEMA] = enterprise
+        payload["schemas"].append(ENTERPRISE_SCHEMA)
+    else:
+        payload.pop(ENTERPRISE_SCHEMA, None)
+
+    if groups:
+        payload["groups"] = [
+            {
+                "value": group.id,
+                "$ref": location(base_url, "Groups", group.id),
+                "display": group.display,
+                "type": "direct",
+            }
+            for group in groups
+        ]
+    payload["meta"] = {
+        "resourceType": "User",
+        "created": identity.created_at,
+        "lastModified": identity.updated_at,
+        "location": location(base_url, "Users", identity.id),
+        "version": etag(identity.version),
+    }
+    return _validate_stored(UserResource, _without_empty(payload))
+
+
+def split_user(user: UserResource) -> UserWrite:
+    """Split a User into column values and the attributes kept in ``extra``.
+
+    ``id``, ``meta`` and ``groups`` are readOnly and ``password`` is never stored (the service
+    authenticates nobody with it; Okta sends one on POST).
+    """
+    data = user.model_dump()
+    for key in ("schemas", "id", "meta", "groups", "password"):
+        data.pop(key, None)
+    name = dict(data.pop("name", None) or {})
+    enterprise = dict(data.pop(ENTERPRISE_SCHEMA, None) or {})
+    manager = enterprise.pop("manager", None) or {}
+    manager_id = manager.get("value")
+    emails = data.get("emails") or []
+    columns: dict[str, Any] = {
+        "user_name": data.pop("userName", None),
+        "given_name": name.pop("givenName", None),
+        "family_name": name.pop("familyName", None),
+        "display_name": data.pop("displayName", None),
+        "preferred_name": data.pop("nickName", None),
+        "title": data.pop("title", None),
+        "employment_type": data.pop("userType", None),
+        "email": work_email(emails),
+        "employee_id": enterprise.pop("employeeNumber", None),
+        "department": enterprise.pop("department", None),
+        "cost_center": enterprise.pop("costCenter", None),
+    }
+    active = data.pop("active", None)
+    columns["active"] = True if active is None else bool(active)
+    if name:
+        data["name"] = name
+    if manager_id:
+        enterprise["manager"] = {"value": manager_id}
+    if enterprise:
+        data[ENTERPRISE_SCHEMA] = enterprise
+    return UserWrite(columns=columns, attributes=data, manager_id=manager_id)
+
+
+def work_email(emails: Sequence[Mapping[str, Any]]) -> str | None:
+    """The address kept in ``Identity.email``: the (primary) work email.
+
+    Only this address is indexed, which is what Entra ID queries with
+    ``emails[type eq "work"].value eq "..."``.
+    """
+    work = [e for e in emails if str(e.get("type") or "").lower() == "work" and e.get("value")]
+    if not work:
+        return None
+    primary = [e for e in work if e.get("primary")]
+    return str((primary or work)[0]["value"])
+
+
+def hr_owned_view(user: UserResource) -> dict[str, Any]:
+    """The HR-owned part of a User, for comparing two states of an HR user."""
+    data = user.model_dump()
+    view = {key: data.get(key) for key in HR_OWNED_CORE}
+    if isinstance(view.get("emails"), list):
+        view["emails"] = sorted(view["emails"], key=repr)
+    enterprise = data.get(ENTERPRISE_SCHEMA) or {}
+    for key in HR_OWNED_ENTERPRISE:
+        value = enterprise.get(key)
+        if key == "manager" and isinstance(value, dict):
+            value = value.get("value")
+        view[f"{ENTERPRISE_SCHEMA}:{key}"] = value
+    return view
+
+
+def hr_owned_changes(before: UserResource, after: UserResource) -> list[str]:
+    """HR-owned attributes whose value differs between two states of an HR user."""
+    old, new = hr_owned_view(before), hr_owned_view(after)
+    return [key for key in old if old[key] != new[key]]
+
+
+def keep_hr_owned(current: UserResource, replacement: UserResource) -> None:
+    """PUT on an HR user: HR-owned attributes left out of the body keep their value.
+
+    RFC 7644 §3.5.1 lets a PUT ignore readOnly attributes; a value that differs is still
+    refused by :func:`hr_owned_changes`.
+    """
+    for key in HR_OWNED_CORE:
+        field_name = _field_name(UserResource, key)
+        if getattr(replacement, field_name) is None:
+            setattr(replacement, field_name, copy.deepcopy(getattr(current, field_name)))
+    current_ext = current[EnterpriseUser]
+    if current_ext is None:
+        return
+    replacement_ext = replacement[EnterpriseUser]
+    if replacement_ext is None:
+        replacement[EnterpriseUser] = replacement_ext = EnterpriseUser()
+    for key in HR_OWNED_ENTERPRISE:
+        field_name = _field_name(EnterpriseUser, key)
+        if getattr(replacement_ext, field_name) is None:
+            setattr(replacement_ext, field_name, copy.deepcopy(getattr(current_ext, field_name)))
+
+
+# -- Groups ---------------------------------------------------------------------------------
+
+
+def group_from_row(
+    group: DirectoryGroup, *, base_url: str, members: Sequence[Ref] | None
+) -> GroupResource:
+    """The SCIM Group of a directory group; ``members=None`` leaves members out."""
+    payload: dict[str, Any] = {
+        "schemas": [GROUP_SCHEMA],
+        "id": group.id,
+        "externalId": group.external_id,
+        "displayName": group.display_name,
+        "meta": {
+            "resourceType": "Group",
+            "created": group.created_at,
+            "lastModified": group.updated_at,
+            "location": location(base_url, "Groups", group.id),
+            "version": etag(group.version),
+        },
+    }
+    if members:
+        payload["members"] = [
+            {
+                "value": member.id,
+                "$ref": location(base_url, "Users", member.id),
+                "display": member.display,
+                "type": "User",
+            }
+            for member in members
+        ]
+    return _validate_stored(GroupResource, _without_empty(payload))
+
+
+def split_group(group: GroupResource) -> GroupWrite:
+    """What a Group writes; members must be Users (the directory has no nested groups)."""
+    member_ids: list[str] | None = None
+    if group.members is not None:
+        member_ids = []
+        for member in group.members:
+            if member.type is not None and str(member.type).lower() not in ("user", ""):
+                raise InvalidValueException(
+                    detail=f"members of type {member.type!r} are not supported: only Users"
+                )
+            if member.value:
+                member_ids.append(member.value)
+    return GroupWrite(
+        display_name=group.display_name or "",
+        external_id=group.external_id,
+        member_ids=member_ids,
+    )
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _field_name(model: type[Any], scim_name: str) -> str:
+    for name, info in model.model_fields.items():
+        if (info.serialization_alias or info.alias or name) == scim_name:
+            return name
+    raise KeyError(scim_name)
+
+
+def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop None values and empty containers (RFC 7643 §2.5: unassigned attributes)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = _without_empty(value)
+        if value is None or value == {} or value == []:
+            continue
+        out[key] = value
+    return out
+
+
+def _validate_stored(model: type[ModelT], payload: dict[str, Any]) -> ModelT:
+    """Build a resource from stored values; a stored value the schema refuses is left out.
+
+    HR data is not validated against SCIM types when it arrives (an e-mail address HR sends
+    may not be RFC 5321-valid), and one bad value must not make the whole user unreadable.
+    """
+    for _attempt in range(5):
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            dropped = False
+            for error in exc.errors():
+                dropped |= _drop_at(payload, error.get("loc", ()))
+            if not dropped:
+                raise
+            log.warning(
+                "scim: dropped invalid stored values of %s %s: %s",
+                model.__name__,
+                payload.get("id"),
+                [e.get("loc") for e in exc.errors()],
+            )
+    return model.model_validate(payload)
+
+
+def _drop_at(payload: dict[str, Any], loc: Sequence[Any]) -> bool:
+    """Remove the value at an error location (at most two levels deep)."""
+    if not loc or loc[0] in ("schemas", "id", "meta", "userName", "displayName"):
+        return False
+    head = loc[0]
+    if head not in payload:
+        return False
+    if len(loc) >= 2 and isinstance(payload[head], list) and isinstance(loc[1], int):
+        items = payload[head]
+        if loc[1] < len(items):
+            del items[loc[1]]
+            if not items:
+                del payload[head]
+            return True
+    if len(loc) >= 2 and isinstance(payload[head], dict) and loc[1] in payload[head]:
+        del payload[head][loc[1]]
+        return True
+    del payload[head]
+    return True

@@ -1,0 +1,454 @@
+"""The Microsoft Entra ID connector, over the official msgraph-sdk (async).
+
+Writes and bulk reads go as JSON ``$batch`` requests of at most 20 sub-requests, sent
+through the SDK's request adapter with ``send_primitive_async(..., "bytes", ...)`` and parsed
+here, because the SDK's batch support drops sub-response bodies (kiota-python issue 737).
+Single reads (find, group members, health check) use the SDK's request builders.
+
+Graph answers become outcomes in one place, :mod:`provisioner.targets.entra.errors`. The
+connector never retries: a 429 (whole call or per sub-request) comes back as TRANSIENT with
+its Retry-After and the service's queue decides. Writes are paced by a token bucket
+(:mod:`provisioner.targets.entra.pacer`) so Graph's write budget is rarely exceeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+from provisioner.targets.config import EntraTarget
+from provisioner.targets.contract import (
+    AccountSpec,
+    AccountState,
+    OpResult,
+    Outcome,
+    TargetError,
+    TargetHealth,
+    TargetOp,
+)
+from provisioner.targets.entra import batching, errors
+from provisioner.targets.entra.batching import BIND, CREATE, REF, SubRequest
+from provisioner.targets.entra.client import GraphClient, build_graph_client
+from provisioner.targets.entra.credentials import GRAPH_SCOPE, build_credential
+from provisioner.targets.entra.errors import Mapped
+from provisioner.targets.entra.pacer import WritePacer
+from provisioner.targets.transport import DryRunBlocked, RecordingTransport
+
+log = logging.getLogger(__name__)
+
+ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+USER_SELECT = "id,accountEnabled,userPrincipalName"
+MEMBER_PAGE = 999  # Graph's largest $top for members and memberOf
+
+
+@dataclass(slots=True)
+class SubAnswer:
+    """What came back for one sub-request."""
+
+    mapped: Mapped
+    body: Any = None
+    whole_batch: bool = False  # the $batch call itself failed: no answer of its own
+    error: BaseException | None = None
+
+
+class EntraConnector:
+    """``Connector`` for Microsoft Entra ID through Microsoft Graph v1.0."""
+
+    kind = "entra"
+
+    def __init__(
+        self,
+        config: EntraTarget,
+        graph: GraphClient,
+        credential: Any,
+        *,
+        owns_credential: bool,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.graph = graph
+        self.credential = credential
+        self._owns_credential = owns_credential
+        self.pacer = WritePacer(config.throttle.writes_per_second, config.throttle.burst)
+        self._slots = asyncio.Semaphore(max(1, config.throttle.concurrency))
+
+    @classmethod
+    def create(
+        cls,
+        config: EntraTarget,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        credential: Any = None,
+        dry_run: bool = False,
+    ) -> EntraConnector:
+        """Build a connector. ``credential=None`` builds one from ``config.auth`` (and the
+        connector closes it in :meth:`aclose`); an injected one stays the caller's."""
+        owns = credential is None
+        if credential is None:
+            credential = build_credential(config.auth)
+        graph = build_graph_client(config, credential, transport=transport, dry_run=dry_run)
+        return cls(config, graph, credential, owns_credential=owns)
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    @property
+    def recorder(self) -> RecordingTransport:
+        """The recording transport: ``.calls`` and ``.calls_by_method`` count HTTP calls."""
+        return self.graph.recorder
+
+    @property
+    def dry_run(self) -> bool:
+        return self.graph.dry_run
+
+    @property
+    def client(self) -> Any:
+        """The underlying ``GraphServiceClient``."""
+        return self.graph.client
+
+    def directory_object_url(self, object_id: str) -> str:
+        """The absolute ``@odata.id`` of a directory object, as ``odata.bind``/``$ref`` want."""
+        return f"{self.graph.base_url}/directoryObjects/{batching.path_segment(object_id)}"
+
+    async def _sdk(self, call: Any) -> Any:
+        """Await one SDK call; remote failures become ``TargetError`` (mapped in errors.py)."""
+        try:
+            return await call
+        except TargetError:
+            raise
+        except errors.remote_error_types() as exc:
+            raise errors.from_exception(exc).error() from exc
+
+    async def _post_batch(self, subs: list[SubRequest]) -> dict[str, SubAnswer]:
+        """One ``POST /$batch``: the raw-bytes workaround, parsed here with explicit ids."""
+        info = RequestInformation(Method.POST, "{+baseurl}/$batch")
+        info.headers.try_add("Accept", "application/json")
+        info.set_stream_content(batching.batch_body(subs), "application/json")
+        try:
+            raw = await self.graph.adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+            items = batching.parse_batch_response(raw)
+        except errors.remote_error_types() as exc:
+            mapped = errors.from_exception(exc)
+            if mapped.status_code == 429 and mapped.retry_after and any(s.is_write for s in subs):
+                self.pacer.hold(mapped.retry_after)
+            return {s.id: SubAnswer(mapped, whole_batch=True, error=exc) for s in subs}
+        except ValueError as exc:  # a 2xx whose body is not a $batch answer
+            mapped = Mapped(Outcome.TRANSIENT, f"unreadable $batch response: {exc}")
+            return {s.id: SubAnswer(mapped, whole_batch=True, error=exc) for s in subs}
+        answers: dict[str, SubAnswer] = {}
+        for sub in subs:
+            item = items.get(sub.id)
+            if item is None:
+                missing = Mapped(Outcome.TRANSIENT, f"$batch answered nothing for sub-request {sub.id}")
+                answers[sub.id] = SubAnswer(missing)
+                continue
+            mapped = errors.from_batch_item(item)
+            answers[sub.id] = SubAnswer(mapped, item.get("body"))
+            if mapped.status_code == 429 and sub.is_write and mapped.retry_after:
+                self.pacer.hold(mapped.retry_after)
+        return answers
+
+    async def _run_batch(self, subs: list[SubRequest]) -> dict[str, SubAnswer]:
+        async with self._slots:
+            writes = sum(1 for s in subs if s.is_write)
+            if writes:
+                await self.pacer.acquire(writes)
+            return await self._post_batch(subs)
+
+    async def _execute(self, subs: Sequence[SubRequest]) -> dict[str, SubAnswer]:
+        """Send sub-requests in ``$batch``es of 20, up to ``throttle.concurrency`` at once."""
+        batches = batching.chunk(list(subs))
+        if not batches:
+            return {}
+        answers: dict[str, SubAnswer] = {}
+        for part in await asyncio.gather(*(self._run_batch(b) for b in batches)):
+            answers.update(part)
+        return answers
+
+    @staticmethod
+    def _raise_if_nothing_answered(answers: dict[str, SubAnswer]) -> None:
+        """Every ``$batch`` failed as a whole: nothing reached Graph's handlers."""
+        if not answers or not all(a.whole_batch for a in answers.values()):
+            return
+        failures = list(answers.values())
+        for answer in failures:
+            if isinstance(answer.error, DryRunBlocked):
+                raise answer.error
+        worst = next((a for a in failures if a.mapped.outcome == Outcome.STOP), failures[0])
+        raise worst.mapped.error() from worst.error
+
+    # ---- writes -------------------------------------------------------------------------
+
+    async def apply(self, ops: Sequence[TargetOp]) -> list[OpResult]:
+        """Carry out write operations in as few ``$batch`` calls as Graph allows.
+
+        Round 1 sends every planned sub-request (ceil(n/20) calls). A ``members@odata.bind``
+        PATCH is all-or-nothing, so when it fails because a member is already there (400
+        "already exist"), or one reference is missing or refused, its members are retried
+        one by one as ``POST members/$ref`` in round 2, in the same call, so each operation
+        gets its own outcome. Per-item 429/5xx come back TRANSIENT with Retry-After.
+        """
+        if not ops:
+            return []
+        plan = batching.plan_writes(
+            ops,
+            directory_object_url=self.directory_object_url,
+            usage_location=self.config.accounts.usage_location,
+        )
+        results: dict[int, OpResult] = {r.op_id: r for r in plan.results}
+        if plan.subs:
+            answers = await self._execute(plan.subs)
+            self._raise_if_nothing_answered(answers)
+            retry_one_by_one: list[SubRequest] = []
+            retry_ids = batching.IdCounter("r")
+            for sub in plan.subs:
+                answer = answers[sub.id]
+                if sub.purpose == BIND and answer.mapped.outcome in (
+                    Outcome.EXISTS,
+                    Outcome.NOT_FOUND,
+                    Outcome.BAD_REQUEST,
+                ):
+                    assert sub.group_id is not None
+                    retry_one_by_one.extend(
+                        batching.member_ref_requests(
+                            sub.group_id, sub.members, self.directory_object_url, retry_ids
+                        )
+                    )
+                    continue
+                self._record(sub, answer, results)
+            if retry_one_by_one:
+                answers = await self._execute(retry_one_by_one)
+                for sub in retry_one_by_one:
+                    self._record(sub, answers[sub.id], results)
+        missing = [op.op_id for op in ops if op.op_id not in results]
+        for op_id in missing:  # defensive: the contract is one result per operation
+            results[op_id] = OpResult(op_id, Outcome.TRANSIENT, detail="no answer recorded")
+        return [results[op.op_id] for op in _unique_ops(ops)]
+
+    @staticmethod
+    def _record(sub: SubRequest, answer: SubAnswer, results: dict[int, OpResult]) -> None:
+        mapped = answer.mapped
+        for op_id in sub.op_ids:
+            if sub.purpose == CREATE and mapped.outcome == Outcome.DONE:
+                body = answer.body if isinstance(answer.body, dict) else {}
+                remote_id = body.get("id")
+                if not remote_id:
+                    results[op_id] = OpResult(
+                        op_id,
+                        Outcome.TRANSIENT,
+                        detail="create answered without an id; match before creating again",
+                        status_code=mapped.status_code,
+                    )
+                    continue
+                results[op_id] = mapped.result(
+                    op_id, remote_id=str(remote_id), login=body.get("userPrincipalName")
+                )
+            else:
+                results[op_id] = mapped.result(op_id)
+
+    # ---- reads --------------------------------------------------------------------------
+
+    async def find_account(self, spec: AccountSpec) -> tuple[str, str | None] | None:
+        """Match before create: ``employeeId eq '...'`` first, then ``userPrincipalName``.
+
+        Two accounts holding one employee id is an error (TargetError BAD_REQUEST): linking
+        either would be a guess.
+        """
+        select = ["id", "userPrincipalName", "employeeId"]
+        for prop, value in (("employeeId", spec.employee_id), ("userPrincipalName", spec.login)):
+            if not value:
+                continue
+            query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                filter=f"{prop} eq {batching.odata_string(value)}", select=select, top=2
+            )
+            page = await self._sdk(
+                self.client.users.get(RequestConfiguration(query_parameters=query))
+            )
+            users = list(page.value or []) if page is not None else []
+            if len(users) > 1:
+                raise TargetError(
+                    Outcome.BAD_REQUEST, f"{len(users)} accounts match {prop}; refusing to guess"
+                )
+            if users:
+                return str(users[0].id), users[0].user_principal_name
+        return None
+
+    async def read_account(self, remote_id: str, group_ids: Sequence[str]) -> AccountState:
+        """One account's state and direct memberships among ``group_ids`` (one ``$batch``)."""
+        return (await self.read_accounts([remote_id], group_ids))[remote_id]
+
+    async def read_accounts(
+        self, remote_ids: Sequence[str], group_ids: Sequence[str]
+    ) -> dict[str, AccountState]:
+        """Read back accounts through ``$batch``es of GETs (dry-run safe).
+
+        Per account: ``/users/{id}?$select=id,accountEnabled,userPrincipalName`` and, when
+        groups are asked about, ``/users/{id}/memberOf/microsoft.graph.group?$select=id``
+        (the type cast leaves out roles and administrative units); ``@odata.nextLink`` pages
+        are followed in later batches. A 404 means the account does not exist; any other
+        failure raises ``TargetError``.
+        """
+        wanted = set(group_ids)
+        ids = list(dict.fromkeys(remote_ids))
+        states: dict[str, AccountState] = {
+            rid: AccountState(remote_id=rid, exists=True, enabled=None, group_ids=set()) for rid in ids
+        }
+        member_query = batching.query_string({"$select": "id", "$top": str(MEMBER_PAGE)})
+        user_query = batching.query_string({"$select": USER_SELECT})
+        counter = batching.IdCounter("g")
+        pending: list[SubRequest] = []
+        for rid in ids:
+            seg = batching.path_segment(rid)
+            pending.append(SubRequest(counter(), "GET", f"/users/{seg}?{user_query}", purpose="user", key=rid))
+            if wanted:
+                pending.append(
+                    SubRequest(
+                        counter(),
+                        "GET",
+                        f"/users/{seg}/memberOf/microsoft.graph.group?{member_query}",
+                        purpose="memberOf",
+                        key=rid,
+                    )
+                )
+        while pending:
+            answers = await self._execute(pending)
+            follow: list[SubRequest] = []
+            for sub in pending:
+                answer = answers[sub.id]
+                state = states[sub.key or ""]
+                outcome = answer.mapped.outcome
+                if outcome == Outcome.NOT_FOUND and not answer.whole_batch:
+                    state.exists = False
+                    state.enabled = None
+                    state.group_ids = set()
+                    continue
+                if outcome != Outcome.DONE:
+                    raise answer.mapped.error() from answer.error
+                body = answer.body if isinstance(answer.body, dict) else {}
+                if sub.purpose == "user":
+                    state.enabled = body.get("accountEnabled")
+                    state.raw = body
+                    continue
+                for obj in body.get("value") or []:
+                    gid = obj.get("id") if isinstance(obj, dict) else None
+                    if gid in wanted:
+                        state.group_ids.add(gid)
+                link = body.get("@odata.nextLink")
+                if link:
+                    url = batching.relative_url(link, self.graph.base_url)
+                    follow.append(SubRequest(counter(), "GET", url, purpose="memberOf", key=sub.key))
+            pending = follow
+        for state in states.values():
+            if not state.exists:
+                state.group_ids = set()
+        return states
+
+    async def resolve_groups(self, keys: Sequence[str]) -> dict[str, str]:
+        """Group names to ids via ``GET /groups?$filter=displayName eq '...'`` in ``$batch``.
+
+        A key shaped like a GUID is taken as an id as it is. A name held by two groups
+        raises ``TargetError`` (BAD_REQUEST): picking one would be a guess.
+        """
+        resolved: dict[str, str] = {}
+        subs: list[SubRequest] = []
+        counter = batching.IdCounter("n")
+        for key in dict.fromkeys(keys):
+            if batching.GUID_RE.match(key):
+                resolved[key] = key
+                continue
+            query = batching.query_string(
+                {"$filter": f"displayName eq {batching.odata_string(key)}", "$select": "id,displayName"}
+            )
+            subs.append(SubRequest(counter(), "GET", f"/groups?{query}", purpose="group", key=key))
+        if not subs:
+            return resolved
+        answers = await self._execute(subs)
+        for sub in subs:
+            answer = answers[sub.id]
+            if answer.mapped.outcome != Outcome.DONE:
+                raise answer.mapped.error() from answer.error
+            body = answer.body if isinstance(answer.body, dict) else {}
+            found = [g for g in body.get("value") or [] if isinstance(g, dict) and g.get("id")]
+            if len(found) > 1:
+                raise TargetError(
+                    Outcome.BAD_REQUEST,
+                    f"{len(found)} groups are named {sub.key!r}; give the id in the target file",
+                )
+            if found:
+                resolved[sub.key or ""] = str(found[0]["id"])
+        return resolved
+
+    async def group_member_ids(self, group_id: str) -> set[str]:
+        """All direct member ids: every page of ``/groups/{id}/members?$select=id``."""
+        members = self.client.groups.by_group_id(group_id).members
+        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            select=["id"], top=MEMBER_PAGE
+        )
+        page = await self._sdk(members.get(RequestConfiguration(query_parameters=query)))
+        ids: set[str] = set()
+        while page is not None:
+            ids.update(str(obj.id) for obj in page.value or [] if obj.id)
+            link = page.odata_next_link
+            if not link:
+                break
+            page = await self._sdk(members.with_url(link).get())
+        return ids
+
+    async def check(self) -> TargetHealth:
+        """Get a token, then ``GET /groups?$top=1`` (a read: allowed in dry-run)."""
+        capabilities = {
+            "graph_url": self.graph.base_url,
+            "batch_limit": batching.BATCH_LIMIT,
+            "bind_limit": batching.BIND_LIMIT,
+            "writes_per_second": self.config.throttle.writes_per_second,
+            "burst": self.config.throttle.burst,
+            "concurrency": self.config.throttle.concurrency,
+            "dry_run": self.dry_run,
+            "revoke_sessions": self.config.revoke_sessions,
+        }
+        health = TargetHealth(self.name, self.kind, False, False, capabilities)
+        try:
+            await self.credential.get_token(GRAPH_SCOPE)
+        except Exception as exc:  # any failure to get a token is a credentials problem
+            health.detail = f"no token: {errors.from_exception(exc).detail}"
+            return health
+        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(top=1, select=["id"])
+        try:
+            await self._sdk(self.client.groups.get(RequestConfiguration(query_parameters=query)))
+        except TargetError as exc:
+            health.reachable = exc.status_code is not None
+            health.credentials_ok = health.reachable and exc.outcome != Outcome.STOP
+            health.detail = exc.detail
+            return health
+        health.reachable = True
+        health.credentials_ok = True
+        health.detail = "ok"
+        return health
+
+    async def aclose(self) -> None:
+        await self.graph.aclose()
+        if self._owns_credential:
+            close = getattr(self.credential, "close", None)
+            if close is not None:
+                await close()
+
+
+def _unique_ops(ops: Sequence[TargetOp]) -> list[TargetOp]:
+    seen: set[int] = set()
+    out: list[TargetOp] = []
+    for op in ops:
+        if op.op_id not in seen:
+            seen.add(op.op_id)
+            out.append(op)
+    return out

@@ -1,0 +1,121 @@
+"""Fixtures that drive the Graph sandbox in-process, through the real msgraph-sdk stack or raw HTTP.
+
+The SDK path is the production one: kiota's middleware pipeline (retry, redirect, telemetry...),
+the Azure-identity authentication provider with a static credential, and an httpx client whose
+transport is the sandbox's ASGI app, so no socket is opened.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+import pytest
+from azure.core.credentials import AccessToken
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from provisioner.clock import clock
+from provisioner.sandbox.graph.app import GraphSandbox
+
+BASE_URL = "http://127.0.0.1/v1.0"
+TOKEN = "sandbox-test-token"
+
+
+class StaticCredential:
+    """An async token credential (azure.core.credentials_async shape) that always returns TOKEN."""
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return AccessToken(TOKEN, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StaticCredential:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+SdkFactory = Callable[..., Awaitable[GraphServiceClient]]
+
+
+@pytest.fixture
+def sandbox() -> GraphSandbox:
+    """A sandbox without throttling, default page size."""
+    return GraphSandbox(token=TOKEN)
+
+
+@pytest.fixture
+async def sdk_for() -> AsyncIterator[SdkFactory]:
+    """Builds GraphServiceClients against a given sandbox; ``retries=0`` disables the SDK's
+    retry handler so 429s reach the test."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def build(sb: GraphSandbox, *, retries: int | None = None) -> GraphServiceClient:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sb.app))
+        clients.append(http)
+        options = {}
+        if retries is not None:
+            options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=retries)
+        http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+        auth = AzureIdentityAuthenticationProvider(
+            StaticCredential(), scopes=["https://graph.microsoft.com/.default"]
+        )
+        adapter = GraphRequestAdapter(auth, client=http)
+        adapter.base_url = BASE_URL
+        return GraphServiceClient(request_adapter=adapter)
+
+    yield build
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+async def sdk(sandbox: GraphSandbox, sdk_for: SdkFactory) -> GraphServiceClient:
+    """The msgraph-sdk client on ``sandbox``, default middleware (retries on)."""
+    return await sdk_for(sandbox)
+
+
+@pytest.fixture
+async def sdk_no_retry(sandbox: GraphSandbox, sdk_for: SdkFactory) -> GraphServiceClient:
+    """The msgraph-sdk client on ``sandbox`` with the retry handler off, to observe 429s."""
+    return await sdk_for(sandbox, retries=0)
+
+
+@pytest.fixture
+async def raw_http(sandbox: GraphSandbox) -> AsyncIterator[httpx.AsyncClient]:
+    """Plain httpx on ``sandbox`` with the bearer token, base URL at /v1.0."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox.app),
+        base_url=BASE_URL,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def moved_clock() -> AsyncIterator[None]:
+    """Lets a test move the shared clock; puts it back afterwards."""
+    yield None
+    clock.reset()

@@ -1,0 +1,35 @@
+"""Helpers shared by the Entra connector tests (a uniquely named module, not conftest)."""
+
+from __future__ import annotations
+
+import httpx
+
+from provisioner.targets.config import EntraTarget
+from provisioner.targets.entra.connector import EntraConnector
+from provisioner.targets.entra.credentials import StaticTokenCredential
+
+SANDBOX_URL = "http://127.0.0.1/v1.0"
+TEST_TOKEN = "sandbox-test-token-do-not-log"
+
+
+def entra_config(**throttle: float) -> EntraTarget:
+    """A target pointing at the in-process sandbox; pacing generous so tests never wait."""
+    return EntraTarget.model_validate(
+        {
+            "kind": "entra",
+            "name": "entra-test",
+            "graph_url": SANDBOX_URL,
+            "auth": {"method": "static_token", "token": {"env": "PROVISIONER_TEST_GRAPH_TOKEN"}},
+            "accounts": {"domain": "example.test", "usage_location": "DE"},
+            "throttle": {"writes_per_second": 10_000, "burst": 10_000, "concurrency": 4, **throttle},
+        }
+    )
+
+
+def connector_for(sandbox, *, dry_run: bool = False) -> EntraConnector:
+    return EntraConnector.create(
+        entra_config(),
+        transport=httpx.ASGITransport(app=sandbox.app),
+        credential=StaticTokenCredential(TEST_TOKEN),
+        dry_run=dry_run,
+    )
