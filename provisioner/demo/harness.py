@@ -56,6 +56,7 @@ class SandboxedService:
         token_file = workdir / "sandbox-token"
         token_file.write_text(token)
         self.sandbox = GraphSandbox(token=token, **(sandbox_options or {}))
+        self.sandbox_token = token
         targets = write_sandbox_targets(workdir / "targets", token_file, source=targets_dir,
                                         overrides=target_overrides)
         url = database_url or f"sqlite:///{workdir / 'provisioner.db'}"

@@ -38,11 +38,12 @@ def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool)
             tuple_(earlier.effective_at, earlier.id) < tuple_(HREvent.effective_at, HREvent.id),
         )
     )
-    # An immediate termination fires now, whatever its effective time, and waits for nothing.
+    # An immediate termination fires now, whatever its effective time, waiting only for the
+    # same person's earlier due events (their hire, say) and ahead of everyone else's work.
     stmt = (
         select(HREvent)
-        .where(HREvent.status == EventStatus.PENDING,
-               or_(HREvent.immediate.is_(True), and_(HREvent.effective_at <= now, ~blocked)))
+        .where(HREvent.status == EventStatus.PENDING, ~blocked,
+               or_(HREvent.immediate.is_(True), HREvent.effective_at <= now))
         .order_by(HREvent.immediate.desc(), HREvent.effective_at, HREvent.id)
         .limit(limit)
     )

@@ -7,6 +7,7 @@ accepted event is durable before the HR system is told so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
 from sqlalchemy.orm import Session
 
@@ -59,7 +60,7 @@ def accept(session: Session, events: list[HREventIn], source: str) -> list[Recei
         new_rows.append(row)
         batch_seen[event.event_id] = (digest, row)
         receipts.append(Receipt(event_id=row.event_id, status="accepted", received_at=now,
-                                effective_at=row.effective_at))
+                                effective_at=row.effective_at.astimezone(UTC)))
     if new_rows:
         session.add_all(new_rows)
         append_many(session, [

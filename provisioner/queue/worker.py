@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
                    ["target", "kind", "action"])
 MAX_VERIFY_ROUNDS = 3
+MAX_THROTTLED = 200
 
 
 @dataclass
@@ -229,10 +230,19 @@ class Worker:
             if latest and op.plan_id is not None and latest[0].id != op.plan_id:
                 replan.add(job.identity_id)  # finished after a newer plan: check it still fits
         elif action == Action.RETRY:
+            if result.status_code == 429:
+                # Throttling is the remote pacing us, not a failure: it does not use up attempts
+                # (bounded separately, so a permanently throttled target still surfaces).
+                throttled = int(op.payload.get("throttled", 0)) + 1
+                op.payload = {**op.payload, "throttled": throttled}
+                op.attempts -= 1
+                if throttled > MAX_THROTTLED:
+                    action = Action.DEAD
             delay = backoff_seconds(op.attempts, result.retry_after,
                                     base=self.settings.backoff_base_seconds,
                                     cap=self.settings.backoff_max_seconds)
-            op.status, op.next_attempt_at = OpStatus.PENDING, now + timedelta(seconds=delay)
+            if action == Action.RETRY:
+                op.status, op.next_attempt_at = OpStatus.PENDING, now + timedelta(seconds=delay)
         elif action == Action.HALT:
             pause = max(result.retry_after or 0.0, 60.0)
             self.halted_until[op.target] = now + timedelta(seconds=pause)

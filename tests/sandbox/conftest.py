@@ -8,7 +8,7 @@ transport is the sandbox's ASGI app, so no socket is opened.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -115,7 +115,7 @@ async def raw_http(sandbox: GraphSandbox) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def moved_clock() -> AsyncIterator[None]:
+def moved_clock() -> Iterator[None]:
     """Lets a test move the shared clock; puts it back afterwards."""
     yield None
     clock.reset()

@@ -33,3 +33,22 @@ def connector_for(sandbox, *, dry_run: bool = False) -> EntraConnector:
         credential=StaticTokenCredential(TEST_TOKEN),
         dry_run=dry_run,
     )
+
+
+class FailNextBatchTransport(httpx.AsyncBaseTransport):
+    """Answers the next ``POST /$batch`` itself with an error (the sandbox faults only reach
+    single requests and batch items); everything else goes to ``inner``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.pending: list[httpx.Response] = []
+
+    def fail_next_batch(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        body = {"error": {"code": code, "message": message}}
+        self.pending.append(httpx.Response(status, json=body, headers=headers))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.pending and request.method == "POST" and request.url.path.endswith("/$batch"):
+            return self.pending.pop(0)
+        return await self.inner.handle_async_request(request)

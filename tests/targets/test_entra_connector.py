@@ -12,7 +12,7 @@ from provisioner.targets.entra.connector import EntraConnector
 from provisioner.targets.entra.credentials import StaticTokenCredential
 from provisioner.targets.transport import DryRunBlocked
 
-from entra_sandbox_helpers import TEST_TOKEN, connector_for, entra_config
+from entra_sandbox_helpers import TEST_TOKEN, FailNextBatchTransport, connector_for, entra_config
 
 
 def person(n: int = 1, **over) -> AccountSpec:
@@ -84,10 +84,10 @@ async def test_disable_then_enable_account(entra_over_sandbox, graph_sandbox):
 
 async def test_revoke_sessions(entra_over_sandbox, graph_sandbox):
     uid = graph_sandbox.seed_user("a@example.test", display_name="A", employee_id="E1")
-    before = graph_sandbox.user(uid).get("signInSessionsValidFromDateTime")
+    assert graph_sandbox.sessions_revoked_at(uid) is None
     (r,) = await entra_over_sandbox.apply([TargetOp(1, OpKind.REVOKE_SESSIONS, account_id=uid)])
     assert r.outcome == Outcome.DONE, r.detail
-    assert graph_sandbox.user(uid).get("signInSessionsValidFromDateTime") not in (None, before)
+    assert graph_sandbox.sessions_revoked_at(uid) is not None
 
 
 async def test_update_and_delete_account(entra_over_sandbox, graph_sandbox):
@@ -191,13 +191,19 @@ async def test_per_item_429_inside_batch_is_transient_with_retry_after(entra_ove
     assert calls(graph_sandbox) == 1
 
 
-async def test_whole_batch_401_raises_stop(entra_over_sandbox, graph_sandbox):
-    uid = graph_sandbox.seed_user("a@example.test", display_name="A", employee_id="E1")
-    graph_sandbox.fail_next("POST", r"\$batch", status=401, code="InvalidAuthenticationToken",
-                            message="Access token has expired.")
-    with pytest.raises(TargetError) as info:
-        await entra_over_sandbox.apply([TargetOp(1, OpKind.DISABLE_ACCOUNT, account_id=uid)])
-    assert info.value.outcome == Outcome.STOP and info.value.status_code == 401
+async def test_whole_batch_401_raises_stop():
+    from provisioner.sandbox.graph.app import GraphSandbox
+
+    sandbox = GraphSandbox(token="the-right-token")  # the connector presents another one
+    uid = sandbox.seed_user("a@example.test", display_name="A", employee_id="E1")
+    connector = connector_for(sandbox)
+    try:
+        with pytest.raises(TargetError) as info:
+            await connector.apply([TargetOp(1, OpKind.DISABLE_ACCOUNT, account_id=uid)])
+        assert info.value.outcome == Outcome.STOP and info.value.status_code == 401
+        assert sandbox.user(uid)["accountEnabled"] is True
+    finally:
+        await connector.aclose()
 
 
 async def test_sub_request_403_is_stop_for_that_op(entra_over_sandbox, graph_sandbox):
@@ -213,17 +219,26 @@ async def test_sub_request_403_is_stop_for_that_op(entra_over_sandbox, graph_san
     assert results[2].outcome == Outcome.STOP and "Authorization_RequestDenied" in results[2].detail
 
 
-async def test_5xx_is_transient_per_item_and_for_the_whole_batch(entra_over_sandbox, graph_sandbox):
+async def test_5xx_is_transient_per_item_and_for_the_whole_batch(graph_sandbox):
     uid = graph_sandbox.seed_user("a@example.test", display_name="A", employee_id="E1")
-    graph_sandbox.fail_next("PATCH", rf"/users/{uid}$", status=503, code="serviceNotAvailable", message="busy")
-    (r,) = await entra_over_sandbox.apply([TargetOp(1, OpKind.DISABLE_ACCOUNT, account_id=uid)])
-    assert (r.outcome, r.status_code) == (Outcome.TRANSIENT, 503)
-    graph_sandbox.fail_next("POST", r"\$batch", status=503, code="serviceNotAvailable", message="busy",
-                            retry_after=4)
-    with pytest.raises(TargetError) as info:
-        await entra_over_sandbox.apply([TargetOp(2, OpKind.DISABLE_ACCOUNT, account_id=uid)])
-    assert info.value.outcome == Outcome.TRANSIENT and info.value.retry_after == 4
-    assert graph_sandbox.stats.http_calls == 2  # the SDK's retry handler did not retry
+    faulty = FailNextBatchTransport(httpx.ASGITransport(app=graph_sandbox.app))
+    connector = EntraConnector.create(entra_config(), transport=faulty, credential=StaticTokenCredential(TEST_TOKEN))
+    try:
+        graph_sandbox.fail_next("PATCH", rf"/users/{uid}$", status=503, code="serviceNotAvailable", message="busy")
+        (r,) = await connector.apply([TargetOp(1, OpKind.DISABLE_ACCOUNT, account_id=uid)])
+        assert (r.outcome, r.status_code) == (Outcome.TRANSIENT, 503)
+        faulty.fail_next_batch(503, "serviceNotAvailable", "busy", retry_after=4)
+        with pytest.raises(TargetError) as info:
+            await connector.apply([TargetOp(2, OpKind.DISABLE_ACCOUNT, account_id=uid)])
+        assert info.value.outcome == Outcome.TRANSIENT and info.value.retry_after == 4
+        faulty.fail_next_batch(504, "UnknownError", "gateway timeout")
+        with pytest.raises(TargetError) as info:
+            await connector.apply([TargetOp(3, OpKind.DISABLE_ACCOUNT, account_id=uid)])
+        assert info.value.outcome == Outcome.TRANSIENT
+        assert connector.recorder.calls == 3  # the SDK's retry handler retried nothing
+        assert graph_sandbox.user(uid)["accountEnabled"] is True
+    finally:
+        await connector.aclose()
 
 
 async def test_dropped_connection_is_transient():
@@ -357,3 +372,58 @@ async def test_check_reports_reachable_and_credentials(entra_over_sandbox, graph
     graph_sandbox.fail_next("GET", r"/groups", status=401, code="InvalidAuthenticationToken", message="bad")
     health = await entra_over_sandbox.check()
     assert (health.reachable, health.credentials_ok) == (True, False)
+
+
+async def test_sdk_retry_handler_is_off_for_single_calls(entra_over_sandbox, graph_sandbox):
+    graph_sandbox.fail_next("GET", r"^/users$", status=429, code="TooManyRequests", message="slow", retry_after=1)
+    with pytest.raises(TargetError) as info:
+        await entra_over_sandbox.find_account(person())
+    assert (info.value.outcome, info.value.retry_after) == (Outcome.TRANSIENT, 1)
+    assert graph_sandbox.stats.http_calls == 1
+
+
+async def test_bind_with_a_missing_member_falls_back_to_single_refs(entra_over_sandbox, graph_sandbox):
+    group = graph_sandbox.seed_group("Sales")
+    users = [graph_sandbox.seed_user(f"u{i}@example.test", display_name=f"U{i}", employee_id=f"E{i}") for i in range(3)]
+    ghost = "00000000-0000-0000-0000-00000000dead"
+    ops = [TargetOp(i, OpKind.ADD_MEMBER, account_id=u, group_id=group) for i, u in enumerate([*users, ghost])]
+    results = by_id(await entra_over_sandbox.apply(ops))
+    assert [results[i].outcome for i in range(3)] == [Outcome.DONE] * 3
+    assert results[3].outcome == Outcome.NOT_FOUND, results[3]
+    assert graph_sandbox.group_member_ids(group) == set(users)
+
+
+async def test_throttle_storm_marks_only_the_throttled_items_transient(entra_over_sandbox, graph_sandbox):
+    users = [graph_sandbox.seed_user(f"u{i}@example.test", display_name=f"U{i}", employee_id=f"E{i}") for i in range(6)]
+    graph_sandbox.throttle_storm(2, retry_after=1)
+    results = await entra_over_sandbox.apply(
+        [TargetOp(i, OpKind.DISABLE_ACCOUNT, account_id=u) for i, u in enumerate(users)]
+    )
+    transient = [r for r in results if r.outcome == Outcome.TRANSIENT]
+    assert len(transient) == 2 and all(r.retry_after == 1 for r in transient)
+    assert sum(r.outcome == Outcome.DONE for r in results) == 4
+
+
+async def test_check_reports_refused_credentials_without_calling_graph(graph_sandbox):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    class RefusingCredential:
+        async def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("AADSTS7000215: Invalid client secret provided.")
+
+        async def close(self) -> None:
+            return None
+
+    connector = EntraConnector.create(
+        entra_config(), transport=httpx.ASGITransport(app=graph_sandbox.app), credential=RefusingCredential()
+    )
+    try:
+        health = await connector.check()
+        assert (health.reachable, health.credentials_ok) == (False, False)
+        assert "AADSTS7000215" in health.detail
+        with pytest.raises(TargetError) as info:
+            await connector.apply([TargetOp(1, OpKind.DISABLE_ACCOUNT, account_id="u1")])
+        assert info.value.outcome == Outcome.STOP
+        assert graph_sandbox.stats.http_calls == 0
+    finally:
+        await connector.aclose()

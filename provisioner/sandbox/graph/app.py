@@ -157,7 +157,13 @@ class GraphSandbox:
         (``re.search``) with this error. A 429 fault counts as throttled and costs no quota; any
         other fault counts as the read or write it replaced."""
         self._faults.fail_next(
-            method, path_regex, status=status, code=code, message=message, times=times, retry_after=retry_after
+            method,
+            path_regex,
+            status=status,
+            code=code,
+            message=message,
+            times=times,
+            retry_after=retry_after,
         )
 
     def throttle_storm(self, count: int, retry_after: int = 1) -> None:
@@ -184,7 +190,9 @@ class GraphSandbox:
                 stats.throttled += 1
                 raise self._faults.consume(fault)
             if self._throttle is not None:
-                refusal = self._throttle.admit(cost=request_cost(route.cost, request.query), write=route.is_write)
+                refusal = self._throttle.admit(
+                    cost=request_cost(route.cost, request.query), write=route.is_write
+                )
                 if refusal is not None:
                     stats.throttled += 1
                     raise too_many_requests(
@@ -253,7 +261,9 @@ class GraphSandbox:
 
     def _build_app(self) -> FastAPI:
         app = FastAPI(title="Microsoft Graph sandbox", openapi_url=None, docs_url=None, redoc_url=None)
-        app.add_api_route(VERSION_ROOT + "/{path:path}", self._handle, methods=_METHODS, include_in_schema=False)
+        app.add_api_route(
+            VERSION_ROOT + "/{path:path}", self._handle, methods=_METHODS, include_in_schema=False
+        )
         return app
 
 

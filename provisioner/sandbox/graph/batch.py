@@ -54,7 +54,9 @@ class BatchProcessor:
             failed = [dep for dep in item.depends_on if not 200 <= statuses[dep] < 300]
             if failed:
                 response = error_response(
-                    GraphError(424, "FailedDependency", f"Request depends on failed request(s): {', '.join(failed)}.")
+                    GraphError(
+                        424, "FailedDependency", f"Request depends on failed request(s): {', '.join(failed)}."
+                    )
                 )
             else:
                 self._stats.sub_requests += 1
@@ -99,10 +101,14 @@ def _parse_items(batch: GraphRequest) -> list[_Item]:
             raise _invalid(f"Invalid batch payload format: headers of request '{item_id}' must be an object.")
         headers = {str(name).lower(): str(value) for name, value in headers.items()}
         if raw.get("body") is not None and "content-type" not in headers:
-            raise _invalid(f"Content-Type header must be specified for request '{item_id}', which has a body.")
+            raise _invalid(
+                f"Content-Type header must be specified for request '{item_id}', which has a body."
+            )
         depends_on = raw.get("dependsOn") or []
         if not isinstance(depends_on, list) or any(dep not in seen for dep in depends_on):
-            raise _invalid(f"Invalid batch payload format: dependsOn of request '{item_id}' must name earlier requests.")
+            raise _invalid(
+                f"Invalid batch payload format: dependsOn of request '{item_id}' must name earlier requests."
+            )
         if "client-request-id" in batch.headers:
             headers.setdefault("client-request-id", batch.headers["client-request-id"])
         parts = urlsplit(url)

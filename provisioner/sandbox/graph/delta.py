@@ -29,7 +29,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from provisioner.clock import utcnow
 from provisioner.sandbox.graph.errors import SYNC_STATE_NOT_FOUND, GraphError
@@ -100,9 +99,7 @@ class DeltaQuery:
         if page.next_link is not None:
             body["@odata.nextLink"] = page.next_link
         else:
-            body["@odata.deltaLink"] = build_link(
-                request, path, {DELTA_TOKEN: self._encode(entity, round_)}
-            )
+            body["@odata.deltaLink"] = build_link(request, path, {DELTA_TOKEN: self._encode(entity, round_)})
         return GraphResponse(200, body)
 
     # ---- entries -------------------------------------------------------------------------
@@ -111,10 +108,14 @@ class DeltaQuery:
         objects = self._directory.users if entity is not GROUP else self._directory.groups
         entries: list[JsonObject] = []
         for object_id, obj in objects.items():
-            members = [
-                (self._directory.object_type(member_id) or "", member_id, True)
-                for member_id in self._directory.member_ids(object_id)
-            ] if entity is GROUP else []
+            members = (
+                [
+                    (self._directory.object_type(member_id) or "", member_id, True)
+                    for member_id in self._directory.member_ids(object_id)
+                ]
+                if entity is GROUP
+                else []
+            )
             entries.extend(self._entries(entity, obj, select, members))
         return entries
 
@@ -130,20 +131,20 @@ class DeltaQuery:
                 entry.members.pop(change.member_id, None)  # keep the latest change last
                 entry.members[change.member_id] = (change.member_type, change.member_added)
         objects = self._directory.users if entity is not GROUP else self._directory.groups
-        tracked = _tracked_properties(entity, select)
+        tracked = entity.readable if select is None else frozenset(select)  # changes that count
         tracks_members = entity is GROUP and (select is None or MEMBERS in select)
         entries: list[JsonObject] = []
-        for object_id, change in touched.items():
+        for object_id, touch in touched.items():
             obj = objects.get(object_id)
             if obj is None:
                 entries.append({"id": object_id, "@removed": {"reason": "changed"}})
                 continue
             members = (
-                [(kind, member_id, added) for member_id, (kind, added) in change.members.items()]
+                [(kind, member_id, added) for member_id, (kind, added) in touch.members.items()]
                 if tracks_members
                 else []
             )
-            if change.created or change.properties & tracked or members:
+            if touch.created or touch.properties & tracked or members:
                 entries.extend(self._entries(entity, obj, select, members))
         return entries
 
@@ -162,7 +163,10 @@ class DeltaQuery:
             return [shaped]
         entries = []
         for start in range(0, len(members), self._page_size):
-            chunk = [_member_delta(kind, member_id, added) for kind, member_id, added in members[start : start + self._page_size]]
+            chunk = [
+                _member_delta(kind, member_id, added)
+                for kind, member_id, added in members[start : start + self._page_size]
+            ]
             entries.append({**shaped, "members@delta": chunk})
         return entries
 
@@ -198,11 +202,6 @@ class DeltaQuery:
             "The delta token is expired or unknown: restart with a full synchronization.",
             headers={"Location": build_link(request, f"/{entity.entity_set}/delta", {})},
         )
-
-
-def _tracked_properties(entity: EntityType, select: tuple[str, ...] | None) -> frozenset[str]:
-    """Changes to these properties bring an object into a delta answer."""
-    return entity.readable if select is None else frozenset(select)
 
 
 def _member_delta(kind: str, member_id: str, added: bool) -> JsonObject:

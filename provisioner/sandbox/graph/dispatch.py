@@ -38,9 +38,7 @@ class Route:
 def _compile(template: str) -> re.Pattern[str]:
     parts = _PARAM.split(template)
     # split() alternates literal text and parameter names.
-    regex = "".join(
-        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
-    )
+    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
     return re.compile(regex + "/?")
 
 

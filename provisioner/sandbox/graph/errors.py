@@ -29,8 +29,7 @@ INVALID_TOKEN = "InvalidAuthenticationToken"
 SYNC_STATE_NOT_FOUND = "syncStateNotFound"
 
 ALREADY_MEMBER_MESSAGE = (
-    "One or more added object references already exist for the following modified properties: "
-    "'members'."
+    "One or more added object references already exist for the following modified properties: 'members'."
 )
 
 
@@ -69,9 +68,7 @@ def bad_request(message: str, code: str = BAD_REQUEST) -> GraphError:
 
 def duplicate_value(property_name: str) -> GraphError:
     """400 Entra returns when a unique property (userPrincipalName, proxyAddresses) is taken."""
-    return bad_request(
-        f"Another object with the same value for property {property_name} already exists."
-    )
+    return bad_request(f"Another object with the same value for property {property_name} already exists.")
 
 
 def invalid_value(property_name: str, resource: str) -> GraphError:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from provisioner.sandbox.graph.errors import ODATA_BAD_REQUEST, UNSUPPORTED_QUERY, GraphError, bad_request
 from provisioner.sandbox.graph.messages import GraphResponse, JsonObject
 from provisioner.sandbox.graph.schema import EntityType
+
 Lookup = Callable[[str, Any], Collection[str] | None]
 
 METADATA = "https://graph.microsoft.com/v1.0/$metadata#"
@@ -73,11 +74,15 @@ def check_options(query: Mapping[str, str], allowed: Iterable[str]) -> None:
     for name in query:
         if name.startswith("$") and name not in allowed_set:
             raise GraphError(
-                400, UNSUPPORTED_QUERY, f"The query option '{name}' isn't supported by the Graph sandbox here."
+                400,
+                UNSUPPORTED_QUERY,
+                f"The query option '{name}' isn't supported by the Graph sandbox here.",
             )
 
 
-def parse_select(query: Mapping[str, str], entity: EntityType, *, extra: Iterable[str] = ()) -> tuple[str, ...] | None:
+def parse_select(
+    query: Mapping[str, str], entity: EntityType, *, extra: Iterable[str] = ()
+) -> tuple[str, ...] | None:
     """The properties named in ``$select`` (None when absent), each checked against the type."""
     raw = query.get("$select")
     if raw is None:
@@ -100,11 +105,15 @@ def parse_top(query: Mapping[str, str], default: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise bad_request(f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive.")
+        raise bad_request(
+            f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive."
+        )
     return int(raw)
 
 
-def project(obj: JsonObject, select: Sequence[str] | None, entity: EntityType, *, typed: bool = False) -> JsonObject:
+def project(
+    obj: JsonObject, select: Sequence[str] | None, entity: EntityType, *, typed: bool = False
+) -> JsonObject:
     """``obj`` reduced to the selected properties, or to Graph's default set without ``$select``.
 
     ``typed`` adds ``@odata.type``, as Graph does in collections of directoryObject
@@ -341,9 +350,7 @@ def parse_filter(query: Mapping[str, str], entity: EntityType) -> Predicate | No
     return _FilterParser(raw, entity).parse()
 
 
-def matching_ids(
-    objects: Mapping[str, JsonObject], predicate: Predicate | None, lookup: Lookup
-) -> list[str]:
+def matching_ids(objects: Mapping[str, JsonObject], predicate: Predicate | None, lookup: Lookup) -> list[str]:
     """Ids of ``objects`` matching ``predicate``: indexed candidates first, a scan otherwise.
 
     A scan keeps the store's (creation) order; indexed answers are ordered by id.
@@ -354,5 +361,7 @@ def matching_ids(
     if candidates is None:
         return [object_id for object_id, obj in objects.items() if predicate.matches(obj)]
     return sorted(
-        object_id for object_id in candidates if object_id in objects and predicate.matches(objects[object_id])
+        object_id
+        for object_id in candidates
+        if object_id in objects and predicate.matches(objects[object_id])
     )

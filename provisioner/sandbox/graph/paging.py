@@ -105,7 +105,9 @@ class Pages:
         if end >= len(cursor.items):
             return Page(items, None, cursor)
         token = self._save(replace(cursor, position=end))
-        return Page(items, build_link(request, cursor.link_path, {**cursor.options, SKIP_TOKEN: token}), cursor)
+        return Page(
+            items, build_link(request, cursor.link_path, {**cursor.options, SKIP_TOKEN: token}), cursor
+        )
 
     def _save(self, cursor: Cursor) -> str:
         token = secrets.token_urlsafe(16)

@@ -92,7 +92,9 @@ class GroupRoutes:
         GROUP.check_body(body, creating=True, extra=frozenset({MEMBERS_BIND}))
         member_ids = _bound_member_ids(body)
         group = self._directory.create_group(_without_bind(body), member_ids=member_ids)
-        return GraphResponse(201, {"@odata.context": context_url("groups/$entity"), **project(group, None, GROUP)})
+        return GraphResponse(
+            201, {"@odata.context": context_url("groups/$entity"), **project(group, None, GROUP)}
+        )
 
     def delta(self, request: GraphRequest) -> GraphResponse:
         return self._delta.respond(request, GROUP)
@@ -108,7 +110,9 @@ class GroupRoutes:
         body = require_object(request.body)
         GROUP.check_body(body, creating=False, extra=frozenset({MEMBERS_BIND}))
         member_ids = _bound_member_ids(body)
-        self._directory.update_group(request.params["group_id"], _without_bind(body), add_member_ids=member_ids)
+        self._directory.update_group(
+            request.params["group_id"], _without_bind(body), add_member_ids=member_ids
+        )
         return GraphResponse(204)
 
     def members(self, request: GraphRequest) -> GraphResponse:
@@ -160,7 +164,8 @@ def _bound_member_ids(body: JsonObject) -> list[str]:
     if len(references) > MAX_BIND_REFERENCES:
         # Graph's limit on the references one request may add (group-update); wording is the sandbox's.
         raise bad_request(
-            f"At most {MAX_BIND_REFERENCES} members can be added in one request; {len(references)} were given."
+            f"At most {MAX_BIND_REFERENCES} members can be added in one request; "
+            f"{len(references)} were given."
         )
     return [reference_id(reference) for reference in references]
 

@@ -59,7 +59,10 @@ class UserRoutes:
         router.add("DELETE", "/users/{user_id}", self.delete_user)
         router.add(
             "POST",
-            ("/users/{user_id}/revokeSignInSessions", "/users/{user_id}/microsoft.graph.revokeSignInSessions"),
+            (
+                "/users/{user_id}/revokeSignInSessions",
+                "/users/{user_id}/microsoft.graph.revokeSignInSessions",
+            ),
             self.revoke_sign_in_sessions,
         )
         router.add("GET", "/users/{user_id}/memberOf", self.member_of, cost=2)
@@ -93,7 +96,9 @@ class UserRoutes:
         body = require_object(request.body)
         USER.check_body(body, creating=True)
         user = self._directory.create_user(body)
-        return GraphResponse(201, {"@odata.context": context_url("users/$entity"), **project(user, None, USER)})
+        return GraphResponse(
+            201, {"@odata.context": context_url("users/$entity"), **project(user, None, USER)}
+        )
 
     def delta(self, request: GraphRequest) -> GraphResponse:
         return self._delta.respond(request, USER)
@@ -135,7 +140,10 @@ class UserRoutes:
         manager = self._directory.users[manager_id]
         return GraphResponse(
             200,
-            {"@odata.context": context_url("directoryObjects/$entity"), **project(manager, select, USER, typed=True)},
+            {
+                "@odata.context": context_url("directoryObjects/$entity"),
+                **project(manager, select, USER, typed=True),
+            },
         )
 
     def set_manager(self, request: GraphRequest) -> GraphResponse:

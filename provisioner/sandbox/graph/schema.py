@@ -28,7 +28,9 @@ class EntityType:
     string_lists: frozenset[str]
     filterable: frozenset[str]  # may be named in $filter
 
-    def check_body(self, body: dict[str, Any], *, creating: bool, extra: frozenset[str] = frozenset()) -> None:
+    def check_body(
+        self, body: dict[str, Any], *, creating: bool, extra: frozenset[str] = frozenset()
+    ) -> None:
         """Refuse unknown properties, wrong value types, and missing or null required ones.
 
         ``extra`` names annotations the caller handles itself (``members@odata.bind``).

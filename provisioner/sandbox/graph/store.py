@@ -173,11 +173,7 @@ class Directory:
             self._check_upn(body["userPrincipalName"], user["id"])
         if body.get("mail"):
             self._check_mail(body["mail"], user["id"])
-        changed = {
-            name
-            for name, value in body.items()
-            if name in USER.readable and user.get(name) != value
-        }
+        changed = {name for name, value in body.items() if name in USER.readable and user.get(name) != value}
         if not changed:
             return
         self._unindex_user(user)
@@ -297,7 +293,9 @@ class Directory:
         group = self.require_group(group_id)
         members = list(add_member_ids)
         self._check_new_members(group, members)
-        changed = {name for name, value in body.items() if name in GROUP.readable and group.get(name) != value}
+        changed = {
+            name for name, value in body.items() if name in GROUP.readable and group.get(name) != value
+        }
         if changed:
             if "displayName" in changed:
                 self._groups_by_name[_key(group["displayName"])].discard(group_id)

@@ -103,7 +103,9 @@ class GraphThrottle:
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.writes = SlidingWindow(WRITE_LIMIT, WRITE_WINDOW_SECONDS / scale)
-        self.resource_units = SlidingWindow(resource_unit_limit(tenant_size), RESOURCE_UNIT_WINDOW_SECONDS / scale)
+        self.resource_units = SlidingWindow(
+            resource_unit_limit(tenant_size), RESOURCE_UNIT_WINDOW_SECONDS / scale
+        )
         self._clock = clock
 
     def admit(self, *, cost: int, write: bool) -> Refusal | None:

@@ -39,7 +39,7 @@ from provisioner.targets.contract import (
     TargetOp,
 )
 from provisioner.targets.entra import batching, errors
-from provisioner.targets.entra.batching import BIND, CREATE, REF, SubRequest
+from provisioner.targets.entra.batching import BIND, CREATE, SubRequest
 from provisioner.targets.entra.client import GraphClient, build_graph_client
 from provisioner.targets.entra.credentials import GRAPH_SCOPE, build_credential
 from provisioner.targets.entra.errors import Mapped

@@ -1,0 +1,119 @@
+"""Query parameters of list and search requests (RFC 7644 §3.4.2 and §3.4.3).
+
+``attributes``, ``excludedAttributes``, ``sortBy``, ``sortOrder``, ``startIndex`` and ``count``
+are validated by scim2-models' ``SearchRequest``; the ``filter`` is kept as text and compiled to
+SQL by :mod:`provisioner.scim.filters` (scim2-filter-parser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    InvalidSyntaxException,
+    InvalidValueException,
+    Path,
+    Resource,
+    ResponseParameters,
+    SearchRequest,
+)
+
+from provisioner.scim.config import DEFAULT_PAGE_SIZE, MAX_RESULTS
+from provisioner.scim.errors import scim_exception_from_validation
+from provisioner.scim.schemas import POLICY
+
+_SEARCH_KEYS = ("attributes", "excludedAttributes", "sortBy", "sortOrder", "startIndex", "count")
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A validated list/search request.
+
+    ``response`` is the scim2-models request itself, passed to ``model_dump`` so it applies
+    ``attributes``/``excludedAttributes`` (RFC 7644 §3.9).
+    """
+
+    filter: str | None
+    sort_by: str | None
+    descending: bool
+    start_index: int
+    count: int
+    response: ResponseParameters[Any]
+
+
+def list_query_from_params(model: Any, params: Mapping[str, str]) -> ListQuery:
+    """A GET query string (RFC 7644 §3.4.2); parameter names are case-insensitive."""
+    lowered = {key.lower(): value for key, value in params.items()}
+    payload = {key: lowered[key.lower()] for key in _SEARCH_KEYS if key.lower() in lowered}
+    return _list_query(model, payload, lowered.get("filter"))
+
+
+def list_query_from_body(model: Any, body: Any) -> ListQuery:
+    """A ``POST .search`` body, a SearchRequest message (RFC 7644 §3.4.3)."""
+    if not isinstance(body, dict):
+        raise InvalidSyntaxException(detail="A SearchRequest must be a JSON object")
+    payload = {key: value for key, value in body.items() if key.lower() != "filter"}
+    filters = [value for key, value in body.items() if key.lower() == "filter"]
+    filter_text = filters[0] if filters else None
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise InvalidValueException(detail="filter must be a string")
+    return _list_query(model, payload, filter_text)
+
+
+def _list_query(model: Any, payload: dict[str, Any], filter_text: str | None) -> ListQuery:
+    try:
+        request = SearchRequest[model].model_validate(  # type: ignore[valid-type]
+            payload, scim_ctx=Context.SEARCH_REQUEST, scim_policy=POLICY
+        )
+    except ValidationError as exc:
+        raise scim_exception_from_validation(exc) from exc
+    count = DEFAULT_PAGE_SIZE if request.count is None else max(0, request.count)
+    sort_by = str(request.sort_by) if request.sort_by is not None else None
+    return ListQuery(
+        filter=filter_text if filter_text and filter_text.strip() else None,
+        sort_by=sort_by,
+        descending=request.sort_order == SearchRequest.SortOrder.descending,
+        start_index=max(1, request.start_index or 1),
+        count=min(count, MAX_RESULTS),
+        response=request,
+    )
+
+
+def response_parameters(model: type[Resource[Any]], params: Mapping[str, str]) -> ResponseParameters[Any]:
+    """``attributes``/``excludedAttributes`` of a single-resource request (RFC 7644 §3.9)."""
+    lowered = {key.lower(): value for key, value in params.items()}
+    payload = {
+        key: lowered[key.lower()]
+        for key in ("attributes", "excludedAttributes")
+        if key.lower() in lowered
+    }
+    try:
+        return ResponseParameters[model].model_validate(payload)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise scim_exception_from_validation(exc) from exc
+
+
+def wants(parameters: ResponseParameters[Any] | None, attribute: str) -> bool:
+    """Whether a response must carry an attribute that costs a query (``groups``, ``members``).
+
+    Only an explicit exclusion of the whole attribute, or an ``attributes`` list not naming it,
+    lets the query be skipped.
+    """
+    if parameters is None:
+        return True
+    name = attribute.lower()
+    if parameters.attributes:
+        return any(_head(path) == name for path in parameters.attributes)
+    if parameters.excluded_attributes:
+        return not any(
+            _head(path) == name and len(path.parts) == 1 for path in parameters.excluded_attributes
+        )
+    return True
+
+
+def _head(path: Path[Any]) -> str:
+    return path.parts[0].lower() if path.parts else ""

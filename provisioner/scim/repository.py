@@ -1,0 +1,383 @@
+"""Every database query of the SCIM endpoint, and the filter attribute maps onto the tables.
+
+Users are the visible :class:`Identity` rows (``user_name IS NOT NULL``: an identity without a
+userName cannot be a SCIM User, RFC 7643 §4.1.1, and a SCIM DELETE releases the userName);
+groups are :class:`DirectoryGroup` rows. Nothing here commits: the request boundary does.
+
+Indexes these queries rely on, and the ones still to be added to the models, are listed in the
+module's ``PENDING_INDEXES`` (and in the report to the owner).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Select, and_, delete, func, literal, select, update
+from sqlalchemy.orm import Session, aliased
+
+from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
+from provisioner.identities.models import Identity
+from provisioner.scim.filters import AttrType, Complex, Constant, FilterSchema, Scalar
+from provisioner.scim.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, Ref
+
+# -- filter attribute maps -------------------------------------------------------------------
+
+_user_member = aliased(DirectoryGroupMember, name="scim_user_member")
+_user_group = aliased(DirectoryGroup, name="scim_user_group")
+_manager = aliased(Identity, name="scim_manager")
+_group_member = aliased(DirectoryGroupMember, name="scim_group_member")
+_member_identity = aliased(Identity, name="scim_member_identity")
+
+USER_EXTERNAL_ID: Final = Identity.extra[("scim", "attributes", "externalId")].as_string()
+"""``externalId`` of a user. Kept in ``extra`` until Identity gets an ``external_id`` column
+(requested from the owner); a filter on it scans instead of using an index."""
+
+
+def _visible(identity: Any = Identity) -> ColumnElement[bool]:
+    return identity.user_name.is_not(None)
+
+
+def _user_groups_scope(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return (
+        select(literal(1))
+        .where(
+            _user_member.identity_id == Identity.id,
+            _user_group.id == _user_member.group_id,
+            condition,
+        )
+        .exists()
+    )
+
+
+def _manager_scope(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return (
+        select(literal(1))
+        .where(
+            _manager.employee_id == Identity.manager_employee_id,
+            _visible(_manager),
+            condition,
+        )
+        .exists()
+    )
+
+
+def _group_members_scope(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return (
+        select(literal(1))
+        .where(
+            _group_member.group_id == DirectoryGroup.id,
+            _member_identity.id == _group_member.identity_id,
+            _visible(_member_identity),
+            condition,
+        )
+        .exists()
+    )
+
+
+_ENT = ENTERPRISE_SCHEMA.lower()
+
+USER_FILTERS: Final = FilterSchema(
+    core_schema=USER_SCHEMA,
+    extension_schemas=frozenset({_ENT}),
+    attributes={
+        ("id", None, None): Scalar(Identity.id, case_exact=True),
+        ("externalid", None, None): Scalar(USER_EXTERNAL_ID, case_exact=True),
+        ("username", None, None): Scalar(Identity.user_name),
+        ("name", "givenname", None): Scalar(Identity.given_name),
+        ("name", "familyname", None): Scalar(Identity.family_name),
+        ("displayname", None, None): Scalar(Identity.display_name),
+        ("nickname", None, None): Scalar(Identity.preferred_name),
+        ("title", None, None): Scalar(Identity.title),
+        ("usertype", None, None): Scalar(Identity.employment_type),
+        ("active", None, None): Scalar(Identity.active, AttrType.boolean),
+        ("emails", None, None): Complex(
+            sub_attributes={"value": Scalar(Identity.email), "type": Constant("work")},
+            scope=lambda condition: and_(Identity.email.is_not(None), condition),
+        ),
+        ("groups", None, None): Complex(
+            sub_attributes={
+                "value": Scalar(_user_member.group_id, case_exact=True, sortable=False),
+                "display": Scalar(_user_group.display_name, sortable=False),
+                "type": Constant("direct"),
+            },
+            scope=_user_groups_scope,
+        ),
+        ("meta", "created", None): Scalar(Identity.created_at, AttrType.datetime),
+        ("meta", "lastmodified", None): Scalar(Identity.updated_at, AttrType.datetime),
+        ("meta", "resourcetype", None): Constant("User", case_exact=True),
+        ("employeenumber", None, _ENT): Scalar(Identity.employee_id),
+        ("department", None, _ENT): Scalar(Identity.department),
+        ("costcenter", None, _ENT): Scalar(Identity.cost_center),
+        ("manager", None, _ENT): Complex(
+            sub_attributes={
+                "value": Scalar(_manager.id, case_exact=True, sortable=False),
+                "displayname": Scalar(_manager.display_name, sortable=False),
+            },
+            scope=_manager_scope,
+        ),
+    },
+)
+"""Filterable User attributes (RFC 7643 §4.1, §4.3) and the columns they live in."""
+
+GROUP_FILTERS: Final = FilterSchema(
+    core_schema=GROUP_SCHEMA,
+    attributes={
+        ("id", None, None): Scalar(DirectoryGroup.id, case_exact=True),
+        ("externalid", None, None): Scalar(DirectoryGroup.external_id, case_exact=True),
+        ("displayname", None, None): Scalar(DirectoryGroup.display_name),
+        ("members", None, None): Complex(
+            sub_attributes={
+                "value": Scalar(_group_member.identity_id, case_exact=True, sortable=False),
+                "display": Scalar(_member_identity.display_name, sortable=False),
+                "type": Constant("User"),
+            },
+            scope=_group_members_scope,
+        ),
+        ("meta", "created", None): Scalar(DirectoryGroup.created_at, AttrType.datetime),
+        ("meta", "lastmodified", None): Scalar(DirectoryGroup.updated_at, AttrType.datetime),
+        ("meta", "resourcetype", None): Constant("Group", case_exact=True),
+    },
+)
+"""Filterable Group attributes (RFC 7643 §4.2)."""
+
+PENDING_INDEXES: Final = (
+    'Index("ix_identities_user_name_lower", func.lower(Identity.user_name), unique=True)',
+    'Index("ix_identities_email_lower", func.lower(Identity.email))',
+    'Index("ix_directory_groups_display_name_lower", func.lower(DirectoryGroup.display_name), '
+    "unique=True)",
+    'Index("ix_identities_user_name_lower_pattern", func.lower(Identity.user_name)'
+    '.label("user_name_lower"), postgresql_ops={"user_name_lower": "text_pattern_ops"}) '
+    "(PostgreSQL only, for sw with a non-C collation)",
+)
+"""Indexes the queries above need and the models do not declare yet (see the report)."""
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+def get_user(session: Session, user_id: str, *, for_update: bool = False) -> Identity | None:
+    """A visible identity by id; ``for_update`` locks it (PostgreSQL) for a read-modify-write."""
+    stmt = select(Identity).where(Identity.id == user_id, _visible())
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def user_name_owner(session: Session, user_name: str) -> str | None:
+    """Id of the identity holding a userName, compared case-insensitively (RFC 7643 §4.1.1:
+    userName is unique and caseExact=false). Uses ``ix_identities_user_name_lower``."""
+    return session.scalar(
+        select(Identity.id).where(func.lower(Identity.user_name) == func.lower(literal(user_name)))
+    )
+
+
+def employee_id_owner(session: Session, employee_id: str) -> str | None:
+    """Id of the identity holding an employee number (unique column)."""
+    return session.scalar(select(Identity.id).where(Identity.employee_id == employee_id))
+
+
+def search_users(
+    session: Session,
+    condition: ColumnElement[bool],
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+) -> list[Identity]:
+    """One page of visible users matching a compiled filter."""
+    if limit <= 0:
+        return []
+    stmt = select(Identity).where(_visible(), condition).order_by(*order_by, Identity.id)
+    return list(session.scalars(stmt.offset(offset).limit(limit)))
+
+
+def count_users(session: Session, condition: ColumnElement[bool]) -> int:
+    return int(session.scalar(_count(select(Identity.id).where(_visible(), condition))) or 0)
+
+
+def groups_of_users(session: Session, user_ids: Sequence[str]) -> dict[str, list[Ref]]:
+    """The groups each user is a direct member of (``User.groups``, RFC 7643 §4.1.2)."""
+    found: dict[str, list[Ref]] = defaultdict(list)
+    if not user_ids:
+        return found
+    rows = session.execute(
+        select(DirectoryGroupMember.identity_id, DirectoryGroup.id, DirectoryGroup.display_name)
+        .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
+        .where(DirectoryGroupMember.identity_id.in_(user_ids))
+        .order_by(DirectoryGroup.display_name, DirectoryGroup.id)
+    )
+    for identity_id, group_id, display in rows:
+        found[identity_id].append(Ref(group_id, display))
+    return found
+
+
+def users_by_employee_ids(session: Session, employee_ids: Iterable[str]) -> dict[str, Ref]:
+    """Visible identities by employee number (to resolve ``manager`` of HR users)."""
+    wanted = sorted(set(employee_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Identity.employee_id, Identity.id, Identity.display_name).where(
+            Identity.employee_id.in_(wanted), _visible()
+        )
+    )
+    return {emp: Ref(identity_id, display) for emp, identity_id, display in rows}
+
+
+def users_by_ids(session: Session, user_ids: Iterable[str]) -> dict[str, Identity]:
+    """Visible identities by id."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Identity).where(Identity.id.in_(wanted), _visible()))
+    return {row.id: row for row in rows}
+
+
+def visible_user_ids(session: Session, user_ids: Iterable[str]) -> set[str]:
+    """Which of these ids are visible users (to validate group members)."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Identity.id).where(Identity.id.in_(wanted), _visible())))
+
+
+def add_identity(session: Session, identity: Identity) -> None:
+    session.add(identity)
+
+
+def leave_scim_groups(session: Session, identity_id: str) -> list[str]:
+    """Remove a user from every SCIM-managed group (its deletion); returns the group ids."""
+    group_ids = list(
+        session.scalars(
+            select(DirectoryGroupMember.group_id)
+            .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
+            .where(DirectoryGroupMember.identity_id == identity_id, DirectoryGroup.source == "scim")
+        )
+    )
+    if group_ids:
+        session.execute(
+            delete(DirectoryGroupMember).where(
+                DirectoryGroupMember.identity_id == identity_id,
+                DirectoryGroupMember.group_id.in_(group_ids),
+            )
+        )
+    return group_ids
+
+
+# -- groups ----------------------------------------------------------------------------------
+
+
+def get_group(session: Session, group_id: str, *, for_update: bool = False) -> DirectoryGroup | None:
+    stmt = select(DirectoryGroup).where(DirectoryGroup.id == group_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def group_name_owner(session: Session, display_name: str) -> str | None:
+    """Id of the group with a displayName, compared case-insensitively (caseExact=false)."""
+    return session.scalar(
+        select(DirectoryGroup.id).where(
+            func.lower(DirectoryGroup.display_name) == func.lower(literal(display_name))
+        )
+    )
+
+
+def search_groups(
+    session: Session,
+    condition: ColumnElement[bool],
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+) -> list[DirectoryGroup]:
+    if limit <= 0:
+        return []
+    stmt = select(DirectoryGroup).where(condition).order_by(*order_by, DirectoryGroup.id)
+    return list(session.scalars(stmt.offset(offset).limit(limit)))
+
+
+def count_groups(session: Session, condition: ColumnElement[bool]) -> int:
+    return int(session.scalar(_count(select(DirectoryGroup.id).where(condition))) or 0)
+
+
+def members_of_groups(session: Session, group_ids: Sequence[str]) -> dict[str, list[Ref]]:
+    """The visible users of each group (``Group.members``, RFC 7643 §4.2)."""
+    found: dict[str, list[Ref]] = defaultdict(list)
+    if not group_ids:
+        return found
+    rows = session.execute(
+        select(DirectoryGroupMember.group_id, Identity.id, Identity.display_name)
+        .join(Identity, Identity.id == DirectoryGroupMember.identity_id)
+        .where(DirectoryGroupMember.group_id.in_(group_ids), _visible())
+        .order_by(Identity.id)
+    )
+    for group_id, identity_id, display in rows:
+        found[group_id].append(Ref(identity_id, display))
+    return found
+
+
+def member_ids(session: Session, group_id: str) -> set[str]:
+    return set(
+        session.scalars(
+            select(DirectoryGroupMember.identity_id).where(DirectoryGroupMember.group_id == group_id)
+        )
+    )
+
+
+def add_members(session: Session, group_id: str, identity_ids: Iterable[str]) -> list[str]:
+    """Add users to a group; returns those that were not members yet."""
+    wanted = sorted(set(identity_ids) - member_ids(session, group_id))
+    if wanted:
+        session.execute(
+            DirectoryGroupMember.__table__.insert(),
+            [{"group_id": group_id, "identity_id": identity_id} for identity_id in wanted],
+        )
+    return wanted
+
+
+def remove_members(session: Session, group_id: str, identity_ids: Iterable[str] | None) -> list[str]:
+    """Remove some (or, with ``None``, all) members; returns those removed."""
+    stmt = select(DirectoryGroupMember.identity_id).where(DirectoryGroupMember.group_id == group_id)
+    if identity_ids is not None:
+        wanted = sorted(set(identity_ids))
+        if not wanted:
+            return []
+        stmt = stmt.where(DirectoryGroupMember.identity_id.in_(wanted))
+    removed = list(session.scalars(stmt))
+    if removed:
+        session.execute(
+            delete(DirectoryGroupMember).where(
+                DirectoryGroupMember.group_id == group_id,
+                DirectoryGroupMember.identity_id.in_(removed),
+            )
+        )
+    return removed
+
+
+def add_group(session: Session, group: DirectoryGroup) -> None:
+    session.add(group)
+
+
+def delete_group(session: Session, group: DirectoryGroup) -> None:
+    session.execute(delete(DirectoryGroupMember).where(DirectoryGroupMember.group_id == group.id))
+    session.delete(group)
+
+
+def bump_groups(session: Session, group_ids: Iterable[str], at: Any) -> None:
+    """New version and lastModified for groups whose membership changed."""
+    ids = sorted(set(group_ids))
+    if ids:
+        session.execute(
+            update(DirectoryGroup)
+            .where(DirectoryGroup.id.in_(ids))
+            .values(version=DirectoryGroup.version + 1, updated_at=at)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _count(stmt: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(stmt.subquery())
