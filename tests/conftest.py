@@ -10,17 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from provisioner.audit.service import GENESIS
 from provisioner.clock import clock
+from provisioner.demo.harness import SandboxedService
 from provisioner.db import Database
 from provisioner.migrations import upgrade
 from provisioner.models import Base
+from tests.support import EntraView
 
 PG_URL = os.environ.get("PROVISIONER_TEST_POSTGRES_URL")
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -56,6 +59,7 @@ def _truncate_all(db: Database) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": GENESIS})
 
 
 @pytest.fixture(params=ENGINES)
@@ -84,3 +88,22 @@ def _reset_clock() -> Iterator[None]:
     clock.reset()
     yield
     clock.reset()
+
+
+@pytest.fixture
+async def service(database_url: str, tmp_path: Path) -> AsyncIterator[SandboxedService]:
+    """The whole service (API, processor, worker, msgraph-sdk connector) wired to a fresh
+    in-process Graph sandbox, with fast back-off for tests."""
+    svc = SandboxedService(tmp_path / "svc", database_url=database_url, migrate=False,
+                           settings={"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05,
+                                     "max_attempts": 4})
+    try:
+        yield svc
+    finally:
+        await svc.close()
+
+
+@pytest.fixture
+def entra(service: SandboxedService) -> EntraView:
+    """What the Graph sandbox actually holds for each person."""
+    return EntraView(service)

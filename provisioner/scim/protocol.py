@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from scim2_models import InvalidSyntaxException, PreconditionFailedException
+from scim2_models import Context, InvalidSyntaxException, ListResponse, PreconditionFailedException
 from starlette.responses import Response
 
 from provisioner.scim.errors import UnsupportedMediaTypeException
@@ -125,3 +125,22 @@ def resource_response(
 def not_modified(version: str) -> Response:
     """304 to a GET whose If-None-Match matches (RFC 9110 §15.4.5 keeps the ETag)."""
     return Response(status_code=304, headers={"ETag": version})
+
+
+def list_response(model: Any, page: Any, parameters: Any) -> Response:
+    """A ``ListResponse`` (RFC 7644 §3.4.2): numbers as JSON numbers and, with no match, an
+    empty ``Resources`` list (what Entra ID expects from a lookup that finds nothing)."""
+    listing = ListResponse[model](  # type: ignore[valid-type]
+        total_results=page.total,
+        start_index=page.start_index,
+        items_per_page=len(page.resources),
+        resources=list(page.resources),
+    )
+    body = listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
+    body.setdefault("Resources", [])
+    return ScimJSONResponse(body)
+
+
+def resource_body(resource: Any, parameters: Any, scim_ctx: Context) -> dict[str, Any]:
+    """A resource as sent to the client, with ``attributes``/``excludedAttributes`` applied."""
+    return resource.model_dump(scim_ctx=scim_ctx, response_parameters=parameters)

@@ -24,6 +24,7 @@ from scim2_models import (
 
 from provisioner.scim.config import DEFAULT_PAGE_SIZE, MAX_RESULTS
 from provisioner.scim.errors import scim_exception_from_validation
+from provisioner.scim.filters import FilterSchema, sort_expression
 from provisioner.scim.schemas import POLICY
 
 _SEARCH_KEYS = ("attributes", "excludedAttributes", "sortBy", "sortOrder", "startIndex", "count")
@@ -117,3 +118,22 @@ def wants(parameters: ResponseParameters[Any] | None, attribute: str) -> bool:
 
 def _head(path: Path[Any]) -> str:
     return path.parts[0].lower() if path.parts else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query (RFC 7644 §3.4.2.4)."""
+
+    total: int
+    start_index: int
+    resources: list[Any]
+
+
+def order_by(schema: FilterSchema, query: ListQuery) -> list[Any]:
+    """ORDER BY of sortBy/sortOrder: missing values last ascending, first descending
+    (RFC 7644 §3.4.2.3). Repositories add the primary key as the last key, so pages are
+    stable without sortBy too (Okta pages with startIndex/count)."""
+    if not query.sort_by:
+        return []
+    expr = sort_expression(schema, query.sort_by)
+    return [expr.desc().nulls_first() if query.descending else expr.asc().nulls_last()]

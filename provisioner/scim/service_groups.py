@@ -29,9 +29,8 @@ from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
 from provisioner.scim.patch import apply_membership, apply_patch, parse_patch, plan_group_patch
 from provisioner.scim.protocol import Conditions
-from provisioner.scim.query import ListQuery, wants
+from provisioner.scim.query import ListQuery, Page, order_by, wants
 from provisioner.scim.schemas import GroupResource, etag, group_from_row, split_group
-from provisioner.scim.service_users import Page, _order
 
 
 class GroupService:
@@ -56,7 +55,7 @@ class GroupService:
         """GET /Groups and POST /Groups/.search; Entra ID looks groups up by displayName with
         ``excludedAttributes=members``, which skips the member query."""
         condition = compile_filter(repo.GROUP_FILTERS, query.filter, self.ctx.dialect)
-        order = _order(repo.GROUP_FILTERS, query)
+        order = order_by(repo.GROUP_FILTERS, query)
         rows = repo.search_groups(
             self.session, condition, order, query.start_index - 1, query.count
         )
@@ -66,13 +65,6 @@ class GroupService:
             total = repo.count_groups(self.session, condition)
         resources = self.render(rows, members=wants(query.response, "members"))
         return Page(total=total, start_index=query.start_index, resources=resources)
-
-    def version(self, group_id: str) -> str:
-        """The ETag of a group (for responses that carry no body)."""
-        row = repo.get_group(self.session, group_id)
-        if row is None:
-            raise NotFoundException(detail=f"Group {group_id} not found")
-        return etag(row.version)
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from scim2_models import (
@@ -27,10 +26,10 @@ from provisioner.clock import utcnow
 from provisioner.identities.models import Identity
 from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
-from provisioner.scim.filters import compile_filter, sort_expression
+from provisioner.scim.filters import compile_filter
 from provisioner.scim.patch import apply_patch, parse_patch
 from provisioner.scim.protocol import Conditions
-from provisioner.scim.query import ListQuery, wants
+from provisioner.scim.query import ListQuery, Page, order_by, wants
 from provisioner.scim.schemas import (
     ENTERPRISE_SCHEMA,
     Ref,
@@ -51,15 +50,6 @@ INACTIVE_STATE = "terminated"
 """State of a SCIM-sourced identity from ``active`` (Okta deactivates with active=false)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a query (RFC 7644 §3.4.2.4)."""
-
-    total: int
-    start_index: int
-    resources: list[Any]
-
-
 class UserService:
     """``/Users`` use cases for one request."""
 
@@ -74,12 +64,12 @@ class UserService:
         identity = repo.get_user(self.session, user_id)
         if identity is None:
             raise NotFoundException(detail=f"User {user_id} not found")
-        return self._render([identity], groups=wants(parameters, "groups"))[0]
+        return self.render([identity], groups=wants(parameters, "groups"))[0]
 
     def search(self, query: ListQuery) -> Page:
         """GET /Users and POST /Users/.search (RFC 7644 §3.4.2, §3.4.3)."""
         condition = compile_filter(repo.USER_FILTERS, query.filter, self.ctx.dialect)
-        order = _order(repo.USER_FILTERS, query)
+        order = order_by(repo.USER_FILTERS, query)
         rows = repo.search_users(
             self.session, condition, order, query.start_index - 1, query.count
         )
@@ -87,7 +77,7 @@ class UserService:
             total = len(rows)  # the whole result is on this page: no COUNT needed
         else:
             total = repo.count_users(self.session, condition)
-        resources = self._render(rows, groups=wants(query.response, "groups"))
+        resources = self.render(rows, groups=wants(query.response, "groups"))
         return Page(total=total, start_index=query.start_index, resources=resources)
 
     # -- writes ------------------------------------------------------------------------------
@@ -111,7 +101,7 @@ class UserService:
         repo.add_identity(self.session, identity)
         self._flush()
         self.ctx.identity_changed(identity.id)
-        return self._render([identity], groups=False)[0]  # a new user is in no group
+        return self.render([identity], groups=False)[0]  # a new user is in no group
 
     def replace(self, user_id: str, payload: Any, conditions: Conditions) -> UserResource:
         """PUT /Users/{id} (RFC 7644 §3.5.1); Okta sends the full user with ``id`` and ``meta``."""
@@ -169,7 +159,7 @@ class UserService:
         if identity is None:
             raise NotFoundException(detail=f"User {user_id} not found")
         conditions.check(etag(identity.version), method)
-        return identity, self._render([identity], groups=True)[0]
+        return identity, self.render([identity], groups=True)[0]
 
     def _save(
         self, identity: Identity, current: UserResource, updated: UserResource, hr: bool
@@ -192,7 +182,7 @@ class UserService:
         identity.updated_at = utcnow()
         self._flush()
         self.ctx.identity_changed(identity.id)
-        return self._render([identity], groups=True)[0]
+        return self.render([identity], groups=True)[0]
 
     def _write(self, identity: Identity, write: UserWrite, *, hr: bool) -> None:
         attributes = dict(write.attributes)
@@ -243,7 +233,7 @@ class UserService:
         except IntegrityError as exc:  # a concurrent writer took the same unique value
             raise UniquenessException(detail="userName or employeeNumber is already taken") from exc
 
-    def _render(self, identities: Sequence[Identity], *, groups: bool) -> list[UserResource]:
+    def render(self, identities: Sequence[Identity], *, groups: bool) -> list[UserResource]:
         """SCIM Users for identities, with their groups and managers looked up in bulk."""
         if not identities:
             return []
@@ -297,12 +287,3 @@ def _unordered(value: Any) -> Any:
     if isinstance(value, list):
         return sorted((_unordered(item) for item in value), key=repr)
     return value
-
-
-def _order(schema: Any, query: ListQuery) -> list[Any]:
-    """ORDER BY of sortBy/sortOrder: missing values last ascending, first descending
-    (RFC 7644 §3.4.2.3); the primary key breaks ties so pages are stable (Okta pages)."""
-    if not query.sort_by:
-        return []
-    expr = sort_expression(schema, query.sort_by)
-    return [expr.desc().nulls_first() if query.descending else expr.asc().nulls_last()]

@@ -13,7 +13,7 @@ from provisioner.identities import repository as identities
 from provisioner.intake import repository as events
 from provisioner.intake.models import HREvent
 from provisioner.queue.models import Operation
-from tests.lifecycle.conftest import EntraView, event, hire
+from tests.support import EntraView, event, hire
 
 
 async def test_future_terminate_fires_at_17_berlin_on_the_last_day(service, entra: EntraView):

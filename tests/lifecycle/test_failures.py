@@ -11,7 +11,7 @@ from provisioner.queue import repository as queue
 from provisioner.queue.models import OpStatus
 from provisioner.queue.service import replay
 from provisioner.queue.worker import RoundReport, Worker
-from tests.lifecycle.conftest import EntraView, event, hire
+from tests.support import EntraView, event, hire
 
 
 async def settle(service, rounds: int = 50) -> None:

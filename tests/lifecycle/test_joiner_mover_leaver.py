@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from provisioner.clock import utcnow
 from provisioner.evidence import service as evidence
-from tests.lifecycle.conftest import EntraView, event, hire
+from tests.support import EntraView, event, hire
 
 ENGINEER = {"All Staff", "Employees", "Engineering", "GitHub Users"}
 

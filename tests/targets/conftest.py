@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from entra_sandbox_helpers import connector_for
 
 from provisioner.targets.entra.connector import EntraConnector
+from tests.targets.entra_sandbox_helpers import connector_for
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from provisioner.targets.entra.connector import EntraConnector
 from provisioner.targets.entra.credentials import StaticTokenCredential
 from provisioner.targets.transport import DryRunBlocked
 
-from entra_sandbox_helpers import TEST_TOKEN, FailNextBatchTransport, connector_for, entra_config
+from tests.targets.entra_sandbox_helpers import TEST_TOKEN, FailNextBatchTransport, connector_for, entra_config
 
 
 def person(n: int = 1, **over) -> AccountSpec:
@@ -65,13 +65,24 @@ async def test_create_with_taken_upn_is_exists(entra_over_sandbox, graph_sandbox
     assert result.remote_id is None
 
 
-async def test_find_account_by_employee_id_then_by_upn(entra_over_sandbox, graph_sandbox):
+async def test_find_account_by_employee_id_with_quotes_escaped(entra_over_sandbox, graph_sandbox):
     uid = graph_sandbox.seed_user("o'brien@example.test", display_name="Pat O'Brien", employee_id="E'7")
     found = await entra_over_sandbox.find_account(person(employee_id="E'7", login="other@example.test"))
     assert found == (uid, "o'brien@example.test")
-    by_upn = await entra_over_sandbox.find_account(person(employee_id="nobody", login="o'brien@example.test"))
-    assert by_upn == (uid, "o'brien@example.test")
     assert await entra_over_sandbox.find_account(person(employee_id="none", login="none@example.test")) is None
+
+
+async def test_find_account_never_links_an_account_that_only_holds_the_login(entra_over_sandbox, graph_sandbox):
+    graph_sandbox.seed_user("new.person1@example.test", display_name="Someone Else")
+    assert await entra_over_sandbox.find_account(person()) is None
+
+
+async def test_find_account_by_upn_when_no_employee_id_is_known(entra_over_sandbox, graph_sandbox):
+    uid = graph_sandbox.seed_user("o'brien@example.test", display_name="Pat O'Brien")
+    assert await entra_over_sandbox.find_account(person(employee_id="", login="o'brien@example.test")) == (
+        uid,
+        "o'brien@example.test",
+    )
 
 
 async def test_disable_then_enable_account(entra_over_sandbox, graph_sandbox):

@@ -260,29 +260,34 @@ class EntraConnector:
     # ---- reads --------------------------------------------------------------------------
 
     async def find_account(self, spec: AccountSpec) -> tuple[str, str | None] | None:
-        """Match before create: ``employeeId eq '...'`` first, then ``userPrincipalName``.
+        """Match before create: the account holding ``employeeId eq '...'``.
 
-        Two accounts holding one employee id is an error (TargetError BAD_REQUEST): linking
-        either would be a guess.
+        Only when the spec has no employee id is ``userPrincipalName eq '...'`` used instead:
+        an account that merely holds the login is someone else's (or nobody's) and must not
+        be linked; the create then answers EXISTS and the planner picks another login.
+        Quotes are doubled (OData string literal). Two accounts holding one employee id
+        raise ``TargetError`` (BAD_REQUEST): linking either would be a guess.
         """
-        select = ["id", "userPrincipalName", "employeeId"]
-        for prop, value in (("employeeId", spec.employee_id), ("userPrincipalName", spec.login)):
-            if not value:
-                continue
-            query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-                filter=f"{prop} eq {batching.odata_string(value)}", select=select, top=2
+        if spec.employee_id:
+            prop, value = "employeeId", spec.employee_id
+        elif spec.login:
+            prop, value = "userPrincipalName", spec.login
+        else:
+            return None
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            filter=f"{prop} eq {batching.odata_string(value)}",
+            select=["id", "userPrincipalName", "employeeId"],
+            top=2,
+        )
+        page = await self._sdk(self.client.users.get(RequestConfiguration(query_parameters=query)))
+        users = list(page.value or []) if page is not None else []
+        if len(users) > 1:
+            raise TargetError(
+                Outcome.BAD_REQUEST, f"{len(users)} accounts match {prop}; refusing to guess"
             )
-            page = await self._sdk(
-                self.client.users.get(RequestConfiguration(query_parameters=query))
-            )
-            users = list(page.value or []) if page is not None else []
-            if len(users) > 1:
-                raise TargetError(
-                    Outcome.BAD_REQUEST, f"{len(users)} accounts match {prop}; refusing to guess"
-                )
-            if users:
-                return str(users[0].id), users[0].user_principal_name
-        return None
+        if not users:
+            return None
+        return str(users[0].id), users[0].user_principal_name
 
     async def read_account(self, remote_id: str, group_ids: Sequence[str]) -> AccountState:
         """One account's state and direct memberships among ``group_ids`` (one ``$batch``)."""

@@ -1,30 +1,14 @@
-"""Fixtures for end-to-end lifecycle tests: the real API, processor, worker and msgraph-sdk
-connector against the in-process Graph sandbox, on SQLite and (when configured) PostgreSQL."""
+"""Helpers for tests that drive the whole service: HR event builders and a view of what the
+Graph sandbox actually holds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.identities import repository as identities
-
-
-@pytest.fixture
-async def service(database_url: str, tmp_path: Path) -> AsyncIterator[SandboxedService]:
-    """The whole service wired to a fresh Graph sandbox (fast back-off for tests)."""
-    svc = SandboxedService(tmp_path / "svc", database_url=database_url, migrate=False,
-                           settings={"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05,
-                                     "max_attempts": 4})
-    try:
-        yield svc
-    finally:
-        await svc.close()
 
 
 def event(event_id: str, etype: str, emp: str, at: datetime | None = None, **attrs: Any) -> dict[str, Any]:
@@ -81,7 +65,3 @@ class EntraView:
             person = identities.by_employee_id(session, employee_id)
             return person.state if person else None
 
-
-@pytest.fixture
-def entra(service: SandboxedService) -> EntraView:
-    return EntraView(service)

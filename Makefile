@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-sqlite bench bench-scim serve lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/provisioner demo
+
+# Runs on SQLite, and on PostgreSQL too when PROVISIONER_TEST_POSTGRES_URL is set
+# (.ci/run sets it to the local server).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/provisioner bench lifecycle
+
+bench-scim: $(STAMP)
+	$(BIN)/provisioner bench scim
+
+serve: $(STAMP)
+	$(BIN)/provisioner serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
