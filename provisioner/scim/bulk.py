@@ -23,7 +23,6 @@ from scim2_models import (
     ConflictException,
     Context,
     EnterpriseUser,
-    Group,
     InvalidSyntaxException,
     InvalidValueException,
     NotFoundException,
@@ -36,7 +35,7 @@ from provisioner.scim.config import BULK_MAX_OPERATIONS, BULK_MAX_PAYLOAD_SIZE
 from provisioner.scim.context import ScimContext
 from provisioner.scim.errors import MethodNotAllowedException
 from provisioner.scim.protocol import Conditions
-from provisioner.scim.schemas import etag, location
+from provisioner.scim.schemas import GroupResource, etag, location
 from provisioner.scim.service_groups import GroupService
 from provisioner.scim.service_users import UserService
 
@@ -45,7 +44,7 @@ _BULK_ID = "bulkId:"
 _PATH = re.compile(r"^/?(Users|Groups)(?:/([^/]+))?/?$", re.IGNORECASE)
 _SUCCESS_STATUS = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
 
-BulkResponseModel = BulkResponse[Union[User[EnterpriseUser], Group]]  # noqa: UP007
+BulkResponseModel = BulkResponse[Union[User[EnterpriseUser], GroupResource]]  # noqa: UP007
 
 
 def check_payload_size(size: int) -> None:

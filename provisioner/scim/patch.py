@@ -25,7 +25,6 @@ from typing import Any
 from pydantic import ValidationError
 from scim2_models import (
     Context,
-    Group,
     InvalidValueException,
     PatchOp,
     PatchOperation,
@@ -34,7 +33,7 @@ from scim2_models import (
 from scim2_models.path import Comparison
 
 from provisioner.scim.errors import scim_exception_from_validation
-from provisioner.scim.schemas import POLICY
+from provisioner.scim.schemas import POLICY, GroupResource
 
 
 def parse_patch(model: type[Resource[Any]], payload: Any) -> PatchOp[Any]:
@@ -87,13 +86,14 @@ def plan_group_patch(patch: PatchOp[Any]) -> GroupPatchPlan:
     for operation in patch.operations or []:
         kind = _membership_op(operation)
         if kind is _GENERIC_MEMBERS:
+            _drop_member_display(patch)
             return GroupPatchPlan(membership=None, other=patch)
         if kind is None:
             others.append(operation)
         else:
             membership.append(kind)
     other = (
-        PatchOp[Group](operations=others) if others else None  # type: ignore[call-arg]
+        PatchOp[GroupResource](operations=others) if others else None  # type: ignore[call-arg]
     )
     return GroupPatchPlan(membership=membership, other=other)
 
@@ -135,6 +135,27 @@ def _membership_op(operation: PatchOperation[Any]) -> MembershipOp | None:
         return MembershipOp(MembershipAction.remove, _member_values(operation.value))
     action = MembershipAction.add if op == PatchOperation.Op.add else MembershipAction.replace
     return MembershipOp(action, _member_values(operation.value))
+
+
+def _drop_member_display(patch: PatchOp[Any]) -> None:
+    """Members' ``display`` is readOnly (derived from the User): drop it from written values,
+    as a PUT would ignore it, instead of failing Okta's ``add`` with value/display."""
+    for operation in patch.operations or []:
+        value = operation.value
+        targets_members = operation.path is not None and bool(operation.path.parts) and (
+            operation.path.parts[0].lower() == "members"
+        )
+        if operation.path is None and isinstance(value, dict):
+            key = next((k for k in value if str(k).lower() == "members"), None)
+            entries = value.get(key) if key is not None else None
+        elif targets_members:
+            entries = value
+        else:
+            continue
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if isinstance(entry, dict):
+                for key in [k for k in entry if str(k).lower() == "display"]:
+                    del entry[key]
 
 
 def _member_values(value: Any) -> tuple[str, ...]:

@@ -40,39 +40,27 @@ def _visible(identity: Any = Identity) -> ColumnElement[bool]:
 
 
 def _user_groups_scope(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return (
-        select(literal(1))
-        .where(
-            _user_member.identity_id == Identity.id,
-            _user_group.id == _user_member.group_id,
-            condition,
-        )
-        .exists()
+    # An uncorrelated IN: the database starts from the membership index, not from every user.
+    return Identity.id.in_(
+        select(_user_member.identity_id)
+        .join(_user_group, _user_group.id == _user_member.group_id)
+        .where(condition)
     )
 
 
 def _manager_scope(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return (
-        select(literal(1))
-        .where(
-            _manager.employee_id == Identity.manager_employee_id,
-            _visible(_manager),
-            condition,
+    return Identity.manager_employee_id.in_(
+        select(_manager.employee_id).where(
+            _manager.employee_id.is_not(None), _visible(_manager), condition
         )
-        .exists()
     )
 
 
 def _group_members_scope(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return (
-        select(literal(1))
-        .where(
-            _group_member.group_id == DirectoryGroup.id,
-            _member_identity.id == _group_member.identity_id,
-            _visible(_member_identity),
-            condition,
-        )
-        .exists()
+    return DirectoryGroup.id.in_(
+        select(_group_member.group_id)
+        .join(_member_identity, _member_identity.id == _group_member.identity_id)
+        .where(_visible(_member_identity), condition)
     )
 
 

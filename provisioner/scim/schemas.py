@@ -21,13 +21,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import ValidationError
 from scim2_models import (
     EnterpriseUser,
     Group,
+    GroupMember,
     InvalidValueException,
+    Mutability,
     Resource,
     ResourceType,
     ScimPolicy,
@@ -44,8 +46,18 @@ log = logging.getLogger(__name__)
 UserResource = User[EnterpriseUser]
 """The model of ``/Users``: the core User schema with the enterprise extension."""
 
-GroupResource = Group
-"""The model of ``/Groups``."""
+class GroupMemberResource(GroupMember):
+    """A member of a group. ``display`` is readOnly: it is the member's ``displayName``, kept
+    by the service, not a value clients store (RFC 7643 §8.7.1 lists no ``display`` for
+    members; clients that send one, as Okta does, have it ignored)."""
+
+    display: Annotated[str | None, Mutability.read_only] = None
+
+
+class GroupResource(Group):
+    """The model of ``/Groups`` (RFC 7643 §4.2); members are Users."""
+
+    members: list[GroupMemberResource] | None = None
 
 USER_SCHEMA: Final = str(User.__schema__)
 GROUP_SCHEMA: Final = str(Group.__schema__)
@@ -68,7 +80,7 @@ USER_RESOURCE_TYPE: Final = ResourceType.from_resource(UserResource)
 GROUP_RESOURCE_TYPE: Final = ResourceType.from_resource(GroupResource)
 
 PROVIDER: Final = ScimProvider(
-    models=[User, EnterpriseUser, Group],
+    models=[User, EnterpriseUser, GroupResource],
     resource_types=[USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE],
     config=service_provider_config(),
     policy=POLICY,
@@ -93,6 +105,7 @@ HR_OWNED_ENTERPRISE: Final = ("employeeNumber", "department", "costCenter", "man
 _SCIM_KEY: Final = "scim"
 _ATTRIBUTES_KEY: Final = "attributes"
 _DELETED_KEY: Final = "deleted"
+_ACTIVE_UNASSIGNED_KEY: Final = "activeUnassigned"
 
 ModelT = TypeVar("ModelT", bound=Resource[Any])
 
@@ -108,6 +121,9 @@ class Ref:
 @dataclass(slots=True)
 class UserWrite:
     """What a validated User writes: column values, and the rest of its attributes.
+
+    ``columns["active"]`` is None when the User has no ``active`` (the identity then keeps its
+    current status, and the attribute is reported unassigned).
 
     ``manager_id`` is the SCIM id of the manager (``enterprise:manager.value``); the service
     resolves it to ``Identity.manager_employee_id``.
@@ -170,6 +186,24 @@ def with_stored_attributes(identity: Identity, attributes: Mapping[str, Any]) ->
     return extra
 
 
+def active_unassigned(identity: Identity) -> bool:
+    """Whether a SCIM client removed ``active`` (the column then keeps its last value)."""
+    scim = (identity.extra or {}).get(_SCIM_KEY) or {}
+    return bool(scim.get(_ACTIVE_UNASSIGNED_KEY))
+
+
+def with_active_unassigned(extra: Mapping[str, Any], unassigned: bool) -> dict[str, Any]:
+    """A new ``extra`` recording whether ``active`` is unassigned (RFC 7643 §2.5)."""
+    new = dict(extra)
+    scim = dict(new.get(_SCIM_KEY) or {})
+    if unassigned:
+        scim[_ACTIVE_UNASSIGNED_KEY] = True
+    else:
+        scim.pop(_ACTIVE_UNASSIGNED_KEY, None)
+    new[_SCIM_KEY] = scim
+    return new
+
+
 def with_deletion_record(identity: Identity, at: datetime) -> dict[str, Any]:
     """A new ``extra`` recording what a SCIM DELETE released (RFC 7644 §3.6 soft delete)."""
     extra = dict(identity.extra or {})
@@ -215,7 +249,7 @@ def user_from_identity(
     payload["nickName"] = identity.preferred_name
     payload["title"] = identity.title
     payload["userType"] = identity.employment_type
-    payload["active"] = identity.active
+    payload["active"] = None if not hr and active_unassigned(identity) else identity.active
     if hr:
         payload["emails"] = (
             [{"value": identity.email, "type": "work", "primary": True}] if identity.email else None
@@ -289,7 +323,7 @@ def split_user(user: UserResource) -> UserWrite:
         "cost_center": enterprise.pop("costCenter", None),
     }
     active = data.pop("active", None)
-    columns["active"] = True if active is None else bool(active)
+    columns["active"] = None if active is None else bool(active)
     if name:
         data["name"] = name
     if manager_id:

@@ -41,6 +41,7 @@ from provisioner.scim.schemas import (
     split_user,
     stored_manager_id,
     user_from_identity,
+    with_active_unassigned,
     with_deletion_record,
     with_stored_attributes,
 )
@@ -91,7 +92,8 @@ class UserService:
         identity = Identity(
             id=str(uuid.uuid4()),
             source="scim",
-            state=ACTIVE_STATE if write.columns["active"] else INACTIVE_STATE,
+            state=ACTIVE_STATE if write.columns["active"] is not False else INACTIVE_STATE,
+            active=write.columns["active"] is not False,
             version=1,
             created_at=now,
             updated_at=now,
@@ -195,13 +197,18 @@ class UserService:
             if enterprise:
                 attributes[ENTERPRISE_SCHEMA] = enterprise
         else:
-            was_active = identity.active
-            for column, value in write.columns.items():
+            columns = dict(write.columns)
+            active = columns.pop("active")
+            for column, value in columns.items():
                 setattr(identity, column, value)
-            if was_active is None or bool(was_active) != write.columns["active"]:
-                identity.state = ACTIVE_STATE if write.columns["active"] else INACTIVE_STATE
+            if active is not None and active != identity.active:
+                identity.active = active
+                identity.state = ACTIVE_STATE if active else INACTIVE_STATE
             identity.manager_employee_id = self._manager_employee_id(write.manager_id)
-        identity.extra = with_stored_attributes(identity, attributes)
+        extra = with_stored_attributes(identity, attributes)
+        if not hr:
+            extra = with_active_unassigned(extra, write.columns["active"] is None)
+        identity.extra = extra
 
     def _manager_employee_id(self, manager_id: str | None) -> str | None:
         """enterprise manager.value is the manager's SCIM id (RFC 7643 §4.3); HR keys managers

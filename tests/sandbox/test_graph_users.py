@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from provisioner.sandbox.graph.app import GraphSandbox
 SdkFactory = Callable[..., Awaitable[GraphServiceClient]]
 
 
-def new_user(upn: str, **extra: object) -> User:
+def new_user(upn: str, **extra: Any) -> User:
     return User(
         account_enabled=True,
         display_name=upn.split("@")[0],
@@ -31,7 +32,7 @@ def new_user(upn: str, **extra: object) -> User:
     )
 
 
-def users_query(**params: object) -> RequestConfiguration:
+def users_query(**params: Any) -> RequestConfiguration:
     return RequestConfiguration(
         query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(**params)
     )

@@ -217,7 +217,7 @@ async def test_whole_batch_401_raises_stop():
         await connector.aclose()
 
 
-async def test_sub_request_403_is_stop_for_that_op(entra_over_sandbox, graph_sandbox):
+async def test_sub_request_403_refuses_only_that_op(entra_over_sandbox, graph_sandbox):
     uid = graph_sandbox.seed_user("a@example.test", display_name="A", employee_id="E1")
     graph_sandbox.fail_next("POST", r"/revokeSignInSessions", status=403, code="Authorization_RequestDenied",
                             message="Insufficient privileges to complete the operation.")
@@ -227,7 +227,7 @@ async def test_sub_request_403_is_stop_for_that_op(entra_over_sandbox, graph_san
         )
     )
     assert results[1].outcome == Outcome.DONE
-    assert results[2].outcome == Outcome.STOP and "Authorization_RequestDenied" in results[2].detail
+    assert results[2].outcome == Outcome.BAD_REQUEST and "Authorization_RequestDenied" in results[2].detail
 
 
 async def test_5xx_is_transient_per_item_and_for_the_whole_batch(graph_sandbox):

@@ -9,7 +9,8 @@ Rules (Graph docs: "Microsoft Graph error responses", "throttling guidance"):
 - 2xx: DONE
 - 429, 408 and every 5xx: TRANSIENT, with ``retry_after`` from ``Retry-After`` (seconds or
   an HTTP date). A 429 may arrive per item inside a 200 ``$batch``.
-- 401, 403: STOP (credentials or consent: the whole target refuses us)
+- 401, 403: STOP (credentials or consent: the whole target refuses us); a 403 on one
+  ``$batch`` sub-request is about that object only: BAD_REQUEST
 - 404, or any status with code ``Request_ResourceNotFound``: NOT_FOUND
 - 400/409 whose message says "already exist" (``members/$ref``, ``members@odata.bind``) or
   "same value for property" (UPN, mail, proxyAddresses collisions): EXISTS
@@ -159,6 +160,10 @@ def from_batch_item(item: Mapping[str, Any]) -> Mapped:
         return Mapped(Outcome.TRANSIENT, "batch sub-response without a status", None, None)
     headers = item.get("headers") if isinstance(item.get("headers"), Mapping) else None
     code, message = _error_parts(item.get("body")) if status >= 300 else (None, None)
+    if status == 403:
+        # Inside a batch, 403 Authorization_RequestDenied is about one object (a protected
+        # admin account, say), not our credentials: refuse that operation, not the target.
+        return Mapped(Outcome.BAD_REQUEST, _detail(status, code, message), None, status, code)
     return classify(status, code, message, parse_retry_after(header(headers, "Retry-After")))
 
 
