@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.models import AuditHead, AuditRecord
 from provisioner.clock import utcnow
 
 GENESIS = "0" * 64
+# Built once: these run for every HR event and every operation attempt.
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT = insert(AuditRecord)
+_MOVE_HEAD = (update(AuditHead).where(AuditHead.id == 1)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,26 +60,31 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, sort_keys=True, default=str))
 
 
-def append_many(session: Session, entries: list[Entry]) -> list[AuditRecord]:
-    """Append entries in order; locks the chain head so concurrent appenders queue."""
+def append_many(session: Session, entries: list[Entry]) -> int:
+    """Append entries in order; locks the chain head so concurrent appenders queue.
+
+    Core inserts, not ORM objects: every HR event and operation attempt lands here.
+    """
     if not entries:
-        return []
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        return 0
+    conn = session.connection()
+    head = conn.execute(_LOCK_HEAD).one()
     now = utcnow()
     at = now.replace(microsecond=(now.microsecond // 1000) * 1000)
-    records = []
+    rows = []
     seq, prev = head.seq, head.hash
     for entry in entries:
         seq += 1
         data = _normalise(entry.data)
         digest = record_hash(seq, at, entry.kind, entry.subject, data, prev)
-        records.append(AuditRecord(seq=seq, at=at, kind=entry.kind, subject=entry.subject,
-                                   data=data, prev_hash=prev, hash=digest))
+        rows.append({"seq": seq, "at": at, "kind": entry.kind, "subject": entry.subject, "data": data,
+                     "prev_hash": prev, "hash": digest})
         prev = digest
-    session.add_all(records)
-    head.seq, head.hash = seq, prev
-    return records
+    conn.execute(_INSERT, rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    return seq
 
 
-def append(session: Session, kind: str, subject: str | None, /, **data: Any) -> AuditRecord:
-    return append_many(session, [Entry(kind, subject, data)])[0]
+def append(session: Session, kind: str, subject: str | None, /, **data: Any) -> int:
+    """Append one record; returns its sequence number."""
+    return append_many(session, [Entry(kind, subject, data)])

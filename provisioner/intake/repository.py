@@ -4,21 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, or_, select, tuple_
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from provisioner.identities.models import Identity
 from provisioner.intake.models import EventStatus, HREvent
 
 
-def by_event_ids(session: Session, event_ids: Iterable[str]) -> dict[str, HREvent]:
-    ids = list(event_ids)
-    found: dict[str, HREvent] = {}
+class Known(NamedTuple):
+    body_sha256: str
+    received_at: datetime
+    effective_at: datetime
+
+
+def known_digests(session: Session, event_ids: Iterable[str]) -> dict[str, Known]:
+    """What is already stored under these event ids (for idempotency)."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, Known] = {}
+    conn = session.connection()
     for start in range(0, len(ids), 500):
-        rows = session.scalars(select(HREvent).where(HREvent.event_id.in_(ids[start:start + 500])))
-        found.update({row.event_id: row for row in rows})
+        rows = conn.execute(_KNOWN, {"ids": ids[start:start + 500]})
+        found.update({r.event_id: Known(r.body_sha256, r.received_at, r.effective_at) for r in rows})
     return found
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.connection().execute(_INSERT, rows)
+
+
+# Built once: the intake hot path.
+_KNOWN = (select(HREvent.event_id, HREvent.body_sha256, HREvent.received_at, HREvent.effective_at)
+          .where(HREvent.event_id.in_(bindparam("ids", expanding=True))))
+_INSERT = insert(HREvent)
 
 
 def get(session: Session, event_id: str) -> HREvent | None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
 from provisioner.intake import repository
-from provisioner.intake.models import EventStatus, HREvent
+from provisioner.intake.models import EventStatus
 from provisioner.intake.schemas import HREventIn, Receipt
 
 
@@ -33,41 +33,36 @@ class ConflictError(Exception):
 def accept(session: Session, events: list[HREventIn], source: str) -> list[Receipt]:
     """Store new events, recognise repeats; raise ConflictError before storing anything."""
     now = utcnow()
-    known = repository.by_event_ids(session, (e.event_id for e in events))
+    known = repository.known_digests(session, [e.event_id for e in events])
     receipts: list[Receipt] = []
-    new_rows: list[HREvent] = []
-    batch_seen: dict[str, tuple[str, HREvent]] = {}
+    rows: list[dict] = []
     for index, event in enumerate(events):
         digest = event.body_sha256()
         prior = known.get(event.event_id)
-        if prior is None and event.event_id in batch_seen:
-            prior_digest, prior = batch_seen[event.event_id]
-            if prior_digest != digest:
-                raise ConflictError(event.event_id, index)
         if prior is not None:
             if prior.body_sha256 != digest:
                 raise ConflictError(event.event_id, index)
-            receipts.append(Receipt(event_id=prior.event_id, status="accepted", duplicate=True,
-                                    received_at=prior.received_at, effective_at=prior.effective_at))
+            receipts.append(Receipt(event_id=event.event_id, received_at=prior.received_at,
+                                    effective_at=prior.effective_at, duplicate=True))
             continue
-        row = HREvent(
-            event_id=event.event_id, source=source, type=event.type.value,
-            employee_id=event.employee_id, effective_at=event.effective_at,
-            immediate=event.immediate, cancels_event_id=event.cancels_event_id,
-            body_sha256=digest, payload=event.model_dump(mode="json", exclude_unset=True),
-            received_at=now, status=EventStatus.PENDING,
-        )
-        new_rows.append(row)
-        batch_seen[event.event_id] = (digest, row)
-        receipts.append(Receipt(event_id=row.event_id, status="accepted", received_at=now,
-                                effective_at=row.effective_at.astimezone(UTC)))
-    if new_rows:
-        session.add_all(new_rows)
+        effective = event.effective_at.astimezone(UTC)
+        rows.append({
+            "event_id": event.event_id, "source": source, "type": event.type.value,
+            "employee_id": event.employee_id, "effective_at": effective, "immediate": event.immediate,
+            "cancels_event_id": event.cancels_event_id, "body_sha256": digest,
+            "payload": event.model_dump(mode="json", exclude_unset=True), "received_at": now,
+            "status": EventStatus.PENDING,
+        })
+        # A repeat within the same request is a duplicate of this one.
+        known[event.event_id] = repository.Known(digest, now, effective)
+        receipts.append(Receipt(event_id=event.event_id, received_at=now, effective_at=effective))
+    if rows:
+        repository.insert_events(session, rows)
         append_many(session, [
-            Entry("hr_event.received", row.employee_id,
-                  {"event_id": row.event_id, "type": row.type, "source": source,
-                   "effective_at": row.effective_at.isoformat(), "immediate": row.immediate,
-                   "sha256": row.body_sha256})
-            for row in new_rows
+            Entry("hr_event.received", row["employee_id"],
+                  {"event_id": row["event_id"], "type": row["type"], "source": source,
+                   "effective_at": row["effective_at"].isoformat(), "immediate": row["immediate"],
+                   "sha256": row["body_sha256"]})
+            for row in rows
         ])
     return receipts

@@ -69,7 +69,8 @@ def sandbox() -> GraphSandbox:
 @pytest.fixture
 async def sdk_for() -> AsyncIterator[SdkFactory]:
     """Builds GraphServiceClients against a given sandbox; ``retries=0`` disables the SDK's
-    retry handler so 429s reach the test."""
+    retry handler so 429s reach the test.
+    """
     clients: list[httpx.AsyncClient] = []
 
     async def build(sb: GraphSandbox, *, retries: int | None = None) -> GraphServiceClient:

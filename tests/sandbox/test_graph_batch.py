@@ -166,7 +166,8 @@ async def test_batch_sent_through_msgraph_core_content(
 ) -> None:
     """The SDK drops sub-response bodies (kiota-python#737), so the service posts the batch's
     request information and reads the bytes itself; the sandbox must accept what msgraph-core
-    serialises (lower-case headers, ``depends_on``, URLs stripped of /v1.0)."""
+    serialises (lower-case headers, ``depends_on``, URLs stripped of /v1.0).
+    """
     user_id = sandbox.seed_user("a@contoso.com")
     group_id = sandbox.seed_group("Engineering")
     users = sdk.users.by_user_id(user_id)

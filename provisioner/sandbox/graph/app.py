@@ -155,7 +155,8 @@ class GraphSandbox:
         """Answer the next ``times`` requests or batch items whose method is ``method`` ("*" for
         any) and whose path after ``/v1.0`` (e.g. ``/users/{id}``) matches ``path_regex``
         (``re.search``) with this error. A 429 fault counts as throttled and costs no quota; any
-        other fault counts as the read or write it replaced."""
+        other fault counts as the read or write it replaced.
+        """
         self._faults.fail_next(
             method,
             path_regex,
@@ -211,52 +212,33 @@ class GraphSandbox:
         except GraphError as error:
             return error_response(error, request.headers.get("client-request-id"))
 
-    def _authenticate(self, headers: dict[str, str]) -> GraphError | None:
+    def _authenticate(self, headers: dict[str, str]) -> None:
         scheme, _, credential = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
-            return GraphError(401, INVALID_TOKEN, "Access token is empty.")
+            raise GraphError(401, INVALID_TOKEN, "Access token is empty.")
         if self._token is not None and credential.strip() != self._token:
-            return GraphError(401, INVALID_TOKEN, "Access token validation failure.")
-        return None
+            raise GraphError(401, INVALID_TOKEN, "Access token validation failure.")
 
     async def _handle(self, request: Request, path: str) -> Response:
         self.stats.http_calls += 1
         headers = {name.lower(): value for name, value in request.headers.items()}
-        client_request_id = headers.get("client-request-id")
-        refused = self._authenticate(headers)
-        if refused is not None:
-            return _http_response(error_response(refused, client_request_id))
-        raw = await request.body()
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            return _http_response(
-                error_response(
-                    GraphError(
-                        400,
-                        ODATA_BAD_REQUEST,
-                        "Unable to read JSON request payload. Please ensure Content-Type header is set and "
-                        "payload is of valid JSON format.",
-                    ),
-                    client_request_id,
-                )
+            self._authenticate(headers)
+            graph_request = GraphRequest(
+                method=request.method,
+                path=f"/{path}",
+                query=dict(request.query_params),
+                body=_json_body(await request.body()),
+                headers=headers,
+                base_url=str(request.base_url).rstrip("/") + VERSION_ROOT,
             )
-        graph_request = GraphRequest(
-            method=request.method,
-            path=f"/{path}",
-            query=dict(request.query_params),
-            body=body,
-            headers=headers,
-            base_url=str(request.base_url).rstrip("/") + VERSION_ROOT,
-        )
-        if graph_request.path == "/$batch" and request.method == "POST":
-            self.stats.batch_calls += 1
-            try:
+            if graph_request.path == "/$batch" and graph_request.method == "POST":
+                self.stats.batch_calls += 1
                 response = self._batch.run(graph_request)
-            except GraphError as error:
-                response = error_response(error, client_request_id)
-        else:
-            response = self.execute(graph_request)
+            else:
+                response = self.execute(graph_request)
+        except GraphError as error:
+            response = error_response(error, headers.get("client-request-id"))
         return _http_response(response)
 
     def _build_app(self) -> FastAPI:
@@ -265,6 +247,20 @@ class GraphSandbox:
             VERSION_ROOT + "/{path:path}", self._handle, methods=_METHODS, include_in_schema=False
         )
         return app
+
+
+def _json_body(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise GraphError(
+            400,
+            ODATA_BAD_REQUEST,
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload "
+            "is of valid JSON format.",
+        ) from None
 
 
 def _http_response(response: GraphResponse) -> Response:

@@ -128,7 +128,8 @@ def _parse_items(batch: GraphRequest) -> list[_Item]:
 
 def _item_body(body: Any) -> Any:
     """An item's body: a JSON object as is, or base64-encoded JSON (how msgraph-core sends
-    bodies that aren't objects)."""
+    bodies that aren't objects).
+    """
     if not isinstance(body, str):
         return body
     try:

@@ -183,14 +183,16 @@ class DeltaQuery:
             epoch, entity_set, seq, select, issued = json.loads(base64.urlsafe_b64decode(padded))
         except (binascii.Error, ValueError, TypeError):
             raise self._gone(request, entity) from None
-        expired = utcnow().timestamp() - issued > TOKEN_LIFETIME.total_seconds()
-        if (
-            epoch != self._epoch
-            or entity_set != entity.entity_set
-            or not isinstance(seq, int)
-            or not 0 <= seq <= self._directory.seq
-            or expired
-        ):
+        valid = (
+            epoch == self._epoch
+            and entity_set == entity.entity_set
+            and isinstance(seq, int)
+            and 0 <= seq <= self._directory.seq
+            and isinstance(issued, int)
+            and utcnow().timestamp() - issued <= TOKEN_LIFETIME.total_seconds()
+            and (select is None or isinstance(select, list))
+        )
+        if not valid:
             raise self._gone(request, entity)
         return _Round(seq, tuple(select) if select is not None else None)
 

@@ -55,7 +55,6 @@ class Router:
         handler: Handler,
         *,
         cost: int = 1,
-        name: str | None = None,
     ) -> None:
         """Register ``handler`` for ``method`` on one template or several aliases.
 
@@ -63,9 +62,9 @@ class Router:
         segments (``/users/delta``) before a parameter at the same position (``/users/{user_id}``).
         """
         template_list = [templates] if isinstance(templates, str) else list(templates)
-        route_name = name or f"{method} {template_list[0]}"
         patterns = tuple(_compile(template) for template in template_list)
-        self._routes.setdefault(method, []).append(Route(method, route_name, patterns, handler, cost))
+        route = Route(method, f"{method} {template_list[0]}", patterns, handler, cost)
+        self._routes.setdefault(method, []).append(route)
 
     def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for ``method`` and ``path`` and its path parameters.

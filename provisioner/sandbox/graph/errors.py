@@ -6,8 +6,9 @@ Graph answers every failure with a JSON body of the form (learn.microsoft.com/gr
                "innerError": {"date": "...", "request-id": "...", "client-request-id": "..."}}}
 
 Handlers and the directory raise :class:`GraphError`; the sandbox's pipeline turns it into that
-body (see :func:`error_response`). Messages are the ones Entra ID returns for the same cause, so
-code that matches on them behaves as it will against a real tenant.
+body (see :func:`error_response`). Status codes and error codes are Graph's; messages are Entra's
+own wording where it is documented or well known (404, duplicate values, existing members), and
+the sandbox's elsewhere: callers should branch on status and code, never on messages.
 """
 
 from __future__ import annotations

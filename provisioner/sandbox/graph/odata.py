@@ -38,7 +38,8 @@ def select_fragment(entity_set: str, select: Sequence[str] | None) -> str:
 
 def collection_response(fragment: str, value: list[JsonObject], next_link: str | None) -> GraphResponse:
     """200 with a collection page: ``@odata.context``, ``value`` and, when more remain,
-    ``@odata.nextLink``."""
+    ``@odata.nextLink``.
+    """
     body: JsonObject = {"@odata.context": context_url(fragment), "value": value}
     if next_link is not None:
         body["@odata.nextLink"] = next_link
@@ -57,7 +58,8 @@ _REFERENCE = re.compile(r"(?:^|/)(?:directoryObjects|users|groups)/([^/?#]+)/?$"
 
 def reference_id(url: Any) -> str:
     """The object id in an ``@odata.id`` / ``@odata.bind`` reference
-    (``https://graph.microsoft.com/v1.0/directoryObjects/{id}``; any host is accepted)."""
+    (``https://graph.microsoft.com/v1.0/directoryObjects/{id}``; any host is accepted).
+    """
     match = _REFERENCE.search(url) if isinstance(url, str) else None
     if match is None:
         raise bad_request(f"Invalid object identifier '{url}'.")

@@ -66,7 +66,8 @@ class Pages:
         page_size: int,
     ) -> Page:
         """A page of a plain collection: the one ``$skiptoken`` names, else the first one of
-        ``fetch()``. Next links repeat the request's other query options, as Graph's do."""
+        ``fetch()``. Next links repeat the request's other query options, as Graph's do.
+        """
         if SKIP_TOKEN in request.query:
             return self.resume(request, scope=scope)
         options = {name: value for name, value in request.query.items() if name != SKIP_TOKEN}
@@ -84,7 +85,8 @@ class Pages:
         state: Any = None,
     ) -> Page:
         """The first page of ``items``; next links go to ``link_path`` (default: the request's
-        path) with ``options`` and the token."""
+        path) with ``options`` and the token.
+        """
         cursor = Cursor(scope, items, 0, page_size, link_path or request.path, options or {}, state)
         return self._render(request, cursor)
 

@@ -30,14 +30,14 @@ from provisioner.sandbox.graph.schema import DYNAMIC_MEMBERSHIP, GROUP, USER
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One entry of the change log; ``seq`` orders them and delta tokens point into it."""
+    """One entry of the change log. An entry's 1-based position is its sequence number, which
+    delta tokens record; a deleted object is the one a change names that no longer exists.
+    """
 
-    seq: int
     entity_set: str  # "users" or "groups"
     object_id: str
     properties: frozenset[str] = frozenset()  # properties set or changed (all of them on create)
     created: bool = False
-    removed: bool = False  # the object was deleted
     member_id: str | None = None  # a membership change of a group
     member_type: str = ""  # @odata.type of that member
     member_added: bool = False
@@ -103,9 +103,6 @@ class Directory:
         if object_id in self.groups:
             return GROUP.odata_type
         return None
-
-    def directory_object(self, object_id: str) -> JsonObject | None:
-        return self.users.get(object_id) or self.groups.get(object_id)
 
     def indexed(self, entity_set: str, prop: str, value: Any) -> Collection[str] | None:
         """Ids whose ``prop`` equals ``value`` from an index, or None when ``prop`` isn't indexed."""
@@ -198,8 +195,7 @@ class Directory:
             self._log(USER.entity_set, report_id, properties=frozenset({"manager"}))
         self._unindex_user(user)
         del self.users[object_id]
-        self._sessions_revoked.pop(object_id, None)
-        self._log(USER.entity_set, object_id, removed=True)
+        self._log(USER.entity_set, object_id)
 
     def revoke_sessions(self, user_id: str) -> datetime:
         """Invalidate the user's refresh and session tokens from now on (revokeSignInSessions).
@@ -319,11 +315,9 @@ class Directory:
             raise not_found(member_id)
         self._unlink(group_id, member_id, member_type)
 
-    def is_dynamic(self, group: JsonObject) -> bool:
-        return DYNAMIC_MEMBERSHIP in (group.get("groupTypes") or ())
-
-    def _refuse_if_dynamic(self, group: JsonObject) -> None:
-        if self.is_dynamic(group):
+    @staticmethod
+    def _refuse_if_dynamic(group: JsonObject) -> None:
+        if DYNAMIC_MEMBERSHIP in (group.get("groupTypes") or ()):
             # Entra refuses the edit with 400; the wording here is the sandbox's own.
             raise bad_request(
                 "Members of a group with dynamic membership can't be added or removed directly: "
@@ -365,21 +359,10 @@ class Directory:
         *,
         properties: frozenset[str] = frozenset(),
         created: bool = False,
-        removed: bool = False,
         member_id: str | None = None,
         member_type: str = "",
         member_added: bool = False,
     ) -> None:
         self.changes.append(
-            Change(
-                seq=len(self.changes) + 1,
-                entity_set=entity_set,
-                object_id=object_id,
-                properties=properties,
-                created=created,
-                removed=removed,
-                member_id=member_id,
-                member_type=member_type,
-                member_added=member_added,
-            )
+            Change(entity_set, object_id, properties, created, member_id, member_type, member_added)
         )

@@ -1,0 +1,244 @@
+"""``provisioner bench lifecycle``: figures for the lifecycle core, printed as tables.
+
+1. Time-to-revoke: one leaver in 10 managed groups, from the 202 for the terminate event to a
+   verified read-back, with the API, processor and worker running in-process (50 runs).
+2. 1,000 leavers in 10 managed groups each: Graph HTTP calls against the minimum, and with the
+   sandbox enforcing Graph's write budget (scaled), the write rate achieved as a share of it.
+3. Intake: single and batched events per second through the signed HTTP API, on SQLite and
+   (given a server) PostgreSQL.
+
+Ratios, not absolute times, are what to compare across runs: this machine is noisy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from provisioner.clock import utcnow
+from provisioner.demo.harness import SandboxedService
+from provisioner.evidence.models import RevocationCheck
+from provisioner.identities import repository as identities
+from provisioner.queue.models import Operation
+
+console = Console()
+GROUPS = [f"Bench Group {n:02d}" for n in range(10)]
+
+
+def _bench_config(folder: Path, *, writes_per_second: float, burst: int) -> tuple[Path, Path]:
+    policies, targets = folder / "policies", folder / "targets"
+    policies.mkdir(parents=True, exist_ok=True)
+    targets.mkdir(parents=True, exist_ok=True)
+    (policies / "ten-groups.yaml").write_text(yaml.safe_dump({
+        "name": "ten-groups", "birthright": True, "grants": {"entra": {"groups": GROUPS}}}))
+    (targets / "entra.yaml").write_text(yaml.safe_dump({
+        "kind": "entra", "name": "entra", "graph_url": "http://127.0.0.1/v1.0",
+        "auth": {"method": "static_token", "token": {"env": "UNUSED"}},
+        "accounts": {"domain": "bench.example"},
+        "managed_groups": [{"name": g} for g in GROUPS],
+        "throttle": {"writes_per_second": writes_per_second, "burst": burst, "concurrency": 4}}))
+    return policies, targets
+
+
+def _hire(n: int, run: str) -> dict[str, Any]:
+    return {"event_id": f"{run}-hire-{n}", "type": "hire", "employee_id": f"{run}-{n}",
+            "effective_at": utcnow().isoformat(),
+            "attributes": {"given_name": "Bench", "family_name": f"Person{n}{run}", "department": "Bench"}}
+
+
+def _terminate(n: int, run: str) -> dict[str, Any]:
+    return {"event_id": f"{run}-term-{n}", "type": "terminate", "employee_id": f"{run}-{n}",
+            "effective_at": utcnow().isoformat()}
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+# -- 1. time to revoke -------------------------------------------------------------------------
+async def time_to_revoke(runs: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-ttr-") as tmp:
+        policies, targets = _bench_config(Path(tmp), writes_per_second=1000, burst=200)
+        svc = SandboxedService(Path(tmp) / "svc", policies_dir=policies, targets_dir=targets,
+                               settings={"worker_poll_seconds": 0.05, "due_events_seconds": 0.05})
+        stop = asyncio.Event()
+        background = asyncio.create_task(svc.runtime.run_background(stop, reconcile=False))
+        samples: list[float] = []
+        try:
+            for n in range(runs):
+                await svc.send(_hire(n, "ttr"))
+                await _wait(lambda: _groups_known(svc, f"ttr-{n}") == len(GROUPS))
+                resp = await svc.send(_terminate(n, "ttr"))
+                t0 = time.perf_counter()
+                assert resp.status_code == 202, resp.text
+                await _wait(lambda: _verified(svc, f"ttr-{n}"))
+                samples.append(time.perf_counter() - t0)
+        finally:
+            stop.set()
+            svc.runtime.worker.wake()
+            await background
+            await svc.close()
+    return {"runs": runs, "p50": statistics.median(samples), "p95": _pct(samples, 95),
+            "min": min(samples), "max": max(samples)}
+
+
+async def _wait(predicate, timeout: float = 30.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.perf_counter() > deadline:
+            raise TimeoutError("benchmark step did not finish")
+        await asyncio.sleep(0.002)
+
+
+def _groups_known(svc: SandboxedService, emp: str) -> int:
+    with svc.db.transaction() as session:
+        person = identities.by_employee_id(session, emp)
+        return len(identities.memberships(session, person.id).get("entra", ())) if person else 0
+
+
+def _verified(svc: SandboxedService, emp: str) -> bool:
+    with svc.db.transaction() as session:
+        person = identities.by_employee_id(session, emp)
+        return person is not None and session.scalar(
+            select(func.count()).select_from(RevocationCheck).where(
+                RevocationCheck.identity_id == person.id, RevocationCheck.verified.is_(True))) > 0
+
+
+# -- 2. 1,000 leavers: calls against the minimum, share of the write budget --------------------
+async def mass_leavers(leavers: int, scale: float) -> dict[str, Any]:
+    budget = 3000 / (150 / scale)  # Graph: 3,000 writes per 150 s, window divided by scale
+    with tempfile.TemporaryDirectory(prefix="bench-leavers-") as tmp:
+        policies, targets = _bench_config(Path(tmp), writes_per_second=budget * 0.98, burst=int(budget))
+        svc = SandboxedService(Path(tmp) / "svc", policies_dir=policies, targets_dir=targets,
+                               sandbox_options={"throttle": True, "scale": scale, "tenant_size": 1000},
+                               settings={"worker_batch_size": 400})
+        try:
+            for start in range(0, leavers, 500):
+                await svc.send([_hire(n, "ml") for n in range(start, min(leavers, start + 500))])
+            await svc.drain(max_wait=600)
+            stats = svc.sandbox.stats
+            stats.reset()
+            t0 = time.perf_counter()
+            for start in range(0, leavers, 500):
+                await svc.send([_terminate(n, "ml") for n in range(start, min(leavers, start + 500))])
+            await svc.drain(max_wait=900)
+            elapsed = time.perf_counter() - t0
+            with svc.db.transaction() as session:
+                verified = session.scalar(select(func.count(func.distinct(RevocationCheck.identity_id)))
+                                          .where(RevocationCheck.verified.is_(True)))
+                dead = session.scalar(select(func.count()).select_from(Operation).where(Operation.status == "dead"))
+            writes_min = leavers * (len(GROUPS) + 2)
+            reads_min = leavers * 2  # read-back: the account, and its group memberships
+            calls_min = math.ceil(writes_min / 20) + math.ceil(reads_min / 20)
+            times = stats.write_times
+            span = (times[-1] - times[0]) if len(times) > 1 else float("nan")
+            achieved = (len(times) - 1) / span if len(times) > 1 else float("nan")
+            return {"leavers": leavers, "verified": verified, "dead": dead, "http_calls": stats.http_calls,
+                    "calls_min": calls_min, "ratio": stats.http_calls / calls_min, "writes": stats.writes,
+                    "writes_min": writes_min, "throttled": stats.throttled, "budget": budget,
+                    "achieved": achieved, "share": achieved / budget, "elapsed": elapsed, "scale": scale}
+        finally:
+            await svc.close()
+
+
+# -- 3. intake -----------------------------------------------------------------------------------
+@contextmanager
+def _postgres_database(server_url: str) -> Iterator[str]:
+    server = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"provisioner_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+async def intake(database_url: str | None, events: int, concurrency: int = 8,
+                 batch_size: int = 500) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+        svc = SandboxedService(Path(tmp) / "svc", database_url=database_url)
+        try:
+            run = uuid.uuid4().hex[:6]
+            bodies = [_hire(n, f"s{run}") for n in range(events)]
+            queue = list(bodies)
+            t0 = time.perf_counter()
+
+            async def client() -> None:
+                while queue:
+                    resp = await svc.send(queue.pop())
+                    assert resp.status_code == 202, resp.text
+
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            single = events / (time.perf_counter() - t0)
+            batched_events = events * 5
+            batches = [[_hire(n, f"b{run}") for n in range(s, min(batched_events, s + batch_size))]
+                       for s in range(0, batched_events, batch_size)]
+            t0 = time.perf_counter()
+
+            async def batch_client() -> None:
+                while batches:
+                    resp = await svc.send(batches.pop())
+                    assert resp.status_code == 202, resp.text
+
+            await asyncio.gather(*(batch_client() for _ in range(2)))
+            batched = batched_events / (time.perf_counter() - t0)
+            return {"single": single, "batched": batched, "events": events, "batched_events": batched_events}
+        finally:
+            await svc.close()
+
+
+# -- all -----------------------------------------------------------------------------------------
+async def run_all(*, runs: int, leavers: int, scale: float, intake_events: int,
+                  postgres_url: str | None) -> int:
+    console.rule("provisioner bench lifecycle")
+    ttr = await time_to_revoke(runs)
+    t = Table(title=f"time-to-revoke, one leaver in {len(GROUPS)} groups, event accepted -> verified revoked")
+    for col in ("runs", "p50 (s)", "p95 (s)", "min (s)", "max (s)", "p95 / target 2 s"):
+        t.add_column(col)
+    t.add_row(str(ttr["runs"]), f"{ttr['p50']:.3f}", f"{ttr['p95']:.3f}", f"{ttr['min']:.3f}",
+              f"{ttr['max']:.3f}", f"{ttr['p95'] / 2:.2f}")
+    console.print(t)
+
+    ml = await mass_leavers(leavers, scale)
+    t = Table(title=f"{ml['leavers']} leavers x {len(GROUPS)} managed groups (sandbox throttled, scale {scale:g})")
+    for col in ("Graph HTTP calls", "minimum", "ratio (target <= 1.05)", "writes / minimum",
+                "429s", "write budget /s", "achieved /s", "share (target >= 0.9)", "verified", "dead", "elapsed s"):
+        t.add_column(col)
+    t.add_row(str(ml["http_calls"]), str(ml["calls_min"]), f"{ml['ratio']:.3f}",
+              f"{ml['writes']}/{ml['writes_min']}", str(ml["throttled"]), f"{ml['budget']:.0f}",
+              f"{ml['achieved']:.1f}", f"{ml['share']:.3f}", str(ml["verified"]), str(ml["dead"]),
+              f"{ml['elapsed']:.1f}")
+    console.print(t)
+
+    t = Table(title="HR intake through the signed HTTP API (in-process)")
+    for col in ("database", "single events/s (target 500)", "batched events/s (target 5,000)"):
+        t.add_column(col)
+    results = [("sqlite", await intake(None, intake_events))]
+    if postgres_url:
+        with _postgres_database(postgres_url) as url:
+            results.append(("postgresql", await intake(url, intake_events)))
+    for name, r in results:
+        t.add_row(name, f"{r['single']:.0f}", f"{r['batched']:.0f}")
+    console.print(t)
+    if not postgres_url:
+        console.print("PostgreSQL intake skipped: pass --postgres-url or set PROVISIONER_BENCH_POSTGRES_URL")
+    return 0
