@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from provisioner.identities.models import (
@@ -104,3 +104,43 @@ def save_target_group(session: Session, target: str, group_key: str, remote_id: 
         session.add(TargetGroup(target=target, group_key=group_key, remote_id=remote_id, resolved_at=now))
     else:
         row.remote_id, row.resolved_at = remote_id, now
+
+
+def identities_by_id(session: Session, identity_ids: Sequence[str]) -> dict[str, Identity]:
+    ids = list(set(identity_ids))
+    out: dict[str, Identity] = {}
+    for start in range(0, len(ids), 500):
+        out.update({i.id: i for i in session.scalars(select(Identity).where(Identity.id.in_(ids[start:start + 500])))})
+    return out
+
+
+def accounts_by_identity(session: Session, identity_ids: Sequence[str]) -> dict[tuple[str, str], TargetAccount]:
+    ids = list(set(identity_ids))
+    out: dict[tuple[str, str], TargetAccount] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.scalars(select(TargetAccount).where(TargetAccount.identity_id.in_(ids[start:start + 500])))
+        out.update({(a.identity_id, a.target): a for a in rows})
+    return out
+
+
+def membership_keys(session: Session, identity_ids: Sequence[str]) -> set[tuple[str, str, str]]:
+    ids = list(set(identity_ids))
+    out: set[tuple[str, str, str]] = set()
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(TargetMembership.identity_id, TargetMembership.target,
+                                      TargetMembership.group_key)
+                               .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
+        out.update((r[0], r[1], r[2]) for r in rows)
+    return out
+
+
+def insert_memberships(session: Session, rows: list[dict]) -> None:
+    if rows:
+        session.execute(insert(TargetMembership), rows)
+
+
+def delete_memberships(session: Session, keys: list[tuple[str, str, str]]) -> None:
+    for start in range(0, len(keys), 300):
+        chunk = keys[start:start + 300]
+        session.execute(delete(TargetMembership).where(
+            tuple_(TargetMembership.identity_id, TargetMembership.target, TargetMembership.group_key).in_(chunk)))

@@ -42,13 +42,14 @@ class Job:
 
 def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[Job]:
     jobs: list[Job] = []
+    people = identities.identities_by_id(session, [op.identity_id for op in ops])
+    accounts = identities.accounts_by_identity(session, [op.identity_id for op in ops])
     for op in ops:
-        identity = identities.get(session, op.identity_id)
-        assert identity is not None
+        identity = people[op.identity_id]
         kind = OpKind(op.kind)
         job = Job(op.id, kind, op.target, op.identity_id, identity.employee_id, op.plan_id,
                   op.attempts, op.group_key, dict(op.payload or {}))
-        account = identities.account(session, op.identity_id, op.target)
+        account = accounts.get((op.identity_id, op.target))
         if kind == OpKind.CREATE_ACCOUNT:
             if account is not None:
                 job.pre = OpResult(op.id, Outcome.DONE, remote_id=account.remote_id,

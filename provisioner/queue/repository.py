@@ -74,15 +74,26 @@ def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reas
 
 def release_verifications(session: Session, plan_ids: Iterable[int], now: datetime) -> None:
     """A plan's read-back waits until every other operation of the plan has finished."""
-    for plan_id in set(p for p in plan_ids if p is not None):
-        busy = session.scalar(select(func.count()).select_from(Operation).where(
-            Operation.plan_id == plan_id, Operation.kind != "verify_revoked",
-            Operation.status.in_(OPEN)))
-        if not busy:
+    ids = sorted({p for p in plan_ids if p is not None})
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        busy = set(session.scalars(select(Operation.plan_id).where(
+            Operation.plan_id.in_(chunk), Operation.kind != "verify_revoked",
+            Operation.status.in_(OPEN)).distinct()))
+        ready = [p for p in chunk if p not in busy]
+        if ready:
             session.execute(update(Operation)
-                            .where(Operation.plan_id == plan_id, Operation.kind == "verify_revoked",
+                            .where(Operation.plan_id.in_(ready), Operation.kind == "verify_revoked",
                                    Operation.status == OpStatus.WAITING)
                             .values(status=OpStatus.PENDING, next_attempt_at=now))
+
+
+def by_ids(session: Session, op_ids: Sequence[int]) -> Sequence[Operation]:
+    ids = list(op_ids)
+    out: list[Operation] = []
+    for start in range(0, len(ids), 500):
+        out.extend(session.scalars(select(Operation).where(Operation.id.in_(ids[start:start + 500]))))
+    return out
 
 
 def dead(session: Session, limit: int = 500) -> Sequence[Operation]:

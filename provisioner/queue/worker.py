@@ -25,11 +25,11 @@ from provisioner.db import Database
 from provisioner.evidence.models import RevocationCheck
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
-from provisioner.planner import repository as plans
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_seconds, decide
 from provisioner.queue.jobs import Job, build_jobs
+from provisioner.queue.known import KnownState
 from provisioner.queue.models import Operation, OpStatus, Priority
 from provisioner.settings import Settings
 from provisioner.targets.contract import AccountState, Connector, OpKind, OpResult, Outcome, TargetError
@@ -179,36 +179,38 @@ class Worker:
         audit: list[Entry] = []
         succeeded: list[int] = []
         failed: list[int] = []
-        with self.db.transaction() as session:
-            ops = {op.id: op for op in session.query(Operation).filter(
-                Operation.id.in_([s.job.op_id for s in report.settled]))}
+        with self.db.transaction() as session, session.no_autoflush:
+            ops = {op.id: op for op in queue.by_ids(session, [s.job.op_id for s in report.settled])}
+            known = KnownState(session, [s.job.identity_id for s in report.settled])
             for s in report.settled:
                 op = ops[s.job.op_id]
                 if op.status != OpStatus.RUNNING or op.claimed_by != self.worker_id:
                     continue  # our lease ran out and someone else has it now
-                self._apply_action(session, op, s, now, replan, succeeded, failed)
+                self._apply_action(known, op, s, now, replan, succeeded, failed)
                 audit.append(Entry("operation.attempt", s.job.employee_id or s.job.identity_id, {
                     "op_id": op.id, "plan_id": op.plan_id, "target": op.target, "kind": op.kind,
                     "group": op.group_key, "attempt": op.attempts, "outcome": s.result.outcome.value,
                     "action": s.action.value, "status": op.status, "detail": s.result.detail[:500],
                     "http_status": s.result.status_code}))
             for job, state, target in report.checks:
-                self._record_check(session, job, state, target, now, audit)
+                self._record_check(known, job, state, target, now, audit)
+            known.flush()
+            session.flush()
             queue.release_dependents(session, succeeded, now)
             queue.fail_dependents(session, failed, now, "an operation it depends on failed")
             queue.release_verifications(session, [ops[s.job.op_id].plan_id for s in report.settled], now)
             append_many(session, audit)
         return replan
 
-    def _apply_action(self, session, op: Operation, s: Settled, now: datetime, replan: set[str],
-                      succeeded: list[int], failed: list[int]) -> None:
+    def _apply_action(self, known: KnownState, op: Operation, s: Settled, now: datetime,
+                      replan: set[str], succeeded: list[int], failed: list[int]) -> None:
         job, result, action = s.job, s.result, s.action
         op.lease_until = None
         op.last_error = None if action == Action.SUCCEED else f"{result.outcome}: {result.detail}"[:2000]
         if action == Action.LINK:
             if s.linked is not None:
                 remote_id, login = s.linked
-                self._know_account(session, job, remote_id, login, now, linked=True)
+                self._know_account(known, job, remote_id, login, now, linked=True)
                 op.status, op.completed_at = OpStatus.SUCCEEDED, now
                 op.last_error = f"linked existing account {remote_id}"
                 succeeded.append(op.id)
@@ -225,9 +227,9 @@ class Worker:
         if action == Action.SUCCEED:
             op.status, op.completed_at = OpStatus.SUCCEEDED, now
             succeeded.append(op.id)
-            self._apply_known_state(session, job, result, now)
-            latest = plans.for_identity(session, job.identity_id, limit=1)
-            if latest and op.plan_id is not None and latest[0].id != op.plan_id:
+            self._apply_known_state(known, job, result, now)
+            latest = known.latest_plan.get(job.identity_id)
+            if latest is not None and op.plan_id is not None and latest != op.plan_id:
                 replan.add(job.identity_id)  # finished after a newer plan: check it still fits
         elif action == Action.RETRY:
             if result.status_code == 429:
@@ -257,43 +259,41 @@ class Worker:
                       op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
                       extra={"op_id": op.id, "target": op.target, "alert": "dead_letter"})
 
-    def _know_account(self, session, job: Job, remote_id: str, login: str | None, now: datetime,
-                      *, linked: bool) -> None:
-        account = identities.account(session, job.identity_id, job.target)
-        if account is None:
-            session.add(TargetAccount(identity_id=job.identity_id, target=job.target, remote_id=remote_id,
-                                      login=login, enabled=not linked and bool(job.spec and job.spec.enabled),
-                                      linked=linked, synced={} if linked else (job.fields or {}),
-                                      created_at=now, updated_at=now))
-        identity = identities.get(session, job.identity_id)
-        if identity is not None and login and identity.user_name != login and \
-                not identities.user_name_taken(session, login, exclude_id=identity.id) and \
-                self.ctx.targets[job.target].kind == "entra":
+    def _know_account(self, known: KnownState, job: Job, remote_id: str, login: str | None,
+                      now: datetime, *, linked: bool) -> None:
+        if known.account(job.identity_id, job.target) is None:
+            known.add_account(TargetAccount(
+                identity_id=job.identity_id, target=job.target, remote_id=remote_id, login=login,
+                enabled=not linked and bool(job.spec and job.spec.enabled), linked=linked,
+                synced={} if linked else (job.fields or {}), created_at=now, updated_at=now))
+        identity = known.people.get(job.identity_id)
+        if (identity is not None and login and identity.user_name != login
+                and self.ctx.targets[job.target].kind == "entra"
+                and not identities.user_name_taken(known.session, login, exclude_id=identity.id)):
             identity.user_name = identity.email = login
             identity.version += 1
 
-    def _apply_known_state(self, session, job: Job, result: OpResult, now: datetime) -> None:
+    def _apply_known_state(self, known: KnownState, job: Job, result: OpResult, now: datetime) -> None:
         kind = job.kind
         if kind == OpKind.CREATE_ACCOUNT and result.remote_id:
-            self._know_account(session, job, result.remote_id, result.login or (job.spec.login if job.spec else None),
-                               now, linked=False)
+            self._know_account(known, job, result.remote_id,
+                               result.login or (job.spec.login if job.spec else None), now, linked=False)
             return
-        account = identities.account(session, job.identity_id, job.target)
+        account = known.account(job.identity_id, job.target)
         if kind == OpKind.ADD_MEMBER and job.group_key:
-            group_ids = identities.target_groups(session, job.target)
-            identities.add_membership(session, job.identity_id, job.target, job.group_key,
-                                      group_ids.get(job.group_key), now)
+            known.add_membership(job.identity_id, job.target, job.group_key, now)
         elif kind == OpKind.REMOVE_MEMBER and job.group_key:
-            identities.remove_membership(session, job.identity_id, job.target, job.group_key)
+            known.remove_membership(job.identity_id, job.target, job.group_key)
         elif account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
             account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
         elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
             account.synced, account.updated_at = job.fields or {}, now
         elif account is not None and kind == OpKind.DELETE_ACCOUNT:
-            session.delete(account)
+            known.drop_account(job.identity_id, job.target)
 
-    def _record_check(self, session, job: Job, state: AccountState | None, target: str,
+    def _record_check(self, known: KnownState, job: Job, state: AccountState | None, target: str,
                       now: datetime, audit: list[Entry]) -> None:
+        session = known.session
         remaining = sorted(job.verify_group_ids[g] for g in (state.group_ids if state else set())
                            if g in job.verify_group_ids)
         exists = bool(state and state.exists)
@@ -323,7 +323,7 @@ class Worker:
             add(OpKind.DISABLE_ACCOUNT, None)
             add(OpKind.REVOKE_SESSIONS, None)
         for group in remaining:
-            identities.add_membership(session, job.identity_id, target, group, None, now)
+            known.add_membership(job.identity_id, target, group, now)
             add(OpKind.REMOVE_MEMBER, group)
         add(OpKind.VERIFY_REVOKED, None, OpStatus.WAITING, {"reason": "read back again", "round": rounds + 1})
 

@@ -82,7 +82,10 @@ def run_bulk(ctx: ScimContext, payload: Any) -> dict[str, Any]:
     for op in _ordered(operations, creations):
         if fail_on_errors is not None and errors >= fail_on_errors:
             break
-        outcome: dict[str, Any] = {"method": op.method, "bulkId": op.bulk_id}
+        outcome: dict[str, Any] = {
+            "method": op.method if op.method in _SUCCESS_STATUS else None,
+            "bulkId": op.bulk_id,
+        }
         try:
             if op.invalid is not None:
                 raise op.invalid

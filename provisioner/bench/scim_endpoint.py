@@ -1,0 +1,472 @@
+"""Benchmark of the SCIM endpoint against a scim2-server peer (``provisioner bench scim``).
+
+Seeds ``users`` identities straight into a scratch database (bulk INSERT), serves the endpoint
+with uvicorn in a subprocess on a free loopback port, starts ``scim2-server`` (in memory) as the
+peer and seeds it with ``peer_users`` users through the protocol, then measures, with one
+httpx client per server and one request at a time, for ``seconds`` per scenario:
+
+* ``filter=userName eq "..."`` — target: at least 3x the peer's rate and p99 < 50 ms;
+* ``filter=userName sw "..."`` — target: at least 50x the peer's rate (an index range here,
+  a full scan there);
+* ``GET /Users/{id}`` and ``POST /Users``.
+
+Everything listens on 127.0.0.1 and is stopped at the end; the scratch database is removed
+(a PostgreSQL ``database_url`` names the server: a scratch database is created on it and
+dropped afterwards). The indexes the endpoint needs and the models do not declare yet
+(``repository.PENDING_INDEXES``) are created on the scratch database unless
+``create_pending_indexes=False``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Index, create_engine, func, insert, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from provisioner.db import Database, is_sqlite
+from provisioner.directory.models import DirectoryGroup
+from provisioner.identities.models import Identity
+from provisioner.migrations import upgrade
+from provisioner.tokens.service import create_token
+
+_DB_ENV = "PROVISIONER_BENCH_DATABASE_URL"
+_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+_SW_PREFIX_DIGITS = 6  # "user000123" matches 10 users: one page, no COUNT needed
+_TARGETS = {"eq": ("3x", 3.0, 50.0), "sw": ("50x", 50.0, None)}
+
+
+def bench_app() -> Any:
+    """The uvicorn factory run in the server subprocess."""
+    from fastapi import FastAPI
+
+    from provisioner.scim.app import mount_scim
+
+    app = FastAPI()
+    app.state.db = Database(os.environ[_DB_ENV])
+    mount_scim(app)
+    return app
+
+
+def run(
+    *,
+    users: int = 100_000,
+    database_url: str | None = None,
+    peer_users: int = 10_000,
+    seconds: float = 5.0,
+    create_pending_indexes: bool = True,
+    console: Console | None = None,
+) -> list[dict[str, Any]]:
+    """Run the benchmark; returns one dict per scenario and prints a table.
+
+    :param users: identities seeded into the endpoint's database.
+    :param database_url: ``None`` for a scratch SQLite file; a PostgreSQL URL for a scratch
+        database on that server; a SQLite URL for that (empty) file.
+    :param peer_users: users seeded into the scim2-server peer.
+    :param seconds: measuring time per scenario and server.
+    :param create_pending_indexes: create the indexes still to be added to the models.
+    """
+    console = console or Console()
+    started = time.perf_counter()
+    with _scratch_database(database_url) as url:
+        db = Database(url)
+        try:
+            console.print(f"[bold]SCIM bench[/]: {db.dialect}, {users:,} users, "
+                          f"peer scim2-server with {peer_users:,} users, {seconds:g}s per scenario")
+            index_note = _pending_indexes(db, create_pending_indexes)
+            seeded = _seed(db, users)
+            console.print(f"seeded {users:,} identities in {seeded:.1f}s; indexes: {index_note}")
+            with db.transaction() as session:
+                token = create_token(session, f"bench-{uuid.uuid4().hex[:8]}", {"scim:read", "scim:write"})
+            user_ids = _sample_ids(db, 2000)
+        finally:
+            db.dispose()
+        peer_token = uuid.uuid4().hex
+        with (
+            _serve_endpoint(url) as ours_url,
+            _serve_peer(peer_token) as peer_url,
+        ):
+            ours = httpx.Client(base_url=ours_url, headers=_auth(token), timeout=30)
+            peer = httpx.Client(base_url=peer_url, headers=_auth(peer_token), timeout=60)
+            with ours, peer:
+                t0 = time.perf_counter()
+                peer_ids = _seed_peer(peer, peer_users)
+                console.print(f"seeded the peer with {peer_users:,} users in "
+                              f"{time.perf_counter() - t0:.1f}s")
+                results = _measure(ours, peer, users, peer_users, user_ids, peer_ids, seconds)
+    _print(console, results, time.perf_counter() - started)
+    return results
+
+
+# -- database ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _scratch_database(database_url: str | None) -> Iterator[str]:
+    if database_url is None:
+        directory = tempfile.mkdtemp(prefix="scim-bench-")
+        try:
+            url = f"sqlite:///{directory}/bench.db"
+            upgrade(url)
+            yield url
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return
+    if is_sqlite(database_url):
+        upgrade(database_url)
+        engine = create_engine(database_url)
+        with engine.connect() as conn:
+            count = conn.scalar(select(func.count()).select_from(Identity.__table__))
+        engine.dispose()
+        if count:
+            raise RuntimeError(f"{database_url} already holds {count} identities; give an empty file")
+        yield database_url
+        return
+    server = make_url(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"provisioner_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = server.set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _pending_indexes(db: Database, create: bool) -> str:
+    """Create the indexes ``repository.PENDING_INDEXES`` describes, if the schema lacks them."""
+    wanted = [
+        Index("ix_identities_user_name_lower", func.lower(Identity.user_name), unique=True),
+        Index("ix_identities_email_lower", func.lower(Identity.email)),
+        Index(
+            "ix_directory_groups_display_name_lower",
+            func.lower(DirectoryGroup.display_name),
+            unique=True,
+        ),
+    ]
+    if db.dialect == "postgresql":
+        wanted.append(
+            Index(
+                "ix_identities_user_name_lower_pattern",
+                func.lower(Identity.user_name).label("user_name_lower"),
+                postgresql_ops={"user_name_lower": "text_pattern_ops"},
+            )
+        )
+    inspector = inspect(db.engine)
+    existing = {
+        index["name"]
+        for table in ("identities", "directory_groups")
+        for index in inspector.get_indexes(table)
+    }
+    missing = [index for index in wanted if index.name not in existing]
+    if not missing:
+        return "all present in the schema"
+    if not create:
+        return "MISSING " + ", ".join(str(index.name) for index in missing)
+    with db.engine.begin() as conn:
+        for index in missing:
+            index.create(conn)
+    return "created for the bench (pending model change): " + ", ".join(
+        str(index.name) for index in missing
+    )
+
+
+def _user_name(i: int) -> str:
+    return f"user{i:07d}@bench.example.com"
+
+
+def _seed(db: Database, count: int) -> float:
+    """Bulk INSERT identities as HR intake would hold them."""
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    departments = ["Sales", "R&D", "Finance", "Support", "Marketing"]
+    chunk = 10_000
+    with db.engine.begin() as conn:
+        for first in range(0, count, chunk):
+            rows = [
+                {
+                    "id": str(uuid.UUID(int=random.getrandbits(128), version=4)),
+                    "source": "hr",
+                    "employee_id": f"E{i:07d}",
+                    "state": "active",
+                    "user_name": _user_name(i),
+                    "given_name": f"Given{i}",
+                    "family_name": f"Family{i}",
+                    "display_name": f"Given{i} Family{i}",
+                    "email": _user_name(i),
+                    "department": departments[i % len(departments)],
+                    "title": "Engineer",
+                    "employment_type": "full_time",
+                    "extra": {},
+                    "active": True,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(first, min(first + chunk, count))
+            ]
+            conn.execute(insert(Identity.__table__), rows)
+    if db.dialect == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE identities"))
+    return time.perf_counter() - started
+
+
+def _sample_ids(db: Database, count: int) -> list[str]:
+    with db.transaction() as session:
+        return list(session.scalars(select(Identity.id).limit(count)))
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server at {url} exited with {process.returncode}")
+        with suppress(httpx.HTTPError):
+            httpx.get(url, timeout=1.0)
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server at {url} did not start within {timeout:g}s")
+
+
+@contextmanager
+def _process(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
+    process = subprocess.Popen(  # noqa: S603 - fixed commands, loopback only
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_ready(ready_url, process)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def _serve_endpoint(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    env = dict(os.environ, **{_DB_ENV: database_url})
+    command = [
+        sys.executable, "-m", "uvicorn", "provisioner.bench.scim_endpoint:bench_app",
+        "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", "--no-access-log",
+    ]
+    base = f"http://127.0.0.1:{port}/scim/v2"
+    with _process(command, env, f"{base}/ServiceProviderConfig"):
+        yield base
+
+
+@contextmanager
+def _serve_peer(token: str) -> Iterator[str]:
+    port = _free_port()
+    executable = shutil.which("scim2-server") or str(Path(sys.executable).parent / "scim2-server")
+    command = [executable, "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token]
+    base = f"http://127.0.0.1:{port}/v2"
+    with _process(command, dict(os.environ), f"{base}/ServiceProviderConfig"):
+        yield base
+
+
+def _seed_peer(peer: httpx.Client, count: int) -> list[str]:
+    """Seed scim2-server with POST /Bulk (500 creations a request), POST /Users as fallback."""
+    ids: list[str] = []
+    batch = 500
+    for first in range(0, count, batch):
+        last = min(first + batch, count)
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": str(i), "data": _peer_user(i)}
+                for i in range(first, last)
+            ],
+        }
+        response = peer.post("/Bulk", json=body)
+        if response.status_code == 200:
+            for op in response.json().get("Operations", []):
+                if str(op.get("status")) == "201":
+                    ids.append(str(op["location"]).rsplit("/", 1)[1])
+            continue
+        for i in range(first, last):  # no Bulk: one POST each
+            created = peer.post("/Users", json=_peer_user(i))
+            created.raise_for_status()
+            ids.append(created.json()["id"])
+    return ids
+
+
+def _peer_user(i: int) -> dict[str, Any]:
+    return {
+        "schemas": [_USER_SCHEMA],
+        "userName": _user_name(i),
+        "name": {"givenName": f"Given{i}", "familyName": f"Family{i}"},
+        "displayName": f"Given{i} Family{i}",
+        "emails": [{"value": _user_name(i), "type": "work", "primary": True}],
+        "title": "Engineer",
+        "active": True,
+    }
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def _timed(
+    client: httpx.Client, request: Callable[[httpx.Client, int], httpx.Response], seconds: float
+) -> dict[str, Any]:
+    for i in range(3):  # warm-up
+        request(client, -1 - i)
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        response = request(client, i)
+        latencies.append(time.perf_counter() - t0)
+        if response.status_code >= 400:
+            errors += 1
+        i += 1
+    total = sum(latencies)
+    ordered = sorted(latencies)
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / total if total else 0.0,
+        "p50_ms": statistics.median(ordered) * 1000 if ordered else 0.0,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0,
+    }
+
+
+def _scenarios(population: int, ids: list[str]) -> dict[str, Callable[[httpx.Client, int], httpx.Response]]:
+    rng = random.Random(7)
+    tag = uuid.uuid4().hex[:8]
+
+    def eq(client: httpx.Client, _i: int) -> httpx.Response:
+        name = _user_name(rng.randrange(population)).upper()  # caseExact=false
+        return client.get("/Users", params={"filter": f'userName eq "{name}"'})
+
+    def sw(client: httpx.Client, _i: int) -> httpx.Response:
+        prefix = _user_name(rng.randrange(population))[: 4 + _SW_PREFIX_DIGITS]
+        return client.get("/Users", params={"filter": f'userName sw "{prefix}"'})
+
+    def by_id(client: httpx.Client, _i: int) -> httpx.Response:
+        return client.get(f"/Users/{rng.choice(ids)}")
+
+    def post(client: httpx.Client, i: int) -> httpx.Response:
+        body = {"schemas": [_USER_SCHEMA], "userName": f"new-{tag}-{i}@bench.example.com",
+                "name": {"givenName": "New", "familyName": f"User{i}"}, "active": True}
+        return client.post("/Users", json=body)
+
+    return {"eq": eq, "sw": sw, "get": by_id, "post": post}
+
+
+def _measure(
+    ours: httpx.Client,
+    peer: httpx.Client,
+    users: int,
+    peer_users: int,
+    our_ids: list[str],
+    peer_ids: list[str],
+    seconds: float,
+) -> list[dict[str, Any]]:
+    labels = {
+        "eq": 'filter=userName eq "..."',
+        "sw": 'filter=userName sw "..." (10 matches)',
+        "get": "GET /Users/{id}",
+        "post": "POST /Users",
+    }
+    ours_scenarios = _scenarios(users, our_ids)
+    peer_scenarios = _scenarios(peer_users, peer_ids)
+    results = []
+    for key, label in labels.items():
+        mine = _timed(ours, ours_scenarios[key], seconds)
+        theirs = _timed(peer, peer_scenarios[key], seconds)
+        ratio = mine["rps"] / theirs["rps"] if theirs["rps"] else float("inf")
+        target = _TARGETS.get(key)
+        met: bool | None = None
+        if target is not None:
+            _, min_ratio, max_p99 = target
+            met = ratio >= min_ratio and (max_p99 is None or mine["p99_ms"] < max_p99)
+        results.append(
+            {
+                "scenario": key,
+                "label": label,
+                "ours": mine,
+                "peer": theirs,
+                "ratio": ratio,
+                "target": target[0] + (" and p99 < 50 ms" if target and target[2] else "")
+                if target
+                else None,
+                "met": met,
+            }
+        )
+    return results
+
+
+def _print(console: Console, results: list[dict[str, Any]], elapsed: float) -> None:
+    table = Table(title=f"SCIM endpoint vs scim2-server ({elapsed:.0f}s)")
+    for column in ("scenario", "ours req/s", "p50 ms", "p99 ms", "peer req/s", "p50 ms",
+                   "p99 ms", "ratio", "target"):
+        table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
+    for row in results:
+        ours, peer = row["ours"], row["peer"]
+        verdict = ""
+        if row["target"]:
+            verdict = ("[green]met[/] " if row["met"] else "[red]missed[/] ") + row["target"]
+        errors = f" [red]({ours['errors']} errors)[/]" if ours["errors"] else ""
+        table.add_row(
+            row["label"] + errors,
+            f"{ours['rps']:.0f}",
+            f"{ours['p50_ms']:.1f}",
+            f"{ours['p99_ms']:.1f}",
+            f"{peer['rps']:.1f}",
+            f"{peer['p50_ms']:.1f}",
+            f"{peer['p99_ms']:.1f}",
+            f"{row['ratio']:.1f}x",
+            verdict,
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual runs
+    run(
+        users=int(os.environ.get("BENCH_USERS", "100000")),
+        database_url=os.environ.get("BENCH_DATABASE_URL") or None,
+        peer_users=int(os.environ.get("BENCH_PEER_USERS", "10000")),
+        seconds=float(os.environ.get("BENCH_SECONDS", "5")),
+    )

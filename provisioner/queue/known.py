@@ -1,0 +1,68 @@
+"""What the service knows exists in targets, loaded once per worker round and written back in
+bulk: a round settles hundreds of operations, and one query per operation would dominate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from provisioner.identities import repository as identities
+from provisioner.identities.models import Identity, TargetAccount
+from provisioner.planner import repository as plans
+
+
+class KnownState:
+    def __init__(self, session: Session, identity_ids: list[str]) -> None:
+        self.session = session
+        self.people: dict[str, Identity] = identities.identities_by_id(session, identity_ids)
+        self.accounts: dict[tuple[str, str], TargetAccount] = identities.accounts_by_identity(session, identity_ids)
+        self.members = identities.membership_keys(session, identity_ids)
+        self.latest_plan = plans.latest_plan_ids(session, identity_ids)
+        self._group_ids: dict[str, dict[str, str]] = {}
+        self._added: list[dict] = []
+        self._removed: list[tuple[str, str, str]] = []
+
+    def account(self, identity_id: str, target: str) -> TargetAccount | None:
+        return self.accounts.get((identity_id, target))
+
+    def add_account(self, account: TargetAccount) -> None:
+        self.session.add(account)
+        self.accounts[(account.identity_id, account.target)] = account
+
+    def drop_account(self, identity_id: str, target: str) -> None:
+        account = self.accounts.pop((identity_id, target), None)
+        if account is not None:
+            self.session.delete(account)
+
+    def group_remote_id(self, target: str, group_key: str) -> str | None:
+        if target not in self._group_ids:
+            self._group_ids[target] = identities.target_groups(self.session, target)
+        return self._group_ids[target].get(group_key)
+
+    def add_membership(self, identity_id: str, target: str, group_key: str, now: datetime) -> None:
+        key = (identity_id, target, group_key)
+        if key in self.members:
+            return
+        self.members.add(key)
+        if key in self._removed:
+            self._removed.remove(key)  # its row was never deleted: keep it
+            return
+        self._added.append({"identity_id": identity_id, "target": target, "group_key": group_key,
+                            "group_remote_id": self.group_remote_id(target, group_key), "created_at": now})
+
+    def remove_membership(self, identity_id: str, target: str, group_key: str) -> None:
+        key = (identity_id, target, group_key)
+        if key not in self.members:
+            return
+        self.members.discard(key)
+        kept = [row for row in self._added if (row["identity_id"], row["target"], row["group_key"]) != key]
+        if len(kept) < len(self._added):
+            self._added = kept  # added in this round: never written, nothing to delete
+        else:
+            self._removed.append(key)
+
+    def flush(self) -> None:
+        identities.delete_memberships(self.session, self._removed)
+        identities.insert_memberships(self.session, self._added)
+        self._added, self._removed = [], []
