@@ -67,8 +67,9 @@ class Runtime:
             self.worker.wake()
         return stats
 
-    async def drain(self, *, max_wait: float = 60.0, loops: int = 2) -> None:
+    async def drain(self, *, max_wait: float = 60.0, loops: int | None = None) -> None:
         """Apply due events and run the queue until nothing more is ready now."""
+        loops = loops or self.settings.worker_concurrency
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait
         while loop.time() < deadline:

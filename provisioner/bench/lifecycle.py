@@ -123,10 +123,14 @@ def _verified(svc: SandboxedService, emp: str) -> bool:
 async def mass_leavers(leavers: int, scale: float) -> dict[str, Any]:
     budget = 3000 / (150 / scale)  # Graph: 3,000 writes per 150 s, window divided by scale
     with tempfile.TemporaryDirectory(prefix="bench-leavers-") as tmp:
-        policies, targets = _bench_config(Path(tmp), writes_per_second=budget * 0.98, burst=int(budget))
+        # Pace for a sliding window of 3,000 writes: a bucket of `burst` tokens refilled at r may
+        # spend burst + r * window in one window, so r = (3000 - burst) / window stays inside it.
+        burst = 40
+        policies, targets = _bench_config(Path(tmp), writes_per_second=(3000 - burst) / (150 / scale),
+                                          burst=burst)
         svc = SandboxedService(Path(tmp) / "svc", policies_dir=policies, targets_dir=targets,
                                sandbox_options={"throttle": True, "scale": scale, "tenant_size": 1000},
-                               settings={"worker_batch_size": 400})
+                               settings={"worker_batch_size": 200, "worker_concurrency": 4})
         try:
             for start in range(0, leavers, 500):
                 await svc.send([_hire(n, "ml") for n in range(start, min(leavers, start + 500))])

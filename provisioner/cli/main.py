@@ -410,7 +410,7 @@ def identity(employee_id: str) -> None:
 
 
 @bench_app.command("lifecycle")
-def bench_lifecycle(runs: int = 50, leavers: int = 1000, scale: float = 50.0,
+def bench_lifecycle(runs: int = 50, leavers: int = 1000, scale: float = 25.0,
                     intake_events: int = 2000,
                     postgres_url: Annotated[Optional[str], typer.Option(
                         envvar="PROVISIONER_BENCH_POSTGRES_URL",

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from provisioner.scim.auth import WriteAccess
+from provisioner.scim.auth import Access
+from provisioner.scim.boundary import run_scim_with_body
 from provisioner.scim.bulk import check_payload_size, run_bulk
-from provisioner.scim.deps import ContextDep
-from provisioner.scim.protocol import parse_json
+from provisioner.scim.context import ScimContext
 from provisioner.scim.responses import ScimJSONResponse
 
 router = APIRouter()
 
 
-async def bulk_body(request: Request) -> Any:
-    """The BulkRequest body; 413 as soon as it exceeds ``maxPayloadSize`` (RFC 7644 §3.7.4),
-    from Content-Length or while streaming, before any JSON is parsed."""
+async def _read_limited(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it exceeds ``maxPayloadSize`` (RFC 7644 §3.7.4):
+    from Content-Length, or while streaming, before any JSON is parsed."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():
         check_payload_size(int(declared))
@@ -28,10 +28,15 @@ async def bulk_body(request: Request) -> Any:
         size += len(chunk)
         check_payload_size(size)
         chunks.append(chunk)
-    return parse_json(b"".join(chunks), request.headers.get("content-type"))
+    return b"".join(chunks)
 
 
-@router.post("/Bulk", dependencies=[WriteAccess])
-def bulk(ctx: ContextDep, payload: Annotated[Any, Depends(bulk_body)]) -> Response:
+@router.post("/Bulk")
+async def bulk(request: Request) -> Response:
     """Run the operations; 200 with a BulkResponse listing each outcome."""
-    return ScimJSONResponse(run_bulk(ctx, payload))
+    raw = await _read_limited(request)
+
+    def work(ctx: ScimContext, payload: Any) -> Response:
+        return ScimJSONResponse(run_bulk(ctx, payload))
+
+    return await run_scim_with_body(request, Access.write, work, raw=raw)

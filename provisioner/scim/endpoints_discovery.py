@@ -3,20 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from scim2_models import ForbiddenException, ListResponse, Meta, NotFoundException, ResourceType, Schema
 from starlette.responses import Response
 
-from provisioner.scim.auth import ReadAccess
+from provisioner.scim.auth import Access
+from provisioner.scim.boundary import run_scim
+from provisioner.scim.context import ScimContext
 from provisioner.scim.protocol import base_url
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import PROVIDER
 
-router = APIRouter(dependencies=[ReadAccess])
+router = APIRouter()
 
 DiscoveryT = TypeVar("DiscoveryT", bound=Any)
+
+
+async def _authorized(request: Request, handler: Callable[[Request], Response]) -> Response:
+    """Discovery needs a valid token too (any SCIM scope)."""
+
+    def work(_ctx: ScimContext) -> Response:
+        return handler(request)
+
+    return await run_scim(request, Access.read, work)
 
 
 def _no_filter(request: Request) -> None:
@@ -36,7 +48,11 @@ def _one(resource: Any, location: str) -> Response:
 
 
 @router.get("/ServiceProviderConfig")
-def service_provider_config(request: Request) -> Response:
+async def service_provider_config(request: Request) -> Response:
+    return await _authorized(request, _service_provider_config)
+
+
+def _service_provider_config(request: Request) -> Response:
     """What the service supports; every limit it announces is enforced (RFC 7643 §5)."""
     _no_filter(request)
     assert PROVIDER.config is not None
@@ -44,7 +60,11 @@ def service_provider_config(request: Request) -> Response:
 
 
 @router.get("/ResourceTypes")
-def resource_types(request: Request) -> Response:
+async def resource_types(request: Request) -> Response:
+    return await _authorized(request, _resource_types)
+
+
+def _resource_types(request: Request) -> Response:
     """User (with the enterprise extension) and Group (RFC 7643 §6)."""
     _no_filter(request)
     root = f"{base_url(request)}/ResourceTypes"
@@ -56,7 +76,11 @@ def resource_types(request: Request) -> Response:
 
 
 @router.get("/ResourceTypes/{resource_type_id}")
-def resource_type(resource_type_id: str, request: Request) -> Response:
+async def resource_type(resource_type_id: str, request: Request) -> Response:
+    return await _authorized(request, lambda r: _resource_type(resource_type_id, r))
+
+
+def _resource_type(resource_type_id: str, request: Request) -> Response:
     _no_filter(request)
     for rt in PROVIDER.resource_types:
         if rt.id == resource_type_id:
@@ -65,7 +89,11 @@ def resource_type(resource_type_id: str, request: Request) -> Response:
 
 
 @router.get("/Schemas")
-def schemas(request: Request) -> Response:
+async def schemas(request: Request) -> Response:
+    return await _authorized(request, _schemas)
+
+
+def _schemas(request: Request) -> Response:
     """The User, enterprise User and Group schemas (RFC 7643 §7)."""
     _no_filter(request)
     root = f"{base_url(request)}/Schemas"
@@ -77,7 +105,11 @@ def schemas(request: Request) -> Response:
 
 
 @router.get("/Schemas/{schema_id}")
-def schema(schema_id: str, request: Request) -> Response:
+async def schema(schema_id: str, request: Request) -> Response:
+    return await _authorized(request, lambda r: _schema(schema_id, r))
+
+
+def _schema(schema_id: str, request: Request) -> Response:
     _no_filter(request)
     for item in PROVIDER.schemas:
         if item.id == schema_id:

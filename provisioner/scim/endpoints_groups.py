@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from scim2_models import Context
 from starlette.responses import Response
 
-from provisioner.scim.auth import ReadAccess, WriteAccess
-from provisioner.scim.deps import BodyDep, ContextDep, QueryDep
+from provisioner.scim.auth import Access
+from provisioner.scim.boundary import run_scim, run_scim_with_body
+from provisioner.scim.context import ScimContext
 from provisioner.scim.protocol import (
     Conditions,
     list_response,
@@ -22,92 +25,121 @@ from provisioner.scim.service_groups import GroupService
 router = APIRouter(prefix="/Groups")
 
 
-@router.get("", dependencies=[ReadAccess])
-def list_groups(ctx: ContextDep, params: QueryDep) -> Response:
+@router.get("")
+async def list_groups(request: Request) -> Response:
     """Query groups (RFC 7644 §3.4.2); Entra ID: ``displayName eq`` with
     ``excludedAttributes=members``."""
-    query = list_query_from_params(GroupResource, params)
-    return list_response(GroupResource, GroupService(ctx).search(query), query.response)
+    params = dict(request.query_params)
+
+    def work(ctx: ScimContext) -> Response:
+        query = list_query_from_params(GroupResource, params)
+        return list_response(GroupResource, GroupService(ctx).search(query), query.response)
+
+    return await run_scim(request, Access.read, work)
 
 
-@router.post("/.search", dependencies=[ReadAccess])
-def search_groups(ctx: ContextDep, body: BodyDep) -> Response:
+@router.post("/.search")
+async def search_groups(request: Request) -> Response:
     """Query groups with a SearchRequest body (RFC 7644 §3.4.3)."""
-    query = list_query_from_body(GroupResource, body)
-    return list_response(GroupResource, GroupService(ctx).search(query), query.response)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        query = list_query_from_body(GroupResource, body)
+        return list_response(GroupResource, GroupService(ctx).search(query), query.response)
+
+    return await run_scim_with_body(request, Access.read, work)
 
 
-@router.post("", dependencies=[WriteAccess])
-def create_group(ctx: ContextDep, body: BodyDep, params: QueryDep) -> Response:
+@router.post("")
+async def create_group(request: Request) -> Response:
     """Create a group (RFC 7644 §3.3): 201; 409 on a taken displayName."""
-    group = GroupService(ctx).create(body)
-    parameters = response_parameters(GroupResource, params)
-    assert group.meta is not None
-    return resource_response(
-        resource_body(group, parameters, Context.RESOURCE_CREATION_RESPONSE),
-        version=group.meta.version,
-        location=group.meta.location,
-        status_code=201,
-        created=True,
-    )
+    params = dict(request.query_params)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        group = GroupService(ctx).create(body)
+        return _resource(group, params, Context.RESOURCE_CREATION_RESPONSE, status_code=201)
+
+    return await run_scim_with_body(request, Access.write, work)
 
 
-@router.get("/{group_id}", dependencies=[ReadAccess])
-def get_group(group_id: str, request: Request, ctx: ContextDep, params: QueryDep) -> Response:
+@router.get("/{group_id}")
+async def get_group(group_id: str, request: Request) -> Response:
     """Read a group (RFC 7644 §3.4.1); ``If-None-Match`` with its ETag answers 304."""
-    parameters = response_parameters(GroupResource, params)
-    group = GroupService(ctx).get(group_id, parameters)
-    assert group.meta is not None and group.meta.version is not None
-    if not Conditions.of(request).check(group.meta.version, "GET"):
-        return not_modified(group.meta.version)
-    return resource_response(
-        resource_body(group, parameters, Context.RESOURCE_QUERY_RESPONSE),
-        version=group.meta.version,
-        location=group.meta.location,
-    )
+    params = dict(request.query_params)
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext) -> Response:
+        parameters = response_parameters(GroupResource, params)
+        group = GroupService(ctx).get(group_id, parameters)
+        assert group.meta is not None and group.meta.version is not None
+        if not conditions.check(group.meta.version, "GET"):
+            return not_modified(group.meta.version)
+        return _resource(group, params, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
+
+    return await run_scim(request, Access.read, work)
 
 
-@router.put("/{group_id}", dependencies=[WriteAccess])
-def replace_group(
-    group_id: str, request: Request, ctx: ContextDep, body: BodyDep, params: QueryDep
-) -> Response:
-    """Replace a group (RFC 7644 §3.5.1)."""
-    group = GroupService(ctx).replace(group_id, body, Conditions.of(request))
-    parameters = response_parameters(GroupResource, params)
-    assert group.meta is not None
-    return resource_response(
-        resource_body(group, parameters, Context.RESOURCE_REPLACEMENT_RESPONSE),
-        version=group.meta.version,
-        location=group.meta.location,
-    )
+@router.put("/{group_id}")
+async def replace_group(group_id: str, request: Request) -> Response:
+    """Replace a group (RFC 7644 §3.5.1): members not listed are removed."""
+    params = dict(request.query_params)
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        group = GroupService(ctx).replace(group_id, body, conditions)
+        return _resource(group, params, Context.RESOURCE_REPLACEMENT_RESPONSE)
+
+    return await run_scim_with_body(request, Access.write, work)
 
 
-@router.patch("/{group_id}", dependencies=[WriteAccess])
-def patch_group(
-    group_id: str, request: Request, ctx: ContextDep, body: BodyDep, params: QueryDep
-) -> Response:
+@router.patch("/{group_id}")
+async def patch_group(group_id: str, request: Request) -> Response:
     """Modify a group (RFC 7644 §3.5.2).
 
     204 with the new ETag, as Entra ID expects and RFC 7644 §3.5.2 allows, so a membership
     change does not serialise every member; with ``attributes`` or ``excludedAttributes``,
     200 with the resource.
     """
-    service = GroupService(ctx)
-    row = service.patch(group_id, body, Conditions.of(request))
-    parameters = response_parameters(GroupResource, params)
-    if not parameters.attributes and not parameters.excluded_attributes:
-        return Response(status_code=204, headers={"ETag": etag(row.version)})
-    group = service.get(group_id, parameters)
+    params = dict(request.query_params)
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        service = GroupService(ctx)
+        row = service.patch(group_id, body, conditions)
+        parameters = response_parameters(GroupResource, params)
+        if not parameters.attributes and not parameters.excluded_attributes:
+            return Response(status_code=204, headers={"ETag": etag(row.version)})
+        group = service.get(group_id, parameters)
+        return _resource(group, params, Context.RESOURCE_PATCH_RESPONSE, parameters=parameters)
+
+    return await run_scim_with_body(request, Access.write, work)
+
+
+@router.delete("/{group_id}")
+async def delete_group(group_id: str, request: Request) -> Response:
+    """Delete a group (RFC 7644 §3.6): 204."""
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext) -> Response:
+        GroupService(ctx).delete(group_id, conditions)
+        return Response(status_code=204)
+
+    return await run_scim(request, Access.write, work)
+
+
+def _resource(
+    group: GroupResource,
+    params: dict[str, str],
+    scim_ctx: Context,
+    *,
+    status_code: int = 200,
+    parameters: Any = None,
+) -> Response:
+    parameters = parameters or response_parameters(GroupResource, params)
     assert group.meta is not None
     return resource_response(
-        resource_body(group, parameters, Context.RESOURCE_PATCH_RESPONSE),
+        resource_body(group, parameters, scim_ctx),
         version=group.meta.version,
         location=group.meta.location,
+        status_code=status_code,
+        created=status_code == 201,
     )
-
-
-@router.delete("/{group_id}", dependencies=[WriteAccess])
-def delete_group(group_id: str, request: Request, ctx: ContextDep) -> Response:
-    """Delete a group (RFC 7644 §3.6): 204."""
-    GroupService(ctx).delete(group_id, Conditions.of(request))
-    return Response(status_code=204)

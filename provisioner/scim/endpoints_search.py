@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from provisioner.scim.auth import ReadAccess
-from provisioner.scim.deps import BodyDep, ContextDep
+from provisioner.scim.auth import Access
+from provisioner.scim.boundary import run_scim_with_body
+from provisioner.scim.context import ScimContext
 from provisioner.scim.protocol import list_response
 from provisioner.scim.query import list_query_from_body
 from provisioner.scim.schemas import GroupResource, UserResource
@@ -19,8 +20,12 @@ router = APIRouter()
 AnyResource = Union[UserResource, GroupResource]  # noqa: UP007
 
 
-@router.post("/.search", dependencies=[ReadAccess])
-def search(ctx: ContextDep, body: BodyDep) -> Response:
+@router.post("/.search")
+async def search(request: Request) -> Response:
     """Search Users and Groups at once."""
-    query = list_query_from_body(AnyResource, body)
-    return list_response(AnyResource, search_all(ctx, query), query.response)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        query = list_query_from_body(AnyResource, body)
+        return list_response(AnyResource, search_all(ctx, query), query.response)
+
+    return await run_scim_with_body(request, Access.read, work)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from scim2_models import Context
 from starlette.responses import Response
 
-from provisioner.scim.auth import ReadAccess, WriteAccess
-from provisioner.scim.deps import BodyDep, ContextDep, QueryDep
+from provisioner.scim.auth import Access
+from provisioner.scim.boundary import run_scim, run_scim_with_body
+from provisioner.scim.context import ScimContext
 from provisioner.scim.protocol import (
     Conditions,
     list_response,
@@ -22,82 +25,110 @@ from provisioner.scim.service_users import UserService
 router = APIRouter(prefix="/Users")
 
 
-@router.get("", dependencies=[ReadAccess])
-def list_users(ctx: ContextDep, params: QueryDep) -> Response:
+@router.get("")
+async def list_users(request: Request) -> Response:
     """Query users: filter, sortBy/sortOrder, startIndex/count, attributes (RFC 7644 §3.4.2)."""
-    query = list_query_from_params(UserResource, params)
-    return list_response(UserResource, UserService(ctx).search(query), query.response)
+    params = dict(request.query_params)
+
+    def work(ctx: ScimContext) -> Response:
+        query = list_query_from_params(UserResource, params)
+        return list_response(UserResource, UserService(ctx).search(query), query.response)
+
+    return await run_scim(request, Access.read, work)
 
 
-@router.post("/.search", dependencies=[ReadAccess])
-def search_users(ctx: ContextDep, body: BodyDep) -> Response:
+@router.post("/.search")
+async def search_users(request: Request) -> Response:
     """Query users with a SearchRequest body (RFC 7644 §3.4.3)."""
-    query = list_query_from_body(UserResource, body)
-    return list_response(UserResource, UserService(ctx).search(query), query.response)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        query = list_query_from_body(UserResource, body)
+        return list_response(UserResource, UserService(ctx).search(query), query.response)
+
+    return await run_scim_with_body(request, Access.read, work)
 
 
-@router.post("", dependencies=[WriteAccess])
-def create_user(ctx: ContextDep, body: BodyDep, params: QueryDep) -> Response:
+@router.post("")
+async def create_user(request: Request) -> Response:
     """Create a user (RFC 7644 §3.3): 201 with Location and ETag; 409 on a taken userName."""
-    user = UserService(ctx).create(body)
-    parameters = response_parameters(UserResource, params)
-    assert user.meta is not None
-    return resource_response(
-        resource_body(user, parameters, Context.RESOURCE_CREATION_RESPONSE),
-        version=user.meta.version,
-        location=user.meta.location,
-        status_code=201,
-        created=True,
-    )
+    params = dict(request.query_params)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        user = UserService(ctx).create(body)
+        return _resource(user, params, Context.RESOURCE_CREATION_RESPONSE, status_code=201)
+
+    return await run_scim_with_body(request, Access.write, work)
 
 
-@router.get("/{user_id}", dependencies=[ReadAccess])
-def get_user(user_id: str, request: Request, ctx: ContextDep, params: QueryDep) -> Response:
+@router.get("/{user_id}")
+async def get_user(user_id: str, request: Request) -> Response:
     """Read a user (RFC 7644 §3.4.1); ``If-None-Match`` with its ETag answers 304."""
-    parameters = response_parameters(UserResource, params)
-    user = UserService(ctx).get(user_id, parameters)
-    assert user.meta is not None and user.meta.version is not None
-    if not Conditions.of(request).check(user.meta.version, "GET"):
-        return not_modified(user.meta.version)
-    return resource_response(
-        resource_body(user, parameters, Context.RESOURCE_QUERY_RESPONSE),
-        version=user.meta.version,
-        location=user.meta.location,
-    )
+    params = dict(request.query_params)
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext) -> Response:
+        parameters = response_parameters(UserResource, params)
+        user = UserService(ctx).get(user_id, parameters)
+        assert user.meta is not None and user.meta.version is not None
+        if not conditions.check(user.meta.version, "GET"):
+            return not_modified(user.meta.version)
+        return _resource(user, params, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
+
+    return await run_scim(request, Access.read, work)
 
 
-@router.put("/{user_id}", dependencies=[WriteAccess])
-def replace_user(
-    user_id: str, request: Request, ctx: ContextDep, body: BodyDep, params: QueryDep
-) -> Response:
-    """Replace a user (RFC 7644 §3.5.1); ``If-Match`` mismatch is 412."""
-    user = UserService(ctx).replace(user_id, body, Conditions.of(request))
-    parameters = response_parameters(UserResource, params)
-    assert user.meta is not None
-    return resource_response(
-        resource_body(user, parameters, Context.RESOURCE_REPLACEMENT_RESPONSE),
-        version=user.meta.version,
-        location=user.meta.location,
-    )
+@router.put("/{user_id}")
+async def replace_user(user_id: str, request: Request) -> Response:
+    """Replace a user (RFC 7644 §3.5.1); an ``If-Match`` mismatch is 412."""
+    params = dict(request.query_params)
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        user = UserService(ctx).replace(user_id, body, conditions)
+        return _resource(user, params, Context.RESOURCE_REPLACEMENT_RESPONSE)
+
+    return await run_scim_with_body(request, Access.write, work)
 
 
-@router.patch("/{user_id}", dependencies=[WriteAccess])
-def patch_user(
-    user_id: str, request: Request, ctx: ContextDep, body: BodyDep, params: QueryDep
-) -> Response:
+@router.patch("/{user_id}")
+async def patch_user(user_id: str, request: Request) -> Response:
     """Modify a user (RFC 7644 §3.5.2): 200 with the resource."""
-    user = UserService(ctx).patch(user_id, body, Conditions.of(request))
-    parameters = response_parameters(UserResource, params)
+    params = dict(request.query_params)
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext, body: Any) -> Response:
+        user = UserService(ctx).patch(user_id, body, conditions)
+        return _resource(user, params, Context.RESOURCE_PATCH_RESPONSE)
+
+    return await run_scim_with_body(request, Access.write, work)
+
+
+@router.delete("/{user_id}")
+async def delete_user(user_id: str, request: Request) -> Response:
+    """Delete a user (RFC 7644 §3.6): 204; later requests on it are 404."""
+    conditions = Conditions.of(request)
+
+    def work(ctx: ScimContext) -> Response:
+        UserService(ctx).delete(user_id, conditions)
+        return Response(status_code=204)
+
+    return await run_scim(request, Access.write, work)
+
+
+def _resource(
+    user: UserResource,
+    params: dict[str, str],
+    scim_ctx: Context,
+    *,
+    status_code: int = 200,
+    parameters: Any = None,
+) -> Response:
+    parameters = parameters or response_parameters(UserResource, params)
     assert user.meta is not None
     return resource_response(
-        resource_body(user, parameters, Context.RESOURCE_PATCH_RESPONSE),
+        resource_body(user, parameters, scim_ctx),
         version=user.meta.version,
         location=user.meta.location,
+        status_code=status_code,
+        created=status_code == 201,
     )
-
-
-@router.delete("/{user_id}", dependencies=[WriteAccess])
-def delete_user(user_id: str, request: Request, ctx: ContextDep) -> Response:
-    """Delete a user (RFC 7644 §3.6): 204; later requests on it are 404."""
-    UserService(ctx).delete(user_id, Conditions.of(request))
-    return Response(status_code=204)

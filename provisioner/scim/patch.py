@@ -33,13 +33,13 @@ from scim2_models import (
 from scim2_models.path import Comparison
 
 from provisioner.scim.errors import scim_exception_from_validation
-from provisioner.scim.schemas import POLICY, GroupResource
+from provisioner.scim.schemas import POLICY, GroupResource, specialised
 
 
 def parse_patch(model: type[Resource[Any]], payload: Any) -> PatchOp[Any]:
     """Validate a PatchOp message for a resource type (400 with the scimType on failure)."""
     try:
-        return PatchOp[model].model_validate(  # type: ignore[valid-type]
+        return specialised(PatchOp, model).model_validate(
             payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
         )
     except ValidationError as exc:
@@ -93,7 +93,7 @@ def plan_group_patch(patch: PatchOp[Any]) -> GroupPatchPlan:
         else:
             membership.append(kind)
     other = (
-        PatchOp[GroupResource](operations=others) if others else None  # type: ignore[call-arg]
+        specialised(PatchOp, GroupResource)(operations=others) if others else None
     )
     return GroupPatchPlan(membership=membership, other=other)
 

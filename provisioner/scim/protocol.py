@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from provisioner.scim.errors import UnsupportedMediaTypeException
 from provisioner.scim.responses import ScimJSONResponse
+from provisioner.scim.schemas import specialised
 
 
 def base_url(request: Request) -> str:
@@ -130,7 +131,7 @@ def not_modified(version: str) -> Response:
 def list_response(model: Any, page: Any, parameters: Any) -> Response:
     """A ``ListResponse`` (RFC 7644 §3.4.2): numbers as JSON numbers and, with no match, an
     empty ``Resources`` list (what Entra ID expects from a lookup that finds nothing)."""
-    listing = ListResponse[model](  # type: ignore[valid-type]
+    listing = specialised(ListResponse, model)(
         total_results=page.total,
         start_index=page.start_index,
         items_per_page=len(page.resources),

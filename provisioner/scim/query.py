@@ -25,7 +25,7 @@ from scim2_models import (
 from provisioner.scim.config import DEFAULT_PAGE_SIZE, MAX_RESULTS
 from provisioner.scim.errors import scim_exception_from_validation
 from provisioner.scim.filters import FilterSchema, sort_expression
-from provisioner.scim.schemas import POLICY
+from provisioner.scim.schemas import POLICY, specialised
 
 _SEARCH_KEYS = ("attributes", "excludedAttributes", "sortBy", "sortOrder", "startIndex", "count")
 
@@ -67,7 +67,7 @@ def list_query_from_body(model: Any, body: Any) -> ListQuery:
 
 def _list_query(model: Any, payload: dict[str, Any], filter_text: str | None) -> ListQuery:
     try:
-        request = SearchRequest[model].model_validate(  # type: ignore[valid-type]
+        request = specialised(SearchRequest, model).model_validate(
             payload, scim_ctx=Context.SEARCH_REQUEST, scim_policy=POLICY
         )
     except ValidationError as exc:
@@ -93,7 +93,7 @@ def response_parameters(model: type[Resource[Any]], params: Mapping[str, str]) -
         if key.lower() in lowered
     }
     try:
-        return ResponseParameters[model].model_validate(payload)  # type: ignore[valid-type]
+        return specialised(ResponseParameters, model).model_validate(payload)
     except ValidationError as exc:
         raise scim_exception_from_validation(exc) from exc
 

@@ -17,6 +17,7 @@ that changes one is refused with ``400 mutability`` (RFC 7644 §3.5.2, §3.12).
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,16 @@ class GroupWrite:
     display_name: str
     external_id: str | None
     member_ids: list[str] | None = field(default=None)
+
+
+@functools.cache
+def specialised(generic: Any, model: Any) -> Any:
+    """``generic[model]`` (``SearchRequest[User]``, ``ListResponse[...]``...), built once.
+
+    scim2-models re-parametrises its messages on every subscription, which costs about a
+    millisecond a request; the classes are immutable, so they are cached here.
+    """
+    return generic[model]
 
 
 def location(base_url: str, endpoint: str, resource_id: str) -> str:
