@@ -7,7 +7,8 @@ Commits happen at the boundary (the HTTP request or the job), never inside a ser
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
@@ -82,6 +83,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's transactions on a lock instead
+        # of letting them spin in SQLite's busy handler (which sleeps in growing steps).
+        self._writer = threading.Lock() if is_sqlite(url) else nullcontext()
 
     @property
     def dialect(self) -> str:
@@ -90,15 +94,16 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any error."""
-        session = self.sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._writer:
+            session = self.sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from provisioner import __version__
 from provisioner.api import problems
 from provisioner.db import Database
+from provisioner.intake.writer import IntakeWriter
 from provisioner.settings import Settings
 
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings, db: Database, *,
                   description="Identity lifecycle provisioning for Microsoft Entra ID and SCIM apps")
     app.state.settings = settings
     app.state.db = db
+    app.state.intake_writer = IntakeWriter(db, max_events=settings.max_batch_events)
     app.state.hr_secrets = settings.source_secrets()
     app.state.on_events_accepted = on_events_accepted
     if on_identity_changed is not None:

@@ -13,7 +13,12 @@ Ratios, not absolute times, are what to compare across runs: this machine is noi
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import os
+import socket
+import subprocess
+import sys
 import statistics
 import tempfile
 import time
@@ -23,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -33,6 +40,8 @@ from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.evidence.models import RevocationCheck
 from provisioner.identities import repository as identities
+from provisioner.intake.signing import signed_headers
+from provisioner.migrations import upgrade
 from provisioner.queue.models import Operation
 
 console = Console()
@@ -176,38 +185,76 @@ def _postgres_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-async def intake(database_url: str | None, events: int, concurrency: int = 8,
+async def intake(database_url: str | None, events: int, concurrency: int = 16,
                  batch_size: int = 500) -> dict[str, float]:
+    """Events/s accepted by a real server process (`provisioner serve --no-workers`) from
+    concurrent signed clients in this process: what an HR system sending events would see."""
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
-        svc = SandboxedService(Path(tmp) / "svc", database_url=database_url)
+        folder = Path(tmp)
+        url = database_url or f"sqlite:///{folder / 'intake.db'}"
+        upgrade(url)
+        policies, targets = _bench_config(folder, writes_per_second=20, burst=40)
+        secret, port = uuid.uuid4().hex, _free_port()
+        env = {**os.environ, "PROVISIONER_DATABASE_URL": url, "PROVISIONER_POLICIES_DIR": str(policies),
+               "PROVISIONER_TARGETS_DIR": str(targets), "PROVISIONER_LOG_LEVEL": "WARNING",
+               "PROVISIONER_HR_SECRETS": json.dumps({"bench": secret}), "UNUSED": "x"}
+        server = subprocess.Popen([sys.executable, "-m", "provisioner", "serve", "--no-workers",
+                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
         try:
-            run = uuid.uuid4().hex[:6]
-            bodies = [_hire(n, f"s{run}") for n in range(events)]
-            queue = list(bodies)
-            t0 = time.perf_counter()
+            async with httpx.AsyncClient(base_url=base) as probe:
+                await _wait_healthy(probe, server)
+            # aiohttp as the load client: httpx's pool costs more than the server under test.
+            connector = aiohttp.TCPConnector(limit=concurrency)
+            async with aiohttp.ClientSession(base, connector=connector) as client:
+                run = uuid.uuid4().hex[:6]
 
-            async def client() -> None:
-                while queue:
-                    resp = await svc.send(queue.pop())
-                    assert resp.status_code == 202, resp.text
+                async def post(payload: dict[str, Any]) -> None:
+                    body = json.dumps(payload).encode()
+                    async with client.post("/hr/events", data=body,
+                                           headers=signed_headers("bench", secret, body)) as resp:
+                        assert resp.status == 202, await resp.text()
 
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            single = events / (time.perf_counter() - t0)
-            batched_events = events * 5
-            batches = [[_hire(n, f"b{run}") for n in range(s, min(batched_events, s + batch_size))]
-                       for s in range(0, batched_events, batch_size)]
-            t0 = time.perf_counter()
+                async def drive(payloads: list[dict[str, Any]], workers: int) -> float:
+                    pending = list(reversed(payloads))
 
-            async def batch_client() -> None:
-                while batches:
-                    resp = await svc.send(batches.pop())
-                    assert resp.status_code == 202, resp.text
+                    async def worker() -> None:
+                        while pending:
+                            await post(pending.pop())
+                    t0 = time.perf_counter()
+                    await asyncio.gather(*(worker() for _ in range(workers)))
+                    return time.perf_counter() - t0
 
-            await asyncio.gather(*(batch_client() for _ in range(2)))
-            batched = batched_events / (time.perf_counter() - t0)
-            return {"single": single, "batched": batched, "events": events, "batched_events": batched_events}
+                await drive([_hire(n, f"w{run}") for n in range(200)], concurrency)  # warm-up
+                single = events / await drive([_hire(n, f"s{run}") for n in range(events)], concurrency)
+                total = events * 10
+                batches = [{"events": [_hire(n, f"b{run}") for n in range(s, min(total, s + batch_size))]}
+                           for s in range(0, total, batch_size)]
+                batched = total / await drive(batches, 4)
+            return {"single": single, "batched": batched, "events": events, "batched_events": total}
         finally:
-            await svc.close()
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _wait_healthy(client: httpx.AsyncClient, server: subprocess.Popen) -> None:
+    for _ in range(300):
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:] if server.stderr else ''}")
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError("server did not start")
 
 
 # -- all -----------------------------------------------------------------------------------------
@@ -241,7 +288,7 @@ async def run_all(*, runs: int, leavers: int, scale: float, intake_events: int,
         t.add_row(name, value)
     console.print(t)
 
-    t = Table(title="HR intake through the signed HTTP API (in-process)")
+    t = Table(title="HR intake: a `provisioner serve --no-workers` process, 16 signed clients (batches of 500)")
     for col in ("database", "single events/s (target 500)", "batched events/s (target 5,000)"):
         t.add_column(col)
     results = [("sqlite", await intake(None, intake_events))]

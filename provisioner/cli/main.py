@@ -49,7 +49,9 @@ def _runtime(**kw):
 # -- serving -------------------------------------------------------------------------------------
 @app.command()
 def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
-          port: Annotated[Optional[int], typer.Option(help="port")] = None) -> None:
+          port: Annotated[Optional[int], typer.Option(help="port")] = None,
+          workers: Annotated[bool, typer.Option(help="also run workers and the scheduler "
+                                                "(--no-workers: API only, scale out with 'provisioner worker')")] = True) -> None:
     """Run the API, the workers and the scheduler in one process."""
     import asyncio
 
@@ -64,8 +66,8 @@ def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = No
     async def main() -> None:
         stop = asyncio.Event()
         server = uvicorn.Server(uvicorn.Config(rt.create_app(), host=host or cfg.host,
-                                               port=port or cfg.port, log_config=None))
-        background = asyncio.create_task(rt.run_background(stop))
+                                               port=port or cfg.port, log_config=None, access_log=False))
+        background = asyncio.create_task(rt.run_background(stop) if workers else stop.wait())
         try:
             await server.serve()
         finally:

@@ -7,12 +7,10 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 from provisioner.api.problems import Problem, problem_response, validation_problem
-from provisioner.db import Database
 from provisioner.intake import service, signing
 from provisioner.intake.schemas import BatchReceipt, EventBatchIn, HREventIn
 from provisioner.settings import Settings
@@ -20,11 +18,6 @@ from provisioner.settings import Settings
 router = APIRouter(tags=["hr"])
 _single = TypeAdapter(HREventIn)
 _batch = TypeAdapter(EventBatchIn)
-
-
-def _accept(db: Database, events: list[HREventIn], source: str):
-    with db.transaction() as session:  # committed before the 202 is sent
-        return service.accept(session, events, source)
 
 
 @router.post("/hr/events", status_code=202, responses={
@@ -55,8 +48,8 @@ async def post_events(request: Request) -> Any:
         return validation_problem([{**e, "loc": tuple(e["loc"])} for e in errors], request.url.path)
     if len(events) > settings.max_batch_events:
         raise Problem(413, "Batch too large", f"events: at most {settings.max_batch_events} per request")
-    try:
-        receipts = await run_in_threadpool(_accept, request.app.state.db, events, source)
+    try:  # committed (in a group with concurrent requests) before the 202 is sent
+        receipts = await request.app.state.intake_writer.submit(events, source)
     except service.ConflictError as exc:
         raise Problem(409, "Conflict", str(exc), type_="urn:provisioner:problem:conflict",
                       event_id=exc.event_id) from exc
