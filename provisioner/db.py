@@ -7,6 +7,7 @@ Commits happen at the boundary (the HTTP request or the job), never inside a ser
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 import threading
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from sqlalchemy import JSON, DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from provisioner import jsonutil
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -51,7 +54,8 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if is_sqlite(url):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=jsonutil.dumps, json_deserializer=jsonutil.loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -73,7 +77,8 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                         json_serializer=jsonutil.dumps, json_deserializer=jsonutil.loads)
 
 
 class Database:
@@ -107,3 +112,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert many rows fast, in the session's transaction.
+
+    PostgreSQL: ``COPY ... FROM STDIN`` (psycopg would otherwise pipeline one INSERT per row).
+    SQLite: one executemany of a cached INSERT.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    table = model.__table__
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    is_json = [isinstance(table.c[name].type, JSON) for name in columns]
+    cursor = conn.connection.driver_connection.cursor()
+    names = ", ".join(f'"{name}"' for name in columns)
+    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([jsonutil.dumps(row[c]) if j and row[c] is not None else row[c]
+                            for c, j in zip(columns, is_json, strict=True)])

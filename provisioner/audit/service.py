@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.models import AuditHead, AuditRecord
 from provisioner.clock import utcnow
+from provisioner.db import insert_rows
+from provisioner.jsonutil import canonical, loads
 
 GENESIS = "0" * 64
 # Built once: these run for every HR event and every operation attempt.
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-_INSERT = insert(AuditRecord)
 _MOVE_HEAD = (update(AuditHead).where(AuditHead.id == 1)
               .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
@@ -37,19 +37,15 @@ class Entry:
     data: dict[str, Any]
 
 
-def _key() -> bytes | None:
+def chain_key() -> bytes | None:
     key = os.environ.get("PROVISIONER_AUDIT_KEY")
     return key.encode() if key else None
 
 
 def record_hash(seq: int, at: datetime, kind: str, subject: str | None, data: dict[str, Any],
-                prev_hash: str) -> str:
-    body = json.dumps(
-        {"seq": seq, "at": at.isoformat(), "kind": kind, "subject": subject, "data": data,
-         "prev": prev_hash},
-        sort_keys=True, separators=(",", ":"), default=str,
-    ).encode()
-    key = _key()
+                prev_hash: str, key: bytes | None = None) -> str:
+    body = canonical({"seq": seq, "at": at.isoformat(), "kind": kind, "subject": subject,
+                      "data": data, "prev": prev_hash})
     if key is not None:
         return hmac.new(key, body, hashlib.sha256).hexdigest()
     return hashlib.sha256(body).hexdigest()
@@ -57,7 +53,7 @@ def record_hash(seq: int, at: datetime, kind: str, subject: str | None, data: di
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     # Store exactly what was hashed (JSON round trip: datetimes become strings).
-    return json.loads(json.dumps(data, sort_keys=True, default=str))
+    return loads(canonical(data))
 
 
 def append_many(session: Session, entries: list[Entry]) -> int:
@@ -73,14 +69,15 @@ def append_many(session: Session, entries: list[Entry]) -> int:
     at = now.replace(microsecond=(now.microsecond // 1000) * 1000)
     rows = []
     seq, prev = head.seq, head.hash
+    key = chain_key()
     for entry in entries:
         seq += 1
         data = _normalise(entry.data)
-        digest = record_hash(seq, at, entry.kind, entry.subject, data, prev)
+        digest = record_hash(seq, at, entry.kind, entry.subject, data, prev, key)
         rows.append({"seq": seq, "at": at, "kind": entry.kind, "subject": entry.subject, "data": data,
                      "prev_hash": prev, "hash": digest})
         prev = digest
-    conn.execute(_INSERT, rows)
+    insert_rows(session, AuditRecord, rows)
     conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return seq
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner.audit.models import AuditHead, AuditRecord
-from provisioner.audit.service import GENESIS, record_hash
+from provisioner.audit.service import GENESIS, chain_key, record_hash
 
 
 @dataclass
@@ -25,6 +25,7 @@ def verify_chain(session: Session, chunk: int = 5000) -> VerifyReport:
     report = VerifyReport()
     expected_seq, prev_hash = 1, GENESIS
     last_seq = 0
+    key = chain_key()
     stmt = select(AuditRecord).order_by(AuditRecord.seq).execution_options(yield_per=chunk)
     for record in session.scalars(stmt):
         report.records += 1
@@ -34,7 +35,7 @@ def verify_chain(session: Session, chunk: int = 5000) -> VerifyReport:
                            else f"records {expected_seq}..{record.seq - 1}")
                 report.problems.append(f"{missing} deleted: the chain jumps to record {record.seq}")
         if record.hash != record_hash(record.seq, record.at, record.kind, record.subject,
-                                      record.data, record.prev_hash):
+                                      record.data, record.prev_hash, key):
             report.problems.append(
                 f"record {record.seq} ({record.kind}) edited: its content does not match its hash")
         elif record.prev_hash != prev_hash:

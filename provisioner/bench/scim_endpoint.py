@@ -106,7 +106,9 @@ def run(
             seeded = _seed(db, users)
             console.print(f"seeded {users:,} identities in {seeded:.1f}s; indexes: {index_note}")
             with db.transaction() as session:
-                token = create_token(session, f"bench-{uuid.uuid4().hex[:8]}", {"scim:read", "scim:write"})
+                token = create_token(
+                    session, f"bench-{uuid.uuid4().hex[:8]}", {"scim:read", "scim:write"}
+                )
             user_ids = _sample_ids(db, 2000)
         finally:
             db.dispose()
@@ -124,7 +126,14 @@ def run(
             ours = _Target(ours_url, token)
             theirs = _Target(peer_url, peer_token)
             results = _measure(
-                ours, theirs, users, peer_users, user_ids, peer_ids, seconds, concurrency
+                ours,
+                theirs,
+                users=users,
+                peer_users=peer_users,
+                our_ids=user_ids,
+                peer_ids=peer_ids,
+                seconds=seconds,
+                concurrency=concurrency,
             )
     for row in results:
         row.update(concurrency=concurrency, workers=workers, users=users, peer_users=peer_users)
@@ -153,7 +162,9 @@ def _scratch_database(database_url: str | None) -> Iterator[str]:
             count = conn.scalar(select(func.count()).select_from(Identity.__table__))
         engine.dispose()
         if count:
-            raise RuntimeError(f"{database_url} already holds {count} identities; give an empty file")
+            raise RuntimeError(
+                f"{database_url} already holds {count} identities; give an empty file"
+            )
         yield database_url
         return
     server = make_url(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -282,7 +293,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.
 
 @contextmanager
 def _process(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    process = subprocess.Popen(  # noqa: S603 - fixed commands, loopback only
+    process = subprocess.Popen(  # fixed commands, loopback only
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
@@ -302,9 +313,20 @@ def _serve_endpoint(database_url: str, workers: int) -> Iterator[str]:
     port = _free_port()
     env = dict(os.environ, **{_DB_ENV: database_url})
     command = [
-        sys.executable, "-m", "uvicorn", "provisioner.bench.scim_endpoint:bench_app",
-        "--factory", "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "warning", "--no-access-log", "--workers", str(max(1, workers)),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "provisioner.bench.scim_endpoint:bench_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--workers",
+        str(max(1, workers)),
     ]
     base = f"http://127.0.0.1:{port}/scim/v2"
     with _process(command, env, f"{base}/ServiceProviderConfig"):
@@ -446,6 +468,7 @@ def _scenarios(population: int, ids: list[str]) -> dict[str, Request]:
 def _measure(
     ours: _Target,
     peer: _Target,
+    *,
     users: int,
     peer_users: int,
     our_ids: list[str],
@@ -490,8 +513,17 @@ def _measure(
 
 def _print(console: Console, results: list[dict[str, Any]], elapsed: float) -> None:
     table = Table(title=f"SCIM endpoint vs scim2-server ({elapsed:.0f}s)")
-    for column in ("scenario", "ours req/s", "p50 ms", "p99 ms", "peer req/s", "p50 ms",
-                   "p99 ms", "ratio", "target"):
+    for column in (
+        "scenario",
+        "ours req/s",
+        "p50 ms",
+        "p99 ms",
+        "peer req/s",
+        "p50 ms",
+        "p99 ms",
+        "ratio",
+        "target",
+    ):
         table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
     for row in results:
         ours, peer = row["ours"], row["peer"]

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, tuple_
+from sqlalchemy import and_, bindparam, exists, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
+from provisioner.db import insert_rows
 from provisioner.identities.models import Identity
 from provisioner.intake.models import EventStatus, HREvent
 
@@ -31,13 +32,13 @@ def known_digests(session: Session, event_ids: Iterable[str]) -> dict[str, Known
 
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.connection().execute(_INSERT, rows)
+    insert_rows(session, HREvent, rows)
 
 
 # Built once: the intake hot path.
 _KNOWN = (select(HREvent.event_id, HREvent.body_sha256, HREvent.received_at, HREvent.effective_at)
           .where(HREvent.event_id.in_(bindparam("ids", expanding=True))))
-_INSERT = insert(HREvent)
+
 
 
 def get(session: Session, event_id: str) -> HREvent | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from provisioner.identities.lifecycle import EventType
+from provisioner.jsonutil import canonical
 
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
@@ -70,10 +70,7 @@ class HREventIn(BaseModel):
 
     def body_sha256(self) -> str:
         """Hash of the event's meaning, for idempotency: the same event sent again matches."""
-        return hashlib.sha256(
-            json.dumps(self.model_dump(mode="json", exclude_unset=True), sort_keys=True,
-                       separators=(",", ":")).encode()
-        ).hexdigest()
+        return hashlib.sha256(canonical(self.model_dump(mode="json", exclude_unset=True))).hexdigest()
 
     def set_attributes(self) -> dict[str, Any]:
         """Only the attributes the event carries (an update changes just these)."""

@@ -30,7 +30,7 @@ BodyWork = Callable[[ScimContext, Any], Response]
 
 async def run_scim(request: Request, access: Access, work: Work) -> Response:
     """Run a use case without a request body."""
-    return await _run(request, access, lambda ctx: work(ctx))
+    return await _run(request, access, work)
 
 
 async def run_scim_with_body(

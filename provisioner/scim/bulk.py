@@ -44,7 +44,7 @@ _BULK_ID = "bulkId:"
 _PATH = re.compile(r"^/?(Users|Groups)(?:/([^/]+))?/?$", re.IGNORECASE)
 _SUCCESS_STATUS = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
 
-BulkResponseModel = BulkResponse[Union[User[EnterpriseUser], GroupResource]]  # noqa: UP007
+BulkResponseModel = BulkResponse[Union[User[EnterpriseUser], GroupResource]]
 
 
 def check_payload_size(size: int) -> None:
@@ -128,7 +128,9 @@ def _read_request(payload: Any) -> tuple[list[_Operation], int | None]:
         )
     fail_on_errors = payload.get(keys.get("failonerrors", "failOnErrors"))
     if fail_on_errors is not None and (
-        not isinstance(fail_on_errors, int) or isinstance(fail_on_errors, bool) or fail_on_errors < 1
+        not isinstance(fail_on_errors, int)
+        or isinstance(fail_on_errors, bool)
+        or fail_on_errors < 1
     ):
         raise InvalidValueException(detail="failOnErrors must be a positive integer")
     return [_read_operation(index, raw) for index, raw in enumerate(raw_ops)], fail_on_errors
@@ -136,8 +138,15 @@ def _read_request(payload: Any) -> tuple[list[_Operation], int | None]:
 
 def _read_operation(index: int, raw: Any) -> _Operation:
     if not isinstance(raw, dict):
-        return _Operation(index, "", "", None, None, None, InvalidSyntaxException(
-            detail="An operation must be a JSON object"))
+        return _Operation(
+            index,
+            "",
+            "",
+            None,
+            None,
+            None,
+            InvalidSyntaxException(detail="An operation must be a JSON object"),
+        )
     get = {key.lower(): value for key, value in raw.items()}
     method = str(get.get("method") or "").upper()
     op = _Operation(
@@ -186,7 +195,9 @@ def _ordered(operations: list[_Operation], creations: dict[str, int]) -> list[_O
 
 
 def _dependencies(op: _Operation, creations: dict[str, int]) -> list[int]:
-    return [creations[ref] for ref in op.references if ref in creations and creations[ref] != op.index]
+    return [
+        creations[ref] for ref in op.references if ref in creations and creations[ref] != op.index
+    ]
 
 
 def _references(value: Any) -> list[str]:

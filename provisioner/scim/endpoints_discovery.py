@@ -7,7 +7,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
-from scim2_models import ForbiddenException, ListResponse, Meta, NotFoundException, ResourceType, Schema
+from scim2_models import (
+    ForbiddenException,
+    ListResponse,
+    Meta,
+    NotFoundException,
+    ResourceType,
+    Schema,
+)
 from starlette.responses import Response
 
 from provisioner.scim.auth import Access

@@ -17,7 +17,7 @@ from provisioner.scim.service_search import search_all
 
 router = APIRouter()
 
-AnyResource = Union[UserResource, GroupResource]  # noqa: UP007
+AnyResource = Union[UserResource, GroupResource]
 
 
 @router.post("/.search")

@@ -357,8 +357,7 @@ class SqlTranspiler(Transpiler):
                 sub_spec = spec.sub_attributes.get((then_sub or spec.default).lower())
                 if sub_spec is None:
                     raise InvalidFilterException(
-                        detail=f"The sub-attribute '{then_sub}' is unknown or cannot be "
-                        "filtered on"
+                        detail=f"The sub-attribute '{then_sub}' is unknown or cannot be filtered on"
                     )
                 condition = and_(condition, self._compare(sub_spec, op, value))
         finally:

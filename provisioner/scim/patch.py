@@ -92,9 +92,7 @@ def plan_group_patch(patch: PatchOp[Any]) -> GroupPatchPlan:
             others.append(operation)
         else:
             membership.append(kind)
-    other = (
-        specialised(PatchOp, GroupResource)(operations=others) if others else None
-    )
+    other = specialised(PatchOp, GroupResource)(operations=others) if others else None
     return GroupPatchPlan(membership=membership, other=other)
 
 
@@ -142,8 +140,10 @@ def _drop_member_display(patch: PatchOp[Any]) -> None:
     as a PUT would ignore it, instead of failing Okta's ``add`` with value/display."""
     for operation in patch.operations or []:
         value = operation.value
-        targets_members = operation.path is not None and bool(operation.path.parts) and (
-            operation.path.parts[0].lower() == "members"
+        targets_members = (
+            operation.path is not None
+            and bool(operation.path.parts)
+            and (operation.path.parts[0].lower() == "members")
         )
         if operation.path is None and isinstance(value, dict):
             key = next((k for k in value if str(k).lower() == "members"), None)

@@ -84,7 +84,9 @@ def _list_query(model: Any, payload: dict[str, Any], filter_text: str | None) ->
     )
 
 
-def response_parameters(model: type[Resource[Any]], params: Mapping[str, str]) -> ResponseParameters[Any]:
+def response_parameters(
+    model: type[Resource[Any]], params: Mapping[str, str]
+) -> ResponseParameters[Any]:
     """``attributes``/``excludedAttributes`` of a single-resource request (RFC 7644 §3.9)."""
     lowered = {key.lower(): value for key, value in params.items()}
     payload = {

@@ -14,7 +14,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
@@ -145,25 +154,46 @@ PENDING_INDEXES: Final = (
 # -- users -----------------------------------------------------------------------------------
 
 
+# Statements that do not depend on the request are built once: building a statement costs
+# SQLAlchemy more than running it on an index (about 0.25 ms against 0.05 ms).
+_GET_USER = select(Identity).where(Identity.id == bindparam("id"), _visible())
+_GET_USER_FOR_UPDATE = _GET_USER.with_for_update()
+_USER_NAME_OWNER = select(Identity.id).where(
+    func.lower(Identity.user_name) == func.lower(bindparam("user_name"))
+)
+_EMPLOYEE_ID_OWNER = select(Identity.id).where(Identity.employee_id == bindparam("employee_id"))
+_GROUPS_OF_USERS = (
+    select(DirectoryGroupMember.identity_id, DirectoryGroup.id, DirectoryGroup.display_name)
+    .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
+    .where(DirectoryGroupMember.identity_id.in_(bindparam("ids", expanding=True)))
+    .order_by(DirectoryGroup.display_name, DirectoryGroup.id)
+)
+_USERS_BY_EMPLOYEE_IDS = select(Identity.employee_id, Identity.id, Identity.display_name).where(
+    Identity.employee_id.in_(bindparam("employee_ids", expanding=True)), _visible()
+)
+_USERS_BY_IDS = select(Identity).where(
+    Identity.id.in_(bindparam("ids", expanding=True)), _visible()
+)
+_VISIBLE_USER_IDS = select(Identity.id).where(
+    Identity.id.in_(bindparam("ids", expanding=True)), _visible()
+)
+
+
 def get_user(session: Session, user_id: str, *, for_update: bool = False) -> Identity | None:
     """A visible identity by id; ``for_update`` locks it (PostgreSQL) for a read-modify-write."""
-    stmt = select(Identity).where(Identity.id == user_id, _visible())
-    if for_update:
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt).first()
+    stmt = _GET_USER_FOR_UPDATE if for_update else _GET_USER
+    return session.scalars(stmt, {"id": user_id}).first()
 
 
 def user_name_owner(session: Session, user_name: str) -> str | None:
     """Id of the identity holding a userName, compared case-insensitively (RFC 7643 §4.1.1:
     userName is unique and caseExact=false). Uses ``ix_identities_user_name_lower``."""
-    return session.scalar(
-        select(Identity.id).where(func.lower(Identity.user_name) == func.lower(literal(user_name)))
-    )
+    return session.scalar(_USER_NAME_OWNER, {"user_name": user_name})
 
 
 def employee_id_owner(session: Session, employee_id: str) -> str | None:
     """Id of the identity holding an employee number (unique column)."""
-    return session.scalar(select(Identity.id).where(Identity.employee_id == employee_id))
+    return session.scalar(_EMPLOYEE_ID_OWNER, {"employee_id": employee_id})
 
 
 def search_users(
@@ -189,12 +219,7 @@ def groups_of_users(session: Session, user_ids: Sequence[str]) -> dict[str, list
     found: dict[str, list[Ref]] = defaultdict(list)
     if not user_ids:
         return found
-    rows = session.execute(
-        select(DirectoryGroupMember.identity_id, DirectoryGroup.id, DirectoryGroup.display_name)
-        .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
-        .where(DirectoryGroupMember.identity_id.in_(user_ids))
-        .order_by(DirectoryGroup.display_name, DirectoryGroup.id)
-    )
+    rows = session.execute(_GROUPS_OF_USERS, {"ids": list(user_ids)})
     for identity_id, group_id, display in rows:
         found[identity_id].append(Ref(group_id, display))
     return found
@@ -205,11 +230,7 @@ def users_by_employee_ids(session: Session, employee_ids: Iterable[str]) -> dict
     wanted = sorted(set(employee_ids))
     if not wanted:
         return {}
-    rows = session.execute(
-        select(Identity.employee_id, Identity.id, Identity.display_name).where(
-            Identity.employee_id.in_(wanted), _visible()
-        )
-    )
+    rows = session.execute(_USERS_BY_EMPLOYEE_IDS, {"employee_ids": wanted})
     return {emp: Ref(identity_id, display) for emp, identity_id, display in rows}
 
 
@@ -218,7 +239,7 @@ def users_by_ids(session: Session, user_ids: Iterable[str]) -> dict[str, Identit
     wanted = sorted(set(user_ids))
     if not wanted:
         return {}
-    rows = session.scalars(select(Identity).where(Identity.id.in_(wanted), _visible()))
+    rows = session.scalars(_USERS_BY_IDS, {"ids": wanted})
     return {row.id: row for row in rows}
 
 
@@ -227,7 +248,7 @@ def visible_user_ids(session: Session, user_ids: Iterable[str]) -> set[str]:
     wanted = sorted(set(user_ids))
     if not wanted:
         return set()
-    return set(session.scalars(select(Identity.id).where(Identity.id.in_(wanted), _visible())))
+    return set(session.scalars(_VISIBLE_USER_IDS, {"ids": wanted}))
 
 
 def add_identity(session: Session, identity: Identity) -> None:
@@ -256,20 +277,33 @@ def leave_scim_groups(session: Session, identity_id: str) -> list[str]:
 # -- groups ----------------------------------------------------------------------------------
 
 
-def get_group(session: Session, group_id: str, *, for_update: bool = False) -> DirectoryGroup | None:
-    stmt = select(DirectoryGroup).where(DirectoryGroup.id == group_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt).first()
+_GET_GROUP = select(DirectoryGroup).where(DirectoryGroup.id == bindparam("id"))
+_GET_GROUP_FOR_UPDATE = _GET_GROUP.with_for_update()
+_GROUP_NAME_OWNER = select(DirectoryGroup.id).where(
+    func.lower(DirectoryGroup.display_name) == func.lower(bindparam("display_name"))
+)
+_MEMBERS_OF_GROUPS = (
+    select(DirectoryGroupMember.group_id, Identity.id, Identity.display_name)
+    .join(Identity, Identity.id == DirectoryGroupMember.identity_id)
+    .where(DirectoryGroupMember.group_id.in_(bindparam("ids", expanding=True)), _visible())
+    .order_by(Identity.id)
+)
+_MEMBER_IDS = select(DirectoryGroupMember.identity_id).where(
+    DirectoryGroupMember.group_id == bindparam("group_id")
+)
+
+
+def get_group(
+    session: Session, group_id: str, *, for_update: bool = False
+) -> DirectoryGroup | None:
+    stmt = _GET_GROUP_FOR_UPDATE if for_update else _GET_GROUP
+    return session.scalars(stmt, {"id": group_id}).first()
 
 
 def group_name_owner(session: Session, display_name: str) -> str | None:
-    """Id of the group with a displayName, compared case-insensitively (caseExact=false)."""
-    return session.scalar(
-        select(DirectoryGroup.id).where(
-            func.lower(DirectoryGroup.display_name) == func.lower(literal(display_name))
-        )
-    )
+    """Id of the group with a displayName, compared case-insensitively (caseExact=false).
+    Uses ``ix_directory_groups_display_name_lower``."""
+    return session.scalar(_GROUP_NAME_OWNER, {"display_name": display_name})
 
 
 def search_groups(
@@ -294,23 +328,14 @@ def members_of_groups(session: Session, group_ids: Sequence[str]) -> dict[str, l
     found: dict[str, list[Ref]] = defaultdict(list)
     if not group_ids:
         return found
-    rows = session.execute(
-        select(DirectoryGroupMember.group_id, Identity.id, Identity.display_name)
-        .join(Identity, Identity.id == DirectoryGroupMember.identity_id)
-        .where(DirectoryGroupMember.group_id.in_(group_ids), _visible())
-        .order_by(Identity.id)
-    )
+    rows = session.execute(_MEMBERS_OF_GROUPS, {"ids": list(group_ids)})
     for group_id, identity_id, display in rows:
         found[group_id].append(Ref(identity_id, display))
     return found
 
 
 def member_ids(session: Session, group_id: str) -> set[str]:
-    return set(
-        session.scalars(
-            select(DirectoryGroupMember.identity_id).where(DirectoryGroupMember.group_id == group_id)
-        )
-    )
+    return set(session.scalars(_MEMBER_IDS, {"group_id": group_id}))
 
 
 def add_members(session: Session, group_id: str, identity_ids: Iterable[str]) -> list[str]:
@@ -324,7 +349,9 @@ def add_members(session: Session, group_id: str, identity_ids: Iterable[str]) ->
     return wanted
 
 
-def remove_members(session: Session, group_id: str, identity_ids: Iterable[str] | None) -> list[str]:
+def remove_members(
+    session: Session, group_id: str, identity_ids: Iterable[str] | None
+) -> list[str]:
     """Remove some (or, with ``None``, all) members; returns those removed."""
     stmt = select(DirectoryGroupMember.identity_id).where(DirectoryGroupMember.group_id == group_id)
     if identity_ids is not None:

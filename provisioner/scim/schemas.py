@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 UserResource = User[EnterpriseUser]
 """The model of ``/Users``: the core User schema with the enterprise extension."""
 
+
 class GroupMemberResource(GroupMember):
     """A member of a group. ``display`` is readOnly: it is the member's ``displayName``, kept
     by the service, not a value clients store (RFC 7643 §8.7.1 lists no ``display`` for
@@ -60,11 +61,14 @@ class GroupResource(Group):
 
     members: list[GroupMemberResource] | None = None
 
+
 USER_SCHEMA: Final = str(User.__schema__)
 GROUP_SCHEMA: Final = str(Group.__schema__)
 ENTERPRISE_SCHEMA: Final = str(EnterpriseUser.__schema__)
 
-ENTRA_GROUP_SCHEMA: Final = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+ENTRA_GROUP_SCHEMA: Final = (
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+)
 """Entra ID adds this schema to ``POST /Groups``; it describes nothing the service stores."""
 
 IGNORED_SCHEMAS: Final = frozenset({ENTRA_GROUP_SCHEMA.lower()})
@@ -466,11 +470,10 @@ def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
     """Drop None values and empty containers (RFC 7643 §2.5: unassigned attributes)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict):
-            value = _without_empty(value)
-        if value is None or value == {} or value == []:
+        kept = _without_empty(value) if isinstance(value, dict) else value
+        if kept is None or kept in ({}, []):
             continue
-        out[key] = value
+        out[key] = kept
     return out
 
 

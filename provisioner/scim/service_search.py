@@ -25,7 +25,7 @@ from provisioner.scim.service_users import UserService
 def search_all(ctx: ScimContext, query: ListQuery) -> Page:
     """Search every resource type at once."""
     user_filter, user_error = _compile(repo.USER_FILTERS, query, ctx.dialect)
-    group_filter, group_error = _compile(repo.GROUP_FILTERS, query, ctx.dialect)
+    group_filter, _ = _compile(repo.GROUP_FILTERS, query, ctx.dialect)
     if user_filter is None and group_filter is None:
         assert user_error is not None
         raise user_error
@@ -45,7 +45,9 @@ def search_all(ctx: ScimContext, query: ListQuery) -> Page:
     remaining = query.count - len(users)
     if group_filter is not None and remaining > 0:
         group_offset = max(0, offset - user_total)
-        groups = repo.search_groups(session, group_filter, group_order or [], group_offset, remaining)
+        groups = repo.search_groups(
+            session, group_filter, group_order or [], group_offset, remaining
+        )
     resources: list[Any] = UserService(ctx).render(users, groups=wants(query.response, "groups"))
     resources += GroupService(ctx).render(groups, members=wants(query.response, "members"))
     return Page(total=user_total + group_total, start_index=query.start_index, resources=resources)

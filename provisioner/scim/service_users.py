@@ -71,9 +71,7 @@ class UserService:
         """GET /Users and POST /Users/.search (RFC 7644 §3.4.2, §3.4.3)."""
         condition = compile_filter(repo.USER_FILTERS, query.filter, self.ctx.dialect)
         order = order_by(repo.USER_FILTERS, query)
-        rows = repo.search_users(
-            self.session, condition, order, query.start_index - 1, query.count
-        )
+        rows = repo.search_users(self.session, condition, order, query.start_index - 1, query.count)
         if query.start_index == 1 and len(rows) < query.count:
             total = len(rows)  # the whole result is on this page: no COUNT needed
         else:
@@ -230,9 +228,7 @@ class UserService:
         if employee_id:
             owner = repo.employee_id_owner(self.session, employee_id)
             if owner is not None and owner != own_id:
-                raise UniquenessException(
-                    detail=f"employeeNumber {employee_id!r} is already taken"
-                )
+                raise UniquenessException(detail=f"employeeNumber {employee_id!r} is already taken")
 
     def _flush(self) -> None:
         try:

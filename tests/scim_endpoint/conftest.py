@@ -41,5 +41,3 @@ def scim(db: Database) -> Iterator[Scim]:
 @pytest.fixture
 def client(scim: Scim) -> TestClient:
     return scim.client
-
-

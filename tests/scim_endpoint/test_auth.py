@@ -50,7 +50,9 @@ def test_read_only_token_reads_but_cannot_write(scim: Scim) -> None:
     reader = scim.as_token(scim.tokens["ro"])
     assert reader.get(f"{BASE}/Users/{user['id']}").status_code == 200
     assert reader.get(f"{BASE}/Users").status_code == 200
-    assert reader.post(f"{BASE}/Users/.search", json={"schemas": [SEARCH_SCHEMA]}).status_code == 200
+    assert (
+        reader.post(f"{BASE}/Users/.search", json={"schemas": [SEARCH_SCHEMA]}).status_code == 200
+    )
     assert reader.post(f"{BASE}/.search", json={"schemas": [SEARCH_SCHEMA]}).status_code == 200
     assert reader.get(f"{BASE}/Schemas").status_code == 200
     url = f"{BASE}/Users/{user['id']}"

@@ -80,8 +80,11 @@ def test_failed_operations_do_not_undo_the_others(client: TestClient) -> None:
         post_user("a", "taken@example.com"),
         post_user("b", "fresh@example.com"),
         {"method": "DELETE", "path": "/Users/missing"},
-        {"method": "PATCH", "path": "/Users/bulkId:a", "data": patch_body(
-            {"op": "replace", "path": "title", "value": "x"})},
+        {
+            "method": "PATCH",
+            "path": "/Users/bulkId:a",
+            "data": patch_body({"op": "replace", "path": "title", "value": "x"}),
+        },
         {"method": "GET", "path": "/Users"},
     )
     ops = client.post(f"{BASE}/Bulk", json=body).json()["Operations"]
@@ -113,16 +116,27 @@ def test_circular_references_are_409(client: TestClient) -> None:
             "method": "POST",
             "path": "/Groups",
             "bulkId": "g1",
-            "data": {"schemas": [GROUP_SCHEMA], "displayName": "G1", "members": [{"value": "bulkId:g2"}]},
+            "data": {
+                "schemas": [GROUP_SCHEMA],
+                "displayName": "G1",
+                "members": [{"value": "bulkId:g2"}],
+            },
         },
         {
             "method": "POST",
             "path": "/Groups",
             "bulkId": "g2",
-            "data": {"schemas": [GROUP_SCHEMA], "displayName": "G2", "members": [{"value": "bulkId:g1"}]},
+            "data": {
+                "schemas": [GROUP_SCHEMA],
+                "displayName": "G2",
+                "members": [{"value": "bulkId:g1"}],
+            },
         },
-        {"method": "PATCH", "path": "/Users/bulkId:unknown", "data": patch_body(
-            {"op": "replace", "path": "title", "value": "x"})},
+        {
+            "method": "PATCH",
+            "path": "/Users/bulkId:unknown",
+            "data": patch_body({"op": "replace", "path": "title", "value": "x"}),
+        },
     )
     ops = client.post(f"{BASE}/Bulk", json=body).json()["Operations"]
     assert ops[0]["status"] == "409" or ops[1]["status"] == "409"
@@ -131,8 +145,12 @@ def test_circular_references_are_409(client: TestClient) -> None:
 
 def test_version_is_if_match(client: TestClient) -> None:
     user = create_user(client, "v@example.com")
-    op = {"method": "PATCH", "path": f"/Users/{user['id']}", "version": 'W/"5"',
-          "data": patch_body({"op": "replace", "path": "title", "value": "x"})}
+    op = {
+        "method": "PATCH",
+        "path": f"/Users/{user['id']}",
+        "version": 'W/"5"',
+        "data": patch_body({"op": "replace", "path": "title", "value": "x"}),
+    }
     ops = client.post(f"{BASE}/Bulk", json=bulk(op)).json()["Operations"]
     assert ops[0]["status"] == "412"
     op["version"] = 'W/"1"'
@@ -143,12 +161,20 @@ def test_version_is_if_match(client: TestClient) -> None:
 
 
 def test_limits_announced_are_enforced(client: TestClient) -> None:
-    too_many = bulk(*[post_user(f"u{i}", f"u{i}@example.com") for i in range(BULK_MAX_OPERATIONS + 1)])
+    too_many = bulk(
+        *[post_user(f"u{i}", f"u{i}@example.com") for i in range(BULK_MAX_OPERATIONS + 1)]
+    )
     assert_error(client.post(f"{BASE}/Bulk", json=too_many), 413)
     filler = "x" * (BULK_MAX_PAYLOAD_SIZE + 1)
     too_big = bulk(post_user("a", "a@example.com"), padding=filler)
-    assert_error(client.post(f"{BASE}/Bulk", content=json.dumps(too_big).encode(),
-                             headers={"content-type": "application/scim+json"}), 413)
+    assert_error(
+        client.post(
+            f"{BASE}/Bulk",
+            content=json.dumps(too_big).encode(),
+            headers={"content-type": "application/scim+json"},
+        ),
+        413,
+    )
 
     def chunks() -> Any:  # no Content-Length: the limit applies while streaming
         yield b'{"schemas": ["' + BULK_SCHEMA.encode() + b'"], "pad": "'
@@ -156,7 +182,11 @@ def test_limits_announced_are_enforced(client: TestClient) -> None:
             yield b"y" * 65536
         yield b'"}'
 
-    assert_error(client.post(f"{BASE}/Bulk", content=chunks(),
-                             headers={"content-type": "application/scim+json"}), 413)
+    assert_error(
+        client.post(
+            f"{BASE}/Bulk", content=chunks(), headers={"content-type": "application/scim+json"}
+        ),
+        413,
+    )
     assert_error(client.post(f"{BASE}/Bulk", json={"Operations": []}), 400)
     assert_error(client.post(f"{BASE}/Bulk", json=bulk(failOnErrors=0)), 400)

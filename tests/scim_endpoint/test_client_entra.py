@@ -17,7 +17,10 @@ ADSCIM = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Gro
 
 
 def entra_patch(*operations: dict[str, Any]) -> dict[str, Any]:
-    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": list(operations),
+    }
 
 
 @pytest.fixture
@@ -30,7 +33,11 @@ def entra_user(client: TestClient) -> dict[str, Any]:
         "active": True,
         "emails": [{"primary": True, "type": "work", "value": "Test_User@contoso.com"}],
         "meta": {"resourceType": "User"},
-        "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+        "name": {
+            "formatted": "givenName familyName",
+            "familyName": "familyName",
+            "givenName": "givenName",
+        },
         "roles": [],
         ENTERPRISE: {"department": "Sales"},
     }
@@ -40,9 +47,7 @@ def entra_user(client: TestClient) -> dict[str, Any]:
 
 
 def test_entra_connection_test_gets_an_empty_200_list_response(client: TestClient) -> None:
-    response = client.get(
-        f"{BASE}/Users", params={"filter": 'userName eq "non-existent user"'}
-    )
+    response = client.get(f"{BASE}/Users", params={"filter": 'userName eq "non-existent user"'})
     assert response.status_code == 200
     assert response.json() == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
@@ -69,20 +74,23 @@ def test_entra_matching_queries_use_eq_and_and(
     assert [r["id"] for r in response.json()["Resources"]] == [entra_user["id"]]
 
 
-def test_entra_capitalised_ops_and_string_booleans(
-    scim: Scim, entra_user: dict[str, Any]
-) -> None:
+def test_entra_capitalised_ops_and_string_booleans(scim: Scim, entra_user: dict[str, Any]) -> None:
     url = f"{BASE}/Users/{entra_user['id']}"
-    response = scim.client.patch(url, json=entra_patch(
-        {"op": "Replace", "path": "active", "value": "False"},
-        {"op": "Add", "path": "title", "value": "Seller"},
-    ))
+    response = scim.client.patch(
+        url,
+        json=entra_patch(
+            {"op": "Replace", "path": "active", "value": "False"},
+            {"op": "Add", "path": "title", "value": "Seller"},
+        ),
+    )
     assert response.status_code == 200, response.text
     assert response.json()["active"] is False and response.json()["title"] == "Seller"
     with scim.db.transaction() as session:
         row = session.get(Identity, entra_user["id"])
         assert row is not None and (row.active, row.state) == (False, "terminated")
-    response = scim.client.patch(url, json=entra_patch({"op": "Replace", "path": "active", "value": "True"}))
+    response = scim.client.patch(
+        url, json=entra_patch({"op": "Replace", "path": "active", "value": "True"})
+    )
     assert response.json()["active"] is True
     response = scim.client.patch(url, json=entra_patch({"op": "Remove", "path": "title"}))
     assert "title" not in response.json()
@@ -91,77 +99,108 @@ def test_entra_capitalised_ops_and_string_booleans(
 def test_entra_replace_without_path_with_attribute_path_and_urn_keys(
     client: TestClient, entra_user: dict[str, Any]
 ) -> None:
-    response = client.patch(f"{BASE}/Users/{entra_user['id']}", json=entra_patch({
-        "op": "Replace",
-        "value": {
-            "name.givenName": "Barbara",
-            "name.familyName": "Jensen",
-            "displayName": "Barbara Jensen",
-            f"{ENTERPRISE}:department": "Marketing",
-            f"{ENTERPRISE}:employeeNumber": "701984",
-            "active": "True",
-        },
-    }))
+    response = client.patch(
+        f"{BASE}/Users/{entra_user['id']}",
+        json=entra_patch(
+            {
+                "op": "Replace",
+                "value": {
+                    "name.givenName": "Barbara",
+                    "name.familyName": "Jensen",
+                    "displayName": "Barbara Jensen",
+                    f"{ENTERPRISE}:department": "Marketing",
+                    f"{ENTERPRISE}:employeeNumber": "701984",
+                    "active": "True",
+                },
+            }
+        ),
+    )
     assert response.status_code == 200, response.text
     user = response.json()
     assert user["name"]["givenName"] == "Barbara" and user["name"]["familyName"] == "Jensen"
     assert user["name"]["formatted"] == "givenName familyName"  # untouched
     assert user[ENTERPRISE]["department"] == "Marketing"
     assert user[ENTERPRISE]["employeeNumber"] == "701984"
-    found = client.get(f"{BASE}/Users", params={"filter": f'{ENTERPRISE}:department eq "marketing"'})
+    found = client.get(
+        f"{BASE}/Users", params={"filter": f'{ENTERPRISE}:department eq "marketing"'}
+    )
     assert found.json()["totalResults"] == 1
 
 
 def test_entra_add_on_work_email_value_creates_the_email(client: TestClient) -> None:
-    response = client.post(f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": "noemail@contoso.com"})
+    response = client.post(
+        f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": "noemail@contoso.com"}
+    )
     user_id = response.json()["id"]
-    response = client.patch(f"{BASE}/Users/{user_id}", json=entra_patch(
-        {"op": "Add", "path": 'emails[type eq "work"].value', "value": "new@contoso.com"}
-    ))
+    response = client.patch(
+        f"{BASE}/Users/{user_id}",
+        json=entra_patch(
+            {"op": "Add", "path": 'emails[type eq "work"].value', "value": "new@contoso.com"}
+        ),
+    )
     assert response.status_code == 200, response.text
     assert response.json()["emails"] == [{"value": "new@contoso.com", "type": "work"}]
     found = client.get(
         f"{BASE}/Users", params={"filter": 'emails[type eq "work"].value eq "new@contoso.com"'}
     )
     assert [r["id"] for r in found.json()["Resources"]] == [user_id]
-    response = client.patch(f"{BASE}/Users/{user_id}", json=entra_patch(
-        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "newer@contoso.com"}
-    ))
+    response = client.patch(
+        f"{BASE}/Users/{user_id}",
+        json=entra_patch(
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "newer@contoso.com"}
+        ),
+    )
     assert response.json()["emails"] == [{"value": "newer@contoso.com", "type": "work"}]
 
 
 def test_entra_group_with_adscim_schema_lookup_and_member_removal(scim: Scim) -> None:
     client = scim.client
     members = [
-        client.post(f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": f"m{i}@contoso.com"}).json()["id"]
+        client.post(
+            f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": f"m{i}@contoso.com"}
+        ).json()["id"]
         for i in range(3)
     ]
-    response = client.post(f"{BASE}/Groups", json={
-        "schemas": [GROUP_SCHEMA, ADSCIM],
-        "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
-        "displayName": "Group1DisplayName",
-        "meta": {"resourceType": "Group"},
-    })
+    response = client.post(
+        f"{BASE}/Groups",
+        json={
+            "schemas": [GROUP_SCHEMA, ADSCIM],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "Group1DisplayName",
+            "meta": {"resourceType": "Group"},
+        },
+    )
     assert response.status_code == 201, response.text
     group_id = response.json()["id"]
     # Entra ID looks the group up by displayName without members
-    response = client.get(f"{BASE}/Groups", params={
-        "filter": 'displayName eq "Group1DisplayName"', "excludedAttributes": "members"})
+    response = client.get(
+        f"{BASE}/Groups",
+        params={"filter": 'displayName eq "Group1DisplayName"', "excludedAttributes": "members"},
+    )
     assert [r["id"] for r in response.json()["Resources"]] == [group_id]
     assert "members" not in response.json()["Resources"][0]
     url = f"{BASE}/Groups/{group_id}"
-    response = client.patch(url, json=entra_patch(
-        {"op": "Add", "path": "members", "value": [{"value": m} for m in members]}))
+    response = client.patch(
+        url,
+        json=entra_patch(
+            {"op": "Add", "path": "members", "value": [{"value": m} for m in members]}
+        ),
+    )
     assert response.status_code == 204
     # Remove with a value list removes only those members (not all of them)
     scim.hook.calls.clear()
-    response = client.patch(url, json=entra_patch(
-        {"op": "Remove", "path": "members", "value": [{"value": members[1]}]}))
+    response = client.patch(
+        url, json=entra_patch({"op": "Remove", "path": "members", "value": [{"value": members[1]}]})
+    )
     assert response.status_code == 204
     group = client.get(url).json()
     assert {m["value"] for m in group["members"]} == {members[0], members[2]}
     assert scim.hook.ids() == {members[1]}
-    response = client.patch(url, json=entra_patch(
-        {"op": "Replace", "path": "displayName", "value": "Group1 Renamed"}))
+    response = client.patch(
+        url, json=entra_patch({"op": "Replace", "path": "displayName", "value": "Group1 Renamed"})
+    )
     assert response.status_code == 204
-    assert client.get(url, params={"excludedAttributes": "members"}).json()["displayName"] == "Group1 Renamed"
+    assert (
+        client.get(url, params={"excludedAttributes": "members"}).json()["displayName"]
+        == "Group1 Renamed"
+    )

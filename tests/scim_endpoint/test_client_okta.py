@@ -56,8 +56,14 @@ def test_okta_duplicate_is_409(client: TestClient, created: dict[str, Any]) -> N
 def test_okta_lookup_by_user_name_with_paging_numbers(
     client: TestClient, created: dict[str, Any]
 ) -> None:
-    response = client.get(f"{BASE}/Users", params={
-        "filter": 'userName eq "test.user@okta.example.com"', "startIndex": "1", "count": "100"})
+    response = client.get(
+        f"{BASE}/Users",
+        params={
+            "filter": 'userName eq "test.user@okta.example.com"',
+            "startIndex": "1",
+            "count": "100",
+        },
+    )
     body = response.json()
     assert body["totalResults"] == 1 and body["startIndex"] == 1 and body["itemsPerPage"] == 1
     assert all(isinstance(body[k], int) for k in ("totalResults", "startIndex", "itemsPerPage"))
@@ -88,11 +94,15 @@ def test_okta_deactivates_with_a_pathless_replace(scim: Scim, created: dict[str,
 def test_okta_group_push(scim: Scim) -> None:
     client = scim.client
     users = [
-        client.post(f"{BASE}/Users", json=okta_user(f"u{i}@okta.example.com") | {"externalId": f"x{i}"}).json()["id"]
+        client.post(
+            f"{BASE}/Users", json=okta_user(f"u{i}@okta.example.com") | {"externalId": f"x{i}"}
+        ).json()["id"]
         for i in range(3)
     ]
-    response = client.post(f"{BASE}/Groups", json={
-        "schemas": [GROUP_SCHEMA], "displayName": "Test SCIMv2", "members": []})
+    response = client.post(
+        f"{BASE}/Groups",
+        json={"schemas": [GROUP_SCHEMA], "displayName": "Test SCIMv2", "members": []},
+    )
     assert response.status_code == 201, response.text
     group_id = response.json()["id"]
     url = f"{BASE}/Groups/{group_id}"
@@ -101,10 +111,23 @@ def test_okta_group_push(scim: Scim) -> None:
         return client.patch(url, json={"schemas": [PATCH], "Operations": list(ops)})
 
     # rename: replace without path carrying id and displayName
-    assert patch({"op": "replace", "value": {"id": group_id, "displayName": "Test SCIMv2 renamed"}}).status_code == 204
+    assert (
+        patch(
+            {"op": "replace", "value": {"id": group_id, "displayName": "Test SCIMv2 renamed"}}
+        ).status_code
+        == 204
+    )
     # add with value and display
-    response = patch({"op": "add", "path": "members", "value": [
-        {"value": users[0], "display": "u0@okta.example.com"}, {"value": users[1], "display": "u1@okta.example.com"}]})
+    response = patch(
+        {
+            "op": "add",
+            "path": "members",
+            "value": [
+                {"value": users[0], "display": "u0@okta.example.com"},
+                {"value": users[1], "display": "u1@okta.example.com"},
+            ],
+        }
+    )
     assert response.status_code == 204
     # remove members[value eq "ID"]
     assert patch({"op": "remove", "path": f'members[value eq "{users[0]}"]'}).status_code == 204
@@ -112,6 +135,14 @@ def test_okta_group_push(scim: Scim) -> None:
     assert group["displayName"] == "Test SCIMv2 renamed"
     assert {m["value"] for m in group["members"]} == {users[1]}
     # replace path members
-    assert patch({"op": "replace", "path": "members", "value": [
-        {"value": users[2], "display": "u2@okta.example.com"}]}).status_code == 204
+    assert (
+        patch(
+            {
+                "op": "replace",
+                "path": "members",
+                "value": [{"value": users[2], "display": "u2@okta.example.com"}],
+            }
+        ).status_code
+        == 204
+    )
     assert {m["value"] for m in client.get(url).json()["members"]} == {users[2]}

@@ -88,9 +88,9 @@ def people(client: TestClient) -> dict[str, str]:
 def _bodies() -> dict[str, dict[str, Any]]:
     bodies = {}
     for name, attrs in PEOPLE.items():
-        attrs = dict(attrs)
-        user_name = attrs.pop("userName")
-        bodies[name] = {"user_name": user_name, **attrs}
+        rest = dict(attrs)
+        user_name = rest.pop("userName")
+        bodies[name] = {"user_name": user_name, **rest}
     return bodies
 
 
@@ -134,8 +134,9 @@ def test_defect_attribute_names_are_case_insensitive(
     }
     upper_urn = ENTERPRISE.upper().replace("URN:", "urn:")
     assert names(search(client, f'{upper_urn}:EMPLOYEENUMBER eq "1001"'), people) == {"alice"}
-    assert names(search(client, 'urn:ietf:params:scim:schemas:core:2.0:User:userName sw "ALICE"'),
-                 people) == {"alice"}
+    assert names(
+        search(client, 'urn:ietf:params:scim:schemas:core:2.0:User:userName sw "ALICE"'), people
+    ) == {"alice"}
 
 
 def test_defect_true_false_null_are_bound_as_values(
@@ -156,8 +157,12 @@ def test_defect_like_wildcards_are_escaped(client: TestClient, people: dict[str,
     _, params = _library_sql('displayName co "%"', {("displayName", None, None): "display_name"})
     assert params == {"a": "%%%"}  # unescaped: LIKE '%%%' matches every row
     assert names(search(client, 'displayName co "%"'), people) == {"carol"}
-    assert names(search(client, 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:'
-                                'department co "_"'), people) == {"carol"}
+    assert names(
+        search(
+            client, 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department co "_"'
+        ),
+        people,
+    ) == {"carol"}
     assert names(search(client, 'userName sw "dave_"'), people) == {"dave"}
     assert names(search(client, 'userName co "\\\\"'), people) == {"erin"}  # a backslash
     assert names(search(client, 'displayName ew "%"'), people) == set()
@@ -224,7 +229,9 @@ def test_defect_and_binds_tighter_than_or(client: TestClient, people: dict[str, 
     assert names(search(client, flt), people) == {"bob"}
 
 
-def test_defect_value_filters_apply_to_one_value(client: TestClient, people: dict[str, str]) -> None:
+def test_defect_value_filters_apply_to_one_value(
+    client: TestClient, people: dict[str, str]
+) -> None:
     # The library ANDs sub-attribute conditions over one shared JOIN row; here a value path is
     # one EXISTS/IN, so both conditions must hold for the same member.
     group = create_group(client, "Same value", [people["alice"], people["bob"]])
@@ -241,8 +248,13 @@ def test_defect_value_filters_apply_to_one_value(client: TestClient, people: dic
 
 
 def test_unknown_filter_shapes_are_invalid_filter_before_sql() -> None:
-    for text in ['meta.lastModified gt "not a date"', 'emails[type eq "work"][value eq "x"]',
-                 'name[givenName eq "x"]', 'active eq "maybe"', "userName eq true"]:
+    for text in [
+        'meta.lastModified gt "not a date"',
+        'emails[type eq "work"][value eq "x"]',
+        'name[givenName eq "x"]',
+        'active eq "maybe"',
+        "userName eq true",
+    ]:
         with pytest.raises(InvalidFilterException):
             compile_filter(repo.USER_FILTERS, text, "sqlite")
 
@@ -268,7 +280,7 @@ def test_unknown_filter_shapes_are_invalid_filter_before_sql() -> None:
         ('title eq "engineer" and displayName sw "alice"', {"alice"}),
         ('title eq "engineer" or userName sw "carol"', {"alice", "erin", "carol"}),
         ('not (title eq "engineer")', {"bob", "carol", "dave"}),
-        ('not (title pr) or active eq false', {"carol", "bob"}),
+        ("not (title pr) or active eq false", {"carol", "bob"}),
         ('(title eq "engineer" or title eq "x") and not (userName sw "erin")', {"alice"}),
         ('not (not (userName sw "a"))', {"alice"}),
         ('emails[type eq "work"].value eq "BOB@example.com"', {"bob"}),
@@ -299,7 +311,7 @@ def test_manager_and_group_filters(client: TestClient, people: dict[str, str]) -
     group = create_group(client, "Engineers", [people["alice"], people["erin"]])
     assert names(search(client, f'groups.value eq "{group["id"]}"'), people) == {"alice", "erin"}
     assert names(search(client, 'groups[display eq "engineers"]'), people) == {"alice", "erin"}
-    assert names(search(client, 'not (groups pr)'), people) == {"bob", "carol", "dave"}
+    assert names(search(client, "not (groups pr)"), people) == {"bob", "carol", "dave"}
     member_filter = f'members.value eq "{people["erin"]}"'
     response = client.get(f"{BASE}/Groups", params={"filter": member_filter})
     assert [r["id"] for r in response.json()["Resources"]] == [group["id"]]

@@ -55,7 +55,9 @@ def test_create_and_read_group(scim: Scim) -> None:
 
 def test_duplicate_display_name_is_409(client: TestClient) -> None:
     create_group(client, "Finance")
-    response = client.post(f"{BASE}/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "FINANCE"})
+    response = client.post(
+        f"{BASE}/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "FINANCE"}
+    )
     assert_error(response, 409, "uniqueness")
 
 
@@ -84,19 +86,24 @@ def test_patch_membership_fast_path_and_hook(scim: Scim) -> None:
     url = f"{BASE}/Groups/{group['id']}"
     scim.hook.calls.clear()
 
-    response = client.patch(url, json=patch_body({"op": "add", "path": "members", "value": [
-        {"value": b}, {"value": c}]}))
+    response = client.patch(
+        url,
+        json=patch_body({"op": "add", "path": "members", "value": [{"value": b}, {"value": c}]}),
+    )
     assert response.status_code == 204 and response.headers["ETag"] == 'W/"2"'
     assert response.content == b""
     assert _members(client, group["id"]) == {a, b, c}
     assert scim.hook.ids() == {b, c}
 
-    response = client.patch(url, json=patch_body({"op": "remove", "path": f'members[value eq "{a}"]'}))
+    response = client.patch(
+        url, json=patch_body({"op": "remove", "path": f'members[value eq "{a}"]'})
+    )
     assert response.status_code == 204
     assert _members(client, group["id"]) == {b, c}
 
-    response = client.patch(url, json=patch_body({"op": "replace", "path": "members", "value": [
-        {"value": a}]}))
+    response = client.patch(
+        url, json=patch_body({"op": "replace", "path": "members", "value": [{"value": a}]})
+    )
     assert response.status_code == 204
     assert _members(client, group["id"]) == {a}
 
@@ -107,14 +114,18 @@ def test_patch_membership_fast_path_and_hook(scim: Scim) -> None:
     # adding a member twice and removing a non-member change nothing: same version
     client.patch(url, json=patch_body({"op": "add", "path": "members", "value": [{"value": a}]}))
     version = client.get(url).json()["meta"]["version"]
-    response = client.patch(url, json=patch_body(
-        {"op": "add", "path": "members", "value": [{"value": a}]},
-        {"op": "remove", "path": f'members[value eq "{b}"]'},
-    ))
+    response = client.patch(
+        url,
+        json=patch_body(
+            {"op": "add", "path": "members", "value": [{"value": a}]},
+            {"op": "remove", "path": f'members[value eq "{b}"]'},
+        ),
+    )
     assert response.headers["ETag"] == version
 
-    response = client.patch(url, json=patch_body({"op": "add", "path": "members", "value": [
-        {"value": "missing"}]}))
+    response = client.patch(
+        url, json=patch_body({"op": "add", "path": "members", "value": [{"value": "missing"}]})
+    )
     assert_error(response, 400, "invalidValue")
 
 
@@ -140,17 +151,32 @@ def test_generic_patch_paths(client: TestClient) -> None:
     group = create_group(client, "Generic", [user["id"]])
     url = f"{BASE}/Groups/{group['id']}"
     # a filter on another sub-attribute goes through scim2-models on the full resource
-    response = client.patch(url, json=patch_body({"op": "remove", "path": 'members[display eq "Gee"]'}))
+    response = client.patch(
+        url, json=patch_body({"op": "remove", "path": 'members[display eq "Gee"]'})
+    )
     assert response.status_code == 204, response.text
     assert _members(client, group["id"]) == set()
-    response = client.patch(url, json=patch_body({"op": "replace", "value": {
-        "displayName": "Generic 2", "members": [{"value": user["id"], "display": "x"}]}}))
+    response = client.patch(
+        url,
+        json=patch_body(
+            {
+                "op": "replace",
+                "value": {
+                    "displayName": "Generic 2",
+                    "members": [{"value": user["id"], "display": "x"}],
+                },
+            }
+        ),
+    )
     assert response.status_code == 204, response.text
     fetched = client.get(url).json()
     assert fetched["displayName"] == "Generic 2"
     assert [m["value"] for m in fetched["members"]] == [user["id"]]
-    assert_error(client.patch(url, json=patch_body({"op": "remove", "path": "displayName"})), 400,
-                 "mutability")
+    assert_error(
+        client.patch(url, json=patch_body({"op": "remove", "path": "displayName"})),
+        400,
+        "mutability",
+    )
 
 
 def test_put_replaces_members(scim: Scim) -> None:
@@ -185,10 +211,12 @@ def test_policy_groups_are_read_only(scim: Scim) -> None:
     fetched = client.get(f"{BASE}/Groups/{policy}").json()
     assert [m["value"] for m in fetched["members"]] == [a]
     url = f"{BASE}/Groups/{policy}"
-    assert_error(client.patch(url, json=patch_body({"op": "remove", "path": "members"})), 400,
-                 "mutability")
-    assert_error(client.put(url, json={"schemas": [GROUP_SCHEMA], "displayName": "x"}), 400,
-                 "mutability")
+    assert_error(
+        client.patch(url, json=patch_body({"op": "remove", "path": "members"})), 400, "mutability"
+    )
+    assert_error(
+        client.put(url, json={"schemas": [GROUP_SCHEMA], "displayName": "x"}), 400, "mutability"
+    )
     assert_error(client.delete(url), 400, "mutability")
     assert _members(client, policy) == {a}
 

@@ -37,7 +37,9 @@ def test_sort_ascending_and_descending_case_insensitively(
 ) -> None:
     asc = _titles(client.get(f"{BASE}/Users", params={"sortBy": "title"}))
     assert [t.lower() if t else t for t in asc] == ["a", "a", "b", "b", "c", None, None]
-    desc = _titles(client.get(f"{BASE}/Users", params={"sortBy": "title", "sortOrder": "descending"}))
+    desc = _titles(
+        client.get(f"{BASE}/Users", params={"sortBy": "title", "sortOrder": "descending"})
+    )
     assert [t.lower() if t else t for t in desc] == [None, None, "c", "b", "b", "a", "a"]
     names = client.get(f"{BASE}/Users", params={"sortBy": "userName", "attributes": "userName"})
     user_names = [r["userName"] for r in names.json()["Resources"]]
@@ -73,7 +75,11 @@ def test_pagination_is_stable_and_counts_are_numbers(
 def test_root_search_covers_users_and_groups(client: TestClient) -> None:
     user = create_user(client, "root@example.com", displayName="Root User")
     group = create_group(client, "Root Group", [user["id"]])
-    body = {"schemas": [SEARCH_SCHEMA], "filter": 'displayName sw "root"', "excludedAttributes": ["members"]}
+    body = {
+        "schemas": [SEARCH_SCHEMA],
+        "filter": 'displayName sw "root"',
+        "excludedAttributes": ["members"],
+    }
     response = client.post(f"{BASE}/.search", json=body)
     assert response.status_code == 200, response.text
     data = response.json()
@@ -101,7 +107,9 @@ def test_discovery(client: TestClient) -> None:
         "maxPayloadSize": BULK_MAX_PAYLOAD_SIZE,
     }
     assert config["filter"] == {"supported": True, "maxResults": MAX_RESULTS}
-    assert config["etag"]["supported"] and config["patch"]["supported"] and config["sort"]["supported"]
+    assert (
+        config["etag"]["supported"] and config["patch"]["supported"] and config["sort"]["supported"]
+    )
     assert config["authenticationSchemes"][0]["type"] == "oauthbearertoken"
     types = client.get(f"{BASE}/ResourceTypes").json()
     assert {r["id"] for r in types["Resources"]} == {"User", "Group"}

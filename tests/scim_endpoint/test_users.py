@@ -76,8 +76,12 @@ def test_invalid_bodies(client: TestClient) -> None:
     assert_error(response, 400, "invalidSyntax")
     response = client.post(f"{BASE}/Users", content=b"a", headers={"content-type": "text/plain"})
     assert_error(response, 415)
-    assert_error(client.post(f"{BASE}/Users", json={"schemas": [
-        "urn:ietf:params:scim:schemas:core:2.0:User"]}), 400)  # userName is required
+    assert_error(
+        client.post(
+            f"{BASE}/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}
+        ),
+        400,
+    )  # userName is required
 
 
 def test_etags_if_match_and_if_none_match(client: TestClient) -> None:
@@ -117,7 +121,9 @@ def test_put_replaces_and_ignores_read_only(client: TestClient) -> None:
 
 def test_patch_operations(scim: Scim) -> None:
     client = scim.client
-    user = create_user(client, "patch@example.com", emails=[{"value": "p@example.com", "type": "work"}])
+    user = create_user(
+        client, "patch@example.com", emails=[{"value": "p@example.com", "type": "work"}]
+    )
     url = f"{BASE}/Users/{user['id']}"
     body = patch_body(
         {"op": "add", "path": "phoneNumbers", "value": [{"value": "123", "type": "mobile"}]},
@@ -130,10 +136,14 @@ def test_patch_operations(scim: Scim) -> None:
     assert patched["phoneNumbers"] == [{"value": "123", "type": "mobile"}]
     assert patched["name"] == {"givenName": "Pat"}
     assert "emails" not in patched
-    assert_error(client.patch(url, json=patch_body({"op": "replace", "path": "id", "value": "x"})),
-                 400, "mutability")
-    assert_error(client.patch(url, json=patch_body({"op": "replace", "path": "nope", "value": 1})),
-                 400)
+    assert_error(
+        client.patch(url, json=patch_body({"op": "replace", "path": "id", "value": "x"})),
+        400,
+        "mutability",
+    )
+    assert_error(
+        client.patch(url, json=patch_body({"op": "replace", "path": "nope", "value": 1})), 400
+    )
     assert_error(client.patch(url, json=patch_body({"op": "move", "path": "title"})), 400)
     assert_error(client.patch(url, json={"schemas": []}), 400)
 
@@ -147,8 +157,11 @@ def test_attributes_and_excluded_attributes(client: TestClient) -> None:
     assert "title" not in without and "meta" not in without and without["displayName"] == "D"
     listed = client.get(f"{BASE}/Users", params={"attributes": "userName"}).json()
     assert listed["Resources"] == [
-        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": user["id"],
-         "userName": "attrs@example.com"}
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": user["id"],
+            "userName": "attrs@example.com",
+        }
     ]
 
 
@@ -159,12 +172,16 @@ def test_delete_is_404_afterwards_and_frees_the_user_name(scim: Scim) -> None:
     url = f"{BASE}/Users/{user['id']}"
     assert client.delete(url).status_code == 204
     assert_error(client.get(url), 404)
-    assert_error(client.patch(url, json=patch_body({"op": "replace", "path": "title", "value": "x"})),
-                 404)
+    assert_error(
+        client.patch(url, json=patch_body({"op": "replace", "path": "title", "value": "x"})), 404
+    )
     assert_error(client.delete(url), 404)
-    assert client.get(f"{BASE}/Users", params={"filter": 'userName eq "gone@example.com"'}).json()[
-        "totalResults"
-    ] == 0
+    assert (
+        client.get(f"{BASE}/Users", params={"filter": 'userName eq "gone@example.com"'}).json()[
+            "totalResults"
+        ]
+        == 0
+    )
     assert "members" not in client.get(f"{BASE}/Groups/{group['id']}").json()
     again = create_user(client, "gone@example.com", **{ENTERPRISE: {"employeeNumber": "9"}})
     assert again["id"] != user["id"]
@@ -178,8 +195,9 @@ def test_delete_is_404_afterwards_and_frees_the_user_name(scim: Scim) -> None:
 
 def test_hr_users_keep_hr_owned_attributes_read_only(scim: Scim) -> None:
     client = scim.client
-    manager = seed_hr_identity(scim.db, employee_id="E1", user_name="boss@example.com",
-                               display_name="The Boss")
+    manager = seed_hr_identity(
+        scim.db, employee_id="E1", user_name="boss@example.com", display_name="The Boss"
+    )
     hr_id = seed_hr_identity(
         scim.db,
         employee_id="E2",
@@ -232,8 +250,9 @@ def test_hr_users_keep_hr_owned_attributes_read_only(scim: Scim) -> None:
     response = client.put(url, json=user_body("worker@example.com", locale="fr-FR"))
     assert response.status_code == 200, response.text
     assert response.json()["title"] == "Analyst" and response.json()["locale"] == "fr-FR"
-    assert_error(client.put(url, json=user_body("worker@example.com", title="Boss")), 400,
-                 "mutability")
+    assert_error(
+        client.put(url, json=user_body("worker@example.com", title="Boss")), 400, "mutability"
+    )
     assert_error(client.delete(url), 400, "mutability")
     with scim.db.transaction() as session:
         row = session.scalars(select(Identity).where(Identity.id == hr_id)).one()
