@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
@@ -81,6 +81,16 @@ def make_engine(url: str) -> Engine:
                          json_serializer=jsonutil.dumps, json_deserializer=jsonutil.loads)
 
 
+class _NoLock:
+    """PostgreSQL needs no process-side writer lock."""
+
+    def acquire(self, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
 class Database:
     """An engine and its session factory; one per process."""
 
@@ -90,7 +100,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's transactions on a lock instead
         # of letting them spin in SQLite's busy handler (which sleeps in growing steps).
-        self._writer = threading.Lock() if is_sqlite(url) else nullcontext()
+        self._writer = threading.Lock() if is_sqlite(url) else _NoLock()
 
     @property
     def dialect(self) -> str:
@@ -99,7 +109,9 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any error."""
-        with self._writer:
+        if not self._writer.acquire(timeout=60):
+            raise RuntimeError("no SQLite write slot within 60 s: is a transaction nested in another?")
+        try:
             session = self.sessions()
             try:
                 yield session
@@ -109,6 +121,23 @@ class Database:
                 raise
             finally:
                 session.close()
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def scratch(self) -> Iterator[Session]:
+        """A transaction that is always rolled back (previews: "what would happen if")."""
+        if not self._writer.acquire(timeout=60):
+            raise RuntimeError("no SQLite write slot within 60 s: is a transaction nested in another?")
+        try:
+            session = self.sessions()
+            try:
+                yield session
+            finally:
+                session.rollback()
+                session.close()
+        finally:
+            self._writer.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -13,7 +13,7 @@ httpx client per server and one request at a time, for ``seconds`` per scenario:
 Everything listens on 127.0.0.1 and is stopped at the end; the scratch database is removed
 (a PostgreSQL ``database_url`` names the server: a scratch database is created on it and
 dropped afterwards). The indexes the endpoint needs and the models do not declare yet
-(``repository.PENDING_INDEXES``) are created on the scratch database unless
+(``repository.pending_indexes``) are created on the scratch database unless
 ``create_pending_indexes=False``.
 """
 
@@ -41,13 +41,13 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Index, create_engine, func, insert, inspect, select, text
+from sqlalchemy import create_engine, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from provisioner.db import Database, is_sqlite
-from provisioner.directory.models import DirectoryGroup
 from provisioner.identities.models import Identity
 from provisioner.migrations import upgrade
+from provisioner.scim.repository import pending_indexes
 from provisioner.tokens.service import create_token
 
 _DB_ENV = "PROVISIONER_BENCH_DATABASE_URL"
@@ -183,24 +183,8 @@ def _scratch_database(database_url: str | None) -> Iterator[str]:
 
 
 def _pending_indexes(db: Database, create: bool) -> str:
-    """Create the indexes ``repository.PENDING_INDEXES`` describes, if the schema lacks them."""
-    wanted = [
-        Index("ix_identities_user_name_lower", func.lower(Identity.user_name), unique=True),
-        Index("ix_identities_email_lower", func.lower(Identity.email)),
-        Index(
-            "ix_directory_groups_display_name_lower",
-            func.lower(DirectoryGroup.display_name),
-            unique=True,
-        ),
-    ]
-    if db.dialect == "postgresql":
-        wanted.append(
-            Index(
-                "ix_identities_user_name_lower_pattern",
-                func.lower(Identity.user_name).label("user_name_lower"),
-                postgresql_ops={"user_name_lower": "text_pattern_ops"},
-            )
-        )
+    """Create the indexes ``repository.pending_indexes`` describes, if the schema lacks them."""
+    wanted = pending_indexes(db.dialect)
     inspector = inspect(db.engine)
     existing = {
         index["name"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -13,8 +14,9 @@ from provisioner.db import Database
 from provisioner.migrations import upgrade
 from provisioner.settings import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or captured output gets wide lines instead of wrapped table cells.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 T = TypeVar("T")
 
 

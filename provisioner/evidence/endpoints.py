@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
-from provisioner.api.auth import require_scope
+from provisioner.api.auth import scope_dependency
 from provisioner.api.deps import SessionDep
 from provisioner.evidence import service
 
 router = APIRouter(tags=["evidence"])
 
 
-@router.get("/evidence/revocations")
-def revocations(request: Request, session: SessionDep,
+@router.get("/evidence/revocations", dependencies=[Depends(scope_dependency("auditor"))])
+def revocations(session: SessionDep,
                 from_: Annotated[datetime, Query(alias="from", description="RFC 3339 or date")],
                 to: Annotated[datetime, Query(description="RFC 3339 or date (exclusive)")],
                 format: Literal["json", "csv"] = "json") -> Response:
-    require_scope(request, "auditor")
     start = from_ if from_.tzinfo else from_.replace(tzinfo=UTC)
     end = to if to.tzinfo else to.replace(tzinfo=UTC)
     records = service.revocations(session, start, end)

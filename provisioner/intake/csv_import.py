@@ -23,7 +23,7 @@ from sqlalchemy import select
 from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities.models import Identity
-from provisioner.intake import service
+from provisioner.intake import repository, service
 from provisioner.intake.schemas import HRAttributes, HREventIn
 
 _ATTRS = set(HRAttributes.model_fields) - {"extra"}
@@ -72,6 +72,13 @@ def import_file(db: Database, path: Path, *, source: str = "csv-import", chunk: 
     events = parse(path, known, utcnow())
     new = dup = 0
     with db.transaction() as session:
+        # A row's event id comes from its content; rows without effective_at take "now", so a
+        # row seen before is a repeat whatever its default time.
+        stored = repository.known_digests(session, [e.event_id for e in events])
+        dup = sum(e.event_id in stored for e in events)
+        events = [e for e in events if e.event_id not in stored]
+        if progress and dup:
+            progress(dup)
         for start in range(0, len(events), chunk):
             receipts = service.accept(session, events[start:start + chunk], source)
             dup += sum(r.duplicate for r in receipts)

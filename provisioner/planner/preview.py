@@ -22,8 +22,7 @@ class UnknownEmployee(LookupError):
 
 def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
-    session = db.sessions()
-    try:
+    with db.scratch() as session:
         identity = identities.by_employee_id(session, employee_id)
         pending = [e for e in events.pending_for(session, employee_id) if e.type != "cancel"]
         if identity is None and not pending:
@@ -42,7 +41,4 @@ def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[s
                 identity = applied.identity
                 step.update(compute(session, ctx, identity, previous).diff)
             steps.append(step)
-    finally:
-        session.rollback()
-        session.close()
     return steps

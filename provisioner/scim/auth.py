@@ -25,6 +25,7 @@ class TokenScope(StrEnum):
     read_write = "read-write"
 
     def scopes(self) -> set[str]:
+        """The token scopes this choice grants."""
         return {SCOPE_READ} if self is TokenScope.read else {SCOPE_READ, SCOPE_WRITE}
 
 

@@ -29,6 +29,7 @@ class ScimContext:
 
     @property
     def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: string operators are compiled per engine."""
         bind = self.session.get_bind()
         return bind.dialect.name
 

@@ -10,7 +10,6 @@ rest of the service keeps its RFC 7807 problem responses.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -121,6 +120,7 @@ class UnexpectedErrorMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the application; answer a 500 Error if it raises before responding."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -142,8 +142,3 @@ class UnexpectedErrorMiddleware:
             error.status = 500
             response = error_response(error)
             await response(scope, receive, send)
-
-
-def error_body(exc: SCIMException) -> dict[str, Any]:
-    """The Error of an exception as a dict (for Bulk operation responses)."""
-    return exc.to_error().model_dump()

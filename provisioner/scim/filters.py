@@ -237,11 +237,13 @@ class SqlTranspiler(Transpiler):
         self._scope: Complex | None = None
 
     def transpile(self, ast: fast.AST) -> ColumnElement[bool]:  # type: ignore[override]
+        """The SQL condition of a parsed filter (instead of the library's SQL text)."""
         return self.visit(ast)
 
     # Filter = attrExp / logExp / valuePath / not "(" FILTER ")"; a bare Filter(LogExpr) is an
     # un-parenthesised chain, a Filter(Filter) a parenthesised group.
     def visit_Filter(self, node: fast.Filter) -> ColumnElement[bool]:  # noqa: N802
+        """A filter, a parenthesised group, ``not (...)`` or a value path ``attr[...]``."""
         if node.namespace is not None:
             expr = self._value_path(node.namespace, node.expr, None)
         else:
@@ -251,6 +253,7 @@ class SqlTranspiler(Transpiler):
         return expr
 
     def visit_LogExpr(self, node: fast.LogExpr) -> ColumnElement[bool]:  # noqa: N802
+        """An un-parenthesised and/or chain, re-associated so ``and`` binds tighter."""
         atoms: list[fast.AST] = []
         ops: list[str] = []
         self._chain(node, atoms, ops)
@@ -278,6 +281,7 @@ class SqlTranspiler(Transpiler):
                 atoms.append(child)
 
     def visit_AttrExpr(self, node: fast.AttrExpr) -> ColumnElement[bool]:  # noqa: N802
+        """``attrPath op value`` or ``attrPath pr``, including ``attr[filter].sub op value``."""
         op = str(node.value).lower()
         if op not in _OPERATORS:
             raise InvalidFilterException(detail=f"The operator '{node.value}' is not supported")
@@ -293,6 +297,7 @@ class SqlTranspiler(Transpiler):
         return self._comparison(path, op, value)
 
     def visit_AttrPath(self, node: fast.AttrPath) -> tuple[AttrSpec, str | None]:  # noqa: N802
+        """The attribute map entry of a path; unknown is 400 invalidFilter, never dropped."""
         sub = node.sub_attr.value if node.sub_attr is not None else None
         if self._scope is not None:
             if node.uri is not None or sub is not None:
@@ -309,6 +314,8 @@ class SqlTranspiler(Transpiler):
         return self.schema.lookup(str(node.attr_name), sub, node.uri)
 
     def visit_CompValue(self, node: fast.CompValue) -> Any:  # noqa: N802
+        """The Python value of a literal: true/false/null as bool/None, strings and numbers
+        from :func:`prelex`."""
         raw = node.value
         if raw == "true":
             return True

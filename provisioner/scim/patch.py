@@ -40,10 +40,42 @@ def parse_patch(model: type[Resource[Any]], payload: Any) -> PatchOp[Any]:
     """Validate a PatchOp message for a resource type (400 with the scimType on failure)."""
     try:
         return specialised(PatchOp, model).model_validate(
-            payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
+            _split_filtered_keys(payload),
+            scim_ctx=Context.RESOURCE_PATCH_REQUEST,
+            scim_policy=POLICY,
         )
     except ValidationError as exc:
         raise scim_exception_from_validation(exc) from exc
+
+
+def _split_filtered_keys(payload: Any) -> Any:
+    """Entra ID: a path-less operation whose value has a key with a value filter
+    (``{"emails[type eq \"work\"].value": "x"}``) becomes an operation on that path, which
+    scim2-models resolves (keys that are plain attribute paths it accepts as they are)."""
+    if not isinstance(payload, dict):
+        return payload
+    key = next((k for k in payload if str(k).lower() == "operations"), None)
+    operations = payload.get(key) if key is not None else None
+    if not isinstance(operations, list):
+        return payload
+    rewritten: list[Any] = []
+    for operation in operations:
+        value = operation.get("value") if isinstance(operation, dict) else None
+        if (
+            isinstance(operation, dict)
+            and operation.get("path") is None
+            and isinstance(value, dict)
+            and any("[" in str(k) for k in value)
+        ):
+            plain = {k: v for k, v in value.items() if "[" not in str(k)}
+            if plain:
+                rewritten.append({**operation, "value": plain})
+            rewritten.extend(
+                {**operation, "path": k, "value": v} for k, v in value.items() if "[" in str(k)
+            )
+        else:
+            rewritten.append(operation)
+    return {**payload, key: rewritten}
 
 
 def apply_patch(resource: Resource[Any], patch: PatchOp[Any]) -> bool:
@@ -52,6 +84,8 @@ def apply_patch(resource: Resource[Any], patch: PatchOp[Any]) -> bool:
 
 
 class MembershipAction(StrEnum):
+    """What a membership operation does to the member ids."""
+
     add = "add"
     remove = "remove"
     remove_all = "remove_all"

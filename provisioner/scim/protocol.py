@@ -44,11 +44,6 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
         raise InvalidSyntaxException(detail=f"The request body is not valid JSON: {exc}") from exc
 
 
-async def json_body(request: Request) -> Any:
-    """FastAPI dependency: the request body as JSON."""
-    return parse_json(await request.body(), request.headers.get("content-type"))
-
-
 _ENTITY_TAG = re.compile(r'\s*(?:[Ww]/)?(?:"([^"]*)"|([^,]*?))\s*(?:,|$)')
 
 
@@ -82,6 +77,7 @@ class Conditions:
 
     @classmethod
     def of(cls, request: Request) -> Conditions:
+        """The conditional headers of a request."""
         return cls(request.headers.get("if-match"), request.headers.get("if-none-match"))
 
     def check(self, version: str, method: str) -> bool:

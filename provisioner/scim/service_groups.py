@@ -139,6 +139,7 @@ class GroupService:
     # -- helpers -----------------------------------------------------------------------------
 
     def render(self, rows: Sequence[DirectoryGroup], *, members: bool) -> list[GroupResource]:
+        """SCIM Groups for rows, their members looked up in one query when asked for."""
         if not rows:
             return []
         found = repo.members_of_groups(self.session, [row.id for row in rows]) if members else {}

@@ -204,3 +204,22 @@ def test_entra_group_with_adscim_schema_lookup_and_member_removal(scim: Scim) ->
         client.get(url, params={"excludedAttributes": "members"}).json()["displayName"]
         == "Group1 Renamed"
     )
+
+
+def test_entra_pathless_replace_with_a_filtered_key(client: TestClient) -> None:
+    response = client.post(
+        f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": "k@contoso.com"}
+    )
+    user_id = response.json()["id"]
+    response = client.patch(
+        f"{BASE}/Users/{user_id}",
+        json=entra_patch(
+            {
+                "op": "Replace",
+                "value": {'emails[type eq "work"].value': "k.work@contoso.com", "title": "T"},
+            }
+        ),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["emails"] == [{"value": "k.work@contoso.com", "type": "work"}]
+    assert response.json()["title"] == "T"
