@@ -2,8 +2,9 @@
 
 Seeds ``users`` identities straight into a scratch database (bulk INSERT), serves the endpoint
 with uvicorn in a subprocess on a free loopback port, starts ``scim2-server`` (in memory) as the
-peer and seeds it with ``peer_users`` users through the protocol, then measures, with one
-httpx client per server and one request at a time, for ``seconds`` per scenario:
+peer and seeds it with ``peer_users`` users through the protocol (``POST /Bulk``), then
+measures both the same way for ``seconds`` per scenario — by default one httpx client sending
+one request at a time (``concurrency``, ``workers`` and ``client`` change that):
 
 * ``filter=userName eq "..."`` — target: at least 3x the peer's rate and p99 < 50 ms;
 * ``filter=userName sw "..."`` — target: at least 50x the peer's rate (an index range here,
@@ -19,6 +20,7 @@ dropped afterwards). The indexes the endpoint needs and the models do not declar
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import random
@@ -36,7 +38,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from rich.console import Console
@@ -76,6 +78,7 @@ def run(
     seconds: float = 5.0,
     concurrency: int = 1,
     workers: int = 1,
+    client: Literal["httpx", "aiohttp"] = "httpx",
     create_pending_indexes: bool = True,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
@@ -90,6 +93,9 @@ def run(
         client and connection); 1 measures one request at a time.
     :param workers: uvicorn worker processes serving the endpoint (the peer keeps its
         resources in memory and can only run as one process).
+    :param client: the load client. ``httpx`` costs about 1 ms a request on a 2-core host,
+        as much as the server under test; ``aiohttp`` costs less, so ratios show more of the
+        servers' difference.
     :param create_pending_indexes: create the indexes still to be added to the models.
     """
     console = console or Console()
@@ -100,7 +106,7 @@ def run(
             console.print(
                 f"[bold]SCIM bench[/]: {db.dialect}, {users:,} users, peer scim2-server with "
                 f"{peer_users:,} users, {seconds:g}s per scenario, {concurrency} concurrent "
-                f"client(s), {workers} uvicorn worker(s)"
+                f"{client} client(s), {workers} uvicorn worker(s)"
             )
             index_note = _pending_indexes(db, create_pending_indexes)
             seeded = _seed(db, users)
@@ -134,10 +140,22 @@ def run(
                 peer_ids=peer_ids,
                 seconds=seconds,
                 concurrency=concurrency,
+                client=client,
             )
     for row in results:
-        row.update(concurrency=concurrency, workers=workers, users=users, peer_users=peer_users)
-    _print(console, results, time.perf_counter() - started)
+        row.update(
+            concurrency=concurrency,
+            workers=workers,
+            client=client,
+            users=users,
+            peer_users=peer_users,
+        )
+    _print(
+        console,
+        results,
+        time.perf_counter() - started,
+        f"{concurrency} {client} client(s), {workers} worker(s)",
+    )
     return results
 
 
@@ -373,43 +391,29 @@ class _Target:
     base_url: str
     token: str
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers=_auth(self.token), timeout=120)
+
+@dataclass(frozen=True)
+class _Call:
+    """One request of a scenario."""
+
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: dict[str, Any] | None = None
 
 
-Request = Callable[[httpx.Client, int], httpx.Response]
+Scenario = Callable[[int], _Call]
 
 
-def _timed(target: _Target, request: Request, seconds: float, concurrency: int) -> dict[str, Any]:
+def _timed(
+    target: _Target, scenario: Scenario, seconds: float, concurrency: int, client: str
+) -> dict[str, Any]:
     """Send requests for ``seconds`` from ``concurrency`` clients; latency of each request."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    counter = itertools.count()
-
-    def client_loop(deadline: float) -> None:
-        nonlocal errors
-        mine: list[float] = []
-        failed = 0
-        with target.client() as client:
-            for _ in range(3):  # warm-up: connection, caches
-                request(client, -1 - next(counter))
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                response = request(client, next(counter))
-                mine.append(time.perf_counter() - t0)
-                failed += response.status_code >= 400
-        with lock:
-            latencies.extend(mine)
-            errors += failed
-
     started = time.perf_counter()
-    deadline = started + seconds
-    threads = [threading.Thread(target=client_loop, args=(deadline,)) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if client == "aiohttp":
+        latencies, errors = asyncio.run(_aiohttp_load(target, scenario, seconds, concurrency))
+    else:
+        latencies, errors = _httpx_load(target, scenario, seconds, concurrency)
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
     return {
@@ -423,28 +427,106 @@ def _timed(target: _Target, request: Request, seconds: float, concurrency: int) 
     }
 
 
-def _scenarios(population: int, ids: list[str]) -> dict[str, Request]:
+def _httpx_load(
+    target: _Target, scenario: Scenario, seconds: float, concurrency: int
+) -> tuple[list[float], int]:
+    """One thread per client, each with its own httpx client (one keep-alive connection)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = itertools.count()
+    deadline = time.perf_counter() + seconds
+
+    def send(client: httpx.Client, call: _Call) -> httpx.Response:
+        return client.request(call.method, call.path, params=call.params, json=call.body)
+
+    def client_loop() -> None:
+        nonlocal errors
+        mine: list[float] = []
+        failed = 0
+        headers = _auth(target.token)
+        with httpx.Client(base_url=target.base_url, headers=headers, timeout=120) as client:
+            for _ in range(3):  # warm-up: connection, caches
+                send(client, scenario(-1 - next(counter)))
+            while time.perf_counter() < deadline:
+                call = scenario(next(counter))
+                t0 = time.perf_counter()
+                response = send(client, call)
+                mine.append(time.perf_counter() - t0)
+                failed += response.status_code >= 400
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors
+
+
+async def _aiohttp_load(
+    target: _Target, scenario: Scenario, seconds: float, concurrency: int
+) -> tuple[list[float], int]:
+    """``concurrency`` tasks sharing one aiohttp session: a lighter client than httpx, so
+    more of each latency is the server's."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    counter = itertools.count()
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(
+        connector=connector, headers=_auth(target.token), timeout=timeout
+    ) as session:
+
+        async def send(call: _Call) -> int:
+            async with session.request(
+                call.method, target.base_url + call.path, params=call.params, json=call.body
+            ) as response:
+                await response.read()
+                return response.status
+
+        async def worker() -> None:
+            nonlocal errors
+            for _ in range(3):
+                await send(scenario(-1 - next(counter)))
+            while time.perf_counter() < deadline:
+                call = scenario(next(counter))
+                t0 = time.perf_counter()
+                status = await send(call)
+                latencies.append(time.perf_counter() - t0)
+                errors += status >= 400
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def _scenarios(population: int, ids: list[str]) -> dict[str, Scenario]:
     tag = uuid.uuid4().hex[:8]
 
-    def eq(client: httpx.Client, _i: int) -> httpx.Response:
+    def eq(_i: int) -> _Call:
         name = _user_name(random.randrange(population)).upper()  # caseExact=false
-        return client.get("/Users", params={"filter": f'userName eq "{name}"'})
+        return _Call("GET", "/Users", params={"filter": f'userName eq "{name}"'})
 
-    def sw(client: httpx.Client, _i: int) -> httpx.Response:
+    def sw(_i: int) -> _Call:
         prefix = _user_name(random.randrange(population))[: 4 + _SW_PREFIX_DIGITS]
-        return client.get("/Users", params={"filter": f'userName sw "{prefix}"'})
+        return _Call("GET", "/Users", params={"filter": f'userName sw "{prefix}"'})
 
-    def by_id(client: httpx.Client, _i: int) -> httpx.Response:
-        return client.get(f"/Users/{random.choice(ids)}")
+    def by_id(_i: int) -> _Call:
+        return _Call("GET", f"/Users/{random.choice(ids)}")
 
-    def post(client: httpx.Client, i: int) -> httpx.Response:
+    def post(i: int) -> _Call:
         body = {
             "schemas": [_USER_SCHEMA],
             "userName": f"new-{tag}-{i}@bench.example.com",
             "name": {"givenName": "New", "familyName": f"User{i}"},
             "active": True,
         }
-        return client.post("/Users", json=body)
+        return _Call("POST", "/Users", body=body)
 
     return {"eq": eq, "sw": sw, "get": by_id, "post": post}
 
@@ -459,6 +541,7 @@ def _measure(
     peer_ids: list[str],
     seconds: float,
     concurrency: int,
+    client: str,
 ) -> list[dict[str, Any]]:
     labels = {
         "eq": 'filter=userName eq "..."',
@@ -470,8 +553,8 @@ def _measure(
     peer_scenarios = _scenarios(peer_users, peer_ids)
     results = []
     for key, label in labels.items():
-        mine = _timed(ours, ours_scenarios[key], seconds, concurrency)
-        theirs = _timed(peer, peer_scenarios[key], seconds, concurrency)
+        mine = _timed(ours, ours_scenarios[key], seconds, concurrency, client)
+        theirs = _timed(peer, peer_scenarios[key], seconds, concurrency, client)
         ratio = mine["rps"] / theirs["rps"] if theirs["rps"] else float("inf")
         target = _TARGETS.get(key)
         met: bool | None = None
@@ -495,8 +578,8 @@ def _measure(
     return results
 
 
-def _print(console: Console, results: list[dict[str, Any]], elapsed: float) -> None:
-    table = Table(title=f"SCIM endpoint vs scim2-server ({elapsed:.0f}s)")
+def _print(console: Console, results: list[dict[str, Any]], elapsed: float, setup: str) -> None:
+    table = Table(title=f"SCIM endpoint vs scim2-server ({setup}, {elapsed:.0f}s)")
     for column in (
         "scenario",
         "ours req/s",
@@ -537,4 +620,5 @@ if __name__ == "__main__":  # pragma: no cover - manual runs
         seconds=float(os.environ.get("BENCH_SECONDS", "5")),
         concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")),
         workers=int(os.environ.get("BENCH_WORKERS", "1")),
+        client="aiohttp" if os.environ.get("BENCH_CLIENT") == "aiohttp" else "httpx",
     )

@@ -377,12 +377,21 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
                   scale: Annotated[float, typer.Option(help="divide Graph's throttle windows by this")] = 1.0,
                   throttle: bool = True,
                   token_env: Annotated[str, typer.Option(help="variable holding the accepted bearer token")] = "PROVISIONER_SANDBOX_TOKEN") -> None:
-    """Serve the Graph v1.0 sandbox standalone (for `provisioner serve` against targets/entra.yaml)."""
+    """Serve the Graph v1.0 sandbox standalone (for `provisioner serve` against targets/entra.yaml),
+    with the managed groups of the Entra targets in targets/ already created."""
     import os
 
     from provisioner.sandbox.graph.serve import serve as serve_sandbox
+    from provisioner.targets.config import load_targets
 
-    serve_sandbox(host, port, scale=scale, throttle=throttle, token=os.environ.get(token_env) or None)
+    try:
+        targets = load_targets(settings().targets_dir)
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc.problems[0]}")
+    groups = [(g.name, g.id) for t in targets.values() if t.kind == "entra" for g in t.managed_groups]
+    console.print(f"Graph sandbox on http://{host}:{port}/v1.0 with {len(groups)} managed group(s)")
+    serve_sandbox(host, port, scale=scale, throttle=throttle, token=os.environ.get(token_env) or None,
+                  groups=groups)
 
 
 @app.command()

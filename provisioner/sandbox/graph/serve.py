@@ -1,7 +1,7 @@
 """Run the Graph sandbox as a standalone HTTP server (``provisioner sandbox graph --port N``).
 
-Point the service at ``http://{host}:{port}/v1.0``; the tenant starts empty (create groups and
-users through the API) and lives as long as the process.
+Point the service at ``http://{host}:{port}/v1.0``. The tenant starts with the given groups
+(the CLI passes the managed groups declared in ``targets/``) and lives as long as the process.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ def serve(
     throttle: bool = True,
     token: str | None = None,
     tenant_size: int = 100,
+    groups: list[tuple[str, str | None]] = (),
 ) -> None:
-    """Serve a new :class:`GraphSandbox` with uvicorn until interrupted."""
+    """Serve a new :class:`GraphSandbox` with uvicorn until interrupted; ``groups`` are
+    ``(display name, object id or None)`` pairs created first."""
     sandbox = GraphSandbox(scale=scale, throttle=throttle, tenant_size=tenant_size, token=token)
+    for name, object_id in groups:
+        sandbox.seed_group(name, id=object_id)
     uvicorn.run(sandbox.app, host=host, port=port, log_level="warning")

@@ -1,0 +1,108 @@
+"""Real processes on real sockets: `provisioner sandbox graph`, `provisioner serve`, and on
+PostgreSQL an extra `provisioner worker` sharing the queue (FOR UPDATE SKIP LOCKED)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from provisioner.demo.harness import REPO
+from provisioner.intake.signing import signed_headers
+from provisioner.migrations import upgrade
+from tests.support import event, hire
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def processes(database_url: str, tmp_path: Path):
+    started: list[subprocess.Popen] = []
+    graph_port, api_port = free_port(), free_port()
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    data = yaml.safe_load((REPO / "targets" / "entra.yaml").read_text())
+    data["graph_url"] = f"http://127.0.0.1:{graph_port}/v1.0"
+    (targets / "entra.yaml").write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PROVISIONER_DATABASE_URL": database_url, "PROVISIONER_TARGETS_DIR": str(targets),
+           "PROVISIONER_POLICIES_DIR": str(REPO / "policies"), "PROVISIONER_SANDBOX_TOKEN": "sandbox-token",
+           "PROVISIONER_HR_SECRETS": json.dumps({"workday": "hr-secret"}), "PROVISIONER_LOG_LEVEL": "WARNING",
+           "PROVISIONER_WORKER_POLL_SECONDS": "0.2", "PROVISIONER_DUE_EVENTS_SECONDS": "0.2"}
+    upgrade(database_url)
+
+    def start(*args: str) -> None:
+        started.append(subprocess.Popen([sys.executable, "-m", "provisioner", *args], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+
+    start("sandbox", "graph", "--port", str(graph_port), "--no-throttle")
+    start("serve", "--port", str(api_port))
+    if database_url.startswith("postgresql"):
+        start("worker")
+    graph = httpx.Client(base_url=f"http://127.0.0.1:{graph_port}/v1.0",
+                         headers={"Authorization": "Bearer sandbox-token"})
+    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}")
+    try:
+        wait_for(lambda: graph.get("/groups").status_code == 200, what="the Graph sandbox")
+        wait_for(lambda: api.get("/healthz").status_code == 200, what="the API")
+        yield api, graph, started
+    finally:
+        for proc in started:
+            proc.terminate()
+        for proc in started:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        graph.close()
+        api.close()
+
+
+def post(api: httpx.Client, payload) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    return api.post("/hr/events", content=body, headers=signed_headers("workday", "hr-secret", body))
+
+
+def users(graph: httpx.Client, employee_id: str) -> list[dict]:
+    resp = graph.get("/users", params={"$filter": f"employeeId eq '{employee_id}'",
+                                       "$select": "id,accountEnabled,userPrincipalName"})
+    resp.raise_for_status()
+    return resp.json()["value"]
+
+
+def test_serve_and_workers_provision_and_revoke_over_real_sockets(processes):
+    api, graph, procs = processes
+    batch = [hire(f"p{n}", f"P{n}", "Proc", f"Ess{n}", "Engineering") for n in range(12)]
+    assert post(api, {"events": batch}).status_code == 202
+    wait_for(lambda: all(len(users(graph, f"P{n}")) == 1 for n in range(12)), what="joiners in Entra")
+    uid = users(graph, "P0")[0]["id"]
+    wait_for(lambda: len(graph.get(f"/users/{uid}/memberOf").json()["value"]) == 4, what="P0's groups")
+    assert post(api, event("p-term", "terminate", "P0")).status_code == 202
+    wait_for(lambda: users(graph, "P0")[0]["accountEnabled"] is False, what="P0 disabled")
+    wait_for(lambda: graph.get(f"/users/{uid}/memberOf").json()["value"] == [], what="P0's groups removed")
+    for n in range(12):  # several processes, one queue: nothing was created twice
+        assert len(users(graph, f"P{n}")) == 1
+    assert all(proc.poll() is None for proc in procs), "a process died"
