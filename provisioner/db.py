@@ -6,11 +6,11 @@ Commits happen at the boundary (the HTTP request or the job), never inside a ser
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from provisioner.audit.service import GENESIS
 from provisioner.clock import clock
-from provisioner.demo.harness import SandboxedService
 from provisioner.db import Database
+from provisioner.demo.harness import SandboxedService
 from provisioner.migrations import upgrade
 from provisioner.models import Base
 from tests.support import EntraView

@@ -17,9 +17,9 @@ import json
 import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import time
 import uuid
@@ -91,11 +91,11 @@ async def time_to_revoke(runs: int) -> dict[str, float]:
         try:
             for n in range(runs):
                 await svc.send(_hire(n, "ttr"))
-                await _wait(lambda: _groups_known(svc, f"ttr-{n}") == len(GROUPS))
+                await _wait(lambda n=n: _groups_known(svc, f"ttr-{n}") == len(GROUPS))
                 resp = await svc.send(_terminate(n, "ttr"))
                 t0 = time.perf_counter()
                 assert resp.status_code == 202, resp.text
-                await _wait(lambda: _verified(svc, f"ttr-{n}"))
+                await _wait(lambda n=n: _verified(svc, f"ttr-{n}"))
                 samples.append(time.perf_counter() - t0)
         finally:
             stop.set()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from provisioner.policies.schemas import AllOf, AnyOf, Condition, Match, Not, Policy, attribute_value
+from provisioner.policies.schemas import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Match,
+    Not,
+    Policy,
+    attribute_value,
+)
 
 
 def _norm(value: Any) -> str:

@@ -13,7 +13,13 @@ from provisioner.identities.lifecycle import State
 from provisioner.identities.naming import login_local_part, with_suffix
 from provisioner.identities.service import Naming, attributes_of
 from provisioner.queue.models import Operation
-from provisioner.targets.contract import AccountSpec, OpKind, OpResult, Outcome, TargetOp
+from provisioner.targets.contract import (
+    AccountSpec,
+    OpKind,
+    OpResult,
+    Outcome,
+    TargetOp,
+)
 from provisioner.targets.specs import account_fields, account_spec
 
 

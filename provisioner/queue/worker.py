@@ -32,7 +32,14 @@ from provisioner.queue.jobs import Job, build_jobs
 from provisioner.queue.known import KnownState
 from provisioner.queue.models import Operation, OpStatus, Priority
 from provisioner.settings import Settings
-from provisioner.targets.contract import AccountState, Connector, OpKind, OpResult, Outcome, TargetError
+from provisioner.targets.contract import (
+    AccountState,
+    Connector,
+    OpKind,
+    OpResult,
+    Outcome,
+    TargetError,
+)
 
 log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",

@@ -14,7 +14,9 @@ from provisioner.targets.contract import Connector
 def build_connector(config: TargetConfig, *, transport: httpx.AsyncBaseTransport | None = None,
                     dry_run: bool = False) -> Connector:
     if config.kind == "entra":
-        from provisioner.targets.entra.connector import EntraConnector  # msgraph is heavy to import
+        from provisioner.targets.entra.connector import (
+            EntraConnector,  # msgraph is heavy to import
+        )
 
         return EntraConnector.create(config, transport=transport, dry_run=dry_run)
     raise ValueError(f"unknown target kind {config.kind!r}")

@@ -10,10 +10,14 @@ import httpx
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
-from msgraph.generated.groups.delta.delta_request_builder import DeltaRequestBuilder as GroupDeltaBuilder
+from msgraph.generated.groups.delta.delta_request_builder import (
+    DeltaRequestBuilder as GroupDeltaBuilder,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.user import User
-from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder as UserDeltaBuilder
+from msgraph.generated.users.delta.delta_request_builder import (
+    DeltaRequestBuilder as UserDeltaBuilder,
+)
 
 from provisioner.clock import clock
 from provisioner.sandbox.graph.app import GraphSandbox

@@ -7,7 +7,9 @@ import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
-from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import (
+    MembersRequestBuilder,
+)
 from msgraph.generated.models.group import Group
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.reference_create import ReferenceCreate

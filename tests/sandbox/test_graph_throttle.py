@@ -12,7 +12,12 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.user import User
 
 from provisioner.sandbox.graph.app import GraphSandbox
-from provisioner.sandbox.graph.throttle import GraphThrottle, SlidingWindow, request_cost, resource_unit_limit
+from provisioner.sandbox.graph.throttle import (
+    GraphThrottle,
+    SlidingWindow,
+    request_cost,
+    resource_unit_limit,
+)
 
 SdkFactory = Callable[..., Awaitable[GraphServiceClient]]
 

@@ -13,7 +13,9 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.reference_update import ReferenceUpdate
 from msgraph.generated.models.user import User
-from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+from msgraph.generated.users.item.user_item_request_builder import (
+    UserItemRequestBuilder,
+)
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from provisioner.sandbox.graph.app import GraphSandbox

@@ -7,12 +7,22 @@ import logging
 import httpx
 import pytest
 
-from provisioner.targets.contract import AccountSpec, OpKind, Outcome, TargetError, TargetOp
+from provisioner.targets.contract import (
+    AccountSpec,
+    OpKind,
+    Outcome,
+    TargetError,
+    TargetOp,
+)
 from provisioner.targets.entra.connector import EntraConnector
 from provisioner.targets.entra.credentials import StaticTokenCredential
 from provisioner.targets.transport import DryRunBlocked
-
-from tests.targets.entra_sandbox_helpers import TEST_TOKEN, FailNextBatchTransport, connector_for, entra_config
+from tests.targets.entra_sandbox_helpers import (
+    TEST_TOKEN,
+    FailNextBatchTransport,
+    connector_for,
+    entra_config,
+)
 
 
 def person(n: int = 1, **over) -> AccountSpec:

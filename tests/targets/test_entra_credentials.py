@@ -9,7 +9,10 @@ from azure.core.credentials import AccessToken
 from azure.identity import aio as identity_aio
 
 from provisioner.targets.config import EntraAuth
-from provisioner.targets.entra.credentials import StaticTokenCredential, build_credential
+from provisioner.targets.entra.credentials import (
+    StaticTokenCredential,
+    build_credential,
+)
 
 
 async def test_static_token_credential_answers_any_scope_with_sdk_keywords() -> None:
@@ -57,7 +60,7 @@ async def test_certificate_builds_async_certificate_credential(tmp_path) -> None
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provisioner-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -8,7 +8,12 @@ import logging
 import httpx
 import pytest
 
-from provisioner.targets.transport import TARGET_CALLS, DryRunBlocked, DryRunTransport, RecordingTransport
+from provisioner.targets.transport import (
+    TARGET_CALLS,
+    DryRunBlocked,
+    DryRunTransport,
+    RecordingTransport,
+)
 
 
 def echo(request: httpx.Request) -> httpx.Response:

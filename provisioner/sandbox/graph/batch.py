@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from provisioner.sandbox.graph.errors import ODATA_BAD_REQUEST, GraphError, error_response
+from provisioner.sandbox.graph.errors import (
+    ODATA_BAD_REQUEST,
+    GraphError,
+    error_response,
+)
 from provisioner.sandbox.graph.messages import GraphRequest, GraphResponse, JsonObject
 from provisioner.sandbox.graph.stats import SandboxStats
 

@@ -16,7 +16,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from provisioner.sandbox.graph.errors import ODATA_BAD_REQUEST, UNSUPPORTED_QUERY, GraphError, bad_request
+from provisioner.sandbox.graph.errors import (
+    ODATA_BAD_REQUEST,
+    UNSUPPORTED_QUERY,
+    GraphError,
+    bad_request,
+)
 from provisioner.sandbox.graph.messages import GraphResponse, JsonObject
 from provisioner.sandbox.graph.schema import EntityType
 

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provisioner.targets.entra.connector import EntraConnector
-    from provisioner.targets.entra.credentials import StaticTokenCredential, build_credential
+    from provisioner.targets.entra.credentials import (
+        StaticTokenCredential,
+        build_credential,
+    )
 
 __all__ = ["EntraConnector", "StaticTokenCredential", "build_credential"]
 

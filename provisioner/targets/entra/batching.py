@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from provisioner.targets.contract import AccountSpec, OpKind, OpResult, Outcome, TargetOp
+from provisioner.targets.contract import (
+    AccountSpec,
+    OpKind,
+    OpResult,
+    Outcome,
+    TargetOp,
+)
 
 BATCH_LIMIT = 20  # sub-requests per JSON $batch
 BIND_LIMIT = 20  # members per PATCH members@odata.bind

@@ -24,7 +24,9 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
-from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import (
+    MembersRequestBuilder,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
