@@ -107,37 +107,33 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any error."""
+    def _write_slot(self) -> Iterator[None]:
         if not self._writer.acquire(timeout=60):
             raise RuntimeError("no SQLite write slot within 60 s: is a transaction nested in another?")
         try:
-            session = self.sessions()
+            yield
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error."""
+        with self._write_slot(), self.sessions() as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
-            finally:
-                session.close()
-        finally:
-            self._writer.release()
 
     @contextmanager
     def scratch(self) -> Iterator[Session]:
         """A transaction that is always rolled back (previews: "what would happen if")."""
-        if not self._writer.acquire(timeout=60):
-            raise RuntimeError("no SQLite write slot within 60 s: is a transaction nested in another?")
-        try:
-            session = self.sessions()
+        with self._write_slot(), self.sessions() as session:
             try:
                 yield session
             finally:
                 session.rollback()
-                session.close()
-        finally:
-            self._writer.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

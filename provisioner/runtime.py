@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 
 import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from provisioner.intake.processor import ProcessStats, process_due
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.policies.loader import load_policies
 from provisioner.queue.worker import Worker
+from provisioner.reconcile.service import reconcile as run_reconcile
 from provisioner.settings import Settings
 from provisioner.targets.config import load_targets
 from provisioner.targets.contract import Connector
@@ -96,10 +98,6 @@ class Runtime:
                 pass
 
     async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True) -> None:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        from provisioner.reconcile.service import reconcile as run_reconcile
-
         scheduler = AsyncIOScheduler(timezone="UTC")
         if reconcile:
             async def _reconcile() -> None:

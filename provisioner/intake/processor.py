@@ -6,7 +6,6 @@ own transaction, so one bad event never holds up the rest. Immediate termination
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -20,8 +19,6 @@ from provisioner.identities.service import apply_hr_event
 from provisioner.intake import repository
 from provisioner.intake.models import EventStatus, HREvent
 from provisioner.planner.service import PlanningContext, plan_identity
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -109,10 +109,9 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         elif account is not None:
             if wants_enabled and not account.enabled:
                 t_ops.append(PlannedOp(name, OpKind.ENABLE_ACCOUNT, reason=f"{kind}: re-enable"))
-            if not wants_enabled and (account.enabled or kind in ("leaver", "leave")):
-                if account.enabled:
-                    t_ops.append(PlannedOp(name, OpKind.DISABLE_ACCOUNT, reason=f"{kind}: disable"))
-                if account.enabled and getattr(target, "revoke_sessions", True):
+            if not wants_enabled and account.enabled:
+                t_ops.append(PlannedOp(name, OpKind.DISABLE_ACCOUNT, reason=f"{kind}: disable"))
+                if target.revoke_sessions:
                     t_ops.append(PlannedOp(name, OpKind.REVOKE_SESSIONS, reason=f"{kind}: end sessions"))
             if state != State.TERMINATED and account_fields(identity) != (account.synced or {}):
                 t_ops.append(PlannedOp(name, OpKind.UPDATE_ACCOUNT, reason="HR attributes changed"))

@@ -7,14 +7,10 @@ transport is the sandbox's ASGI app, so no socket is opened.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from types import TracebackType
-from typing import Any
 
 import httpx
 import pytest
-from azure.core.credentials import AccessToken
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -24,37 +20,10 @@ from msgraph_core import GraphClientFactory
 
 from provisioner.clock import clock
 from provisioner.sandbox.graph.app import GraphSandbox
+from provisioner.targets.entra.credentials import StaticTokenCredential
 
 BASE_URL = "http://127.0.0.1/v1.0"
 TOKEN = "sandbox-test-token"
-
-
-class StaticCredential:
-    """An async token credential (azure.core.credentials_async shape) that always returns TOKEN."""
-
-    async def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        return AccessToken(TOKEN, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> StaticCredential:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.close()
 
 
 SdkFactory = Callable[..., Awaitable[GraphServiceClient]]
@@ -81,7 +50,7 @@ async def sdk_for() -> AsyncIterator[SdkFactory]:
             options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=retries)
         http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
         auth = AzureIdentityAuthenticationProvider(
-            StaticCredential(), scopes=["https://graph.microsoft.com/.default"]
+            StaticTokenCredential(TOKEN), scopes=["https://graph.microsoft.com/.default"]
         )
         adapter = GraphRequestAdapter(auth, client=http)
         adapter.base_url = BASE_URL
