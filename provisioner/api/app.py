@@ -6,14 +6,19 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy.orm import Session
 
 from provisioner import __version__
 from provisioner.api import problems
 from provisioner.db import Database
 from provisioner.intake.writer import IntakeWriter
+from provisioner.queue import repository as queue
 from provisioner.settings import Settings
+
+
+# Alert on provisioner_queue_operations{status="dead"} > 0: dead letters need a person.
+QUEUE_DEPTH = Gauge("provisioner_queue_operations", "Operations in the queue by status", ["status"])
 
 
 def create_app(settings: Settings, db: Database, *,
@@ -49,6 +54,10 @@ def create_app(settings: Settings, db: Database, *,
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
+        with db.transaction() as session:
+            counts = queue.counts(session)
+        for status in ("pending", "waiting", "running", "succeeded", "dead", "cancelled"):
+            QUEUE_DEPTH.labels(status).set(counts.get(status, 0))
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -198,3 +198,14 @@ async def test_evidence_api_is_for_auditors_only(cli_env):
     revoked = await cli_env.api.get("/evidence/revocations", params=params,
                                     headers={"Authorization": f"Bearer {auditor}"})
     assert revoked.status_code == 401
+
+
+async def test_metrics_expose_dead_letters_for_alerting(cli_env):
+    await cli_env.send(hire("z1", "Z1", "Me", "Trics", "Finance"))
+    await cli_env.drain()
+    cli_env.sandbox.fail_next("PATCH", r"/users/", status=400, code="Request_BadRequest", message="nope")
+    await cli_env.send(event("z2", "update", "Z1", title="Boss"))
+    await cli_env.drain()
+    text = (await cli_env.api.get("/metrics")).text
+    assert 'provisioner_queue_operations{status="dead"} 1.0' in text
+    assert "provisioner_target_calls_total" in text
