@@ -25,16 +25,26 @@ def _line_map(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...],
             _line_map(item, path + (index,), out)
 
 
-def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
-    # Pydantic's loc includes union branch names ("Match", "AllOf"...); keep only the YAML path.
-    yaml_path = tuple(p for p in loc if isinstance(p, int) or p in _keys(lines))
-    while yaml_path and yaml_path not in lines:
-        yaml_path = yaml_path[:-1]
-    return lines.get(yaml_path, 1)
+def _yaml_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic's error location without the union tags it inserts: only the parts that index
+    into the YAML data itself."""
+    path: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
 
 
-def _keys(lines: dict[tuple[Any, ...], int]) -> set[Any]:
-    return {part for path in lines for part in path}
+def _line_for(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
 
 
 def load_policy_file(path: Path, targets: Mapping[str, TargetConfig] | None = None) -> Policy:
@@ -57,8 +67,9 @@ def load_policy_file(path: Path, targets: Mapping[str, TargetConfig] | None = No
         problems = []
         seen = set()
         for err in exc.errors(include_url=False):
-            line = _line_for(lines, tuple(err["loc"]))
-            field = ".".join(str(p) for p in err["loc"] if isinstance(p, int) or p in _keys(lines))
+            at = _yaml_path(data, tuple(err["loc"]))
+            line = _line_for(lines, at)
+            field = ".".join(str(p) for p in at)
             msg = err["msg"].removeprefix("Value error, ")
             text_line = f"{path}:{line}: {field or '(file)'}: {msg}"
             if text_line not in seen:
@@ -74,14 +85,26 @@ def load_policy_file(path: Path, targets: Mapping[str, TargetConfig] | None = No
                                 f"(declared: {', '.join(sorted(targets)) or 'none'})")
                 continue
             managed = set(targets[target].managed_group_names())
+            by_id = {g.id.lower(): g.name for g in targets[target].managed_groups if g.id}
             for index, group in enumerate(grant.groups):
-                if group not in managed:
+                if group not in managed and group.lower() not in by_id:
                     line = lines.get(("grants", target, "groups", index), where)
                     problems.append(f"{path}:{line}: grants.{target}.groups: {group!r} is not a "
                                     f"managed group of target {target!r}; declare it in its targets/ file")
         if problems:
             raise ConfigError(problems)
+        policy = _names_for_ids(policy, targets)
     return policy
+
+
+def _names_for_ids(policy: Policy, targets: Mapping[str, TargetConfig]) -> Policy:
+    """A grant may name a managed group by its object id; plans and memberships use its name."""
+    grants = {}
+    for target, grant in policy.grants.items():
+        by_id = {g.id.lower(): g.name for g in targets[target].managed_groups if g.id}
+        groups = [by_id.get(group.lower(), group) for group in grant.groups]
+        grants[target] = grant.model_copy(update={"groups": groups})
+    return policy.model_copy(update={"grants": grants})
 
 
 def load_policies(directory: Path, targets: Mapping[str, TargetConfig] | None = None) -> list[Policy]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from provisioner.identities.lifecycle import State
 
@@ -64,7 +64,21 @@ class Not(_Strict):
     not_: Condition = Field(alias="not")
 
 
-Condition = Annotated[Match | AllOf | AnyOf | Not, Field(union_mode="left_to_right")]
+def _condition_kind(value: Any) -> str:
+    """Pick the condition model from its key, so errors speak of that model alone."""
+    if isinstance(value, dict):
+        for key in ("all", "any", "not"):
+            if key in value:
+                return key
+        return "match"
+    return {AllOf: "all", AnyOf: "any", Not: "not"}.get(type(value), "match")
+
+
+Condition = Annotated[
+    Annotated[Match, Tag("match")] | Annotated[AllOf, Tag("all")] | Annotated[AnyOf, Tag("any")]
+    | Annotated[Not, Tag("not")],
+    Discriminator(_condition_kind),
+]
 
 
 class TargetGrant(_Strict):
