@@ -16,7 +16,6 @@ from provisioner.intake.writer import IntakeWriter
 from provisioner.queue import repository as queue
 from provisioner.settings import Settings
 
-
 # Alert on provisioner_queue_operations{status="dead"} > 0: dead letters need a person.
 QUEUE_DEPTH = Gauge("provisioner_queue_operations", "Operations in the queue by status", ["status"])
 
