@@ -29,18 +29,18 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_conditions_all_any_not_prefix_one_of_and_extra(tmp_path, targets):
-    write(tmp_path, "p.yaml", """
+    write(tmp_path, "p.yaml", f"""
 name: sales-vpn
 when:
   all:
     - any:
-        - {attribute: department, equals: sales}
-        - {attribute: job_code, one_of: [SE1, AE1]}
-    - not: {attribute: location, prefix: "US-"}
-    - {attribute: extra.remote, equals: "yes"}
+        - {{attribute: department, equals: sales}}
+        - {{attribute: job_code, one_of: [SE1, AE1]}}
+    - not: {{attribute: location, prefix: "US-"}}
+    - {{attribute: extra.remote, equals: "yes"}}
 grants:
-  entra: {groups: [Sales, "%s"]}
-""" % GROUP_ID)
+  entra: {{groups: [Sales, "{GROUP_ID}"]}}
+""")
     [policy] = load_policies(tmp_path, targets)
     assert policy.grants["entra"].groups == ["Sales", "VPN"]  # the object id maps to its name
     attrs = {"department": "Sales", "location": "DE-BER", "extra": {"remote": "yes"}}
