@@ -74,7 +74,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn) -> None:  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only units of work (Database.read) begin deferred and run side by side.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
@@ -98,6 +99,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.engine.execution_options(read_only=True),
+                                           expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's transactions on a lock instead
         # of letting them spin in SQLite's busy handler (which sleeps in growing steps).
         self._writer = threading.Lock() if is_sqlite(url) else _NoLock()
@@ -125,6 +128,16 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work: on SQLite a deferred transaction that takes no write slot,
+        so reads run in parallel with each other and with the writer (WAL)."""
+        with self._read_sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     @contextmanager
     def scratch(self) -> Iterator[Session]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 23:35:30.545620
+Create Date: 2026-11-22 00:47:12.880634
 """
 
 from collections.abc import Sequence
@@ -96,6 +96,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('source', sa.String(length=20), nullable=False),
     sa.Column('employee_id', sa.String(length=100), nullable=True),
+    sa.Column('external_id', sa.String(length=256), nullable=True),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('user_name', sa.String(length=256), nullable=True),
     sa.Column('given_name', sa.String(length=200), nullable=True),
@@ -125,6 +126,7 @@ def upgrade() -> None:
     with op.batch_alter_table('identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identities_department'), ['department'], unique=False)
         batch_op.create_index(batch_op.f('ix_identities_email'), ['email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_identities_external_id'), ['external_id'], unique=False)
         batch_op.create_index('ix_identities_state', ['state'], unique=False)
 
     op.create_table('target_groups',
@@ -298,6 +300,7 @@ def downgrade() -> None:
     op.drop_table('target_groups')
     with op.batch_alter_table('identities', schema=None) as batch_op:
         batch_op.drop_index('ix_identities_state')
+        batch_op.drop_index(batch_op.f('ix_identities_external_id'))
         batch_op.drop_index(batch_op.f('ix_identities_email'))
         batch_op.drop_index(batch_op.f('ix_identities_department'))
 

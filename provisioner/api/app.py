@@ -14,6 +14,7 @@ from provisioner.api import problems
 from provisioner.db import Database
 from provisioner.intake.writer import IntakeWriter
 from provisioner.queue import repository as queue
+from provisioner.scim.app import mount_scim
 from provisioner.settings import Settings
 
 # Alert on provisioner_queue_operations{status="dead"} > 0: dead letters need a person.
@@ -40,12 +41,7 @@ def create_app(settings: Settings, db: Database, *,
     app.include_router(intake_router)
     app.include_router(evidence_router)
     app.include_router(plans_router)
-    try:
-        from provisioner.scim.app import mount_scim
-    except ImportError:  # pragma: no cover - the SCIM endpoint ships with the package
-        mount_scim = None
-    if mount_scim is not None:
-        mount_scim(app)
+    mount_scim(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

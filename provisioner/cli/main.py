@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.common import console, fail, open_db, run, settings
+from provisioner.scim.cli import scim_app
 from provisioner.targets.config import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -28,12 +29,7 @@ for sub, name in ((ops_app, "ops"), (audit_app, "audit"), (evidence_app, "eviden
                   (policy_app, "policy"), (sandbox_app, "sandbox"), (token_app, "token"),
                   (targets_app, "targets"), (db_app, "db"), (bench_app, "bench")):
     app.add_typer(sub, name=name)
-try:
-    from provisioner.scim.cli import scim_app
-
-    app.add_typer(scim_app, name="scim", help="The SCIM 2.0 endpoint's client tokens.")
-except ImportError:  # pragma: no cover
-    pass
+app.add_typer(scim_app, name="scim", help="The SCIM 2.0 endpoint's client tokens.")
 
 
 def _runtime(**kw):

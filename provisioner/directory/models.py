@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from provisioner.db import Base, UTCDateTime
@@ -27,6 +27,9 @@ class DirectoryGroup(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # Entra ID looks groups up by displayName, case-insensitively.
+    __table_args__ = (Index("ix_directory_groups_display_name_lower", func.lower(display_name), unique=True),)
 
 
 class DirectoryGroupMember(Base):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +28,8 @@ class Identity(Base):
     # Where the record comes from: "hr" (HR owns its attributes) or "scim" (created through SCIM).
     source: Mapped[str] = mapped_column(String(20), default="hr")
     employee_id: Mapped[str | None] = mapped_column(String(100), unique=True, nullable=True)
+    # The id a SCIM client gave the person (RFC 7643 §3.1 externalId), owned by that client.
+    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(20))
     # HR-owned attributes, as columns so lookups and SCIM filters run on indexes.
     user_name: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
@@ -52,7 +55,17 @@ class Identity(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_identities_state", "state"),)
+    __table_args__ = (
+        Index("ix_identities_state", "state"),
+        # SCIM userName is caseExact=false (RFC 7643 §4.1.1): case-insensitive eq, uniqueness,
+        # and sw as an index range on SQLite.
+        Index("ix_identities_user_name_lower", func.lower(user_name), unique=True),
+        # Entra ID looks people up by emails[type eq "work"].value.
+        Index("ix_identities_email_lower", func.lower(email)),
+        # userName sw as LIKE 'prefix%' on PostgreSQL whatever the collation (migration 0003).
+        Index("ix_identities_user_name_lower_pattern", func.lower(user_name).label("user_name_lower"),
+              postgresql_ops={"user_name_lower": "text_pattern_ops"}).ddl_if(dialect="postgresql"),
+    )
 
 
 class LifecycleTransition(Base):
