@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
@@ -28,7 +29,12 @@ def create_app(settings: Settings, db: Database, *,
     from provisioner.intake.endpoints import router as intake_router
     from provisioner.planner.endpoints import router as plans_router
 
-    app = FastAPI(title="provisioner", version=__version__,
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.intake_writer.aclose()
+
+    app = FastAPI(title="provisioner", version=__version__, lifespan=lifespan,
                   description="Identity lifecycle provisioning for Microsoft Entra ID and SCIM apps")
     app.state.settings = settings
     app.state.db = db

@@ -13,9 +13,8 @@ one request at a time (``concurrency``, ``workers`` and ``client`` change that):
 
 Everything listens on 127.0.0.1 and is stopped at the end; the scratch database is removed
 (a PostgreSQL ``database_url`` names the server: a scratch database is created on it and
-dropped afterwards). The indexes the endpoint needs and the models do not declare yet
-(``repository.pending_indexes``) are created on the scratch database unless
-``create_pending_indexes=False``.
+dropped afterwards). The scratch database is built by the migrations, so it has the indexes
+the endpoint relies on (0003: case-insensitive userName, e-mail and group displayName).
 """
 
 from __future__ import annotations
@@ -43,13 +42,12 @@ from typing import Any, Literal
 import httpx
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, insert, inspect, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from provisioner.db import Database, is_sqlite
 from provisioner.identities.models import Identity
 from provisioner.migrations import upgrade
-from provisioner.scim.repository import pending_indexes
 from provisioner.tokens.service import create_token
 
 _DB_ENV = "PROVISIONER_BENCH_DATABASE_URL"
@@ -79,7 +77,6 @@ def run(
     concurrency: int = 1,
     workers: int = 1,
     client: Literal["httpx", "aiohttp"] = "httpx",
-    create_pending_indexes: bool = True,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Run the benchmark; returns one dict per scenario and prints a table.
@@ -96,7 +93,6 @@ def run(
     :param client: the load client. ``httpx`` costs about 1 ms a request on a 2-core host,
         as much as the server under test; ``aiohttp`` costs less, so ratios show more of the
         servers' difference.
-    :param create_pending_indexes: create the indexes still to be added to the models.
     """
     console = console or Console()
     started = time.perf_counter()
@@ -108,9 +104,8 @@ def run(
                 f"{peer_users:,} users, {seconds:g}s per scenario, {concurrency} concurrent "
                 f"{client} client(s), {workers} uvicorn worker(s)"
             )
-            index_note = _pending_indexes(db, create_pending_indexes)
             seeded = _seed(db, users)
-            console.print(f"seeded {users:,} identities in {seeded:.1f}s; indexes: {index_note}")
+            console.print(f"seeded {users:,} identities in {seeded:.1f}s")
             with db.transaction() as session:
                 token = create_token(
                     session, f"bench-{uuid.uuid4().hex[:8]}", {"scim:read", "scim:write"}
@@ -198,28 +193,6 @@ def _scratch_database(database_url: str | None) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def _pending_indexes(db: Database, create: bool) -> str:
-    """Create the indexes ``repository.pending_indexes`` describes, if the schema lacks them."""
-    wanted = pending_indexes(db.dialect)
-    inspector = inspect(db.engine)
-    existing = {
-        index["name"]
-        for table in ("identities", "directory_groups")
-        for index in inspector.get_indexes(table)
-    }
-    missing = [index for index in wanted if index.name not in existing]
-    if not missing:
-        return "all present in the schema"
-    if not create:
-        return "MISSING " + ", ".join(str(index.name) for index in missing)
-    with db.engine.begin() as conn:
-        for index in missing:
-            index.create(conn)
-    return "created for the bench (pending model change): " + ", ".join(
-        str(index.name) for index in missing
-    )
 
 
 def _user_name(i: int) -> str:

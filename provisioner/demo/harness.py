@@ -84,6 +84,7 @@ class SandboxedService:
         await self.close()
 
     async def close(self) -> None:
+        await self.app.state.intake_writer.aclose()  # no lifespan over an ASGI transport
         await self.api.aclose()
         await self.runtime.aclose()
 

@@ -69,5 +69,11 @@ class IntakeWriter:
             service.accept_many(session, submissions)
 
     async def aclose(self) -> None:
-        if self._task is not None:
+        """Stop the writer task (between groups: a group being committed finishes first)."""
+        if self._task is not None and not self._task.done():
             self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._task = None

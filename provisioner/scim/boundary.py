@@ -1,9 +1,11 @@
 """The request boundary of the SCIM routes: one unit of work per request.
 
-Each request runs in one worker thread: open the transaction, check the bearer token (401/403,
+Each request runs in one worker thread: open the unit of work, check the bearer token (401/403,
 RFC 7644 §2) before anything in the body is looked at, run the use case, build the response,
-commit (``Database.transaction()``), and only then hand the response back — so a 2xx means the
-work is durable, as with :data:`provisioner.api.deps.SessionDep`.
+and only then hand the response back. Writes run in ``Database.transaction()`` and commit
+before the response, so a 2xx means the work is durable, as with
+:data:`provisioner.api.deps.SessionDep`; reads (GET, list, ``.search``, discovery) run in
+``Database.read()``, which on SQLite takes no write slot, so they run side by side.
 
 Doing all of it in a single thread hop, instead of one hop per synchronous dependency
 (session, context, token, scope, query), saves about 0.4 ms a hop on a 2-core host, which is a
@@ -49,7 +51,7 @@ async def _run(request: Request, access: Access, work: Work) -> Response:
     base = base_url(request)
 
     def unit() -> Response:
-        with db.transaction() as session:
+        with db.read() if access is Access.read else db.transaction() as session:
             authorize(session, authorization, access)
             ctx = ScimContext(
                 session=session, base_url=base, identity_changed=hook_from_state(state, session)

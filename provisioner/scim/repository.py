@@ -4,8 +4,10 @@ Users are the visible :class:`Identity` rows (``user_name IS NOT NULL``: an iden
 userName cannot be a SCIM User, RFC 7643 §4.1.1, and a SCIM DELETE releases the userName);
 groups are :class:`DirectoryGroup` rows. Nothing here commits: the request boundary does.
 
-Indexes these queries rely on and the models do not declare yet are :func:`pending_indexes`
-(requested from the owner).
+The case-insensitive lookups run on the expression indexes the models declare (migration 0003):
+``ix_identities_user_name_lower`` (userName eq, uniqueness, sw as a range on SQLite),
+``ix_identities_user_name_lower_pattern`` (sw on PostgreSQL), ``ix_identities_email_lower`` and
+``ix_directory_groups_display_name_lower``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import (
-    Column,
     ColumnElement,
-    Index,
-    MetaData,
     Select,
-    String,
-    Table,
     and_,
     bindparam,
     delete,
@@ -44,9 +41,8 @@ _manager = aliased(Identity, name="scim_manager")
 _group_member = aliased(DirectoryGroupMember, name="scim_group_member")
 _member_identity = aliased(Identity, name="scim_member_identity")
 
-USER_EXTERNAL_ID: Final = Identity.extra[("scim", "attributes", "externalId")].as_string()
-"""``externalId`` of a user. Kept in ``extra`` until Identity gets an ``external_id`` column
-(requested from the owner); a filter on it scans instead of using an index."""
+USER_EXTERNAL_ID: Final = Identity.external_id
+"""``externalId`` of a user (RFC 7643 §3.1): its own indexed column, caseExact."""
 
 
 def _visible(identity: Any = Identity) -> ColumnElement[bool]:
@@ -143,42 +139,6 @@ GROUP_FILTERS: Final = FilterSchema(
     },
 )
 """Filterable Group attributes (RFC 7643 §4.2)."""
-
-
-def pending_indexes(dialect: str) -> list[Index]:
-    """Indexes the queries above need and the models do not declare yet (requested from the
-    owner; the bench creates them on its scratch database).
-
-    They are built on a private copy of the two tables, so creating them never adds an index
-    to the models' metadata (which Alembic compares with the migrations).
-    """
-    metadata = MetaData()
-    identities = Table(
-        "identities", metadata, Column("user_name", String(256)), Column("email", String(320))
-    )
-    groups = Table("directory_groups", metadata, Column("display_name", String(256)))
-    indexes = [
-        # userName eq (caseExact=false) and uniqueness, and sw as a range on SQLite.
-        Index("ix_identities_user_name_lower", func.lower(identities.c.user_name), unique=True),
-        # emails[type eq "work"].value eq (Entra ID).
-        Index("ix_identities_email_lower", func.lower(identities.c.email)),
-        # Groups by displayName (Entra ID), and its case-insensitive uniqueness.
-        Index(
-            "ix_directory_groups_display_name_lower",
-            func.lower(groups.c.display_name),
-            unique=True,
-        ),
-    ]
-    if dialect == "postgresql":
-        # userName sw as LIKE 'prefix%' whatever the database collation.
-        indexes.append(
-            Index(
-                "ix_identities_user_name_lower_pattern",
-                func.lower(identities.c.user_name).label("user_name_lower"),
-                postgresql_ops={"user_name_lower": "text_pattern_ops"},
-            )
-        )
-    return indexes
 
 
 # -- users -----------------------------------------------------------------------------------

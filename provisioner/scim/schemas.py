@@ -6,8 +6,7 @@
   :class:`~provisioner.directory.models.DirectoryGroup` and its members.
 
 Attributes that have a column are stored in it, so filters run on indexes; every other
-attribute a client writes (phone numbers, addresses, ``externalId``...) is kept verbatim, as
-SCIM JSON, under ``Identity.extra["scim"]["attributes"]`` and returned as written.
+attribute a client writes (phone numbers, addresses...) is kept verbatim, as SCIM JSON, under ``Identity.extra["scim"]["attributes"]`` and returned as written.
 
 For users whose ``source`` is ``"hr"`` the column-backed attributes are owned by HR
 (:data:`HR_OWNED_CORE`, :data:`HR_OWNED_ENTERPRISE`): they behave as ``readOnly`` and a write
@@ -132,11 +131,15 @@ class UserWrite:
 
     ``manager_id`` is the SCIM id of the manager (``enterprise:manager.value``); the service
     resolves it to ``Identity.manager_employee_id``.
+
+    ``external_id`` goes to ``Identity.external_id`` (indexed, filterable); the client owns it,
+    HR user or not (RFC 7643 §3.1).
     """
 
     columns: dict[str, Any]
     attributes: dict[str, Any]
     manager_id: str | None
+    external_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -254,6 +257,7 @@ def user_from_identity(
     hr = identity.source == "hr"
     payload["schemas"] = [USER_SCHEMA]
     payload["id"] = identity.id
+    payload["externalId"] = identity.external_id
     payload["userName"] = identity.user_name
 
     name = {} if hr else dict(payload.get("name") or {})
@@ -324,6 +328,7 @@ def split_user(user: UserResource) -> UserWrite:
     manager = enterprise.pop("manager", None) or {}
     manager_id = manager.get("value")
     emails = data.get("emails") or []
+    external_id = data.pop("externalId", None)
     columns: dict[str, Any] = {
         "user_name": data.pop("userName", None),
         "given_name": name.pop("givenName", None),
@@ -345,7 +350,9 @@ def split_user(user: UserResource) -> UserWrite:
         enterprise["manager"] = {"value": manager_id}
     if enterprise:
         data[ENTERPRISE_SCHEMA] = enterprise
-    return UserWrite(columns=columns, attributes=data, manager_id=manager_id)
+    return UserWrite(
+        columns=columns, attributes=data, manager_id=manager_id, external_id=external_id
+    )
 
 
 def work_email(emails: Sequence[Mapping[str, Any]]) -> str | None:

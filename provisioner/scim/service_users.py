@@ -203,6 +203,7 @@ class UserService:
                 identity.active = active
                 identity.state = ACTIVE_STATE if active else INACTIVE_STATE
             identity.manager_employee_id = self._manager_employee_id(write.manager_id)
+        identity.external_id = write.external_id
         extra = with_stored_attributes(identity, attributes)
         if not hr:
             extra = with_active_unassigned(extra, write.columns["active"] is None)
