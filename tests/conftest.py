@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from provisioner.audit.service import GENESIS
+from provisioner.bench.common import temporary_postgres_database
 from provisioner.clock import clock
 from provisioner.db import Database
 from provisioner.demo.harness import SandboxedService
@@ -42,17 +41,9 @@ def postgres_url() -> Iterator[str | None]:
     if not PG_URL:
         yield None
         return
-    server = make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"provisioner_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with temporary_postgres_database(PG_URL, prefix="provisioner_test") as url:
+        upgrade(url)
+        yield url
 
 
 def _truncate_all(db: Database) -> None:

@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +31,9 @@ import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from provisioner.bench.common import temporary_postgres_database
 from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.evidence.models import RevocationCheck
@@ -170,21 +168,6 @@ async def mass_leavers(leavers: int, scale: float) -> dict[str, Any]:
 
 
 # -- 3. intake -----------------------------------------------------------------------------------
-@contextmanager
-def _postgres_database(server_url: str) -> Iterator[str]:
-    server = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"provisioner_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 async def intake(database_url: str | None, events: int, concurrency: int = 16,
                  batch_size: int = 500) -> dict[str, float]:
     """Events/s accepted by a real server process (`provisioner serve --no-workers`) from
@@ -293,7 +276,7 @@ async def run_all(*, runs: int, leavers: int, scale: float, intake_events: int,
         t.add_column(col)
     results = [("sqlite", await intake(None, intake_events))]
     if postgres_url:
-        with _postgres_database(postgres_url) as url:
+        with temporary_postgres_database(postgres_url) as url:
             results.append(("postgresql", await intake(url, intake_events)))
     for name, r in results:
         t.add_row(name, f"{r['single']:.0f}", f"{r['batched']:.0f}")
