@@ -3,8 +3,8 @@
 Seeds ``users`` identities straight into a scratch database (bulk INSERT), serves the endpoint
 with uvicorn in a subprocess on a free loopback port, starts ``scim2-server`` (in memory) as the
 peer and seeds it with ``peer_users`` users through the protocol (``POST /Bulk``), then
-measures both the same way for ``seconds`` per scenario — by default one httpx client sending
-one request at a time (``concurrency``, ``workers`` and ``client`` change that):
+measures both the same way for ``seconds`` per scenario — by default one aiohttp client
+sending one request at a time (``concurrency``, ``workers`` and ``client`` change that):
 
 * ``filter=userName eq "..."`` — target: at least 3x the peer's rate and p99 < 50 ms;
 * ``filter=userName sw "..."`` — target: at least 50x the peer's rate (an index range here,
@@ -76,7 +76,7 @@ def run(
     seconds: float = 5.0,
     concurrency: int = 1,
     workers: int = 1,
-    client: Literal["httpx", "aiohttp"] = "httpx",
+    client: Literal["httpx", "aiohttp"] = "aiohttp",
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Run the benchmark; returns one dict per scenario and prints a table.
@@ -313,6 +313,10 @@ def _serve_endpoint(database_url: str, workers: int) -> Iterator[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
         "--workers",
         str(max(1, workers)),
     ]
@@ -606,5 +610,5 @@ if __name__ == "__main__":  # pragma: no cover - manual runs
         seconds=float(os.environ.get("BENCH_SECONDS", "5")),
         concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")),
         workers=int(os.environ.get("BENCH_WORKERS", "1")),
-        client="aiohttp" if os.environ.get("BENCH_CLIENT") == "aiohttp" else "httpx",
+        client="httpx" if os.environ.get("BENCH_CLIENT") == "httpx" else "aiohttp",
     )

@@ -13,6 +13,7 @@ from provisioner.scim import (
 )
 from provisioner.scim.config import SCIM_PREFIX
 from provisioner.scim.errors import install_error_handlers
+from provisioner.scim.fastpath import UsersReadFastPath
 from provisioner.scim.responses import ScimJSONResponse
 
 
@@ -39,6 +40,8 @@ def create_scim_app(parent: FastAPI | None = None) -> FastAPI:
     scim.include_router(endpoints_bulk.router)
     scim.include_router(endpoints_users.router)
     scim.include_router(endpoints_groups.router)
+    # Outermost: GET /Users and GET /Users/{id} skip FastAPI's routing (the read hot path).
+    scim.add_middleware(UsersReadFastPath)
     return scim
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from provisioner.scim.auth import Access
 from provisioner.scim.boundary import run_scim, run_scim_with_body
 from provisioner.scim.context import ScimContext
+from provisioner.scim.fast import list_body
 from provisioner.scim.protocol import (
     Conditions,
     list_response,
@@ -18,8 +19,14 @@ from provisioner.scim.protocol import (
     resource_body,
     resource_response,
 )
-from provisioner.scim.query import list_query_from_body, list_query_from_params, response_parameters
-from provisioner.scim.schemas import UserResource
+from provisioner.scim.query import (
+    is_plain,
+    list_query_from_body,
+    list_query_from_params,
+    response_parameters,
+)
+from provisioner.scim.responses import ScimJSONResponse
+from provisioner.scim.schemas import UserResource, etag
 from provisioner.scim.service_users import UserService
 
 router = APIRouter(prefix="/Users")
@@ -32,6 +39,9 @@ async def list_users(request: Request) -> Response:
 
     def work(ctx: ScimContext) -> Response:
         query = list_query_from_params(UserResource, params)
+        if is_plain(query.response):
+            page = UserService(ctx).search_bodies(query)
+            return ScimJSONResponse(list_body(page.total, page.start_index, page.resources))
         return list_response(UserResource, UserService(ctx).search(query), query.response)
 
     return await run_scim(request, Access.read, work)
@@ -68,6 +78,14 @@ async def get_user(user_id: str, request: Request) -> Response:
 
     def work(ctx: ScimContext) -> Response:
         parameters = response_parameters(UserResource, params)
+        if is_plain(parameters):
+            identity, body = UserService(ctx).get_body(user_id)
+            version = etag(identity.version)
+            if not conditions.check(version, "GET"):
+                return not_modified(version)
+            return resource_response(
+                body, version=version, location=body["meta"]["location"]
+            )
         user = UserService(ctx).get(user_id, parameters)
         assert user.meta is not None and user.meta.version is not None
         if not conditions.check(user.meta.version, "GET"):

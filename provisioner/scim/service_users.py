@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from provisioner.clock import utcnow
 from provisioner.identities.models import Identity
+from provisioner.scim import fast
 from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
@@ -67,8 +68,28 @@ class UserService:
             raise NotFoundException(detail=f"User {user_id} not found")
         return self.render([identity], groups=wants(parameters, "groups"))[0]
 
+    def get_body(self, user_id: str) -> tuple[Identity, dict[str, Any]]:
+        """GET /Users/{id} without ``attributes``/``excludedAttributes``: the identity and the
+        response body, rendered by :mod:`provisioner.scim.fast` when it can."""
+        identity = repo.get_user(self.session, user_id)
+        if identity is None:
+            raise NotFoundException(detail=f"User {user_id} not found")
+        return identity, self.bodies([identity], Context.RESOURCE_QUERY_RESPONSE)[0]
+
     def search(self, query: ListQuery) -> Page:
         """GET /Users and POST /Users/.search (RFC 7644 §3.4.2, §3.4.3)."""
+        rows, total = self._search_rows(query)
+        resources = self.render(rows, groups=wants(query.response, "groups"))
+        return Page(total=total, start_index=query.start_index, resources=resources)
+
+    def search_bodies(self, query: ListQuery) -> Page:
+        """:meth:`search` for a query without ``attributes``/``excludedAttributes``: the page
+        holds response bodies, rendered by :mod:`provisioner.scim.fast` when it can."""
+        rows, total = self._search_rows(query)
+        resources = self.bodies(rows, Context.SEARCH_RESPONSE)
+        return Page(total=total, start_index=query.start_index, resources=resources)
+
+    def _search_rows(self, query: ListQuery) -> tuple[list[Identity], int]:
         condition = compile_filter(repo.USER_FILTERS, query.filter, self.ctx.dialect)
         order = order_by(repo.USER_FILTERS, query)
         rows = repo.search_users(self.session, condition, order, query.start_index - 1, query.count)
@@ -76,8 +97,7 @@ class UserService:
             total = len(rows)  # the whole result is on this page: no COUNT needed
         else:
             total = repo.count_users(self.session, condition)
-        resources = self.render(rows, groups=wants(query.response, "groups"))
-        return Page(total=total, start_index=query.start_index, resources=resources)
+        return rows, total
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -253,6 +273,25 @@ class UserService:
             )
             for identity in identities
         ]
+
+    def bodies(self, identities: Sequence[Identity], scim_ctx: Context) -> list[dict[str, Any]]:
+        """Response bodies of Users with every attribute (no ``attributes`` parameters):
+        built directly for column-only identities, through the models for the others."""
+        if not identities:
+            return []
+        memberships = repo.groups_of_users(self.session, [i.id for i in identities])
+        managers = self._managers(identities)
+        base = self.ctx.base_url
+        out: list[dict[str, Any]] = []
+        for identity in identities:
+            groups = memberships.get(identity.id, [])
+            manager = managers.get(identity.id)
+            body = fast.user_dict(identity, base_url=base, groups=groups, manager=manager)
+            if body is None:
+                user = user_from_identity(identity, base_url=base, groups=groups, manager=manager)
+                body = user.model_dump(scim_ctx=scim_ctx)
+            out.append(body)
+        return out
 
     def _managers(self, identities: Sequence[Identity]) -> dict[str, Ref]:
         """HR users: by ``manager_employee_id``; SCIM users: by the manager id they wrote."""

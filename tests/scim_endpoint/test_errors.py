@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from provisioner.db import Database
+from provisioner.scim import repository
 from provisioner.scim.app import mount_scim
-from provisioner.scim.service_users import UserService
 from tests.scim_endpoint.helpers import BASE, Scim, assert_error, create_user
 
 
@@ -23,7 +23,7 @@ def test_unexpected_exception_is_a_scim_500_without_details(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(UserService, "get", explode)
+    monkeypatch.setattr(repository, "get_user", explode)
     client = TestClient(scim.app, raise_server_exceptions=False, headers=scim.client.headers)
     body = assert_error(client.get(f"{BASE}/Users/{user['id']}"), 500)
     assert "secret" not in body.get("detail", "")
