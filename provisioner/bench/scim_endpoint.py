@@ -43,8 +43,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
 
+from provisioner.bench.common import temporary_postgres_database
 from provisioner.db import Database, is_sqlite
 from provisioner.identities.models import Identity
 from provisioner.migrations import upgrade
@@ -180,19 +180,9 @@ def _scratch_database(database_url: str | None) -> Iterator[str]:
             )
         yield database_url
         return
-    server = make_url(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"provisioner_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
+    with temporary_postgres_database(database_url) as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _user_name(i: int) -> str:

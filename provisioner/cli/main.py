@@ -429,5 +429,18 @@ def bench_lifecycle(runs: int = 50, leavers: int = 1000, scale: float = 25.0,
                                  postgres_url=postgres_url)))
 
 
+@bench_app.command("scim")
+def bench_scim(users: int = 100_000, peer_users: int = 10_000, seconds: float = 5.0, concurrency: int = 1,
+               postgres_url: Annotated[Optional[str], typer.Option(
+                   envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                   help="also measure on a scratch database on this PostgreSQL server")] = None) -> None:
+    """The SCIM endpoint against scim2-server (the peer) in the same run: eq, sw, GET by id, POST."""
+    from provisioner.bench.scim_endpoint import run as run_scim
+
+    for url in [None] + ([postgres_url] if postgres_url else []):
+        run_scim(users=users, database_url=url, peer_users=peer_users, seconds=seconds,
+                 concurrency=concurrency, console=console)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
