@@ -17,19 +17,17 @@ Membership of dynamic groups (``groupTypes`` containing ``DynamicMembership``) c
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from provisioner.sandbox.graph.delta import DeltaQuery
 from provisioner.sandbox.graph.dispatch import Router
 from provisioner.sandbox.graph.errors import bad_request
+from provisioner.sandbox.graph.listing import list_entities
 from provisioner.sandbox.graph.messages import GraphRequest, GraphResponse, JsonObject
 from provisioner.sandbox.graph.odata import (
     check_options,
     collection_response,
     context_url,
-    matching_ids,
-    parse_filter,
     parse_select,
     parse_top,
     project,
@@ -72,20 +70,9 @@ class GroupRoutes:
         router.add("DELETE", "/groups/{group_id}/members/{member_id}/$ref", self.remove_member)
 
     def list_groups(self, request: GraphRequest) -> GraphResponse:
-        check_options(request.query, ("$filter", "$select", "$top", SKIP_TOKEN))
-        select = parse_select(request.query, GROUP)
-        page_size = parse_top(request.query, self._page_size)
-        predicate = parse_filter(request.query, GROUP)
-        groups = self._directory.groups
-        lookup = partial(self._directory.indexed, GROUP.entity_set)
-        page = self._pages.page(
-            request,
-            scope="groups",
-            fetch=lambda: matching_ids(groups, predicate, lookup),
-            page_size=page_size,
-        )
-        value = [project(groups[gid], select, GROUP) for gid in page.items if gid in groups]
-        return collection_response(select_fragment("groups", select), value, page.next_link)
+        return list_entities(request, directory=self._directory, pages=self._pages,
+                             page_size=self._page_size, schema=GROUP, items=self._directory.groups,
+                             scope="groups")
 
     def create_group(self, request: GraphRequest) -> GraphResponse:
         body = require_object(request.body)

@@ -13,18 +13,15 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from provisioner.sandbox.graph.delta import DeltaQuery
 from provisioner.sandbox.graph.dispatch import Router
 from provisioner.sandbox.graph.errors import not_found
+from provisioner.sandbox.graph.listing import list_entities
 from provisioner.sandbox.graph.messages import GraphRequest, GraphResponse
 from provisioner.sandbox.graph.odata import (
     check_options,
     collection_response,
     context_url,
-    matching_ids,
-    parse_filter,
     parse_select,
     parse_top,
     project,
@@ -36,7 +33,6 @@ from provisioner.sandbox.graph.paging import SKIP_TOKEN, Pages
 from provisioner.sandbox.graph.schema import GROUP, USER
 from provisioner.sandbox.graph.store import Directory
 
-_LIST_OPTIONS = ("$filter", "$select", "$top", SKIP_TOKEN)
 _EDM_BOOLEAN = "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean"
 
 
@@ -77,20 +73,9 @@ class UserRoutes:
         router.add("DELETE", "/users/{user_id}/manager/$ref", self.remove_manager)
 
     def list_users(self, request: GraphRequest) -> GraphResponse:
-        check_options(request.query, _LIST_OPTIONS)
-        select = parse_select(request.query, USER)
-        page_size = parse_top(request.query, self._page_size)
-        predicate = parse_filter(request.query, USER)
-        users = self._directory.users
-        lookup = partial(self._directory.indexed, USER.entity_set)
-        page = self._pages.page(
-            request,
-            scope="users",
-            fetch=lambda: matching_ids(users, predicate, lookup),
-            page_size=page_size,
-        )
-        value = [project(users[user_id], select, USER) for user_id in page.items if user_id in users]
-        return collection_response(select_fragment("users", select), value, page.next_link)
+        return list_entities(request, directory=self._directory, pages=self._pages,
+                             page_size=self._page_size, schema=USER, items=self._directory.users,
+                             scope="users")
 
     def create_user(self, request: GraphRequest) -> GraphResponse:
         body = require_object(request.body)
