@@ -137,7 +137,7 @@ async def mass_leavers(leavers: int, scale: float) -> dict[str, Any]:
                                           burst=burst)
         svc = SandboxedService(Path(tmp) / "svc", policies_dir=policies, targets_dir=targets,
                                sandbox_options={"throttle": True, "scale": scale, "tenant_size": 1000},
-                               settings={"worker_batch_size": 200, "worker_concurrency": 4})
+                               settings={"worker_batch_size": 200, "worker_concurrency": 6})
         try:
             for start in range(0, leavers, 500):
                 await svc.send([_hire(n, "ml") for n in range(start, min(leavers, start + 500))])

@@ -166,7 +166,12 @@ def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *,
 
 def _enqueue(session: Session, plan: Plan, identity: Identity, planned: list[PlannedOp],
              priority: int, now: datetime) -> None:
+    # Grants wait for the account: a create planned now, or one still running from before.
     creates: dict[str, Operation] = {}
+    for target in {p.target for p in planned if p.kind != OpKind.CREATE_ACCOUNT}:
+        running = queue.running_create(session, identity.id, target)
+        if running is not None:
+            creates[target] = running
     rows: list[Operation] = []
     for p in planned:
         op = Operation(plan_id=plan.id, identity_id=identity.id, target=p.target, kind=p.kind.value,
@@ -176,10 +181,6 @@ def _enqueue(session: Session, plan: Plan, identity: Identity, planned: list[Pla
             op.status, op.priority = OpStatus.WAITING, min(priority, Priority.VERIFY)
         elif p.kind == OpKind.CREATE_ACCOUNT:
             creates[p.target] = op
-        elif p.target not in creates and p.kind != OpKind.CREATE_ACCOUNT:
-            running = queue.running_create(session, identity.id, p.target)
-            if running is not None:
-                creates[p.target] = running
         rows.append(op)
     session.add_all(rows)
     session.flush()
