@@ -23,31 +23,29 @@ import asyncio
 import itertools
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, insert, select, text
 
-from provisioner.bench.common import temporary_postgres_database
-from provisioner.db import Database, is_sqlite
-from provisioner.identities.models import Identity
-from provisioner.migrations import upgrade
+from provisioner.bench.scim_setup import (
+    auth_headers,
+    sample_ids,
+    scratch_database,
+    seed_identities,
+    seed_peer,
+    serve_endpoint,
+    serve_peer,
+    user_name,
+)
+from provisioner.db import Database
 from provisioner.tokens.service import create_token
 
 _DB_ENV = "PROVISIONER_BENCH_DATABASE_URL"
@@ -96,7 +94,7 @@ def run(
     """
     console = console or Console()
     started = time.perf_counter()
-    with _scratch_database(database_url) as url:
+    with scratch_database(database_url) as url:
         db = Database(url)
         try:
             console.print(
@@ -104,23 +102,23 @@ def run(
                 f"{peer_users:,} users, {seconds:g}s per scenario, {concurrency} concurrent "
                 f"{client} client(s), {workers} uvicorn worker(s)"
             )
-            seeded = _seed(db, users)
+            seeded = seed_identities(db, users)
             console.print(f"seeded {users:,} identities in {seeded:.1f}s")
             with db.transaction() as session:
                 token = create_token(
                     session, f"bench-{uuid.uuid4().hex[:8]}", {"scim:read", "scim:write"}
                 )
-            user_ids = _sample_ids(db, 2000)
+            user_ids = sample_ids(db, 2000)
         finally:
             db.dispose()
         peer_token = uuid.uuid4().hex
         with (
-            _serve_endpoint(url, workers) as ours_url,
-            _serve_peer(peer_token) as peer_url,
+            serve_endpoint(url, workers) as ours_url,
+            serve_peer(peer_token) as peer_url,
         ):
-            with httpx.Client(base_url=peer_url, headers=_auth(peer_token), timeout=120) as peer:
+            with httpx.Client(base_url=peer_url, headers=auth_headers(peer_token), timeout=120) as peer:
                 t0 = time.perf_counter()
-                peer_ids = _seed_peer(peer, peer_users)
+                peer_ids = seed_peer(peer, peer_users)
             console.print(
                 f"seeded the peer with {peer_users:,} users in {time.perf_counter() - t0:.1f}s"
             )
@@ -152,215 +150,6 @@ def run(
         f"{concurrency} {client} client(s), {workers} worker(s)",
     )
     return results
-
-
-# -- database ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _scratch_database(database_url: str | None) -> Iterator[str]:
-    if database_url is None:
-        directory = tempfile.mkdtemp(prefix="scim-bench-")
-        try:
-            url = f"sqlite:///{directory}/bench.db"
-            upgrade(url)
-            yield url
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-        return
-    if is_sqlite(database_url):
-        upgrade(database_url)
-        engine = create_engine(database_url)
-        with engine.connect() as conn:
-            count = conn.scalar(select(func.count()).select_from(Identity.__table__))
-        engine.dispose()
-        if count:
-            raise RuntimeError(
-                f"{database_url} already holds {count} identities; give an empty file"
-            )
-        yield database_url
-        return
-    with temporary_postgres_database(database_url) as url:
-        upgrade(url)
-        yield url
-
-
-def _user_name(i: int) -> str:
-    return f"user{i:07d}@bench.example.com"
-
-
-def _seed(db: Database, count: int) -> float:
-    """Bulk INSERT identities as HR intake would hold them."""
-    started = time.perf_counter()
-    now = datetime.now(UTC)
-    departments = ["Sales", "R&D", "Finance", "Support", "Marketing"]
-    chunk = 10_000
-    with db.engine.begin() as conn:
-        for first in range(0, count, chunk):
-            rows = [
-                {
-                    "id": str(uuid.UUID(int=random.getrandbits(128), version=4)),
-                    "source": "hr",
-                    "employee_id": f"E{i:07d}",
-                    "state": "active",
-                    "user_name": _user_name(i),
-                    "given_name": f"Given{i}",
-                    "family_name": f"Family{i}",
-                    "display_name": f"Given{i} Family{i}",
-                    "email": _user_name(i),
-                    "department": departments[i % len(departments)],
-                    "title": "Engineer",
-                    "employment_type": "full_time",
-                    "extra": {},
-                    "active": True,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i in range(first, min(first + chunk, count))
-            ]
-            conn.execute(insert(Identity.__table__), rows)
-    # Settle the bulk load before measuring: statistics, visibility map and a checkpoint, so
-    # the first scenario does not pay for the seeding's background work.
-    if db.dialect == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE identities"))
-            with suppress(Exception):  # CHECKPOINT needs a superuser or pg_checkpoint
-                conn.execute(text("CHECKPOINT"))
-    else:
-        raw = db.engine.raw_connection()  # autocommit: no BEGIN IMMEDIATE around these
-        try:
-            cursor = raw.cursor()
-            cursor.execute("ANALYZE")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            cursor.close()
-        finally:
-            raw.close()
-    return time.perf_counter() - started
-
-
-def _sample_ids(db: Database, count: int) -> list[str]:
-    with db.transaction() as session:
-        return list(session.scalars(select(Identity.id).limit(count)))
-
-
-# -- servers -------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server at {url} exited with {process.returncode}")
-        with suppress(httpx.HTTPError):
-            httpx.get(url, timeout=1.0)
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"the server at {url} did not start within {timeout:g}s")
-
-
-@contextmanager
-def _process(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    process = subprocess.Popen(  # fixed commands, loopback only
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_ready(ready_url, process)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@contextmanager
-def _serve_endpoint(database_url: str, workers: int) -> Iterator[str]:
-    port = _free_port()
-    env = dict(os.environ, **{_DB_ENV: database_url})
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "provisioner.bench.scim_endpoint:bench_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--workers",
-        str(max(1, workers)),
-    ]
-    base = f"http://127.0.0.1:{port}/scim/v2"
-    with _process(command, env, f"{base}/ServiceProviderConfig"):
-        yield base
-
-
-@contextmanager
-def _serve_peer(token: str) -> Iterator[str]:
-    port = _free_port()
-    executable = shutil.which("scim2-server") or str(Path(sys.executable).parent / "scim2-server")
-    command = [executable, "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token]
-    base = f"http://127.0.0.1:{port}/v2"
-    with _process(command, dict(os.environ), f"{base}/ServiceProviderConfig"):
-        yield base
-
-
-def _seed_peer(peer: httpx.Client, count: int) -> list[str]:
-    """Seed scim2-server with POST /Bulk (500 creations a request), POST /Users as fallback."""
-    ids: list[str] = []
-    batch = 500
-    for first in range(0, count, batch):
-        last = min(first + batch, count)
-        body = {
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-            "Operations": [
-                {"method": "POST", "path": "/Users", "bulkId": str(i), "data": _peer_user(i)}
-                for i in range(first, last)
-            ],
-        }
-        response = peer.post("/Bulk", json=body)
-        if response.status_code == 200:
-            for op in response.json().get("Operations", []):
-                if str(op.get("status")) == "201":
-                    ids.append(str(op["location"]).rsplit("/", 1)[1])
-            continue
-        for i in range(first, last):  # no Bulk: one POST each
-            created = peer.post("/Users", json=_peer_user(i))
-            created.raise_for_status()
-            ids.append(created.json()["id"])
-    return ids
-
-
-def _peer_user(i: int) -> dict[str, Any]:
-    return {
-        "schemas": [_USER_SCHEMA],
-        "userName": _user_name(i),
-        "name": {"givenName": f"Given{i}", "familyName": f"Family{i}"},
-        "displayName": f"Given{i} Family{i}",
-        "emails": [{"value": _user_name(i), "type": "work", "primary": True}],
-        "title": "Engineer",
-        "active": True,
-    }
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -424,7 +213,7 @@ def _httpx_load(
         nonlocal errors
         mine: list[float] = []
         failed = 0
-        headers = _auth(target.token)
+        headers = auth_headers(target.token)
         with httpx.Client(base_url=target.base_url, headers=headers, timeout=120) as client:
             for _ in range(3):  # warm-up: connection, caches
                 send(client, scenario(-1 - next(counter)))
@@ -460,7 +249,7 @@ async def _aiohttp_load(
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(
-        connector=connector, headers=_auth(target.token), timeout=timeout
+        connector=connector, headers=auth_headers(target.token), timeout=timeout
     ) as session:
 
         async def send(call: _Call) -> int:
@@ -489,11 +278,11 @@ def _scenarios(population: int, ids: list[str]) -> dict[str, Scenario]:
     tag = uuid.uuid4().hex[:8]
 
     def eq(_i: int) -> _Call:
-        name = _user_name(random.randrange(population)).upper()  # caseExact=false
+        name = user_name(random.randrange(population)).upper()  # caseExact=false
         return _Call("GET", "/Users", params={"filter": f'userName eq "{name}"'})
 
     def sw(_i: int) -> _Call:
-        prefix = _user_name(random.randrange(population))[: 4 + _SW_PREFIX_DIGITS]
+        prefix = user_name(random.randrange(population))[: 4 + _SW_PREFIX_DIGITS]
         return _Call("GET", "/Users", params={"filter": f'userName sw "{prefix}"'})
 
     def by_id(_i: int) -> _Call:
