@@ -69,10 +69,14 @@ class Worker:
         self.db, self.ctx, self.connectors, self.settings = db, ctx, connectors, settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.halted_until: dict[str, datetime] = {}
 
     def wake(self) -> None:
-        self._wake.set()
+        """Start a round now instead of at the next poll; safe from any thread (the SCIM
+        endpoint re-plans people from its worker threads)."""
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     # -- claim -------------------------------------------------------------------------------
     def _claim(self) -> tuple[list[Job], int]:
@@ -366,6 +370,7 @@ class Worker:
                 return
 
     async def run_forever(self, stop: asyncio.Event, *, loops: int | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
         async def loop() -> None:
             while not stop.is_set():
                 try:
