@@ -8,32 +8,17 @@ Only the token's SHA-256 is stored; a revoked token is refused (401) from the ne
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
-from provisioner.db import Database
+from provisioner.cli.common import console, err_console, fail, open_db, settings
 from provisioner.scim.auth import TokenScope
-from provisioner.settings import get_settings
 from provisioner.tokens.service import TokenError, create_token, revoke_token
 
 scim_app = typer.Typer(help="The SCIM 2.0 endpoint at /scim/v2.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens of SCIM clients.", no_args_is_help=True)
 scim_app.add_typer(token_app, name="token")
-
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
-
-
-def _database() -> Database:
-    return Database(get_settings().database_url)
 
 
 @token_app.command("create")
@@ -45,34 +30,30 @@ def create(
     ] = TokenScope.read,
 ) -> None:
     """Issue a token; it is printed once, on stdout, and cannot be shown again."""
-    db = _database()
+    db = open_db(settings())
     try:
         with db.transaction() as session:
             token = create_token(session, name, scope.scopes())
     except TokenError as exc:
-        _fail(str(exc))
-    except SQLAlchemyError as exc:
-        _fail(f"cannot store the token: {str(exc).splitlines()[0]} (run `provisioner db upgrade`?)")
+        fail(str(exc))
     finally:
         db.dispose()
-    _err.print(
+    err_console.print(
         f"Token [bold]{name}[/] ({', '.join(sorted(scope.scopes()))}) created. "
         "Copy it now: it is shown only once. Clients send it as 'Authorization: Bearer <token>'."
     )
-    _out.print(token)
+    console.print(token, highlight=False, soft_wrap=True)
 
 
 @token_app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
     """Revoke a token: requests with it are refused (401) from now on."""
-    db = _database()
+    db = open_db(settings())
     try:
         with db.transaction() as session:
             revoke_token(session, name)
     except TokenError as exc:
-        _fail(str(exc))
-    except SQLAlchemyError as exc:
-        _fail(f"cannot revoke the token: {str(exc).splitlines()[0]}")
+        fail(str(exc))
     finally:
         db.dispose()
-    _err.print(f"Token [bold]{name}[/] revoked.")
+    err_console.print(f"Token [bold]{name}[/] revoked.")
