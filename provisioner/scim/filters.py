@@ -22,7 +22,7 @@ The defects of scim2-filter-parser 0.7.0 this module handles (each has a test in
   attribute follows its ``caseExact`` characteristic (RFC 7643 §2.2, §7) on both engines.
 * Lexer gaps — no escaped quotes inside strings, single-digit numbers only, no decimals, at
   most 26 parameters: here string and number literals are read by a JSON-aware pre-lexer
-  (:func:`prelex`) and replaced by placeholders before the library's lexer runs; values are
+  (:func:`provisioner.scim.filter_parse.prelex`) and replaced by placeholders before the library's lexer runs; values are
   bound by SQLAlchemy, so there is no parameter limit.
 * ``and`` and ``or`` are given the same precedence (``a or b and c`` parses as
   ``(a or b) and c``): here un-parenthesised chains are re-associated so ``and`` binds
@@ -38,20 +38,18 @@ false (``not (title eq "x")`` matches users without a title), and ``ne`` matches
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, Final
 
 from scim2_filter_parser import ast as fast
-from scim2_filter_parser.lexer import SCIMLexer
-from scim2_filter_parser.parser import SCIMParser
 from scim2_filter_parser.transpilers.sql import Transpiler
 from scim2_models import InvalidFilterException, InvalidValueException
 from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, true
+
+from provisioner.scim.filter_parse import PLACEHOLDER_PREFIX, parse_filter
 
 __all__ = [
     "AttrType",
@@ -61,12 +59,9 @@ __all__ = [
     "Scalar",
     "SqlTranspiler",
     "compile_filter",
-    "parse_filter",
-    "prelex",
     "sort_expression",
 ]
 
-_PLACEHOLDER_PREFIX: Final = "$lit"
 _LIKE_ESCAPE: Final = "\\"
 _OPERATORS: Final = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"})
 
@@ -149,73 +144,6 @@ class FilterSchema:
         raise InvalidFilterException(
             detail=f"The attribute '{shown}' is unknown or cannot be filtered on"
         )
-
-
-# -- pre-lexer (lexer gaps of scim2-filter-parser 0.7.0) -------------------------------------
-
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_NAME_CHAR = re.compile(r"[A-Za-z0-9_$:.\-]")
-
-
-def prelex(text: str) -> tuple[str, list[Any]]:
-    """Replace every string and number literal of a filter with a placeholder string.
-
-    JSON strings (RFC 8259 escapes, ``\\"`` included) and numbers (multi-digit, negative,
-    decimal, exponent) are decoded here, since scim2-filter-parser's lexer cannot; the library
-    then only sees ``"$lit<n>"`` strings. Returns the rewritten filter and the literals.
-    """
-    out: list[str] = []
-    literals: list[Any] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            if j >= n:
-                raise InvalidFilterException(detail="Unterminated string in filter")
-            try:
-                literals.append(json.loads(text[i : j + 1]))
-            except ValueError as exc:
-                raise InvalidFilterException(detail=f"Invalid string in filter: {exc}") from exc
-            out.append(f'"{_PLACEHOLDER_PREFIX}{len(literals) - 1}"')
-            i = j + 1
-            continue
-        if (ch.isdigit() or ch == "-") and (i == 0 or not _NAME_CHAR.match(text[i - 1])):
-            match = _NUMBER.match(text, i)
-            end = match.end() if match else i
-            if match and end > i and (end == n or not _NAME_CHAR.match(text[end])):
-                token = match.group()
-                literals.append(json.loads(token))
-                out.append(f'"{_PLACEHOLDER_PREFIX}{len(literals) - 1}"')
-                i = end
-                continue
-        out.append(ch)
-        i += 1
-    return "".join(out), literals
-
-
-@lru_cache(maxsize=1024)
-def _parse_normalised(text: str) -> fast.AST:
-    try:
-        tree = SCIMParser().parse(SCIMLexer().tokenize(text))
-    except InvalidFilterException:
-        raise
-    except Exception as exc:  # sly raises ValueError / SCIMParserError
-        raise InvalidFilterException(detail=f"Invalid filter: {exc}") from exc
-    if tree is None:
-        raise InvalidFilterException(detail="Invalid filter: nothing to parse")
-    return tree
-
-
-def parse_filter(text: str) -> tuple[fast.AST, list[Any]]:
-    """Parse a filter with scim2-filter-parser, after :func:`prelex`.
-
-    The AST depends only on the filter's shape (literals are placeholders), so it is cached.
-    """
-    normalised, literals = prelex(text)
-    return _parse_normalised(normalised), literals
 
 
 # -- transpiler ------------------------------------------------------------------------------
@@ -323,8 +251,8 @@ class SqlTranspiler(Transpiler):
             return False
         if raw == "null":
             return None
-        if isinstance(raw, str) and raw.startswith(_PLACEHOLDER_PREFIX):
-            return self.literals[int(raw[len(_PLACEHOLDER_PREFIX) :])]
+        if isinstance(raw, str) and raw.startswith(PLACEHOLDER_PREFIX):
+            return self.literals[int(raw[len(PLACEHOLDER_PREFIX) :])]
         raise InvalidFilterException(detail=f"Invalid comparison value {raw!r}")
 
     # -- building blocks ---------------------------------------------------------------------

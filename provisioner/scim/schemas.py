@@ -9,7 +9,7 @@ Attributes that have a column are stored in it, so filters run on indexes; every
 attribute a client writes (phone numbers, addresses...) is kept verbatim, as SCIM JSON, under ``Identity.extra["scim"]["attributes"]`` and returned as written.
 
 For users whose ``source`` is ``"hr"`` the column-backed attributes are owned by HR
-(:data:`HR_OWNED_CORE`, :data:`HR_OWNED_ENTERPRISE`): they behave as ``readOnly`` and a write
+(:mod:`provisioner.scim.hr_owned`): they behave as ``readOnly`` and a write
 that changes one is refused with ``400 mutability`` (RFC 7644 §3.5.2, §3.12).
 """
 
@@ -90,21 +90,6 @@ PROVIDER: Final = ScimProvider(
     policy=POLICY,
 )
 """The whole description of the service, published on the discovery endpoints (RFC 7644 §4)."""
-
-HR_OWNED_CORE: Final = (
-    "userName",
-    "name",
-    "displayName",
-    "nickName",
-    "title",
-    "userType",
-    "active",
-    "emails",
-)
-"""Core attributes HR owns on users whose source is ``"hr"`` (readOnly for SCIM clients)."""
-
-HR_OWNED_ENTERPRISE: Final = ("employeeNumber", "department", "costCenter", "manager")
-"""Enterprise-extension attributes HR owns on users whose source is ``"hr"``."""
 
 _SCIM_KEY: Final = "scim"
 _ATTRIBUTES_KEY: Final = "attributes"
@@ -368,49 +353,6 @@ def work_email(emails: Sequence[Mapping[str, Any]]) -> str | None:
     return str((primary or work)[0]["value"])
 
 
-def hr_owned_view(user: UserResource) -> dict[str, Any]:
-    """The HR-owned part of a User, for comparing two states of an HR user."""
-    data = user.model_dump()
-    view = {key: data.get(key) for key in HR_OWNED_CORE}
-    if isinstance(view.get("emails"), list):
-        view["emails"] = sorted(view["emails"], key=repr)
-    enterprise = data.get(ENTERPRISE_SCHEMA) or {}
-    for key in HR_OWNED_ENTERPRISE:
-        value = enterprise.get(key)
-        if key == "manager" and isinstance(value, dict):
-            value = value.get("value")
-        view[f"{ENTERPRISE_SCHEMA}:{key}"] = value
-    return view
-
-
-def hr_owned_changes(before: UserResource, after: UserResource) -> list[str]:
-    """HR-owned attributes whose value differs between two states of an HR user."""
-    old, new = hr_owned_view(before), hr_owned_view(after)
-    return [key for key in old if old[key] != new[key]]
-
-
-def keep_hr_owned(current: UserResource, replacement: UserResource) -> None:
-    """PUT on an HR user: HR-owned attributes left out of the body keep their value.
-
-    RFC 7644 §3.5.1 lets a PUT ignore readOnly attributes; a value that differs is still
-    refused by :func:`hr_owned_changes`.
-    """
-    for key in HR_OWNED_CORE:
-        field_name = _field_name(UserResource, key)
-        if getattr(replacement, field_name) is None:
-            setattr(replacement, field_name, copy.deepcopy(getattr(current, field_name)))
-    current_ext = current[EnterpriseUser]
-    if current_ext is None:
-        return
-    replacement_ext = replacement[EnterpriseUser]
-    if replacement_ext is None:
-        replacement[EnterpriseUser] = replacement_ext = EnterpriseUser()
-    for key in HR_OWNED_ENTERPRISE:
-        field_name = _field_name(EnterpriseUser, key)
-        if getattr(replacement_ext, field_name) is None:
-            setattr(replacement_ext, field_name, copy.deepcopy(getattr(current_ext, field_name)))
-
-
 # -- Groups ---------------------------------------------------------------------------------
 
 
@@ -466,7 +408,7 @@ def split_group(group: GroupResource) -> GroupWrite:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _field_name(model: type[Any], scim_name: str) -> str:
+def field_name(model: type[Any], scim_name: str) -> str:
     for name, info in model.model_fields.items():
         if (info.serialization_alias or info.alias or name) == scim_name:
             return name

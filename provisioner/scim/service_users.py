@@ -1,8 +1,8 @@
 """Use cases of ``/Users`` (RFC 7644 §3.3–§3.6) over identities.
 
 Users created through SCIM get ``source="scim"`` and are writable; users from HR keep their
-HR-owned attributes (:data:`~provisioner.scim.schemas.HR_OWNED_CORE`,
-:data:`~provisioner.scim.schemas.HR_OWNED_ENTERPRISE`) readOnly: a write that changes one is
+HR-owned attributes (:data:`~provisioner.scim.hr_owned.HR_OWNED_CORE`,
+:data:`~provisioner.scim.hr_owned.HR_OWNED_ENTERPRISE`) readOnly: a write that changes one is
 ``400 mutability``. Every change bumps ``version`` (the ETag) and calls the identity-change
 hook. Nothing here commits.
 """
@@ -28,6 +28,7 @@ from provisioner.scim import fast
 from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
+from provisioner.scim.hr_owned import hr_owned_changes, keep_hr_owned
 from provisioner.scim.patch import apply_patch, parse_patch
 from provisioner.scim.protocol import Conditions
 from provisioner.scim.query import ListQuery, Page, order_by, wants
@@ -37,8 +38,6 @@ from provisioner.scim.schemas import (
     UserResource,
     UserWrite,
     etag,
-    hr_owned_changes,
-    keep_hr_owned,
     split_user,
     stored_manager_id,
     user_from_identity,

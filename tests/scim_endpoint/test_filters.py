@@ -17,7 +17,8 @@ from scim2_models import InvalidFilterException
 from starlette.testclient import TestClient
 
 from provisioner.scim import repository as repo
-from provisioner.scim.filters import compile_filter, parse_filter, prelex
+from provisioner.scim.filter_parse import parse_filter, prelex
+from provisioner.scim.filters import compile_filter
 from tests.scim_endpoint.helpers import (
     BASE,
     ENTERPRISE,
