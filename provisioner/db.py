@@ -133,11 +133,10 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A read-only unit of work: on SQLite a deferred transaction that takes no write slot,
         so reads run in parallel with each other and with the writer (WAL)."""
+        # Closing ends the transaction without expiring what was loaded (a rollback would),
+        # so rows read here stay usable afterwards, as after a commit.
         with self._read_sessions() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     @contextmanager
     def scratch(self) -> Iterator[Session]:

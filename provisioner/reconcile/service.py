@@ -32,20 +32,26 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _known(db: Database, target: str) -> tuple[dict[str, TargetAccount], dict[str, set[str]], dict[str, str]]:
-    with db.transaction() as session:
+def _known(db: Database, target: str
+           ) -> tuple[dict[str, TargetAccount], dict[str, set[str]], dict[str, str], dict[str, str | None]]:
+    """What the service knows of one target: accounts by remote id, members by group, group ids,
+    and each account holder's employee id (for the report)."""
+    with db.read() as session:
         accounts = {a.remote_id: a for a in session.query(TargetAccount).filter(TargetAccount.target == target)}
         members: dict[str, set[str]] = {}
         for m in session.query(TargetMembership).filter(TargetMembership.target == target):
             members.setdefault(m.group_key, set()).add(m.identity_id)
-        return accounts, members, identities.target_groups(session, target)
+        people = identities.identities_by_id(session, [a.identity_id for a in accounts.values()])
+        employees = {rid: people[a.identity_id].employee_id if a.identity_id in people else None
+                     for rid, a in accounts.items()}
+        return accounts, members, identities.target_groups(session, target), employees
 
 
 async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Connector], *,
                     fix: bool) -> ReconcileReport:
     report = ReconcileReport()
     for name, connector in connectors.items():
-        accounts, known_members, group_ids = await asyncio.to_thread(_known, db, name)
+        accounts, known_members, group_ids, employees = await asyncio.to_thread(_known, db, name)
         by_identity = {a.identity_id: a for a in accounts.values()}
         for group in ctx.targets[name].managed_group_names():
             gid = group_ids.get(group)
@@ -60,28 +66,20 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
             for remote_id in actual - known:
                 account = accounts.get(remote_id)
                 kind = "member_added_elsewhere" if account else "unknown_member"
-                report.drift.append(Drift(name, group, kind, _emp(db, account), remote_id))
+                report.drift.append(Drift(name, group, kind, employees.get(remote_id), remote_id))
             for remote_id in known - actual:
                 report.drift.append(Drift(name, group, "member_removed_elsewhere",
-                                          _emp(db, accounts.get(remote_id)), remote_id))
+                                          employees.get(remote_id), remote_id))
         states = await connector.read_accounts(list(accounts), [])
         for remote_id, state in states.items():
             account = accounts[remote_id]
             if not state.exists:
-                report.drift.append(Drift(name, None, "account_deleted_elsewhere", _emp(db, account), remote_id))
+                report.drift.append(Drift(name, None, "account_deleted_elsewhere", employees.get(remote_id), remote_id))
             elif state.enabled is not None and state.enabled != account.enabled:
                 kind = "account_enabled_elsewhere" if state.enabled else "account_disabled_elsewhere"
-                report.drift.append(Drift(name, None, kind, _emp(db, account), remote_id))
+                report.drift.append(Drift(name, None, kind, employees.get(remote_id), remote_id))
     await asyncio.to_thread(_record, db, ctx, report, fix)
     return report
-
-
-def _emp(db: Database, account: TargetAccount | None) -> str | None:
-    if account is None:
-        return None
-    with db.transaction() as session:
-        identity = identities.get(session, account.identity_id)
-        return identity.employee_id if identity else None
 
 
 def _record(db: Database, ctx: PlanningContext, report: ReconcileReport, fix: bool) -> None:
