@@ -144,3 +144,18 @@ def delete_memberships(session: Session, keys: list[tuple[str, str, str]]) -> No
         chunk = keys[start:start + 300]
         session.execute(delete(TargetMembership).where(
             tuple_(TargetMembership.identity_id, TargetMembership.target, TargetMembership.group_key).in_(chunk)))
+
+
+def manager_remote_ids(session: Session, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(manager employee id, target) -> the manager's account id in that target, where known."""
+    wanted = set(pairs)
+    employee_ids = sorted({e for e, _ in wanted})
+    out: dict[tuple[str, str], str] = {}
+    for start in range(0, len(employee_ids), 500):
+        rows = session.execute(select(Identity.employee_id, TargetAccount.target, TargetAccount.remote_id)
+                               .join(TargetAccount, TargetAccount.identity_id == Identity.id)
+                               .where(Identity.employee_id.in_(employee_ids[start:start + 500])))
+        for employee_id, target, remote_id in rows:
+            if (employee_id, target) in wanted:
+                out[(employee_id, target)] = remote_id
+    return out

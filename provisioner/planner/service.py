@@ -15,7 +15,7 @@ memberships are recorded only for those. The planner never talks to a target.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -49,6 +49,12 @@ class PlanningContext:
                 return Naming(target.accounts.login_template, target.accounts.domain)
         return Naming()
 
+    @property
+    def login_owner(self) -> str | None:
+        """The target whose account name is the person's login (Entra ID's UPN): other
+        targets' accounts are created after it, with the login it settled on."""
+        return next((name for name, t in self.targets.items() if t.kind == "entra"), None)
+
     def managed(self) -> dict[str, list[str]]:
         return {name: t.managed_group_names() for name, t in self.targets.items()}
 
@@ -59,6 +65,8 @@ class PlannedOp:
     kind: OpKind
     group_key: str | None = None
     reason: str = ""
+    not_before: datetime | None = None  # deferred (delete N days after disabling)
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,9 +115,10 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         if account is None and wants_account:
             t_ops.append(PlannedOp(name, OpKind.CREATE_ACCOUNT, reason=f"{kind}: no account yet"))
         elif account is not None:
+            mode = target.deprovision.mode if state == State.TERMINATED else "disable"
             if wants_enabled and not account.enabled:
                 t_ops.append(PlannedOp(name, OpKind.ENABLE_ACCOUNT, reason=f"{kind}: re-enable"))
-            if not wants_enabled and account.enabled:
+            if not wants_enabled and account.enabled and mode != "delete":
                 t_ops.append(PlannedOp(name, OpKind.DISABLE_ACCOUNT, reason=f"{kind}: disable"))
                 if target.revoke_sessions:
                     t_ops.append(PlannedOp(name, OpKind.REVOKE_SESSIONS, reason=f"{kind}: end sessions"))
@@ -122,19 +131,41 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         for group in sorted(have - want):
             t_ops.append(PlannedOp(name, OpKind.REMOVE_MEMBER, group,
                                    "leaver" if state == State.TERMINATED else "no policy grants it"))
-        if state == State.TERMINATED and account is not None and (t_ops or kind == "leaver"):
-            t_ops.append(PlannedOp(name, OpKind.VERIFY_REVOKED, reason="prove no access remains"))
+        if state == State.TERMINATED and account is not None:
+            t_ops.extend(_deletion(name, target.deprovision, account, previous_state))
+        if state == State.TERMINATED and account is not None and (
+                [op for op in t_ops if op.not_before is None] or kind == "leaver"):
+            t_ops.append(PlannedOp(name, OpKind.VERIFY_REVOKED, reason="prove no access remains",
+                                   payload={"account_id": account.remote_id}))
         diff["targets"][name] = {
             "account": ("none" if account is None else ("enabled" if account.enabled else "disabled")),
-            "desired_account": ("enabled" if wants_enabled else "disabled" if (wants_account or account) else "none"),
+            "desired_account": ("enabled" if wants_enabled else "deleted" if (
+                state == State.TERMINATED and account is not None and target.deprovision.mode == "delete")
+                else "disabled" if (wants_account or account) else "none"),
+            "deprovision": target.deprovision.mode,
             "desired_groups": sorted(want), "known_groups": sorted(have),
             "add": sorted(want - have) if (account is not None or wants_account) else [],
             "remove": sorted(have - want),
-            "operations": [{"kind": op.kind.value, "group": op.group_key, "reason": op.reason} for op in t_ops],
+            "operations": [{"kind": op.kind.value, "group": op.group_key, "reason": op.reason,
+                            **({"not_before": op.not_before.isoformat()} if op.not_before else {})}
+                           for op in t_ops],
         }
         ops.extend(t_ops)
     diff["kind"] = kind
     return PlanResult(kind=kind, diff=diff, ops=ops)
+
+
+def _deletion(name: str, deprovision, account, previous_state: str | None) -> list[PlannedOp]:
+    """The leaver's account deletion, per the target's ``deprovision`` mode: at once, or
+    ``delete_after_days`` after it was disabled (a rehire before then cancels it)."""
+    if deprovision.mode == "delete":
+        return [PlannedOp(name, OpKind.DELETE_ACCOUNT, reason="leaver: deprovision mode delete")]
+    if deprovision.mode == "disable_then_delete":
+        since = account.updated_at if not account.enabled and account.updated_at else utcnow()
+        return [PlannedOp(name, OpKind.DELETE_ACCOUNT,
+                          reason=f"leaver: delete {deprovision.delete_after_days} days after disabling",
+                          not_before=since + timedelta(days=deprovision.delete_after_days))]
+    return []
 
 
 def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *, trigger: str,
@@ -157,14 +188,14 @@ def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *,
         priority = Priority.LEAVER
     else:
         priority = Priority.NORMAL
-    _enqueue(session, plan, identity, result.ops, priority, now)
+    _enqueue(session, ctx, plan, identity, result.ops, priority, now)
     append(session, "plan.created", identity.employee_id or identity.id, plan_id=plan.id,
            trigger=trigger, kind=result.kind,
            operations=[[op.target, op.kind.value, op.group_key] for op in result.ops])
     return result
 
 
-def _enqueue(session: Session, plan: Plan, identity: Identity, planned: list[PlannedOp],
+def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Identity, planned: list[PlannedOp],
              priority: int, now: datetime) -> None:
     # Grants wait for the account: a create planned now, or one still running from before.
     creates: dict[str, Operation] = {}
@@ -175,8 +206,12 @@ def _enqueue(session: Session, plan: Plan, identity: Identity, planned: list[Pla
     rows: list[Operation] = []
     for p in planned:
         op = Operation(plan_id=plan.id, identity_id=identity.id, target=p.target, kind=p.kind.value,
-                       group_key=p.group_key, payload={"reason": p.reason}, priority=priority,
+                       group_key=p.group_key, payload={"reason": p.reason, **p.payload}, priority=priority,
                        status=OpStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now)
+        if p.not_before is not None:
+            # Deferred: outside the plan, so the plan's read-back does not wait for it.
+            op.plan_id, op.next_attempt_at = None, max(now, p.not_before)
+            op.payload = {**op.payload, "plan_id": plan.id}
         if p.kind == OpKind.VERIFY_REVOKED:
             op.status, op.priority = OpStatus.WAITING, min(priority, Priority.VERIFY)
         elif p.kind == OpKind.CREATE_ACCOUNT:
@@ -184,7 +219,11 @@ def _enqueue(session: Session, plan: Plan, identity: Identity, planned: list[Pla
         rows.append(op)
     session.add_all(rows)
     session.flush()
+    owner = creates.get(ctx.login_owner) if ctx.login_owner else None
     for op in rows:
         create = creates.get(op.target)
         if create is not None and op is not create and op.kind != OpKind.VERIFY_REVOKED:
             op.depends_on_id, op.status = create.id, OpStatus.WAITING
+        elif op is create and owner is not None and op is not owner:
+            # The login is settled by the login owner's create (a taken name gets a suffix there).
+            op.depends_on_id, op.status = owner.id, OpStatus.WAITING

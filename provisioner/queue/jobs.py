@@ -50,6 +50,9 @@ def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[J
     jobs: list[Job] = []
     people = identities.identities_by_id(session, [op.identity_id for op in ops])
     accounts = identities.accounts_by_identity(session, [op.identity_id for op in ops])
+    managers = identities.manager_remote_ids(session, [
+        (people[op.identity_id].manager_employee_id, op.target) for op in ops
+        if op.kind in (OpKind.CREATE_ACCOUNT, OpKind.UPDATE_ACCOUNT) and people[op.identity_id].manager_employee_id])
     for op in ops:
         identity = people[op.identity_id]
         kind = OpKind(op.kind)
@@ -65,7 +68,11 @@ def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[J
                 login = identity.user_name if suffix == 1 and identity.user_name else with_suffix(
                     login_local_part(naming.template, attributes_of(identity)), naming.domain, suffix)
                 job.fields = account_fields(identity)
-                job.spec = account_spec(identity, login=login, enabled=identity.state == State.ACTIVE)
+                job.spec = account_spec(identity, login=login, enabled=identity.state == State.ACTIVE,
+                                        manager_remote_id=managers.get((identity.manager_employee_id, op.target)))
+        elif kind == OpKind.VERIFY_REVOKED:
+            # The read-back names the account the plan revoked, even once it is deleted.
+            job.account_id = account.remote_id if account is not None else job.payload.get("account_id")
         elif account is None:
             # Nothing to revoke where no account exists; a grant without an account cannot run.
             outcome = Outcome.NOT_FOUND
@@ -74,6 +81,7 @@ def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[J
             job.account_id = account.remote_id
             if kind == OpKind.UPDATE_ACCOUNT:
                 job.fields = account_fields(identity)
-                job.spec = account_spec(identity, login=account.login or identity.user_name or "")
+                job.spec = account_spec(identity, login=account.login or identity.user_name or "",
+                                        manager_remote_id=managers.get((identity.manager_employee_id, op.target)))
         jobs.append(job)
     return jobs

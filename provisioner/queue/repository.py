@@ -65,11 +65,16 @@ def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -
 
 
 def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:
-    if op_ids:
-        session.execute(update(Operation)
-                        .where(Operation.depends_on_id.in_(list(op_ids)),
-                               Operation.status == OpStatus.WAITING)
-                        .values(status=OpStatus.DEAD, completed_at=now, last_error=reason))
+    """Dead-letter what waits on failed operations, and what waits on those, and so on (a
+    grant waits on its account's create, which may wait on the login owner's create)."""
+    failed = list(op_ids)
+    while failed:
+        waiting = list(session.scalars(select(Operation.id).where(
+            Operation.depends_on_id.in_(failed), Operation.status == OpStatus.WAITING)))
+        if waiting:
+            session.execute(update(Operation).where(Operation.id.in_(waiting))
+                            .values(status=OpStatus.DEAD, completed_at=now, last_error=reason))
+        failed = waiting
 
 
 def release_verifications(session: Session, plan_ids: Iterable[int], now: datetime) -> None:

@@ -63,6 +63,13 @@ class RoundReport:
     checks: list[tuple[Job, AccountState | None, str]] = field(default_factory=list)
 
 
+async def _find_accounts(connector: Connector, specs: list) -> dict[str, tuple[str, str | None]]:
+    """Match before create for a round's joiners, in as few lookups as the connector can."""
+    if not specs:
+        return {}
+    return await connector.find_accounts(specs)
+
+
 class Worker:
     def __init__(self, db: Database, ctx: PlanningContext, connectors: dict[str, Connector],
                  settings: Settings, *, worker_id: str | None = None) -> None:
@@ -133,8 +140,9 @@ class Worker:
             # Match before create: an account already holding this person's employee id is
             # linked, never duplicated.
             creates = [j for j in calls if j.kind == OpKind.CREATE_ACCOUNT and j.spec is not None]
-            found = await asyncio.gather(*(connector.find_account(j.spec) for j in creates))
-            for job, match in zip(creates, found, strict=True):
+            found = await _find_accounts(connector, [j.spec for j in creates if j.spec is not None])
+            for job in creates:
+                match = found.get(job.spec.employee_id) if job.spec is not None else None
                 if match is not None:
                     calls.remove(job)
                     report.settled.append(Settled(job, OpResult(job.op_id, Outcome.EXISTS,
@@ -171,7 +179,9 @@ class Worker:
         states = await connector.read_accounts([j.account_id for j in jobs if j.account_id],
                                                list(wanted))
         for job in jobs:
-            state = states.get(job.account_id or "")
+            # No account id at all: nothing was ever created there, so nothing remains.
+            state = (states.get(job.account_id) if job.account_id else
+                     AccountState(remote_id="", exists=False, enabled=None, group_ids=set()))
             job.verify_group_ids = wanted
             report.checks.append((job, state, connector.name))
             self._settle(report, job, OpResult(job.op_id, Outcome.DONE, detail="read back"))
@@ -228,7 +238,13 @@ class Worker:
                 replan.add(job.identity_id)  # converge the linked account (enable, groups)
                 return
             suffix = int(op.payload.get("suffix", 1)) + 1
-            if suffix > self.settings.max_upn_suffix:
+            if op.target != self.ctx.login_owner:
+                # The login is the login owner's (Entra ID's); here it belongs to an account
+                # that is not this person's (another externalId): a person must look.
+                action = Action.DEAD
+                op.last_error = (f"{result.outcome}: {result.detail}; the account holding this userName "
+                                 f"belongs to someone else (externalId differs), not linked")[:2000]
+            elif suffix > self.settings.max_upn_suffix:
                 action = Action.DEAD
             else:
                 op.payload = {**op.payload, "suffix": suffix}

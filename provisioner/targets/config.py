@@ -5,12 +5,17 @@ Secrets are never in these files: they name an environment variable or a file to
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle
+from provisioner.targets.scim.config import ScimTarget
+
+__all__ = ["ConfigError", "Deprovision", "EntraAccounts", "EntraAuth", "EntraTarget", "ManagedGroup", "ScimTarget",
+           "SecretRef", "TargetConfig", "Throttle", "load_target_file", "load_targets"]
 
 
 class ConfigError(ValueError):
@@ -19,45 +24,6 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-class SecretRef(BaseModel):
-    """Where a secret lives: an environment variable or a file (never the YAML itself)."""
-
-    model_config = ConfigDict(extra="forbid")
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-    def read(self) -> str:
-        if self.env is not None:
-            value = os.environ.get(self.env)
-            if not value:
-                raise RuntimeError(f"environment variable {self.env} is not set")
-            return value
-        assert self.file is not None
-        return self.file.read_text().strip()
-
-
-class ManagedGroup(BaseModel):
-    """A group the service manages in a target: it only ever removes memberships in these."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    id: str | None = None  # the target's object id, when known; otherwise resolved by name
-    description: str | None = None
-
-
-class Throttle(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    writes_per_second: float = 20.0  # Graph: 3,000 writes per 150 s per app and tenant
-    burst: int = 40
-    concurrency: int = 4  # HTTP requests in flight at once
 
 
 class EntraAuth(BaseModel):
@@ -106,12 +72,13 @@ class EntraTarget(BaseModel):
     create_missing_groups: bool = False
     throttle: Throttle = Field(default_factory=Throttle)
     revoke_sessions: bool = True
+    deprovision: Deprovision = Field(default_factory=Deprovision)
 
     def managed_group_names(self) -> list[str]:
         return [group.name for group in self.managed_groups]
 
 
-TargetConfig = Annotated[EntraTarget, Field(discriminator="kind")]
+TargetConfig = Annotated[EntraTarget | ScimTarget, Field(discriminator="kind")]
 
 
 class _Holder(BaseModel):
@@ -143,7 +110,7 @@ def load_target_file(path: Path) -> TargetConfig:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = [part for part in err["loc"] if part not in ("target", "entra")]
+            loc = [part for part in err["loc"] if part not in ("target", "entra", "scim")]
             key = next((p for p in reversed(loc) if isinstance(p, str)), None)
             where = ".".join(str(p) for p in loc) or "(file)"
             problems.append(f"{path}:{_line_of(text, key)}: {where}: {err['msg']}")

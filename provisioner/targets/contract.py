@@ -137,6 +137,10 @@ class Connector(Protocol):
         login), as ``(remote_id, login)``, or None."""
         ...
 
+    async def find_accounts(self, specs: Sequence[AccountSpec]) -> dict[str, tuple[str, str | None]]:
+        """``find_account`` for many people, by employee id, in as few calls as possible."""
+        ...
+
     async def read_account(self, remote_id: str, group_ids: Sequence[str]) -> AccountState:
         """Read back one account and which of ``group_ids`` it is a direct member of."""
         ...

@@ -1,5 +1,5 @@
 """Build one connector per declared target. Tests and the demo may hand in an HTTP transport
-per target (the in-process Graph sandbox); production code never imports the sandbox."""
+per target (the in-process Graph or SCIM sandbox); production code never imports the sandbox."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def build_connector(config: TargetConfig, *, transport: httpx.AsyncBaseTransport
         )
 
         return EntraConnector.create(config, transport=transport, dry_run=dry_run)
+    if config.kind == "scim":
+        from provisioner.targets.scim.connector import ScimConnector
+
+        return ScimConnector.create(config, transport=transport, dry_run=dry_run)
     raise ValueError(f"unknown target kind {config.kind!r}")
 
 

@@ -19,6 +19,7 @@ def account_fields(identity: Identity) -> dict[str, Any]:
         "office_location": identity.location,
         "cost_center": identity.cost_center,
         "employee_type": identity.employment_type,
+        "manager_employee_id": identity.manager_employee_id,
     }
 
 

@@ -66,8 +66,8 @@ def _batch_is_read_only(body: bytes) -> bool:
 class DryRunTransport(httpx.AsyncBaseTransport):
     """Lets reads through and refuses every write by raising :class:`DryRunBlocked`.
 
-    Reads are GET and HEAD, plus ``POST .../$batch`` whose sub-requests are all GET/HEAD
-    (Graph reads many objects in one call that way).
+    Reads are GET and HEAD, ``POST .../$batch`` whose sub-requests are all GET/HEAD (Graph
+    reads many objects in one call that way) and SCIM's ``POST .../.search`` (RFC 7644 §3.4.3).
     """
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
@@ -80,6 +80,8 @@ class DryRunTransport(httpx.AsyncBaseTransport):
             allowed = False
             if method == "POST" and path.rstrip("/").endswith("/$batch"):
                 allowed = _batch_is_read_only(await request.aread())
+            elif method == "POST" and path.rstrip("/").endswith("/.search"):
+                allowed = True  # SCIM query by POST (RFC 7644 §3.4.3): a read
             if not allowed:
                 raise DryRunBlocked(method, path)
         return await self.inner.handle_async_request(request)

@@ -8,7 +8,7 @@ Single reads (find, group members, health check) use the SDK's request builders.
 Graph answers become outcomes in one place, :mod:`provisioner.targets.entra.errors`. The
 connector never retries: a 429 (whole call or per sub-request) comes back as TRANSIENT with
 its Retry-After and the service's queue decides. Writes are paced by a token bucket
-(:mod:`provisioner.targets.entra.pacer`) so Graph's write budget is rarely exceeded.
+(:mod:`provisioner.targets.pacer`) so Graph's write budget is rarely exceeded.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from provisioner.targets.entra.batching import BIND, CREATE, SubRequest
 from provisioner.targets.entra.client import GraphClient, build_graph_client
 from provisioner.targets.entra.credentials import GRAPH_SCOPE, build_credential
 from provisioner.targets.entra.errors import Mapped
-from provisioner.targets.entra.pacer import WritePacer
+from provisioner.targets.pacer import WritePacer
 from provisioner.targets.transport import DryRunBlocked, RecordingTransport
 
 log = logging.getLogger(__name__)
@@ -290,6 +290,11 @@ class EntraConnector:
         if not users:
             return None
         return str(users[0].id), users[0].user_principal_name
+
+    async def find_accounts(self, specs: Sequence[AccountSpec]) -> dict[str, tuple[str, str | None]]:
+        """``find_account`` for each person, concurrently."""
+        found = await asyncio.gather(*(self.find_account(spec) for spec in specs))
+        return {spec.employee_id: match for spec, match in zip(specs, found, strict=True) if match is not None}
 
     async def read_account(self, remote_id: str, group_ids: Sequence[str]) -> AccountState:
         """One account's state and direct memberships among ``group_ids`` (one ``$batch``)."""

@@ -1,0 +1,142 @@
+"""A real, third-party SCIM 2.0 server (``scim2-server`` from PyPI) as a downstream app.
+
+Served in-process through its ASGI application over its in-memory storage (no socket; the
+tests and the demo reach it with ``httpx.ASGITransport``), or on a loopback port
+(:func:`serve_in_thread`). Its ServiceProviderConfig can turn Bulk, PATCH and ETags off, and
+it can refuse PATCH on /Groups only, as some apps do. Only the demo, the benchmarks and the
+tests import this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+from typing import Any
+
+import httpx
+from scim2_models import Bulk, ETag, NotImplementedException, Patch, ScimProvider, UnauthorizedException
+from scim2_server.applications.asgi import ASGIApplication
+from scim2_server.memory import AsyncInMemoryStorage
+from scim2_server.routing import Operation
+from scim2_server.service import ScimService
+from scim2_server.utils import (
+    load_default_resource_types,
+    load_default_schemas,
+    load_default_service_provider_config,
+)
+
+
+class _Service(ScimService):
+    """scim2-server's service with one switch: refuse PATCH on Groups (RFC 7644 §3.12: 501)."""
+
+    refuse_group_patch = False
+
+    def authorize(self, request: Any, target: Any, resource_type: Any) -> None:  # type: ignore[override]
+        if self.refuse_group_patch and target.operation is Operation.patch and resource_type.name == "Group":
+            raise NotImplementedException(detail="PATCH is not supported on Groups")
+
+
+class _App(ASGIApplication):
+    def __init__(self, storage: AsyncInMemoryStorage, provider: ScimProvider, service: ScimService,
+                 token: str | None) -> None:
+        super().__init__(storage, provider, service)
+        self.token = token
+
+    def check_auth(self, request: Any) -> None:
+        if self.token is None:
+            return
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token, self.token):
+            raise UnauthorizedException
+
+
+class ScimSandbox:
+    """``ScimSandbox(token=...)``; ``.transport()`` for httpx, ``.client()`` to look inside."""
+
+    def __init__(self, *, token: str | None = None, bulk: bool = True, patch: bool = True,
+                 group_patch: bool = True, etag: bool = True, max_operations: int = 1000,
+                 max_payload: int = 1024 * 1024, max_results: int = 1000) -> None:
+        self.token = token
+        config = load_default_service_provider_config()
+        config.bulk = Bulk(supported=bulk, max_operations=max_operations, max_payload_size=max_payload)
+        config.patch = Patch(supported=patch)
+        config.etag = ETag(supported=etag)
+        if config.filter is not None:
+            config.filter.max_results = max_results
+        provider = ScimProvider.from_discovery(load_default_schemas().values(),
+                                               load_default_resource_types().values(), config=config)
+        service = _Service(provider, secret=secrets.token_urlsafe(16))
+        service.refuse_group_patch = not group_patch
+        self.storage = AsyncInMemoryStorage()
+        self.app = _App(self.storage, provider, service, token)
+
+    def transport(self) -> httpx.ASGITransport:
+        return httpx.ASGITransport(app=self.app)
+
+    def client(self) -> httpx.AsyncClient:
+        """An HTTP client of the server's own API (for checks from outside the service)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.AsyncClient(transport=self.transport(), base_url="http://scim.test/v2", headers=headers)
+
+    # What the server holds, read through its own API.
+    async def users(self) -> list[dict[str, Any]]:
+        async with self.client() as client:
+            out: list[dict[str, Any]] = []
+            start = 1
+            while True:
+                body = (await client.get("/Users", params={"startIndex": start, "count": 1000})).json()
+                page = body.get("Resources") or []
+                out.extend(page)
+                start += len(page)
+                if not page or start > body.get("totalResults", 0):
+                    return out
+
+    async def user_by_external_id(self, external_id: str) -> list[dict[str, Any]]:
+        async with self.client() as client:
+            body = (await client.get("/Users", params={"filter": f'externalId eq "{external_id}"'})).json()
+            return body.get("Resources") or []
+
+    async def group(self, name: str) -> dict[str, Any] | None:
+        async with self.client() as client:
+            body = (await client.get("/Groups", params={"filter": f'displayName eq "{name}"'})).json()
+            found = body.get("Resources") or []
+            return found[0] if found else None
+
+    async def group_members(self, name: str) -> set[str]:
+        group = await self.group(name)
+        return {m["value"] for m in (group or {}).get("members") or []}
+
+    async def add(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.client() as client:
+            reply = await client.post(f"/{resource}", json=body)
+            reply.raise_for_status()
+            return reply.json()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_in_thread(sandbox: ScimSandbox, port: int | None = None) -> tuple[str, Any]:
+    """Serve the sandbox on 127.0.0.1 with uvicorn in a daemon thread; returns (base URL, server)."""
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(sandbox.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True, name=f"scim-sandbox-{port}")
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the SCIM sandbox could not listen on 127.0.0.1:{port}")
+        threading.Event().wait(0.02)
+    return f"http://127.0.0.1:{port}/v2", server
+
+
+async def stop_server(server: Any) -> None:
+    server.should_exit = True
+    await asyncio.sleep(0)

@@ -1,0 +1,98 @@
+"""A fault-injecting HTTP transport for what scim2-server does not do by itself: slow answers,
+429 with Retry-After, 500s and 503s, and dropped connections, before the request reaches the
+server (nothing applied) or after it (applied, but the answer is lost).
+
+Faults are either scripted (``script(kind, times=..., method=..., path=...)``, consumed in
+order by matching requests) or random with a seeded generator (``chaos(rate=...)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+KINDS = ("slow", "429", "500", "503", "drop_before", "drop_after")
+
+
+@dataclass
+class _Scripted:
+    kind: str
+    times: int
+    method: str | None
+    path: str | None
+    retry_after: float
+    delay: float
+
+
+class FaultTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, seed: int = 0) -> None:
+        self.inner = inner
+        self.rng = random.Random(seed)
+        self.scripted: list[_Scripted] = []
+        self.rate = 0.0
+        self.kinds: tuple[str, ...] = KINDS
+        self.retry_after = 0.05
+        self.delay = 0.2
+        self.injected: Counter[str] = Counter()
+        self.forwarded = 0
+
+    def script(self, kind: str, *, times: int = 1, method: str | None = None, path: str | None = None,
+               retry_after: float = 0.05, delay: float = 0.2) -> None:
+        assert kind in KINDS, kind
+        self.scripted.append(_Scripted(kind, times, method, path, retry_after, delay))
+
+    def chaos(self, rate: float, *, kinds: tuple[str, ...] = KINDS, retry_after: float = 0.05,
+              delay: float = 0.2) -> None:
+        """Fault about ``rate`` of all writes and reads at random (seeded)."""
+        self.rate, self.kinds, self.retry_after, self.delay = rate, kinds, retry_after, delay
+
+    def _pick(self, request: httpx.Request) -> tuple[str, float, float] | None:
+        for item in self.scripted:
+            if item.times <= 0:
+                continue
+            if item.method and request.method != item.method:
+                continue
+            if item.path and item.path not in request.url.path:
+                continue
+            item.times -= 1
+            return item.kind, item.retry_after, item.delay
+        if self.rate and self.rng.random() < self.rate:
+            return self.rng.choice(self.kinds), self.retry_after, self.delay
+        return None
+
+    @staticmethod
+    def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(status), "detail": detail}
+        return httpx.Response(status, content=orjson.dumps(body),
+                              headers={"Content-Type": "application/scim+json", **(headers or {})})
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        fault = self._pick(request)
+        if fault is None:
+            self.forwarded += 1
+            return await self.inner.handle_async_request(request)
+        kind, retry_after, delay = fault
+        self.injected[kind] += 1
+        if kind == "slow":
+            await asyncio.sleep(delay)
+        elif kind == "429":
+            return self._error(429, "Too many requests", {"Retry-After": f"{retry_after:g}"})
+        elif kind in ("500", "503"):
+            return self._error(int(kind), "injected server error", {"Retry-After": "0"} if kind == "503" else None)
+        elif kind == "drop_before":
+            raise httpx.ConnectError("connection refused (injected)", request=request)
+        self.forwarded += 1
+        response = await self.inner.handle_async_request(request)
+        if kind == "drop_after":
+            await response.aread()  # the server applied it; the answer never arrives
+            raise httpx.RemoteProtocolError("server disconnected without sending a response (injected)",
+                                            request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

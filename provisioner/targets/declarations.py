@@ -1,0 +1,70 @@
+"""Pieces every target declaration shares: where a secret lives, the groups the service
+manages, and how hard it may push the remote."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class SecretRef(BaseModel):
+    """Where a secret lives: an environment variable or a file (never the YAML itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def read(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise RuntimeError(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        return self.file.read_text().strip()
+
+
+class ManagedGroup(BaseModel):
+    """A group the service manages in a target: it only ever removes memberships in these."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    id: str | None = None  # the target's object id, when known; otherwise resolved by name
+    description: str | None = None
+
+
+class Throttle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    writes_per_second: float = 20.0  # Graph: 3,000 writes per 150 s per app and tenant
+    burst: int = 40
+    concurrency: int = 4  # HTTP requests in flight at once
+
+
+class Deprovision(BaseModel):
+    """What happens to a leaver's account (RFC 7644 §3.6 leaves it to the client).
+
+    ``disable`` sets it inactive (SCIM ``active=false``, Entra ``accountEnabled=false``);
+    ``delete`` deletes it at once; ``disable_then_delete`` disables now and deletes it
+    ``delete_after_days`` later, unless the person is rehired before then.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["disable", "delete", "disable_then_delete"] = "disable"
+    delete_after_days: int | None = None
+
+    @model_validator(mode="after")
+    def _days(self) -> Deprovision:
+        if self.mode == "disable_then_delete" and not (self.delete_after_days and self.delete_after_days > 0):
+            raise ValueError("mode disable_then_delete needs delete_after_days (a positive number)")
+        if self.mode != "disable_then_delete" and self.delete_after_days is not None:
+            raise ValueError("delete_after_days is only used with mode disable_then_delete")
+        return self

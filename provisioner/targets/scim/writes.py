@@ -1,0 +1,174 @@
+"""Turn operations into as few SCIM write requests as the server's limits allow.
+
+- Membership changes of one group become one PATCH (RFC 7644 §3.5.2) carrying many members
+  (``add`` with a value list; ``remove`` per member), up to ``max_members_per_patch``.
+- User changes are POST (create), PATCH (update, enable, disable) or DELETE.
+- With Bulk offered (§3.7), requests are packed into BulkRequests within ``maxOperations`` and
+  ``maxPayloadSize``; deletions go last, after the memberships they would orphan.
+
+Bodies are built with scim2-models (``PatchOp``, ``BulkRequest``); this module does not talk
+to the server.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from scim2_models import BulkOperation, BulkRequest, Context, Group, PatchOp, PatchOperation
+
+from provisioner.targets.contract import OpKind, OpResult, Outcome, TargetOp
+from provisioner.targets.scim import mapping
+from provisioner.targets.scim.capabilities import Capabilities
+from provisioner.targets.scim.config import ScimTarget
+
+BULK_OVERHEAD = 200  # bytes of envelope per BulkRequest, a safe margin under maxPayloadSize
+
+
+@dataclass(slots=True)
+class Call:
+    """One logical write: a request of its own, or one operation inside a Bulk request."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    op_ids: list[int]
+    purpose: str  # create | user | group | delete
+    last: bool = False  # sent after the others (deletions)
+    members: list[tuple[int, str, str]] = field(default_factory=list)  # (op id, add|remove, user id)
+    group_id: str | None = None
+
+    def bulk_operation(self, bulk_id: str) -> dict[str, Any]:
+        op: dict[str, Any] = {"method": self.method, "path": "/" + self.path, "bulkId": bulk_id}
+        if self.body is not None:
+            op["data"] = self.body
+        return op
+
+
+@dataclass(slots=True)
+class FallbackWrite:
+    """A change made by reading the resource and PUTting it back (no PATCH offered)."""
+
+    op: TargetOp
+    active: bool | None = None  # enable/disable
+    update: bool = False  # lay the mapped attributes over what the server holds
+
+
+@dataclass(slots=True)
+class WritePlan:
+    calls: list[Call] = field(default_factory=list)
+    user_puts: list[FallbackWrite] = field(default_factory=list)
+    group_puts: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
+    results: list[OpResult] = field(default_factory=list)  # settled without a request
+
+
+def seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def member_patch(config: ScimTarget, members: Sequence[tuple[int, str, str]]) -> dict[str, Any]:
+    """One PatchOp for a group: the adds as one ``add`` with a value list, each removal as
+    ``members[value eq "id"]`` (RFC 7644 §3.5.2.2), or Entra's value-list form when the
+    compatibility profile says the server wants that."""
+    adds = [{"value": uid} for _, action, uid in members if action == "add"]
+    removes = [uid for _, action, uid in members if action == "remove"]
+    ops: list[PatchOperation[Group]] = []
+    if adds:
+        ops.append(PatchOperation[Group](op="add", path="members", value=adds))
+    if removes and config.compatibility.remove_member_style == "value_list":
+        ops.append(PatchOperation[Group](op="remove", path="members", value=[{"value": u} for u in removes]))
+    else:
+        for uid in removes:
+            ops.append(PatchOperation[Group](op="remove", path=f"members[value eq {orjson.dumps(uid).decode()}]"))
+    return PatchOp[Group](operations=ops).model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+
+
+def plan_writes(config: ScimTarget, caps: Capabilities, ops: Sequence[TargetOp],
+                user_mapping: dict[str, str]) -> WritePlan:
+    plan = WritePlan()
+    groups: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    seen: set[int] = set()
+    for op in ops:
+        if op.op_id in seen:
+            continue
+        seen.add(op.op_id)
+        kind = op.kind
+        if kind == OpKind.CREATE_ACCOUNT:
+            if op.account is None:
+                plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail="create without account data"))
+                continue
+            plan.calls.append(Call("POST", "Users", mapping.creation_body(user_mapping, op.account),
+                                   [op.op_id], "create"))
+        elif kind in (OpKind.REVOKE_SESSIONS, OpKind.VERIFY_REVOKED):
+            plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="SCIM has no sign-in sessions"))
+        elif not op.account_id:
+            plan.results.append(OpResult(op.op_id, Outcome.NOT_FOUND, detail="no account id"))
+        elif kind in (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER):
+            if not op.group_id:
+                plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail="group id unknown"))
+                continue
+            action = "add" if kind == OpKind.ADD_MEMBER else "remove"
+            groups[op.group_id].append((op.op_id, action, op.account_id))
+        elif kind == OpKind.DELETE_ACCOUNT:
+            plan.calls.append(Call("DELETE", f"Users/{seg(op.account_id)}", None, [op.op_id], "delete", last=True))
+        elif kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
+            active = kind == OpKind.ENABLE_ACCOUNT
+            if caps.patch:
+                plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}", mapping.active_patch(active),
+                                       [op.op_id], "user"))
+            else:
+                plan.user_puts.append(FallbackWrite(op, active=active))
+        elif kind == OpKind.UPDATE_ACCOUNT:
+            if op.account is None:
+                plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="nothing to update"))
+            elif caps.patch:
+                plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}",
+                                       mapping.update_patch(user_mapping, op.account), [op.op_id], "user"))
+            else:
+                plan.user_puts.append(FallbackWrite(op, update=True))
+        else:
+            plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail=f"unsupported operation {kind}"))
+    size = config.compatibility.max_members_per_patch
+    for group_id, members in groups.items():
+        if not caps.group_patch:
+            plan.group_puts[group_id] = members
+            continue
+        for start in range(0, len(members), size):
+            part = members[start:start + size]
+            plan.calls.append(Call("PATCH", f"Groups/{seg(group_id)}", member_patch(config, part),
+                                   [m[0] for m in part], "group", members=part, group_id=group_id))
+    plan.calls.sort(key=lambda c: c.last)  # stable: deletions after everything else
+    return plan
+
+
+def pack_bulk(calls: Sequence[Call], caps: Capabilities) -> list[list[Call]]:
+    """Split calls into Bulk requests within the server's maxOperations and maxPayloadSize
+    (RFC 7644 §3.7.4). Deletions start a new request so they run after what precedes them."""
+    packs: list[list[Call]] = []
+    current: list[Call] = []
+    size = BULK_OVERHEAD
+    limit = caps.max_payload
+    for call in calls:
+        item = len(orjson.dumps(call.bulk_operation("0000000000"))) + 1
+        new_phase = bool(current) and call.last and not current[-1].last
+        if current and (len(current) >= caps.max_operations or size + item > limit or new_phase):
+            packs.append(current)
+            current, size = [], BULK_OVERHEAD
+        current.append(call)
+        size += item
+    if current:
+        packs.append(current)
+    return packs
+
+
+def bulk_body(calls: Sequence[Call], fail_on_errors: int | None) -> dict[str, Any]:
+    """The BulkRequest (RFC 7644 §3.7.1); each operation's ``bulkId`` is its index, so the
+    answers can be matched back whatever order the server gives them in."""
+    operations = [BulkOperation[Group if c.purpose == "group" else mapping.ScimUser](**c.bulk_operation(str(i)))
+                  for i, c in enumerate(calls)]
+    request = BulkRequest[mapping.ScimUser | Group](operations=operations, fail_on_errors=fail_on_errors)
+    return request.model_dump(scim_ctx=Context.BULK_REQUEST)
