@@ -21,6 +21,7 @@ from provisioner.intake.signing import signed_headers
 from provisioner.migrations import upgrade
 from provisioner.runtime import Runtime
 from provisioner.sandbox.graph.app import GraphSandbox
+from provisioner.sandbox.scim.app import ScimSandbox
 from provisioner.settings import Settings
 from provisioner.targets.config import load_targets
 
@@ -29,8 +30,10 @@ HR_SOURCE = "workday"
 
 
 def write_sandbox_targets(folder: Path, token_file: Path, *, source: Path | None = None,
-                          overrides: dict[str, Any] | None = None) -> Path:
-    """Copy the target files, pointing every Entra target at the in-process sandbox."""
+                          overrides: dict[str, Any] | None = None,
+                          scim_overrides: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Copy the target files, pointing every Entra target at the in-process Graph sandbox and
+    every SCIM target at an in-process scim2-server (both reached without sockets)."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in sorted((source or REPO / "targets").glob("*.y*ml")):
         data = yaml.safe_load(path.read_text())
@@ -38,6 +41,11 @@ def write_sandbox_targets(folder: Path, token_file: Path, *, source: Path | None
             data["graph_url"] = "http://127.0.0.1/v1.0"
             data["auth"] = {"method": "static_token", "token": {"file": str(token_file)}}
             data.update(overrides or {})
+        elif data.get("kind") == "scim":
+            name = data.get("name", path.stem)
+            data["base_url"] = f"http://{name}.scim.test/v2"
+            data["auth"] = {"method": "bearer", "token": {"file": str(token_file)}}
+            data.update((scim_overrides or {}).get(name, {}))
         (folder / path.name).write_text(yaml.safe_dump(data, sort_keys=False))
     return folder
 
@@ -48,7 +56,9 @@ class SandboxedService:
     def __init__(self, workdir: Path, *, database_url: str | None = None, sandbox_options: dict[str, Any] | None = None,
                  policies_dir: Path | None = None, targets_dir: Path | None = None,
                  target_overrides: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, scim_options: dict[str, dict[str, Any]] | None = None,
+                 scim_overrides: dict[str, dict[str, Any]] | None = None,
+                 wrap_transport: Any = None) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.hr_secret = secrets.token_hex(16)
@@ -58,7 +68,7 @@ class SandboxedService:
         self.sandbox = GraphSandbox(token=token, **(sandbox_options or {}))
         self.sandbox_token = token
         targets = write_sandbox_targets(workdir / "targets", token_file, source=targets_dir,
-                                        overrides=target_overrides)
+                                        overrides=target_overrides, scim_overrides=scim_overrides)
         url = database_url or f"sqlite:///{workdir / 'provisioner.db'}"
         if migrate:
             upgrade(url)
@@ -68,11 +78,18 @@ class SandboxedService:
         self.db = Database(url)
         transports: dict[str, httpx.AsyncBaseTransport] = {}
         self.group_ids: dict[str, str] = {}  # managed group name -> sandbox object id
+        self.scim: dict[str, ScimSandbox] = {}  # SCIM target name -> its in-process scim2-server
         for name, cfg in load_targets(targets).items():
             if cfg.kind == "entra":
                 transports[name] = httpx.ASGITransport(app=self.sandbox.app)
                 for group in cfg.managed_groups:
                     self.group_ids[group.name] = self.sandbox.seed_group(group.name, id=group.id)
+            elif cfg.kind == "scim":
+                self.scim[name] = ScimSandbox(token=token, **(scim_options or {}).get(name, {}))
+                transports[name] = self.scim[name].transport()
+        if wrap_transport is not None:  # e.g. a fault injector around some targets
+            transports = {name: wrap_transport(name, t) for name, t in transports.items()}
+        self.transports = transports
         self.runtime = Runtime.load(self.settings, db=self.db, transports=transports)
         self.app = self.runtime.create_app()
         self.api = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://provisioner")

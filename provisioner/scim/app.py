@@ -14,6 +14,7 @@ from provisioner.scim import (
 from provisioner.scim.config import SCIM_PREFIX
 from provisioner.scim.errors import install_error_handlers
 from provisioner.scim.fastpath import UsersReadFastPath
+from provisioner.scim.hot_path import ScimHotReads
 from provisioner.scim.responses import ScimJSONResponse
 
 
@@ -51,5 +52,10 @@ def mount_scim(app: FastAPI) -> None:
     The application must have ``app.state.db`` (a :class:`~provisioner.db.Database`) when
     requests arrive; ``app.state.on_identity_changed(session, identity_id, "scim")``, when
     set, is called after every SCIM change to a user or a group membership.
+
+    Plain user lookups (``userName``/``externalId``/``id eq``, ``userName sw``,
+    ``GET /Users/{id}``) are answered by :class:`~provisioner.scim.hot_path.ScimHotReads`,
+    a middleware of ``app``, before its routing; everything else reaches the sub-application.
     """
     app.mount(SCIM_PREFIX, create_scim_app(app))
+    app.add_middleware(ScimHotReads, prefix=SCIM_PREFIX)

@@ -42,13 +42,16 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
 @pytest.fixture
 def processes(database_url: str, tmp_path: Path):
     started: list[subprocess.Popen] = []
-    graph_port, api_port = free_port(), free_port()
+    graph_port, api_port, scim_port = free_port(), free_port(), free_port()
     targets = tmp_path / "targets"
     targets.mkdir()
     data = yaml.safe_load((REPO / "targets" / "entra.yaml").read_text())
     data["graph_url"] = f"http://127.0.0.1:{graph_port}/v1.0"
     (targets / "entra.yaml").write_text(yaml.safe_dump(data))
-    env = {**os.environ, "PROVISIONER_DATABASE_URL": database_url, "PROVISIONER_TARGETS_DIR": str(targets),
+    wiki = yaml.safe_load((REPO / "targets" / "wiki.yaml").read_text())
+    wiki["base_url"] = f"http://127.0.0.1:{scim_port}/v2"
+    (targets / "wiki.yaml").write_text(yaml.safe_dump(wiki))
+    env = {**os.environ, "WIKI_SCIM_TOKEN": "wiki-token", "PROVISIONER_DATABASE_URL": database_url, "PROVISIONER_TARGETS_DIR": str(targets),
            "PROVISIONER_POLICIES_DIR": str(REPO / "policies"), "PROVISIONER_SANDBOX_TOKEN": "sandbox-token",
            "PROVISIONER_HR_SECRETS": json.dumps({"workday": "hr-secret"}), "PROVISIONER_LOG_LEVEL": "WARNING",
            "PROVISIONER_WORKER_POLL_SECONDS": "0.2", "PROVISIONER_DUE_EVENTS_SECONDS": "0.2"}
@@ -59,17 +62,24 @@ def processes(database_url: str, tmp_path: Path):
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
 
     start("sandbox", "graph", "--port", str(graph_port), "--no-throttle")
+    # The wiki: the real third-party scim2-server, in its own process on a loopback port.
+    started.append(subprocess.Popen([str(Path(sys.executable).parent / "scim2-server"), "--port", str(scim_port),
+                                     "--bearer-token", "wiki-token"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL))
     start("serve", "--port", str(api_port))
     if database_url.startswith("postgresql"):
         start("worker")
     graph = httpx.Client(base_url=f"http://127.0.0.1:{graph_port}/v1.0",
                          headers={"Authorization": "Bearer sandbox-token"})
     api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}")
+    scim = httpx.Client(base_url=f"http://127.0.0.1:{scim_port}/v2", headers={"Authorization": "Bearer wiki-token"})
     try:
+        wait_for(lambda: scim.get("/ServiceProviderConfig").status_code == 200, what="scim2-server")
         wait_for(lambda: graph.get("/groups").status_code == 200, what="the Graph sandbox")
         wait_for(lambda: api.get("/healthz").status_code == 200, what="the API")
-        yield api, graph, started
+        yield api, graph, scim, started
     finally:
+        scim.close()
         for proc in started:
             proc.terminate()
         for proc in started:
@@ -93,8 +103,13 @@ def users(graph: httpx.Client, employee_id: str) -> list[dict]:
     return resp.json()["value"]
 
 
+def wiki_user(scim: httpx.Client, employee_id: str) -> dict:
+    found = scim.get("/Users", params={"filter": f'externalId eq "{employee_id}"'}).json().get("Resources") or []
+    return found[0] if found else {}
+
+
 def test_serve_and_workers_provision_and_revoke_over_real_sockets(processes):
-    api, graph, procs = processes
+    api, graph, scim, procs = processes
     batch = [hire(f"p{n}", f"P{n}", "Proc", f"Ess{n}", "Engineering") for n in range(12)]
     assert post(api, {"events": batch}).status_code == 202
     wait_for(lambda: all(len(users(graph, f"P{n}")) == 1 for n in range(12)), what="joiners in Entra")
@@ -103,6 +118,8 @@ def test_serve_and_workers_provision_and_revoke_over_real_sockets(processes):
     assert post(api, event("p-term", "terminate", "P0")).status_code == 202
     wait_for(lambda: users(graph, "P0")[0]["accountEnabled"] is False, what="P0 disabled")
     wait_for(lambda: graph.get(f"/users/{uid}/memberOf").json()["value"] == [], what="P0's groups removed")
+    wait_for(lambda: wiki_user(scim, "P0").get("active") is False, what="P0 disabled in the wiki")
     for n in range(12):  # several processes, one queue: nothing was created twice
         assert len(users(graph, f"P{n}")) == 1
+        assert len(scim.get("/Users", params={"filter": f'externalId eq "P{n}"'}).json()["Resources"]) == 1
     assert all(proc.poll() is None for proc in procs), "a process died"

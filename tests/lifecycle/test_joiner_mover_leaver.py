@@ -75,12 +75,17 @@ async def test_leaver_is_disabled_sessions_revoked_groups_removed_and_verified(s
     assert record["employee_id"] == "L1"
     assert record["all_verified"] is True
     assert record["time_to_revoke_seconds"] is not None
-    [system] = record["systems"]
+    systems = {s["target"]: s for s in record["systems"]}
+    assert set(systems) == {"entra", "wiki"}  # revoked in Entra ID and in the SCIM app, each read back
+    system = systems["entra"]
     assert system["readback"]["groups_remaining"] == []
     assert system["readback"]["enabled"] is False
     kinds = sorted(o["kind"] for o in system["operations"])
     assert kinds.count("remove_member") == 6  # 5 granted + 1 found on read-back
     assert {"disable_account", "revoke_sessions"} <= set(kinds)
+    wiki = systems["wiki"]
+    assert wiki["readback"] == {**wiki["readback"], "exists": True, "enabled": False, "groups_remaining": []}
+    assert sorted(o["kind"] for o in wiki["operations"]) == ["disable_account", "remove_member", "remove_member"]
 
 
 async def test_service_never_removes_memberships_in_unmanaged_groups(service, entra: EntraView):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.targets.entra.pacer import WritePacer
+from provisioner.targets.pacer import WritePacer
 
 
 class FakeClock:

@@ -1,0 +1,291 @@
+"""The database side of the hot read path (:mod:`provisioner.scim.hot_path`): one SQL statement
+per request on a connection held for it.
+
+A provisioning client's lookup (``userName eq``, ``externalId eq``, ``id eq``, ``userName sw``,
+``GET /Users/{id}``) is answered with a single statement that checks the bearer token and loads
+the page of users, each user's manager (HR users) and its groups::
+
+    token ─┬─ page of users (WHERE ... ORDER BY id LIMIT n) ─┬─ manager
+           │                                                  └─ memberships ─ groups
+           └─ (no token row: the token is unknown or revoked)
+
+so PostgreSQL answers in one round trip, and no ORM object, session or transaction is built.
+The statement is run on a DB-API connection taken from the engine's pool and held (autocommit:
+every statement sees what is committed, as a read-only unit of work does); it is closed when
+the engine is disposed. The conditions, the order and the visibility rule are those of
+:mod:`provisioner.scim.repository` and :mod:`provisioner.scim.filters`, and
+``tests/scim_endpoint/test_hot_path.py`` checks that both paths answer byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import event
+
+from provisioner.db import Database
+from provisioner.scim.schemas import Ref
+from provisioner.scim.textops import escape_like, prefix_upper_bound, sqlite_lower
+
+log = logging.getLogger(__name__)
+
+_COLUMNS: Final = (
+    "id",
+    "source",
+    "employee_id",
+    "external_id",
+    "user_name",
+    "given_name",
+    "family_name",
+    "preferred_name",
+    "display_name",
+    "email",
+    "department",
+    "title",
+    "cost_center",
+    "manager_employee_id",
+    "employment_type",
+    "extra",
+    "active",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_N: Final = len(_COLUMNS)
+
+
+class Lookup(Enum):
+    """The conditions the hot path serves, each on a unique or range index."""
+
+    id = "id = {p}"
+    user_name_eq = "lower(user_name) = lower({p})"
+    external_id_eq = "external_id = {p}"
+    user_name_sw_sqlite = "lower(user_name) >= {p} AND lower(user_name) < {p}"
+    user_name_sw_sqlite_open = "lower(user_name) >= {p}"
+    user_name_sw_postgresql = "lower(user_name) LIKE lower({p}) ESCAPE '\\'"
+
+
+def _statement(lookup: Lookup, placeholder: str) -> str:
+    p = placeholder
+    inner = ", ".join(_COLUMNS)
+    outer = ", ".join(f"u.{name}" for name in _COLUMNS)
+    condition = lookup.value.format(p=p)
+    return (
+        f"SELECT t.scopes, {outer}, mg.id, mg.display_name, g.id, g.display_name "
+        f"FROM (SELECT scopes FROM api_tokens WHERE token_sha256 = {p} AND revoked_at IS NULL) t "
+        f"LEFT JOIN (SELECT {inner} FROM identities WHERE user_name IS NOT NULL AND {condition} "
+        f"ORDER BY id LIMIT {p}) u ON 1 = 1 "
+        "LEFT JOIN identities mg ON u.source = 'hr' AND mg.employee_id = u.manager_employee_id "
+        "AND mg.user_name IS NOT NULL "
+        "LEFT JOIN directory_group_members m ON m.identity_id = u.id "
+        "LEFT JOIN directory_groups g ON g.id = m.group_id "
+        "ORDER BY u.id, g.display_name, g.id"
+    )
+
+
+@dataclass(slots=True)
+class IdentityRow:
+    """The columns of an identity that a User is rendered from (as :func:`fast.user_dict`
+    reads them from an :class:`~provisioner.identities.models.Identity`)."""
+
+    id: str
+    source: str
+    employee_id: str | None
+    external_id: str | None
+    user_name: str | None
+    given_name: str | None
+    family_name: str | None
+    preferred_name: str | None
+    display_name: str | None
+    email: str | None
+    department: str | None
+    title: str | None
+    cost_center: str | None
+    manager_employee_id: str | None
+    employment_type: str | None
+    extra: dict[str, Any]
+    active: bool | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class Found:
+    """A user of the page with its manager and groups (in the repository's order)."""
+
+    identity: IdentityRow
+    manager: Ref | None
+    groups: list[Ref]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one statement found: the token's scopes (None: unknown or revoked) and the users."""
+
+    scopes: frozenset[str] | None
+    users: list[Found]
+
+
+class HotReader:
+    """One held connection of a :class:`~provisioner.db.Database` and its statements."""
+
+    def __init__(self, db: Database) -> None:
+        self.dialect = db.dialect
+        self._engine = db.engine
+        self._placeholder = "?" if self.dialect == "sqlite" else "%s"
+        self._statements = {lookup: _statement(lookup, self._placeholder) for lookup in Lookup}
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._closed = False
+        event.listen(self._engine, "engine_disposed", self._on_dispose)
+
+    def supports(self, lookup: Lookup) -> bool:
+        """Whether the lookup runs on this engine (``sw`` has one form per engine)."""
+        if lookup in (Lookup.user_name_sw_sqlite, Lookup.user_name_sw_sqlite_open):
+            return self.dialect == "sqlite"
+        if lookup is Lookup.user_name_sw_postgresql:
+            return self.dialect == "postgresql"
+        return True
+
+    def starts_with(self, text: str) -> tuple[Lookup, tuple[str, ...]]:
+        """The lookup and values of ``userName sw text`` on this engine, as
+        :mod:`provisioner.scim.filters` compiles it (a code-point range on SQLite, a LIKE
+        prefix on PostgreSQL)."""
+        if self.dialect == "sqlite":
+            low = sqlite_lower(text)
+            high = prefix_upper_bound(low)
+            if high is None:
+                return Lookup.user_name_sw_sqlite_open, (low,)
+            return Lookup.user_name_sw_sqlite, (low, high)
+        return Lookup.user_name_sw_postgresql, (escape_like(text) + "%",)
+
+    def read(
+        self, digest: str, lookup: Lookup, values: Sequence[str], limit: int
+    ) -> Result | None:
+        """Run one lookup; None when it cannot run now (the connection is busy in another
+        thread, or failed: the caller then takes the ordinary path)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._connection()
+            if conn is None:
+                return None
+            params = (digest, *values, limit)
+            try:
+                cursor = conn.cursor()
+                try:
+                    if self.dialect == "postgresql":
+                        # An ``sw`` pattern must be planned with its value (see filters.py).
+                        prepare = lookup is not Lookup.user_name_sw_postgresql
+                        cursor.execute(self._statements[lookup], params, prepare=prepare)
+                    else:
+                        cursor.execute(self._statements[lookup], params)
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+            except Exception:
+                log.warning("scim hot path: the read failed; reconnecting", exc_info=True)
+                self._discard()
+                return None
+            return self._result(rows)
+        finally:
+            self._lock.release()
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def _result(self, rows: list[Any]) -> Result:
+        if not rows:
+            return Result(None, [])
+        scopes = frozenset((rows[0][0] or "").split())
+        users: list[Found] = []
+        current: Found | None = None
+        sqlite = self.dialect == "sqlite"
+        for row in rows:
+            values = row[1 : 1 + _N]
+            if values[0] is None:
+                continue  # the token row without users
+            if current is None or current.identity.id != values[0]:
+                manager_id, manager_display, group_id, group_display = row[1 + _N :]
+                manager = Ref(manager_id, manager_display) if manager_id is not None else None
+                current = Found(_identity(values, sqlite), manager, [])
+                users.append(current)
+            group_id, group_display = row[3 + _N], row[4 + _N]
+            if group_id is not None:
+                current.groups.append(Ref(group_id, group_display))
+        return Result(scopes, users)
+
+    # -- the connection ----------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        if self._conn is None and not self._closed:
+            try:
+                fairy = self._engine.raw_connection()
+                fairy.detach()  # held for good: the pool neither counts nor resets it
+                conn = fairy.driver_connection
+                if self.dialect == "postgresql":
+                    conn.rollback()  # the pool's pre-ping may have opened a transaction
+                    conn.autocommit = True
+                self._conn = conn
+            except Exception:
+                log.warning("scim hot path: no connection", exc_info=True)
+                return None
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # pragma: no cover - closing a broken connection
+                log.debug("scim hot path: closing the connection failed", exc_info=True)
+
+    def _on_dispose(self, _engine: Any) -> None:
+        with self._lock:
+            self._closed = True
+            self._discard()
+
+
+def _identity(values: Sequence[Any], sqlite: bool) -> IdentityRow:
+    row = IdentityRow(*values)
+    if sqlite:  # what the ORM's column types do on SQLite
+        row.extra = orjson.loads(row.extra) if row.extra is not None else {}
+        row.active = None if row.active is None else bool(row.active)
+        row.created_at = _sqlite_datetime(row.created_at)
+        row.updated_at = _sqlite_datetime(row.updated_at)
+    else:
+        if isinstance(row.extra, str | bytes):
+            row.extra = orjson.loads(row.extra)
+        row.extra = row.extra if row.extra is not None else {}
+        row.created_at = row.created_at.astimezone(UTC)
+        row.updated_at = row.updated_at.astimezone(UTC)
+    return row
+
+
+def _sqlite_datetime(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_readers: weakref.WeakKeyDictionary[Database, HotReader] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def reader_of(db: Database) -> HotReader:
+    """The hot reader of a database (one per :class:`~provisioner.db.Database`)."""
+    reader = _readers.get(db)
+    if reader is None:
+        with _readers_lock:
+            reader = _readers.get(db)
+            if reader is None:
+                reader = _readers[db] = HotReader(db)
+    return reader
+
