@@ -9,6 +9,7 @@ connector never retries, the queue does.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -59,6 +60,7 @@ class ScimConnector:
         self._slots = asyncio.Semaphore(max(1, config.throttle.concurrency))
         self._caps: Capabilities | None = None
         self._caps_at = 0.0
+        self._group_patch_refused = False  # learnt from a 501 (see ``apply``)
         self.updates = FallbackUpdates(self)
 
     @classmethod
@@ -102,6 +104,8 @@ class ScimConnector:
             body = await self.read("ServiceProviderConfig")
             self._caps = caps_mod.from_config(body, self.config.compatibility)
             self._caps_at = time.monotonic()
+        if self._group_patch_refused and self._caps.group_patch:
+            self._caps = dataclasses.replace(self._caps, group_patch=False)
         return self._caps
 
     async def search(self, resource: str, filter_: str, attributes: str, count: int) -> list[dict[str, Any]]:
@@ -136,6 +140,17 @@ class ScimConnector:
         fallbacks += [self.updates.put_group(g, m) for g, m in plan.group_puts.items()]
         for part in await asyncio.gather(*fallbacks):
             results.update({r.op_id: r for r in part})
+        refused = [c for c in plan.calls if c.purpose == "group" and results.get(c.op_ids[0]) is not None
+                   and results[c.op_ids[0]].status_code == 501]
+        if refused:
+            # The server announces PATCH but refuses it on /Groups (RFC 7644 §3.12: 501): from
+            # now on memberships go by GET + PUT of the group, starting with these.
+            self._group_patch_refused = True
+            by_group: dict[str, list[tuple[int, str, str]]] = {}
+            for call in refused:
+                by_group.setdefault(call.group_id or "", []).extend(call.members)
+            for part in await asyncio.gather(*(self.updates.put_group(g, m) for g, m in by_group.items())):
+                results.update({r.op_id: r for r in part})
         if last and not caps.bulk:
             await asyncio.gather(*(self._send_one(c, results) for c in last))
         retry = [c for c in plan.calls if c.purpose == "group" and len(c.members) > 1

@@ -24,7 +24,7 @@ from provisioner.targets.scim.config import ENTERPRISE
 ScimUser = User[EnterpriseUser]
 
 # Mapping names to PATCH paths (RFC 7644 §3.5.2 path syntax).
-_PATCH_PATHS = {"emails.work": 'emails[type eq "work"].value', "enterprise.manager": f"{ENTERPRISE}:manager"}
+_PATCH_PATHS = {"enterprise.manager": f"{ENTERPRISE}:manager"}
 _SNAKE = {"userName": "user_name", "externalId": "external_id", "displayName": "display_name",
           "nickName": "nick_name", "title": "title", "userType": "user_type",
           "preferredLanguage": "preferred_language", "locale": "locale", "timezone": "timezone",
@@ -112,6 +112,14 @@ def update_patch(mapping: dict[str, str], spec: AccountSpec) -> dict[str, Any]:
     values = render(mapping, spec)
     ops = []
     for attr, value in values.items():
+        if attr == "emails.work":
+            # A replace on ``emails[type eq "work"].value`` fails with 400 noTarget when the
+            # account has no work e-mail yet (§3.5.2.3, e.g. a linked account): remove the work
+            # entry (no-op when absent) and add the new one, leaving other e-mails alone.
+            ops.append(PatchOperation[ScimUser](op="remove", path='emails[type eq "work"]'))
+            ops.append(PatchOperation[ScimUser](op="add", path="emails",
+                                                value=[{"value": value, "type": "work", "primary": True}]))
+            continue
         if attr.startswith("enterprise.") and attr not in _PATCH_PATHS:
             path = f"{ENTERPRISE}:{attr.removeprefix('enterprise.')}"
         else:
