@@ -1,5 +1,6 @@
 """``provisioner demo``: joiners, a mover, leave and return, a rehire and leavers, through the
-real HTTP API and the real workers, on SQLite and the in-process Graph sandbox.
+real HTTP API and the real workers, on SQLite, the in-process Graph sandbox and a SCIM app (the
+wiki: the third-party scim2-server, in-process).
 
 It prints per person and per system what happened, verifies the sandbox's actual state (not the
 service's belief) and exits non-zero if any expectation fails.
@@ -20,6 +21,7 @@ from rich.table import Table
 from provisioner.audit.verify import verify_chain
 from provisioner.clock import clock, utcnow
 from provisioner.demo.harness import SandboxedService
+from provisioner.demo.wiki import report_wiki
 from provisioner.evidence import service as evidence
 from provisioner.identities import repository as identities
 
@@ -48,7 +50,8 @@ class Expectation:
 
 async def run_demo(*, keep: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="provisioner-demo-"))
-    console.rule("[bold]provisioner demo[/]: SQLite + in-process Graph sandbox, real API and workers")
+    console.rule("[bold]provisioner demo[/]: SQLite + in-process Graph sandbox + a SCIM app (scim2-server), "
+                 "real API and workers")
     console.print(f"working folder: {workdir}")
     async with SandboxedService(workdir) as svc:
         failures = await _story(svc)
@@ -69,6 +72,10 @@ async def _story(svc: SandboxedService) -> list[str]:
     failures: list[str] = []
     # Someone already has an account in Entra (created by hand before the service existed).
     existing = sb.seed_user("k.johnson@example.com", display_name="Katherine Johnson", employee_id="E1004")
+    # ... and in the wiki, where she signed up herself under her e-mail address.
+    wiki_existing = await svc.scim["wiki"].add("Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "k.johnson@example.com",
+        "displayName": "Katherine J."})
 
     def step(title: str) -> None:
         console.rule(title, style="cyan")
@@ -141,6 +148,10 @@ async def _story(svc: SandboxedService) -> list[str]:
     await send(_event("evt-050", "update", "E1005", now - timedelta(days=1), title="Old Title"))
     await svc.drain()
 
+    failures += await report_wiki(svc, console, {
+        "E1001": (True, {"Wiki Readers", "Wiki Editors"}), "E1002": (False, set()),
+        "E1003": (True, {"Wiki Readers", "Wiki Editors"}), "E1004": (True, {"Wiki Readers"}),
+        "E1005": (True, {"Wiki Readers"})})
     expectations = [
         Expectation("E1001", "active", True, {"All Staff", "Employees", "Engineering", "GitHub Users", "Berlin Office"}),
         Expectation("E1002", "terminated", False, set()),
@@ -159,9 +170,12 @@ async def _story(svc: SandboxedService) -> list[str]:
         k = identities.account(session, katherine.id, "entra") if katherine else None
         if k is None or k.remote_id != existing or not k.linked:
             failures.append("E1004: the existing Entra account was not linked")
+        kw = identities.account(session, katherine.id, "wiki") if katherine else None
+        if kw is None or kw.remote_id != wiki_existing["id"] or not kw.linked:
+            failures.append("E1004: the existing wiki account was not linked")
         records = evidence.revocations(session, now - timedelta(days=1), utcnow() + timedelta(days=1))
         chain = verify_chain(session)
-    step("7. revocation evidence (read back from Entra) and the audit chain")
+    step("7. revocation evidence (read back from Entra ID and the wiki) and the audit chain")
     table = Table("leaver", "HR termination", "system", "operations", "verified", "time to revoke (s)")
     for rec in records:
         for system in rec["systems"]:
@@ -174,12 +188,21 @@ async def _story(svc: SandboxedService) -> list[str]:
         failures.append(f"evidence lists leavers {sorted(leavers)}, expected E1002 and E1003")
     if not all(r["all_verified"] for r in records if r["employee_id"] == "E1002"):
         failures.append("E1002's revocation was not verified by read-back")
+    grace_systems = {s["target"] for r in records if r["employee_id"] == "E1002" for s in r["systems"]}
+    if grace_systems != {"entra", "wiki"}:
+        failures.append(f"E1002's evidence covers {sorted(grace_systems)}, expected entra and wiki")
     console.print(f"audit chain: {chain.records} records, {'intact' if chain.ok else chain.problems}")
     if not chain.ok:
         failures.append("audit chain broken")
     console.print(f"Graph sandbox: {sb.stats.http_calls} HTTP calls, {sb.stats.writes} writes, "
                   f"{sb.stats.batch_calls} $batch requests")
     console.print_json(json.dumps({"evidence_sample": records[:1]}, default=str)[:4000])
+
+    step("8. 30 days later: the wiki deletes leavers' disabled accounts (deprovision disable_then_delete)")
+    clock.advance(timedelta(days=30, minutes=1))
+    await svc.drain()
+    failures += await report_wiki(svc, console, {"E1002": (None, set()), "E1001": (True, {"Wiki Readers",
+                                                                                         "Wiki Editors"})})
     return failures
 
 
