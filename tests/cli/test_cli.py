@@ -118,6 +118,8 @@ async def test_plan_previews_pending_events_without_applying(cli_env, entra: Ent
     after = steps[1]["targets"]["entra"]
     assert after["add"] == ["Engineering", "GitHub Users"]
     assert after["remove"] == ["Sales", "Salesforce Users"]
+    wiki = steps[1]["targets"]["wiki"]  # the SCIM app is planned like Entra ID
+    assert wiki["add"] == ["Wiki Editors"] and wiki["remove"] == [] and wiki["account"] == "enabled"
     await cli_env.drain()
     assert "Sales" in entra.groups("V1")  # nothing was applied
     table = invoke("plan", "V1")

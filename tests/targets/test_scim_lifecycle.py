@@ -213,3 +213,31 @@ async def test_user_name_held_by_someone_else_is_dead_lettered_with_the_reason(w
     assert "409" in create.last_error and "belongs to someone else" in create.last_error
     assert grants and all(g.status == "dead" for g in grants)  # waiting on it, not waiting forever
     assert EntraView(svc).user("S1")["accountEnabled"] is True  # Entra ID is not held back
+
+
+async def test_drift_in_the_scim_app_is_reported_and_fixed(wiki_service):
+    from provisioner.reconcile.service import reconcile
+
+    svc, wiki = wiki_service, WikiView(wiki_service)
+    await svc.send([hire("z1", "Z1", "Zoe", "Drift", "Sales"), hire("z2", "Z2", "Zed", "Drift", "Sales"),
+                    hire("z3", "Z3", "Zia", "Steady", "Engineering")])
+    await svc.drain()
+    server = svc.scim["wiki"]
+    editors = await server.group("Wiki Editors")
+    async with server.client() as client:  # an app admin grants editing and disables someone
+        await client.patch(f"/Groups/{editors['id']}", json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": wiki.remote_id("Z1")}]}]})
+        await client.patch(f"/Users/{wiki.remote_id('Z2')}", json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": False}]})
+    report = await reconcile(svc.db, svc.runtime.ctx, svc.runtime.connectors, fix=False)
+    found = {(d.target, d.group, d.kind, d.employee_id) for d in report.drift}
+    assert found == {("wiki", "Wiki Editors", "member_added_elsewhere", "Z1"),
+                     ("wiki", None, "account_disabled_elsewhere", "Z2")}
+    report = await reconcile(svc.db, svc.runtime.ctx, svc.runtime.connectors, fix=True)
+    assert report.replanned == 2
+    await svc.drain()
+    assert await wiki.groups("Z1") == {"Wiki Readers"}
+    assert (await wiki.user("Z2"))["active"] is True
+    assert (await reconcile(svc.db, svc.runtime.ctx, svc.runtime.connectors, fix=False)).drift == []
