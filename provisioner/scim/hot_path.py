@@ -27,12 +27,13 @@ from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisioner.scim import fast
 from provisioner.scim.config import DEFAULT_PAGE_SIZE, SCIM_PREFIX
-from provisioner.scim.hot_reads import HotReader, Lookup, Result, reader_of
+from provisioner.scim.hot_reads import UNIQUE, HotReader, Lookup, Result, reader_of
 from provisioner.scim.protocol import resource_response
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import etag
@@ -61,7 +62,7 @@ class ScimHotReads:
         if scope["type"] != "http" or scope["method"] != "GET" or not self._answer_ready(scope):
             await self.app(scope, receive, send)
             return
-        response = self._answer(scope)
+        response = await self._answer(scope)
         if response is None:
             await self.app(scope, receive, send)
             return
@@ -70,7 +71,7 @@ class ScimHotReads:
     def _answer_ready(self, scope: Scope) -> bool:
         return _route_path(scope).startswith(self._users)
 
-    def _answer(self, scope: Scope) -> Any:
+    async def _answer(self, scope: Scope) -> Any:
         path = _route_path(scope)
         rest = path[len(self._users) :]
         headers = _headers(scope)
@@ -88,7 +89,7 @@ class ScimHotReads:
         base = _base_url(scope.get("scheme", "http"), host, scope.get("server"), scope)
         base += self.prefix
         if rest == "":
-            return _list(reader, digest, scope.get("query_string", b""), base)
+            return await _list(reader, digest, scope.get("query_string", b""), base)
         if rest[0] == "/" and (user_id := rest[1:]) and "/" not in user_id and user_id[0] != ".":
             if scope.get("query_string"):
                 return None
@@ -96,8 +97,9 @@ class ScimHotReads:
         return None
 
 
-def _list(reader: HotReader, digest: str, query_string: bytes, base: str) -> Any:
-    """``GET /Users?filter=...``: the ListResponse, or None."""
+async def _list(reader: HotReader, digest: str, query_string: bytes, base: str) -> Any:
+    """``GET /Users?filter=...``: the ListResponse, or None. A unique lookup runs in the
+    event loop; a ``sw`` range, which may be broad, in a worker thread."""
     params = _list_params(query_string)
     if params is None:
         return None
@@ -106,7 +108,10 @@ def _list(reader: HotReader, digest: str, query_string: bytes, base: str) -> Any
     if lookup_values is None:
         return None
     lookup, values = lookup_values
-    result = reader.read(digest, lookup, values, count)
+    if lookup in UNIQUE:
+        result = reader.read(digest, lookup, values, count)
+    else:
+        result = await run_in_threadpool(reader.read, digest, lookup, values, count)
     if not _authorized(result):
         return None
     assert result is not None

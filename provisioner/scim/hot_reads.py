@@ -12,7 +12,7 @@ the page of users, each user's manager (HR users) and its groups::
 so PostgreSQL answers in one round trip, and no ORM object, session or transaction is built.
 The statement is run on a DB-API connection taken from the engine's pool and held (autocommit:
 every statement sees what is committed, as a read-only unit of work does); it is closed when
-the engine is disposed. The conditions, the order and the visibility rule are those of
+the engine is disposed (and opened again if the engine is used afterwards). The conditions, the order and the visibility rule are those of
 :mod:`provisioner.scim.repository` and :mod:`provisioner.scim.filters`, and
 ``tests/scim_endpoint/test_hot_path.py`` checks that both paths answer byte for byte the same.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ _COLUMNS: Final = (
     "updated_at",
 )
 _N: Final = len(_COLUMNS)
+_RETRY_SECONDS: Final = 1.0
+"""After a failure, requests take the ordinary path for this long before reconnecting."""
+_RANGE_WAIT: Final = 0.05
+"""How long a range lookup waits for its connection before taking the ordinary path."""
 
 
 class Lookup(Enum):
@@ -70,11 +75,19 @@ class Lookup(Enum):
     external_id_eq = "external_id = {p}"
     user_name_sw_sqlite = "lower(user_name) >= {p} AND lower(user_name) < {p}"
     user_name_sw_sqlite_open = "lower(user_name) >= {p}"
-    user_name_sw_postgresql = "lower(user_name) LIKE lower({p}) ESCAPE '\\'"
+    user_name_sw_postgresql = (
+        "lower(user_name) ~>=~ {p} AND lower(user_name) ~<~ {p} "
+        "AND lower(user_name) LIKE {p} ESCAPE '\\'"
+    )
 
 
-def _statement(lookup: Lookup, placeholder: str) -> str:
-    p = placeholder
+UNIQUE: Final = frozenset({Lookup.id, Lookup.user_name_eq, Lookup.external_id_eq})
+"""Lookups of at most one user, run in the event loop; the others run in a worker thread."""
+
+
+def statement(lookup: Lookup, dialect: str) -> str:
+    """The SQL of a lookup (DB-API placeholders of the engine's driver)."""
+    p = "?" if dialect == "sqlite" else "%s"
     inner = ", ".join(_COLUMNS)
     outer = ", ".join(f"u.{name}" for name in _COLUMNS)
     condition = lookup.value.format(p=p)
@@ -135,70 +148,127 @@ class Result:
     users: list[Found]
 
 
+class _Held:
+    """A DB-API connection taken from the engine's pool and held (autocommit; PostgreSQL:
+    generic plans, so a prepared statement is planned once), with a lock."""
+
+    def __init__(self, engine: Any, dialect: str) -> None:
+        self._engine = engine
+        self._dialect = dialect
+        self.lock = threading.Lock()
+        self._conn: Any = None
+        self._retry_at = 0.0
+        self.ascii_folds: bool | None = None
+
+    def connection(self) -> Any:
+        """The connection (call with the lock held); None after a recent failure."""
+        if self._conn is None and time.monotonic() >= self._retry_at:
+            try:
+                fairy = self._engine.raw_connection()
+                conn = fairy.driver_connection
+                fairy.detach()  # held for good: the pool neither counts nor resets it
+                if self._dialect == "postgresql":
+                    conn.rollback()  # the pool's pre-ping may have opened a transaction
+                    conn.autocommit = True
+                    # Session-wide, on this connection only: each statement it prepares has
+                    # a generic plan that uses its index (see Lookup), planned once.
+                    conn.execute("SET plan_cache_mode = force_generic_plan")
+                    self.ascii_folds = _folds_ascii(conn)
+                self._conn = conn
+            except Exception:
+                log.warning("scim hot path: no connection", exc_info=True)
+                self._retry_at = time.monotonic() + _RETRY_SECONDS
+                return None
+        return self._conn
+
+    def failed(self) -> None:
+        """Drop the connection after an error; requests take the ordinary path for a while."""
+        log.warning("scim hot path: the read failed; reconnecting", exc_info=True)
+        self.discard()
+        self._retry_at = time.monotonic() + _RETRY_SECONDS
+
+    def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # pragma: no cover - closing a broken connection
+                log.debug("scim hot path: closing the connection failed", exc_info=True)
+
+
 class HotReader:
-    """One held connection of a :class:`~provisioner.db.Database` and its statements."""
+    """The held connections of a :class:`~provisioner.db.Database` and its statements: one
+    for unique lookups, used in the event loop, one for ranges, used from a worker thread."""
 
     def __init__(self, db: Database) -> None:
         self.dialect = db.dialect
-        self._engine = db.engine
-        self._placeholder = "?" if self.dialect == "sqlite" else "%s"
-        self._statements = {lookup: _statement(lookup, self._placeholder) for lookup in Lookup}
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._closed = False
-        event.listen(self._engine, "engine_disposed", self._on_dispose)
+        self._statements = {lookup: statement(lookup, self.dialect) for lookup in Lookup}
+        self._unique = _Held(db.engine, self.dialect)
+        self._ranges = _Held(db.engine, self.dialect)
+        event.listen(db.engine, "engine_disposed", self._on_dispose)
 
-    def supports(self, lookup: Lookup) -> bool:
-        """Whether the lookup runs on this engine (``sw`` has one form per engine)."""
-        if lookup in (Lookup.user_name_sw_sqlite, Lookup.user_name_sw_sqlite_open):
-            return self.dialect == "sqlite"
-        if lookup is Lookup.user_name_sw_postgresql:
-            return self.dialect == "postgresql"
-        return True
+    def starts_with(self, text: str) -> tuple[Lookup, tuple[str, ...]] | None:
+        """The lookup and values of ``userName sw text``, matching what
+        :mod:`provisioner.scim.filters` compiles (``lower(userName)`` starts with
+        ``lower(text)``); None when only the ordinary path can run it.
 
-    def starts_with(self, text: str) -> tuple[Lookup, tuple[str, ...]]:
-        """The lookup and values of ``userName sw text`` on this engine, as
-        :mod:`provisioner.scim.filters` compiles it (a code-point range on SQLite, a LIKE
-        prefix on PostgreSQL)."""
+        SQLite: a code-point range on ``ix_identities_user_name_lower``. PostgreSQL: the
+        prefix as a byte-order range (``~>=~``, ``~<~``, the operators of
+        ``ix_identities_user_name_lower_pattern``, which a generic plan uses with parameters;
+        a bare ``LIKE $1`` would walk the primary key) plus the LIKE itself; only for an ASCII
+        prefix on a database whose ``lower()`` folds ASCII as Python does.
+        """
         if self.dialect == "sqlite":
             low = sqlite_lower(text)
             high = prefix_upper_bound(low)
             if high is None:
                 return Lookup.user_name_sw_sqlite_open, (low,)
             return Lookup.user_name_sw_sqlite, (low, high)
-        return Lookup.user_name_sw_postgresql, (escape_like(text) + "%",)
+        if not text.isascii() or self._ranges.ascii_folds is False:
+            return None
+        low = text.lower()
+        high = prefix_upper_bound(low)
+        if high is None:
+            return None
+        return Lookup.user_name_sw_postgresql, (low, high, escape_like(low) + "%")
 
     def read(
         self, digest: str, lookup: Lookup, values: Sequence[str], limit: int
     ) -> Result | None:
-        """Run one lookup; None when it cannot run now (the connection is busy in another
-        thread, or failed: the caller then takes the ordinary path)."""
-        if not self._lock.acquire(blocking=False):
+        """Run one lookup: a unique one in the caller's thread (the event loop) and never
+        waiting for the connection, a range one (from a worker thread) waiting briefly.
+        None when it cannot run now (busy, failed, or a PostgreSQL that folds ASCII
+        differently): the caller then takes the ordinary path."""
+        held = self._unique if lookup in UNIQUE else self._ranges
+        if lookup in UNIQUE:
+            acquired = held.lock.acquire(blocking=False)
+        else:
+            acquired = held.lock.acquire(timeout=_RANGE_WAIT)
+        if not acquired:
             return None
         try:
-            conn = self._connection()
-            if conn is None:
+            conn = held.connection()
+            if conn is None or (lookup is Lookup.user_name_sw_postgresql and not held.ascii_folds):
                 return None
-            params = (digest, *values, limit)
             try:
-                cursor = conn.cursor()
-                try:
-                    if self.dialect == "postgresql":
-                        # An ``sw`` pattern must be planned with its value (see filters.py).
-                        prepare = lookup is not Lookup.user_name_sw_postgresql
-                        cursor.execute(self._statements[lookup], params, prepare=prepare)
-                    else:
-                        cursor.execute(self._statements[lookup], params)
-                    rows = cursor.fetchall()
-                finally:
-                    cursor.close()
+                rows = self._execute(conn, lookup, (digest, *values, limit))
             except Exception:
-                log.warning("scim hot path: the read failed; reconnecting", exc_info=True)
-                self._discard()
+                held.failed()
                 return None
             return self._result(rows)
         finally:
-            self._lock.release()
+            held.lock.release()
+
+    def _execute(self, conn: Any, lookup: Lookup, params: tuple[Any, ...]) -> list[Any]:
+        cursor = conn.cursor()
+        try:
+            if self.dialect == "postgresql":
+                cursor.execute(self._statements[lookup], params, prepare=True)
+            else:
+                cursor.execute(self._statements[lookup], params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     # -- rows --------------------------------------------------------------------------------
 
@@ -214,7 +284,7 @@ class HotReader:
             if values[0] is None:
                 continue  # the token row without users
             if current is None or current.identity.id != values[0]:
-                manager_id, manager_display, group_id, group_display = row[1 + _N :]
+                manager_id, manager_display = row[1 + _N], row[2 + _N]
                 manager = Ref(manager_id, manager_display) if manager_id is not None else None
                 current = Found(_identity(values, sqlite), manager, [])
                 users.append(current)
@@ -223,35 +293,23 @@ class HotReader:
                 current.groups.append(Ref(group_id, group_display))
         return Result(scopes, users)
 
-    # -- the connection ----------------------------------------------------------------------
-
-    def _connection(self) -> Any:
-        if self._conn is None and not self._closed:
-            try:
-                fairy = self._engine.raw_connection()
-                fairy.detach()  # held for good: the pool neither counts nor resets it
-                conn = fairy.driver_connection
-                if self.dialect == "postgresql":
-                    conn.rollback()  # the pool's pre-ping may have opened a transaction
-                    conn.autocommit = True
-                self._conn = conn
-            except Exception:
-                log.warning("scim hot path: no connection", exc_info=True)
-                return None
-        return self._conn
-
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # pragma: no cover - closing a broken connection
-                log.debug("scim hot path: closing the connection failed", exc_info=True)
-
     def _on_dispose(self, _engine: Any) -> None:
-        with self._lock:
-            self._closed = True
-            self._discard()
+        # As the pool does: close now (a scratch database can then be dropped), and connect
+        # again if the engine is used afterwards.
+        for held in (self._unique, self._ranges):
+            with held.lock:
+                held.discard()
+
+
+def _folds_ascii(conn: Any) -> bool:
+    upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SELECT lower(%s::text)", (upper,), prepare=False)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return row is not None and row[0] == upper.lower()
 
 
 def _identity(values: Sequence[Any], sqlite: bool) -> IdentityRow:
