@@ -78,18 +78,20 @@ def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reas
 
 
 def release_verifications(session: Session, plan_ids: Iterable[int], now: datetime) -> None:
-    """A plan's read-back waits until every other operation of the plan has finished."""
+    """A plan's read-back of a target waits until the plan's other operations on that target
+    have finished (a slow SCIM app never holds back Entra ID's read-back, nor the reverse)."""
     ids = sorted({p for p in plan_ids if p is not None})
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        busy = set(session.scalars(select(Operation.plan_id).where(
+        busy = set(session.execute(select(Operation.plan_id, Operation.target).where(
             Operation.plan_id.in_(chunk), Operation.kind != "verify_revoked",
-            Operation.status.in_(OPEN)).distinct()))
-        ready = [p for p in chunk if p not in busy]
+            Operation.status.in_(OPEN)).distinct()).tuples())
+        waiting = session.execute(select(Operation.id, Operation.plan_id, Operation.target).where(
+            Operation.plan_id.in_(chunk), Operation.kind == "verify_revoked",
+            Operation.status == OpStatus.WAITING)).tuples()
+        ready = [op_id for op_id, plan_id, target in waiting if (plan_id, target) not in busy]
         if ready:
-            session.execute(update(Operation)
-                            .where(Operation.plan_id.in_(ready), Operation.kind == "verify_revoked",
-                                   Operation.status == OpStatus.WAITING)
+            session.execute(update(Operation).where(Operation.id.in_(ready))
                             .values(status=OpStatus.PENDING, next_attempt_at=now))
 
 

@@ -61,6 +61,10 @@ class WritePacer:
         if seconds > 0:
             self._not_before = max(self._not_before, self._clock() + seconds)
 
+    def held_for(self) -> float:
+        """Seconds until writes are released again after a ``hold`` (0 when not held)."""
+        return max(0.0, self._not_before - self._clock())
+
     async def acquire(self, n: int = 1) -> float:
         """Take ``n`` write tokens, waiting as needed; returns the seconds waited."""
         if n <= 0:

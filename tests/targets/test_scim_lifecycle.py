@@ -241,3 +241,26 @@ async def test_drift_in_the_scim_app_is_reported_and_fixed(wiki_service):
     assert await wiki.groups("Z1") == {"Wiki Readers"}
     assert (await wiki.user("Z2"))["active"] is True
     assert (await reconcile(svc.db, svc.runtime.ctx, svc.runtime.connectors, fix=False)).drift == []
+
+
+async def test_a_throttled_scim_app_does_not_hold_back_the_entra_read_back(wiki_service):
+    from provisioner.sandbox.scim.faults import FaultTransport
+
+    svc = wiki_service
+    await svc.send(hire("t1", "T1", "Tess", "Throttle", "Sales"))
+    await svc.drain()
+    faults = FaultTransport(svc.request_log.inner)
+    svc.request_log.inner = faults
+    faults.script("429", times=1, method="POST" if svc.scim["wiki"].app.provider.config.bulk.supported
+                  else "PATCH", retry_after=3600)
+    await svc.send(event("t2", "terminate", "T1"))
+    await svc.drain()
+    assert faults.injected["429"] == 1
+    with svc.db.transaction() as session:
+        [record] = evidence.revocations(session, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))
+        waiting = session.scalars(select(Operation).where(Operation.target == "wiki",
+                                                          Operation.status == "pending")).all()
+    systems = {s["target"]: s for s in record["systems"]}
+    assert systems["entra"]["verified"] is True  # read back while the wiki waits out its Retry-After
+    assert "wiki" not in systems or systems["wiki"]["verified"] is not True
+    assert waiting and min(op.next_attempt_at for op in waiting) > utcnow() + timedelta(minutes=59)

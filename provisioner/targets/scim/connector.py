@@ -39,6 +39,7 @@ from provisioner.targets.scim.writes import Call, seg
 from provisioner.targets.transport import RecordingTransport
 
 CAPABILITIES_TTL = 300.0  # seconds a ServiceProviderConfig read is trusted
+MAX_HOLD_SECONDS = 5.0  # a longer Retry-After is waited out in the queue, not in the worker
 
 
 def filter_string(value: str) -> str:
@@ -79,6 +80,12 @@ class ScimConnector:
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def send(self, method: str, path: str, *, writes_: int = 0, **kwargs: Any) -> Reply:
+        held = self.pacer.held_for() if writes_ else 0.0
+        if held > MAX_HOLD_SECONDS:
+            # The app asked for a long pause (Retry-After): hand the operations back to the
+            # queue to wait there, rather than holding the worker's round for that long.
+            return Reply(429, {"detail": f"{self.name} asked to wait {held:.0f} s (Retry-After)"},
+                         httpx.Headers({"Retry-After": f"{held:.3f}"}))
         async with self._slots:
             if writes_:
                 await self.pacer.acquire(writes_)
