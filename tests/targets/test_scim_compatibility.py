@@ -165,3 +165,24 @@ def test_value_list_member_removal_is_sent_as_entra_id_sends_it():
     config.compatibility.remove_member_style = "filter"
     assert member_patch(config, [(1, "remove", 'a"b')])["Operations"] == [
         {"op": "remove", "path": 'members[value eq "a\\"b"]'}]
+
+
+async def test_a_value_scim_refuses_is_dead_lettered_alone_before_sending(make):
+    """A mapping that yields an invalid work e-mail: scim2-models refuses it before anything is
+    sent; that create goes to the dead letter at once with the reason, the others go ahead."""
+    from sqlalchemy import select
+
+    from provisioner.queue.models import Operation
+
+    svc, log, wiki = make(scim_overrides={"wiki": {"mapping": {"emails.work": "{job_title}"}}})
+    await svc.send([hire("i-1", "I1", "Ivy", "Invalid", "Sales", title="Sales Lead"),
+                    hire("i-2", "I2", "Ian", "Valid", "Sales")])  # no title: no work e-mail at all
+    await svc.drain()
+    with svc.db.transaction() as session:
+        creates = {o.identity_id: o for o in session.scalars(select(Operation).where(
+            Operation.target == "wiki", Operation.kind == "create_account"))}
+    dead = [o for o in creates.values() if o.status == "dead"]
+    assert len(dead) == 1 and dead[0].attempts == 1
+    assert dead[0].last_error.startswith("bad_request: not a valid SCIM value") and "email" in dead[0].last_error
+    assert await wiki.accounts("I1") == []
+    assert await wiki.groups("I2") == {"Wiki Readers"}  # the rest of the round went ahead

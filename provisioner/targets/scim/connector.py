@@ -311,19 +311,7 @@ class ScimConnector:
         """Group names to ids by ``displayName eq`` (RFC 7643 §4.2); with
         ``create_missing_groups`` a missing managed group is created (never in a dry run)."""
         names = list(dict.fromkeys(keys))
-        resolved: dict[str, str] = {}
-        per = self.config.compatibility.lookups_per_request
-        for start in range(0, len(names), per):
-            chunk = names[start:start + per]
-            expr = " or ".join(f"displayName eq {filter_string(n)}" for n in chunk)
-            for row in await self.search("Groups", expr, "id,displayName", max(2 * len(chunk), 10)):
-                name = next((n for n in chunk if n.lower() == str(row.get("displayName", "")).lower()), None)
-                if name is None or not row.get("id"):
-                    continue
-                if name in resolved and resolved[name] != row["id"]:
-                    raise TargetError(Outcome.BAD_REQUEST,
-                                      f"two groups are named {name!r} in {self.name}; give the id in the target file")
-                resolved[name] = str(row["id"])
+        resolved = await self.groups_by_name(names)
         managed = set(self.config.managed_group_names())
         for name in names:
             if name in resolved or name not in managed or not self.config.create_missing_groups or self.dry_run:
@@ -334,19 +322,29 @@ class ScimConnector:
             answer = answer_of(reply)
             if answer.outcome == Outcome.DONE and isinstance(reply.body, dict) and reply.body.get("id"):
                 resolved[name] = str(reply.body["id"])
-            elif answer.outcome == Outcome.EXISTS:
-                again = await self.resolve_groups_readonly([name])
-                resolved.update(again)
+            elif answer.outcome == Outcome.EXISTS:  # created meanwhile by someone else
+                resolved.update(await self.groups_by_name([name]))
             else:
                 raise TargetError(answer.outcome, f"creating group {name!r}: {answer.detail}",
                                   retry_after=answer.retry_after, status_code=answer.status)
         return resolved
 
-    async def resolve_groups_readonly(self, names: Sequence[str]) -> dict[str, str]:
-        expr = " or ".join(f"displayName eq {filter_string(n)}" for n in names)
-        rows = await self.search("Groups", expr, "id,displayName", max(2 * len(names), 10))
-        return {n: str(r["id"]) for r in rows for n in names
-                if r.get("id") and n.lower() == str(r.get("displayName", "")).lower()}
+    async def groups_by_name(self, names: Sequence[str]) -> dict[str, str]:
+        """Existing groups by displayName (OR-ed filters); a name held twice is refused."""
+        resolved: dict[str, str] = {}
+        per = self.config.compatibility.lookups_per_request
+        for start in range(0, len(names), per):
+            chunk = list(names[start:start + per])
+            expr = " or ".join(f"displayName eq {filter_string(n)}" for n in chunk)
+            for row in await self.search("Groups", expr, "id,displayName", max(2 * len(chunk), 10)):
+                name = next((n for n in chunk if n.lower() == str(row.get("displayName", "")).lower()), None)
+                if name is None or not row.get("id"):
+                    continue
+                if name in resolved and resolved[name] != row["id"]:
+                    raise TargetError(Outcome.BAD_REQUEST,
+                                      f"two groups are named {name!r} in {self.name}; give the id in the target file")
+                resolved[name] = str(row["id"])
+        return resolved
 
     async def check(self) -> TargetHealth:
         """ServiceProviderConfig, one authenticated read and the managed groups; no writes."""
@@ -360,7 +358,7 @@ class ScimConnector:
             await self.read("Users", {"count": 1, "attributes": "id"})
             health.credentials_ok = True
             names = self.config.managed_group_names()
-            found = await self.resolve_groups_readonly(names) if names else {}
+            found = await self.groups_by_name(names) if names else {}
             missing = [n for n in names if n not in found]
             health.capabilities["managed_groups_found"] = len(found)
             health.capabilities["managed_groups_missing"] = missing

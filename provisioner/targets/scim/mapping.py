@@ -81,7 +81,7 @@ def creation_body(mapping: dict[str, str], spec: AccountSpec) -> dict[str, Any]:
     return user_resource(mapping, spec).model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
 
 
-def replacement_body(mapping: dict[str, str], spec: AccountSpec, current: dict[str, Any],
+def replacement_body(mapping: dict[str, str], spec: AccountSpec | None, current: dict[str, Any],
                      *, active: bool | None = None) -> dict[str, Any]:
     """A PUT body (RFC 7644 §3.5.1) for servers without PATCH: what the server holds, with the
     mapped attributes (and ``active``) laid over it, so attributes the app owns are kept."""

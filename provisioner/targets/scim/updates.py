@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from provisioner.targets.contract import OpResult, Outcome
 from provisioner.targets.scim import errors, mapping
 from provisioner.targets.scim.writes import FallbackWrite, seg
@@ -53,9 +55,12 @@ class FallbackUpdates:
                 return mapping.replacement_body(conn.mapping, op.account, current, active=write.active)
             if current.get("active") == write.active:
                 return None
-            return mapping.replacement_body(conn.mapping, None, current, active=write.active)  # type: ignore[arg-type]
+            return mapping.replacement_body(conn.mapping, None, current, active=write.active)
 
-        answer = await self._put(f"Users/{seg(op.account_id or '')}", change, 1)
+        try:
+            answer = await self._put(f"Users/{seg(op.account_id or '')}", change, 1)
+        except (ValidationError, ValueError) as exc:  # refused by scim2-models before sending
+            return [OpResult(op.op_id, Outcome.BAD_REQUEST, detail=f"not a valid SCIM value: {str(exc)[:300]}")]
         return [errors.result_of(op.op_id, answer)]
 
     async def put_group(self, group_id: str, members: list[tuple[int, str, str]]) -> list[OpResult]:

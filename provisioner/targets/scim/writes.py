@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from pydantic import ValidationError
 from scim2_models import BulkOperation, BulkRequest, Context, Group, PatchOp, PatchOperation
 
 from provisioner.targets.contract import OpKind, OpResult, Outcome, TargetOp
@@ -96,42 +97,13 @@ def plan_writes(config: ScimTarget, caps: Capabilities, ops: Sequence[TargetOp],
         if op.op_id in seen:
             continue
         seen.add(op.op_id)
-        kind = op.kind
-        if kind == OpKind.CREATE_ACCOUNT:
-            if op.account is None:
-                plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail="create without account data"))
-                continue
-            plan.calls.append(Call("POST", "Users", mapping.creation_body(user_mapping, op.account),
-                                   [op.op_id], "create"))
-        elif kind in (OpKind.REVOKE_SESSIONS, OpKind.VERIFY_REVOKED):
-            plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="SCIM has no sign-in sessions"))
-        elif not op.account_id:
-            plan.results.append(OpResult(op.op_id, Outcome.NOT_FOUND, detail="no account id"))
-        elif kind in (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER):
-            if not op.group_id:
-                plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail="group id unknown"))
-                continue
-            action = "add" if kind == OpKind.ADD_MEMBER else "remove"
-            groups[op.group_id].append((op.op_id, action, op.account_id))
-        elif kind == OpKind.DELETE_ACCOUNT:
-            plan.calls.append(Call("DELETE", f"Users/{seg(op.account_id)}", None, [op.op_id], "delete", last=True))
-        elif kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
-            active = kind == OpKind.ENABLE_ACCOUNT
-            if caps.patch:
-                plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}", mapping.active_patch(active),
-                                       [op.op_id], "user"))
-            else:
-                plan.user_puts.append(FallbackWrite(op, active=active))
-        elif kind == OpKind.UPDATE_ACCOUNT:
-            if op.account is None:
-                plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="nothing to update"))
-            elif caps.patch:
-                plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}",
-                                       mapping.update_patch(user_mapping, op.account), [op.op_id], "user"))
-            else:
-                plan.user_puts.append(FallbackWrite(op, update=True))
-        else:
-            plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail=f"unsupported operation {kind}"))
+        try:
+            _plan_one(plan, groups, caps, op, user_mapping)
+        except (ValidationError, ValueError) as exc:
+            # scim2-models refuses the value before it is sent (e.g. a work e-mail that is not an
+            # address): this operation is a bad request; the others in the round go ahead.
+            plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST,
+                                         detail=f"not a valid SCIM value: {_first_error(exc)}"))
     size = config.compatibility.max_members_per_patch
     for group_id, members in groups.items():
         if not caps.group_patch:
@@ -143,6 +115,53 @@ def plan_writes(config: ScimTarget, caps: Capabilities, ops: Sequence[TargetOp],
                                    [m[0] for m in part], "group", members=part, group_id=group_id))
     plan.calls.sort(key=lambda c: c.last)  # stable: deletions after everything else
     return plan
+
+
+def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], caps: Capabilities,
+              op: TargetOp, user_mapping: dict[str, str]) -> None:
+    kind = op.kind
+    if kind == OpKind.CREATE_ACCOUNT:
+        if op.account is None:
+            plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail="create without account data"))
+            return
+        plan.calls.append(Call("POST", "Users", mapping.creation_body(user_mapping, op.account),
+                               [op.op_id], "create"))
+    elif kind in (OpKind.REVOKE_SESSIONS, OpKind.VERIFY_REVOKED):
+        plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="SCIM has no sign-in sessions"))
+    elif not op.account_id:
+        plan.results.append(OpResult(op.op_id, Outcome.NOT_FOUND, detail="no account id"))
+    elif kind in (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER):
+        if not op.group_id:
+            plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail="group id unknown"))
+            return
+        action = "add" if kind == OpKind.ADD_MEMBER else "remove"
+        groups[op.group_id].append((op.op_id, action, op.account_id))
+    elif kind == OpKind.DELETE_ACCOUNT:
+        plan.calls.append(Call("DELETE", f"Users/{seg(op.account_id)}", None, [op.op_id], "delete", last=True))
+    elif kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
+        active = kind == OpKind.ENABLE_ACCOUNT
+        if caps.patch:
+            plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}", mapping.active_patch(active),
+                                   [op.op_id], "user"))
+        else:
+            plan.user_puts.append(FallbackWrite(op, active=active))
+    elif kind == OpKind.UPDATE_ACCOUNT:
+        if op.account is None:
+            plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="nothing to update"))
+        elif caps.patch:
+            plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}",
+                                   mapping.update_patch(user_mapping, op.account), [op.op_id], "user"))
+        else:
+            plan.user_puts.append(FallbackWrite(op, update=True))
+    else:
+        plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST, detail=f"unsupported operation {kind}"))
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"[:300]
+    return str(exc)[:300]
 
 
 def pack_bulk(calls: Sequence[Call], caps: Capabilities) -> list[list[Call]]:
