@@ -221,3 +221,18 @@ def test_targets_check_fails_when_the_app_is_unreachable(served_wiki):
     result = CliRunner().invoke(app, ["targets", "check"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "ConnectError" in result.output
+
+
+async def test_a_missing_token_halts_the_target_with_a_clear_reason(monkeypatch):
+    monkeypatch.delenv("APP_SCIM_TOKEN", raising=False)
+    connector = ScimConnector.create(config(auth={"method": "bearer", "token": {"env": "APP_SCIM_TOKEN"}}),
+                                     transport=ScimSandbox(token="t").transport())
+    try:
+        with pytest.raises(TargetError) as stopped:
+            await connector.apply([TargetOp(1, OpKind.CREATE_ACCOUNT, account=spec(1))])
+        assert stopped.value.outcome == Outcome.STOP
+        assert "APP_SCIM_TOKEN is not set" in stopped.value.detail
+        health = await connector.check()
+        assert not health.credentials_ok and "APP_SCIM_TOKEN" in health.detail
+    finally:
+        await connector.aclose()

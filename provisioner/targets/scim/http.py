@@ -36,8 +36,11 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> str:
-        form = {"grant_type": "client_credentials", "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret.read()}  # type: ignore[union-attr]
+        try:
+            secret = self.config.client_secret.read()  # type: ignore[union-attr]
+        except (RuntimeError, OSError) as exc:
+            raise TargetError(Outcome.STOP, f"client secret: {exc}") from exc
+        form = {"grant_type": "client_credentials", "client_id": self.config.client_id, "client_secret": secret}
         if self.config.scope:
             form["scope"] = self.config.scope
         response = await self._client.post(self.config.token_url, data=form)  # type: ignore[arg-type]
@@ -74,7 +77,10 @@ class StaticBearer(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request):  # type: ignore[override]
         if self._value is None:
-            self._value = self._ref.read()
+            try:
+                self._value = self._ref.read()
+            except (RuntimeError, OSError) as exc:  # unset variable, unreadable file: halt the target
+                raise TargetError(Outcome.STOP, f"bearer token: {exc}") from exc
         request.headers["Authorization"] = f"Bearer {self._value}"
         yield request
 
