@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from functools import lru_cache
 from typing import Any, Final
@@ -38,8 +39,10 @@ from provisioner.scim.protocol import resource_response
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import etag
 
+log = logging.getLogger(__name__)
+
 HOT_MAX_PAGE: Final = 200
-"""The largest ``count`` answered in the event loop; larger pages take the ordinary path."""
+"""The largest ``count`` the hot path answers; larger pages take the ordinary path."""
 
 _FILTER: Final = re.compile(
     r'\s*(userName|externalId|id)\s+(eq|sw)\s+("(?:[^"\\]|\\.)*")\s*', re.IGNORECASE
@@ -59,21 +62,22 @@ class ScimHotReads:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the lookup if it is one; otherwise the next application does."""
-        if scope["type"] != "http" or scope["method"] != "GET" or not self._answer_ready(scope):
-            await self.app(scope, receive, send)
-            return
-        response = await self._answer(scope)
+        response = None
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = _route_path(scope)
+            if path.startswith(self._users):
+                try:
+                    response = await self._answer(scope, path[len(self._users) :])
+                except Exception:  # the ordinary path answers, with a SCIM error if it must
+                    log.exception("scim hot path: unexpected error on GET %s", path)
+                    response = None
         if response is None:
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
 
-    def _answer_ready(self, scope: Scope) -> bool:
-        return _route_path(scope).startswith(self._users)
-
-    async def _answer(self, scope: Scope) -> Any:
-        path = _route_path(scope)
-        rest = path[len(self._users) :]
+    async def _answer(self, scope: Scope, rest: str) -> Any:
+        """The response to ``GET .../Users{rest}``, or None to pass the request on."""
         headers = _headers(scope)
         if headers is None:
             return None

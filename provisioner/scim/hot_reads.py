@@ -10,11 +10,15 @@ the page of users, each user's manager (HR users) and its groups::
            └─ (no token row: the token is unknown or revoked)
 
 so PostgreSQL answers in one round trip, and no ORM object, session or transaction is built.
-The statement is run on a DB-API connection taken from the engine's pool and held (autocommit:
-every statement sees what is committed, as a read-only unit of work does); it is closed when
-the engine is disposed (and opened again if the engine is used afterwards). The conditions, the order and the visibility rule are those of
-:mod:`provisioner.scim.repository` and :mod:`provisioner.scim.filters`, and
-``tests/scim_endpoint/test_hot_path.py`` checks that both paths answer byte for byte the same.
+The statements run on two DB-API connections taken from the engine's pool and held, one for
+unique lookups (used in the event loop) and one for ranges (used from a worker thread):
+autocommit, so every statement sees what is committed, as a read-only unit of work does; on
+PostgreSQL with generic plans, so a statement is planned once (a custom plan of the five-way
+join costs more than running it). They are closed when the engine is disposed, and opened
+again if it is used afterwards. The conditions, the order and the visibility rule are those of
+:mod:`provisioner.scim.repository` and :mod:`provisioner.scim.filters`;
+``tests/scim_endpoint/test_hot_path.py`` checks that both paths answer byte for byte the same,
+and ``test_plans.py`` that the generic plans use the indexes.
 """
 
 from __future__ import annotations
