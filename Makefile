@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite bench bench-scim serve lint clean
+.PHONY: demo test test-sqlite bench bench-scim bench-scim-targets serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ bench: $(STAMP)
 
 bench-scim: $(STAMP)
 	$(BIN)/provisioner bench scim
+
+# 1,000 joiners x 5 groups into scim2-server, Bulk on and off (PostgreSQL too with
+# PROVISIONER_BENCH_POSTGRES_URL set).
+bench-scim-targets: $(STAMP)
+	$(BIN)/provisioner bench scim-targets
 
 serve: $(STAMP)
 	$(BIN)/provisioner serve

@@ -442,5 +442,20 @@ def bench_scim(users: int = 100_000, peer_users: int = 10_000, seconds: float = 
                  concurrency=concurrency, console=console)
 
 
+@bench_app.command("scim-targets")
+def bench_scim_targets(joiners: int = 1000, groups: int = 5,
+                       worker_batch_size: Annotated[Optional[int], typer.Option(
+                           help="operations a worker claims per round (default: the setting's, 200)")] = None,
+                       postgres_url: Annotated[Optional[str], typer.Option(
+                           envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                           help="also measure on a scratch database on this PostgreSQL server")] = None) -> None:
+    """Joiners into a SCIM app (scim2-server), Bulk on and off: operations/s, requests against the minimum."""
+    from provisioner.bench.scim_targets import run_all as run_scim_targets
+
+    extra = {"worker_batch_size": worker_batch_size} if worker_batch_size else {}
+    run(run_scim_targets(joiners=joiners, groups=groups, postgres_url=postgres_url, settings=extra,
+                         console=console))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
