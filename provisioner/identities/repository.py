@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from provisioner.identities.models import (
@@ -98,10 +99,20 @@ def target_groups(session: Session, target: str) -> dict[str, str]:
 
 
 def save_target_group(session: Session, target: str, group_key: str, remote_id: str, now) -> None:
+    """Record a resolved group id; an upsert, because worker rounds side by side (or several
+    worker processes) may resolve the same group at the same moment."""
+    dialect = session.get_bind().dialect.name
+    values = {"target": target, "group_key": group_key, "remote_id": remote_id, "resolved_at": now}
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(TargetGroup).values(**values)
+        session.execute(stmt.on_conflict_do_update(index_elements=["target", "group_key"],
+                                                   set_={"remote_id": remote_id, "resolved_at": now}))
+        return
     row = session.scalar(select(TargetGroup).where(TargetGroup.target == target,
                                                    TargetGroup.group_key == group_key))
     if row is None:
-        session.add(TargetGroup(target=target, group_key=group_key, remote_id=remote_id, resolved_at=now))
+        session.add(TargetGroup(**values))
     else:
         row.remote_id, row.resolved_at = remote_id, now
 

@@ -78,6 +78,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.halted_until: dict[str, datetime] = {}
+        self._resolving: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def wake(self) -> None:
         """Start a round now instead of at the next poll; safe from any thread (the SCIM
@@ -103,6 +104,11 @@ class Worker:
 
     # -- call the targets ----------------------------------------------------------------------
     async def _resolve_groups(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
+        # One lookup at a time per target: loops side by side wait and then find the ids saved.
+        async with self._resolving[target]:
+            return await self._resolve_groups_now(target, connector, keys)
+
+    async def _resolve_groups_now(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
         known = await asyncio.to_thread(self._group_ids, target)
         missing = sorted(k for k in keys if k not in known)
         if missing:
