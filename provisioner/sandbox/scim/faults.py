@@ -1,6 +1,7 @@
-"""A fault-injecting HTTP transport for what scim2-server does not do by itself: slow answers,
-429 with Retry-After, 500s and 503s, and dropped connections, before the request reaches the
-server (nothing applied) or after it (applied, but the answer is lost).
+"""A fault-injecting HTTP transport for what scim2-server does not do by itself: slow answers
+(a read timeout when slower than the client's timeout), 429 with Retry-After, 500s and 503s,
+and dropped connections, before the request reaches the server (nothing applied) or after it
+(applied, but the answer is lost).
 
 Faults are either scripted (``script(kind, times=..., method=..., path=...)``, consumed in
 order by matching requests) or random with a seeded generator (``chaos(rate=...)``).
@@ -79,6 +80,14 @@ class FaultTransport(httpx.AsyncBaseTransport):
         kind, retry_after, delay = fault
         self.injected[kind] += 1
         if kind == "slow":
+            timeout = (request.extensions.get("timeout") or {}).get("read")
+            if timeout is not None and delay > timeout:
+                # Slower than the client waits (in-process, httpx enforces no timeout): the
+                # server applies the request, the client gives up before the answer.
+                self.forwarded += 1
+                await (await self.inner.handle_async_request(request)).aread()
+                await asyncio.sleep(timeout)
+                raise httpx.ReadTimeout("no answer within the read timeout (injected)", request=request)
             await asyncio.sleep(delay)
         elif kind == "429":
             return self._error(429, "Too many requests", {"Retry-After": f"{retry_after:g}"})

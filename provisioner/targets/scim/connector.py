@@ -62,6 +62,7 @@ class ScimConnector:
         self._caps: Capabilities | None = None
         self._caps_at = 0.0
         self._group_patch_refused = False  # learnt from a 501 (see ``apply``)
+        self._creating_groups = asyncio.Lock()  # one creator of missing groups at a time (see ``resolve_groups``)
         self.updates = FallbackUpdates(self)
 
     @classmethod
@@ -313,21 +314,30 @@ class ScimConnector:
         names = list(dict.fromkeys(keys))
         resolved = await self.groups_by_name(names)
         managed = set(self.config.managed_group_names())
-        for name in names:
-            if name in resolved or name not in managed or not self.config.create_missing_groups or self.dry_run:
-                continue
-            reply = await self.send("POST", "Groups", writes_=1,
-                                    json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                                          "displayName": name})
-            answer = answer_of(reply)
-            if answer.outcome == Outcome.DONE and isinstance(reply.body, dict) and reply.body.get("id"):
-                resolved[name] = str(reply.body["id"])
-            elif answer.outcome == Outcome.EXISTS:  # created meanwhile by someone else
-                resolved.update(await self.groups_by_name([name]))
-            else:
-                raise TargetError(answer.outcome, f"creating group {name!r}: {answer.detail}",
-                                  retry_after=answer.retry_after, status_code=answer.status)
+        missing = [n for n in names if n not in resolved and n in managed]
+        if not missing or not self.config.create_missing_groups or self.dry_run:
+            return resolved
+        async with self._creating_groups:
+            # Worker loops side by side may all have found the group missing: look again once
+            # the others are done, or each would create its own copy (displayName need not be
+            # unique, RFC 7643 §4.2) and memberships would be split between them.
+            resolved.update(await self.groups_by_name(missing))
+            for name in missing:
+                if name not in resolved and (created := await self._create_group(name)) is not None:
+                    resolved[name] = created
         return resolved
+
+    async def _create_group(self, name: str) -> str | None:
+        reply = await self.send("POST", "Groups", writes_=1,
+                                json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                      "displayName": name})
+        answer = answer_of(reply)
+        if answer.outcome == Outcome.DONE and isinstance(reply.body, dict) and reply.body.get("id"):
+            return str(reply.body["id"])
+        if answer.outcome == Outcome.EXISTS:  # created meanwhile by someone else (another process)
+            return (await self.groups_by_name([name])).get(name)
+        raise TargetError(answer.outcome, f"creating group {name!r}: {answer.detail}",
+                          retry_after=answer.retry_after, status_code=answer.status)
 
     async def groups_by_name(self, names: Sequence[str]) -> dict[str, str]:
         """Existing groups by displayName (OR-ed filters); a name held twice is refused."""
