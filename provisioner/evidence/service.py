@@ -31,8 +31,9 @@ def revocations(session: Session, start: datetime, end: datetime) -> list[dict[s
     for event in events.terminations_between(session, start, end):
         identity = identities.by_employee_id(session, event.employee_id)
         plan = repository.plan_for_trigger(session, f"event:{event.event_id}")
-        ops = queue.for_plan(session, plan.id) if plan else []
-        checks = repository.checks_for_plan(session, plan.id) if plan else []
+        plan_ids = repository.leaver_plan_ids(session, plan) if plan else []
+        ops = [op for plan_id in plan_ids for op in queue.for_plan(session, plan_id)]
+        checks = repository.checks_for_plans(session, plan_ids)
         due = max(event.effective_at, event.received_at) if not event.immediate else event.received_at
         targets: dict[str, dict[str, Any]] = {}
         for op in ops:

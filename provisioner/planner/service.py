@@ -112,7 +112,8 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         wants_account = state in (State.ACTIVE, State.ON_LEAVE)
         wants_enabled = state == State.ACTIVE
         t_ops: list[PlannedOp] = []
-        if account is None and wants_account:
+        under_way = account is None and queue.open_create(session, identity.id, name) is not None
+        if account is None and wants_account and not under_way:
             t_ops.append(PlannedOp(name, OpKind.CREATE_ACCOUNT, reason=f"{kind}: no account yet"))
         elif account is not None:
             mode = target.deprovision.mode if state == State.TERMINATED else "disable"
@@ -189,6 +190,9 @@ def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *,
     else:
         priority = Priority.NORMAL
     _enqueue(session, ctx, plan, identity, result.ops, priority, now)
+    # A read-back with nothing of its target to wait for (say, the account was found disabled
+    # already) is ready now; the others are released by the worker as their target's work ends.
+    queue.release_verifications(session, [plan.id], now)
     append(session, "plan.created", identity.employee_id or identity.id, plan_id=plan.id,
            trigger=trigger, kind=result.kind,
            operations=[[op.target, op.kind.value, op.group_key] for op in result.ops])
@@ -200,7 +204,7 @@ def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Ident
     # Grants wait for the account: a create planned now, or one still running from before.
     creates: dict[str, Operation] = {}
     for target in {p.target for p in planned if p.kind != OpKind.CREATE_ACCOUNT}:
-        running = queue.running_create(session, identity.id, target)
+        running = queue.open_create(session, identity.id, target)
         if running is not None:
             creates[target] = running
     rows: list[Operation] = []
@@ -219,7 +223,8 @@ def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Ident
         rows.append(op)
     session.add_all(rows)
     session.flush()
-    owner = creates.get(ctx.login_owner) if ctx.login_owner else None
+    owner = (creates.get(ctx.login_owner) or queue.open_create(session, identity.id, ctx.login_owner)
+             if ctx.login_owner else None)
     for op in rows:
         create = creates.get(op.target)
         if create is not None and op is not create and op.kind != OpKind.VERIFY_REVOKED:

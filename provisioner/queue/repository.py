@@ -39,21 +39,34 @@ def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, lim
     return ops
 
 
+def _attempted_create():
+    """A create that has been tried: it may have made the account even if no answer came back
+    (a dropped connection, a timeout), so it is never withdrawn; it finishes (or links) and the
+    worker then plans the person again."""
+    return and_(Operation.kind == "create_account", Operation.attempts > 0)
+
+
 def cancel_open_for(session: Session, identity_id: str, now: datetime) -> int:
-    """Withdraw an identity's not-yet-running operations (a newer plan replaces them)."""
+    """Withdraw an identity's not-yet-running operations (a newer plan replaces them), except
+    creates already attempted (see ``_attempted_create``)."""
     result = session.execute(
         update(Operation)
         .where(Operation.identity_id == identity_id,
-               Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)))
+               Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)),
+               ~_attempted_create())
         .values(status=OpStatus.CANCELLED, completed_at=now, last_error="superseded by a newer plan")
     )
     return result.rowcount or 0
 
 
-def running_create(session: Session, identity_id: str, target: str) -> Operation | None:
+def open_create(session: Session, identity_id: str, target: str) -> Operation | None:
+    """A create still under way for this person and target: running, or attempted and waiting
+    to be retried. A new plan waits for it instead of planning another."""
     return session.scalar(select(Operation).where(
         Operation.identity_id == identity_id, Operation.target == target,
-        Operation.kind == "create_account", Operation.status == OpStatus.RUNNING))
+        Operation.kind == "create_account",
+        or_(Operation.status == OpStatus.RUNNING,
+            and_(Operation.status == OpStatus.PENDING, Operation.attempts > 0))).limit(1))
 
 
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:

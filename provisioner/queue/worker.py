@@ -354,7 +354,8 @@ class Worker:
                                   next_attempt_at=now, created_at=now))
         if enabled:
             add(OpKind.DISABLE_ACCOUNT, None)
-            add(OpKind.REVOKE_SESSIONS, None)
+            if self.ctx.targets[target].revoke_sessions:
+                add(OpKind.REVOKE_SESSIONS, None)
         for group in remaining:
             known.add_membership(job.identity_id, target, group, now)
             add(OpKind.REMOVE_MEMBER, group)
