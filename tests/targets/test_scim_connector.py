@@ -3,6 +3,7 @@ OAuth 2.0 client credentials, batched lookups, target files, and `provisioner ta
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -234,5 +235,36 @@ async def test_a_missing_token_halts_the_target_with_a_clear_reason(monkeypatch)
         assert "APP_SCIM_TOKEN is not set" in stopped.value.detail
         health = await connector.check()
         assert not health.credentials_ok and "APP_SCIM_TOKEN" in health.detail
+    finally:
+        await connector.aclose()
+
+
+class SlowTransport(httpx.AsyncBaseTransport):
+    """A network-like delay before each request reaches the in-process server."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
+        self.inner, self.delay, self.paths = inner, delay, []
+
+    async def handle_async_request(self, request):
+        self.paths.append((request.method, request.url.path.rsplit("/", 1)[-1]))
+        await asyncio.sleep(self.delay)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_rounds_arriving_while_a_bulk_request_is_in_flight_share_the_next_one():
+    server = ScimSandbox()
+    slow = SlowTransport(server.transport(), 0.05)
+    connector = ScimConnector.create(config(), transport=slow)
+    try:
+        await connector.capabilities()
+        rounds = [[TargetOp(n * 10 + i, OpKind.CREATE_ACCOUNT, account=spec(n * 10 + i)) for i in range(3)]
+                  for n in range(4)]
+        first = asyncio.create_task(connector.apply(rounds[0]))
+        await asyncio.sleep(0.01)  # the first round's Bulk request is on its way
+        answers = await asyncio.gather(first, *(connector.apply(r) for r in rounds[1:]))
+        assert [m for m, p in slow.paths if p == "Bulk"] == ["POST", "POST"]  # not four
+        ids = {r.remote_id for results in answers for r in results}
+        assert all(r.outcome == Outcome.DONE for results in answers for r in results)
+        assert len(ids) == 12 and len(await server.users()) == 12
     finally:
         await connector.aclose()

@@ -62,6 +62,8 @@ class ScimConnector:
         self._caps: Capabilities | None = None
         self._caps_at = 0.0
         self._group_patch_refused = False  # learnt from a 501 (see ``apply``)
+        self._bulk_waiting: list[tuple[list[Call], dict[int, OpResult], asyncio.Future[None]]] = []
+        self._bulk_running = False
         self._creating_groups = asyncio.Lock()  # one creator of missing groups at a time (see ``resolve_groups``)
         self.updates = FallbackUpdates(self)
 
@@ -194,13 +196,38 @@ class ScimConnector:
         self._settle(call, answer_of(reply), reply.body, reply.headers.get("Location"), results)
 
     async def _send_bulk(self, calls: list[Call], caps: Capabilities, results: dict[int, OpResult]) -> None:
-        packs = writes.pack_bulk(calls, caps)
-        first = [p for p in packs if not p[0].last]
-        last = [p for p in packs if p[0].last]
-        await asyncio.gather(*(self._bulk(p, results) for p in first))
-        await asyncio.gather(*(self._bulk(p, results) for p in last))
+        """Group commit for Bulk (RFC 7644 §3.7): while one batch of Bulk requests is in flight,
+        the calls of other worker rounds wait and then go together, packed within the server's
+        limits. One round alone is sent at once; several at a time share requests."""
+        done = asyncio.get_running_loop().create_future()
+        self._bulk_waiting.append((calls, results, done))
+        if not self._bulk_running:
+            self._bulk_running = True
+            asyncio.get_running_loop().create_task(self._bulk_leader(caps))
+        await done
 
-    async def _bulk(self, calls: list[Call], results: dict[int, OpResult]) -> None:
+    async def _bulk_leader(self, caps: Capabilities) -> None:
+        try:
+            while self._bulk_waiting:
+                batch, self._bulk_waiting = self._bulk_waiting, []
+                sink = {id(call): results for calls, results, _ in batch for call in calls}
+                merged = sorted((call for calls, _, _ in batch for call in calls), key=lambda c: c.last)
+                try:
+                    packs = writes.pack_bulk(merged, caps)
+                    await asyncio.gather(*(self._bulk(p, sink) for p in packs if not p[0].last))
+                    await asyncio.gather(*(self._bulk(p, sink) for p in packs if p[0].last))
+                except BaseException as exc:  # DryRunBlocked, a bug: every waiting round hears it
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self._bulk_running = False
+
+    async def _bulk(self, calls: list[Call], sink: dict[int, dict[int, OpResult]]) -> None:
         """One Bulk request (RFC 7644 §3.7); each operation's answer is its own outcome."""
         body = writes.bulk_body(calls, self.config.compatibility.bulk_fail_on_errors)
         reply = await self.send("POST", "Bulk", json=body, writes_=len(calls))
@@ -208,12 +235,12 @@ class ScimConnector:
         if reply.status == 413 and len(calls) > 1:
             # §3.7.4: larger than the server will take after all: halve and send again.
             half = len(calls) // 2
-            await self._bulk(calls[:half], results)
-            await self._bulk(calls[half:], results)
+            await self._bulk(calls[:half], sink)
+            await self._bulk(calls[half:], sink)
             return
         if whole.outcome != Outcome.DONE:
             for call in calls:
-                self._settle(call, whole, None, None, results)
+                self._settle(call, whole, None, None, sink[id(call)])
             return
         answered: dict[int, dict[str, Any]] = {}
         items = [o for o in (reply.body or {}).get("Operations") or [] if isinstance(o, dict)]
@@ -226,11 +253,11 @@ class ScimConnector:
             if item is None:
                 # §3.7.3: with failOnErrors the server stops; what it did not reach is retried.
                 self._settle(call, Answer(Outcome.TRANSIENT, None, "not processed by the Bulk request"),
-                             None, None, results)
+                             None, None, sink[id(call)])
                 continue
             status = int(str(item.get("status") or "0").split(" ", 1)[0] or 0)
             self._settle(call, errors.outcome_of(status, item.get("response")), item.get("response"),
-                         item.get("location"), results)
+                         item.get("location"), sink[id(call)])
 
     # ---- reads ------------------------------------------------------------------------------
 
