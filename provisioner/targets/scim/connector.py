@@ -262,34 +262,46 @@ class ScimConnector:
     # ---- reads ------------------------------------------------------------------------------
 
     async def find_accounts(self, specs: Sequence[AccountSpec]) -> dict[str, tuple[str, str | None]]:
-        """Match before create, for many people at once: OR-ed ``eq`` filters (RFC 7644
-        §3.4.2.2) on the attributes of ``compatibility.match_attributes``, in that order.
+        """Match before create, for many people at once: one filter per ``lookups_per_request``
+        people, OR-ing an ``eq`` term (RFC 7644 §3.4.2.2) per person and attribute of
+        ``compatibility.match_attributes``; a person's account is the one found by the first
+        attribute in that order (userName compared case-insensitively, RFC 7643 §4.1.1).
 
         An account found by userName whose externalId names someone else is not linked. Two
         accounts for one person are not linked either: picking one would be a guess.
         """
+        attributes = self.config.compatibility.match_attributes
         values = {s.employee_id: render(self.mapping, s) for s in specs}
-        found: dict[str, tuple[str, str | None]] = {}
+        people = [eid for eid, v in values.items() if any(v.get(a) for a in attributes)]
         per = self.config.compatibility.lookups_per_request
-        for attribute in self.config.compatibility.match_attributes:
-            wanted = {eid: v[attribute] for eid, v in values.items() if eid not in found and v.get(attribute)}
-            keys = sorted(set(wanted.values()))
-            for start in range(0, len(keys), per):
-                chunk = keys[start:start + per]
-                expr = " or ".join(f"{attribute} eq {filter_string(v)}" for v in chunk)
-                caps = await self.capabilities()
-                rows = await self.search("Users", expr, "id,userName,externalId",
-                                         min(caps.max_results, max(2 * len(chunk), 10)))
-                index: dict[str, list[dict[str, Any]]] = {}
-                for row in rows:
-                    key = str(row.get(attribute) or "")
-                    index.setdefault(key.lower() if attribute == "userName" else key, []).append(row)
-                for eid, value in wanted.items():
-                    hits = index.get(value.lower() if attribute == "userName" else value, [])
-                    hits = [h for h in hits if not h.get("externalId") or h.get("externalId") == values[eid].get("externalId")]
+        caps = await self.capabilities()
+
+        async def lookup(chunk: list[str]) -> dict[str, tuple[str, str | None]]:
+            terms = sorted({f"{a} eq {filter_string(values[eid][a])}" for eid in chunk for a in attributes
+                            if values[eid].get(a)})
+            rows = await self.search("Users", " or ".join(terms), "id,userName,externalId",
+                                     min(caps.max_results, max(2 * len(terms), 10)))
+            index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for row in rows:
+                for a in attributes:
+                    if row.get(a):
+                        key = str(row[a]).lower() if a == "userName" else str(row[a])
+                        index.setdefault((a, key), []).append(row)
+            found: dict[str, tuple[str, str | None]] = {}
+            for eid in chunk:
+                mine = values[eid]
+                for a in attributes:
+                    if not mine.get(a):
+                        continue
+                    hits = index.get((a, mine[a].lower() if a == "userName" else mine[a]), [])
+                    hits = [h for h in hits if not h.get("externalId") or h.get("externalId") == mine.get("externalId")]
                     if len(hits) == 1 and hits[0].get("id"):
                         found[eid] = (str(hits[0]["id"]), hits[0].get("userName"))
-        return found
+                        break
+            return found
+
+        parts = await asyncio.gather(*(lookup(people[i:i + per]) for i in range(0, len(people), per)))
+        return {eid: match for part in parts for eid, match in part.items()}
 
     async def find_account(self, spec: AccountSpec) -> tuple[str, str | None] | None:
         return (await self.find_accounts([spec])).get(spec.employee_id)
