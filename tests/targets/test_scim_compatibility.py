@@ -46,7 +46,9 @@ async def test_server_refusing_group_patch_is_found_out_and_memberships_go_by_pu
     await joiner_mover_leaver(svc, wiki, "G1")
     counts = log.counts()
     assert counts[("PUT", "Groups")] >= 3  # the first grant, the removal, the leaver's removal
-    assert counts[("PATCH", "Groups")] == 2  # the first attempt per group, answered 501, then never again
+    # The first attempt per group is answered 501, then never again (1 when a second worker
+    # loop already knew, before sending its own).
+    assert 1 <= counts[("PATCH", "Groups")] <= 2
     assert counts[("PATCH", "Users")] >= 1  # users are still patched
 
 
