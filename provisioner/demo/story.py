@@ -109,25 +109,25 @@ async def _story(svc: SandboxedService) -> list[str]:
     await svc.drain()
 
     step("2. mover: Alan moves from Sales to Engineering")
-    await send(_event("evt-010", "transfer", "E1003", now + timedelta(seconds=1), department="Engineering",
+    await send(_event("evt-010", "transfer", "E1003", utcnow(), department="Engineering",
                       job_code="ENG1", title="Engineer"))
     await svc.drain()
 
     step("3. leave of absence and return: Katherine")
-    await send(_event("evt-020", "leave", "E1004", now + timedelta(seconds=2)))
+    await send(_event("evt-020", "leave", "E1004", utcnow()))
     await svc.drain()
     on_leave = sb.user(existing) or {}
     if on_leave.get("accountEnabled") is not False:
         failures.append("E1004 on leave: account still enabled in Entra")
-    await send(_event("evt-021", "return", "E1004", now + timedelta(seconds=3)))
+    await send(_event("evt-021", "return", "E1004", utcnow()))
     await svc.drain()
 
     step("4. leavers: Grace at 17:00 Berlin on her last day; Alan immediately; a withdrawn one")
     last_day = (now.astimezone(BERLIN) + timedelta(days=1)).replace(hour=17, minute=0, second=0, microsecond=0)
     await send(_event("evt-030", "terminate", "E1002", last_day))
     await send(_event("evt-031", "terminate", "E1001", now + timedelta(days=3)))
-    await send(_event("evt-032", "cancel", "E1001", now + timedelta(seconds=4), cancels="evt-031"))
-    await send(_event("evt-033", "terminate", "E1003", now + timedelta(seconds=5), immediate=True))
+    await send(_event("evt-032", "cancel", "E1001", utcnow(), cancels="evt-031"))
+    await send(_event("evt-033", "terminate", "E1003", utcnow(), immediate=True))
     await svc.drain()
     grace = sb.user(_remote(svc, "E1002")) or {}
     console.print(f"before 17:00 Berlin, Grace's account enabled: {grace.get('accountEnabled')}")
