@@ -119,6 +119,7 @@ def test_serve_and_workers_provision_and_revoke_over_real_sockets(processes):
     wait_for(lambda: users(graph, "P0")[0]["accountEnabled"] is False, what="P0 disabled")
     wait_for(lambda: graph.get(f"/users/{uid}/memberOf").json()["value"] == [], what="P0's groups removed")
     wait_for(lambda: wiki_user(scim, "P0").get("active") is False, what="P0 disabled in the wiki")
+    wait_for(lambda: all(wiki_user(scim, f"P{n}") for n in range(12)), what="joiners in the wiki")
     for n in range(12):  # several processes, one queue: nothing was created twice
         assert len(users(graph, f"P{n}")) == 1
         assert len(scim.get("/Users", params={"filter": f'externalId eq "P{n}"'}).json()["Resources"]) == 1
