@@ -262,7 +262,8 @@ async def test_rounds_arriving_while_a_bulk_request_is_in_flight_share_the_next_
         first = asyncio.create_task(connector.apply(rounds[0]))
         await asyncio.sleep(0.01)  # the first round's Bulk request is on its way
         answers = await asyncio.gather(first, *(connector.apply(r) for r in rounds[1:]))
-        assert [m for m, p in slow.paths if p == "Bulk"] == ["POST", "POST"]  # not four
+        # Not four: the first alone (or, on a slow machine, with the others) and the rest together.
+        assert len([p for m, p in slow.paths if (m, p) == ("POST", "Bulk")]) in (1, 2)
         ids = {r.remote_id for results in answers for r in results}
         assert all(r.outcome == Outcome.DONE for results in answers for r in results)
         assert len(ids) == 12 and len(await server.users()) == 12
