@@ -27,16 +27,9 @@ from provisioner.scim.errors import (
     _scim_exception_handler,
     error_response,
 )
+from provisioner.scim.hot_path import route_path
 
 log = logging.getLogger(__name__)
-
-
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        return path[len(root) :]
-    return path
 
 
 class UsersReadFastPath:
@@ -50,7 +43,7 @@ class UsersReadFastPath:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        path = _route_path(scope)
+        path = route_path(scope)
         if path == "/Users":
             user_id = None
         elif path.startswith("/Users/") and (rest := path[7:]) and "/" not in rest and rest[0] != ".":

@@ -64,7 +64,7 @@ class ScimHotReads:
         """Answer the lookup if it is one; otherwise the next application does."""
         response = None
         if scope["type"] == "http" and scope["method"] == "GET":
-            path = _route_path(scope)
+            path = route_path(scope)
             if path.startswith(self._users):
                 try:
                     response = await self._answer(scope, path[len(self._users) :])
@@ -233,7 +233,8 @@ def _headers(scope: Scope) -> tuple[str | None, str | None] | None:
     return authorization, host
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
+    """The request path below the application's root path (ASGI ``root_path``)."""
     path: str = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
