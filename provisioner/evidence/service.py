@@ -32,7 +32,7 @@ def revocations(session: Session, start: datetime, end: datetime) -> list[dict[s
         identity = identities.by_employee_id(session, event.employee_id)
         plan = repository.plan_for_trigger(session, f"event:{event.event_id}")
         plan_ids = repository.leaver_plan_ids(session, plan) if plan else []
-        ops = [op for plan_id in plan_ids for op in queue.for_plan(session, plan_id)]
+        ops = queue.for_plans(session, plan_ids) if plan_ids else []
         checks = repository.checks_for_plans(session, plan_ids)
         due = max(event.effective_at, event.received_at) if not event.immediate else event.received_at
         targets: dict[str, dict[str, Any]] = {}

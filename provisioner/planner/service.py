@@ -25,14 +25,14 @@ from provisioner.clock import utcnow
 from provisioner.directory import service as directory
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
-from provisioner.identities.models import Identity
+from provisioner.identities.models import Identity, TargetAccount
 from provisioner.identities.service import Naming, attributes_of
 from provisioner.planner.models import Plan
 from provisioner.policies.evaluate import desired_groups
 from provisioner.policies.schemas import Policy
 from provisioner.queue import repository as queue
 from provisioner.queue.models import Operation, OpStatus, Priority
-from provisioner.targets.config import TargetConfig
+from provisioner.targets.config import Deprovision, TargetConfig
 from provisioner.targets.contract import OpKind
 from provisioner.targets.specs import account_fields
 
@@ -75,6 +75,7 @@ class PlanResult:
     diff: dict[str, Any]
     ops: list[PlannedOp] = field(default_factory=list)
     plan: Plan | None = None
+    under_way: dict[str, Operation] = field(default_factory=dict)  # creates still running, by target
 
 
 def _plan_kind(state: str, previous: str | None, has_accounts: bool) -> str:
@@ -102,6 +103,8 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
     known_accounts = identities.accounts(session, identity.id)
     known_groups = identities.memberships(session, identity.id)
     kind = _plan_kind(state, previous_state, bool(known_accounts))
+    # Creates already attempted are never withdrawn (queue.cancel_open_for): wait for them.
+    under_way = queue.open_creates(session, identity.id) if set(ctx.targets) - set(known_accounts) else {}
     diff: dict[str, Any] = {"state": state, "targets": {}}
     ops: list[PlannedOp] = []
     for name, target in ctx.targets.items():
@@ -112,8 +115,7 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         wants_account = state in (State.ACTIVE, State.ON_LEAVE)
         wants_enabled = state == State.ACTIVE
         t_ops: list[PlannedOp] = []
-        under_way = account is None and queue.open_create(session, identity.id, name) is not None
-        if account is None and wants_account and not under_way:
+        if account is None and wants_account and name not in under_way:
             t_ops.append(PlannedOp(name, OpKind.CREATE_ACCOUNT, reason=f"{kind}: no account yet"))
         elif account is not None:
             mode = target.deprovision.mode if state == State.TERMINATED else "disable"
@@ -133,7 +135,7 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
             t_ops.append(PlannedOp(name, OpKind.REMOVE_MEMBER, group,
                                    "leaver" if state == State.TERMINATED else "no policy grants it"))
         if state == State.TERMINATED and account is not None:
-            t_ops.extend(_deletion(name, target.deprovision, account, previous_state))
+            t_ops.extend(_deletion(name, target.deprovision, account))
         if state == State.TERMINATED and account is not None and (
                 [op for op in t_ops if op.not_before is None] or kind == "leaver"):
             t_ops.append(PlannedOp(name, OpKind.VERIFY_REVOKED, reason="prove no access remains",
@@ -153,10 +155,10 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         }
         ops.extend(t_ops)
     diff["kind"] = kind
-    return PlanResult(kind=kind, diff=diff, ops=ops)
+    return PlanResult(kind=kind, diff=diff, ops=ops, under_way=under_way)
 
 
-def _deletion(name: str, deprovision, account, previous_state: str | None) -> list[PlannedOp]:
+def _deletion(name: str, deprovision: Deprovision, account: TargetAccount) -> list[PlannedOp]:
     """The leaver's account deletion, per the target's ``deprovision`` mode: at once, or
     ``delete_after_days`` after it was disabled (a rehire before then cancels it)."""
     if deprovision.mode == "delete":
@@ -189,26 +191,23 @@ def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *,
         priority = Priority.LEAVER
     else:
         priority = Priority.NORMAL
-    _enqueue(session, ctx, plan, identity, result.ops, priority, now)
-    # A read-back with nothing of its target to wait for (say, the account was found disabled
-    # already) is ready now; the others are released by the worker as their target's work ends.
-    queue.release_verifications(session, [plan.id], now)
+    _enqueue(session, ctx, plan, identity, result, priority, now)
+    if any(op.kind == OpKind.VERIFY_REVOKED for op in result.ops):
+        # A read-back with nothing of its target to wait for (the account was found disabled
+        # already) is ready now; the others are released by the worker as their target's work ends.
+        queue.release_verifications(session, [plan.id], now)
     append(session, "plan.created", identity.employee_id or identity.id, plan_id=plan.id,
            trigger=trigger, kind=result.kind,
            operations=[[op.target, op.kind.value, op.group_key] for op in result.ops])
     return result
 
 
-def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Identity, planned: list[PlannedOp],
+def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Identity, result: PlanResult,
              priority: int, now: datetime) -> None:
-    # Grants wait for the account: a create planned now, or one still running from before.
-    creates: dict[str, Operation] = {}
-    for target in {p.target for p in planned if p.kind != OpKind.CREATE_ACCOUNT}:
-        running = queue.open_create(session, identity.id, target)
-        if running is not None:
-            creates[target] = running
+    # Grants wait for the account: a create planned now, or one still under way from before.
+    creates: dict[str, Operation] = dict(result.under_way)
     rows: list[Operation] = []
-    for p in planned:
+    for p in result.ops:
         op = Operation(plan_id=plan.id, identity_id=identity.id, target=p.target, kind=p.kind.value,
                        group_key=p.group_key, payload={"reason": p.reason, **p.payload}, priority=priority,
                        status=OpStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now)
@@ -223,8 +222,7 @@ def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Ident
         rows.append(op)
     session.add_all(rows)
     session.flush()
-    owner = (creates.get(ctx.login_owner) or queue.open_create(session, identity.id, ctx.login_owner)
-             if ctx.login_owner else None)
+    owner = creates.get(ctx.login_owner) if ctx.login_owner else None
     for op in rows:
         create = creates.get(op.target)
         if create is not None and op is not create and op.kind != OpKind.VERIFY_REVOKED:

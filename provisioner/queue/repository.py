@@ -59,14 +59,14 @@ def cancel_open_for(session: Session, identity_id: str, now: datetime) -> int:
     return result.rowcount or 0
 
 
-def open_create(session: Session, identity_id: str, target: str) -> Operation | None:
-    """A create still under way for this person and target: running, or attempted and waiting
-    to be retried. A new plan waits for it instead of planning another."""
-    return session.scalar(select(Operation).where(
-        Operation.identity_id == identity_id, Operation.target == target,
-        Operation.kind == "create_account",
+def open_creates(session: Session, identity_id: str) -> dict[str, Operation]:
+    """Creates still under way for this person, by target: running, or attempted and waiting
+    to be retried. A new plan waits for them instead of planning others."""
+    rows = session.scalars(select(Operation).where(
+        Operation.identity_id == identity_id, Operation.kind == "create_account",
         or_(Operation.status == OpStatus.RUNNING,
-            and_(Operation.status == OpStatus.PENDING, Operation.attempts > 0))).limit(1))
+            and_(Operation.status == OpStatus.PENDING, Operation.attempts > 0))).order_by(Operation.id))
+    return {op.target: op for op in rows}
 
 
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:
@@ -132,8 +132,9 @@ def get(session: Session, op_id: int) -> Operation | None:
     return session.get(Operation, op_id)
 
 
-def for_plan(session: Session, plan_id: int) -> Sequence[Operation]:
-    return session.scalars(select(Operation).where(Operation.plan_id == plan_id).order_by(Operation.id)).all()
+def for_plans(session: Session, plan_ids: Sequence[int]) -> Sequence[Operation]:
+    return session.scalars(select(Operation).where(Operation.plan_id.in_(list(plan_ids)))
+                           .order_by(Operation.id)).all()
 
 
 def for_identity(session: Session, identity_id: str) -> Sequence[Operation]:

@@ -63,13 +63,6 @@ class RoundReport:
     checks: list[tuple[Job, AccountState | None, str]] = field(default_factory=list)
 
 
-async def _find_accounts(connector: Connector, specs: list) -> dict[str, tuple[str, str | None]]:
-    """Match before create for a round's joiners, in as few lookups as the connector can."""
-    if not specs:
-        return {}
-    return await connector.find_accounts(specs)
-
-
 class Worker:
     def __init__(self, db: Database, ctx: PlanningContext, connectors: dict[str, Connector],
                  settings: Settings, *, worker_id: str | None = None) -> None:
@@ -146,9 +139,9 @@ class Worker:
             # Match before create: an account already holding this person's employee id is
             # linked, never duplicated.
             creates = [j for j in calls if j.kind == OpKind.CREATE_ACCOUNT and j.spec is not None]
-            found = await _find_accounts(connector, [j.spec for j in creates if j.spec is not None])
+            found = await connector.find_accounts([j.spec for j in creates if j.spec]) if creates else {}
             for job in creates:
-                match = found.get(job.spec.employee_id) if job.spec is not None else None
+                match = found.get(job.spec.employee_id) if job.spec else None
                 if match is not None:
                     calls.remove(job)
                     report.settled.append(Settled(job, OpResult(job.op_id, Outcome.EXISTS,
@@ -156,14 +149,15 @@ class Worker:
             if calls:
                 results = await connector.apply([j.target_op(group_ids) for j in calls])
                 by_id = {r.op_id: r for r in results}
-                for job in calls:
-                    result = by_id.get(job.op_id) or OpResult(job.op_id, Outcome.TRANSIENT,
-                                                              detail="connector returned no result")
-                    linked = None
-                    if decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts) == Action.LINK:
-                        assert job.spec is not None
-                        linked = await connector.find_account(job.spec)
-                    self._settle(report, job, result, linked)
+                answered = [(job, by_id.get(job.op_id) or OpResult(job.op_id, Outcome.TRANSIENT,
+                                                                   detail="connector returned no result"))
+                            for job in calls]
+                # A create answered "exists" is looked up (all of them in one call) and linked.
+                taken = [job.spec for job, result in answered if job.spec and decide(
+                    job.kind, result.outcome, job.attempts, self.settings.max_attempts) == Action.LINK]
+                holders = await connector.find_accounts(taken) if taken else {}
+                for job, result in answered:
+                    self._settle(report, job, result, holders.get(job.spec.employee_id) if job.spec else None)
             if verify:
                 await self._verify(connector, verify, group_ids, managed, report)
         except TargetError as exc:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import orjson
 
 from provisioner.targets.contract import (
     AccountSpec,
@@ -35,16 +34,11 @@ from provisioner.targets.scim.errors import Answer, answer_of, result_of
 from provisioner.targets.scim.http import Reply, ScimHttp
 from provisioner.targets.scim.mapping import render
 from provisioner.targets.scim.updates import FallbackUpdates
-from provisioner.targets.scim.writes import Call, seg
+from provisioner.targets.scim.writes import Call, filter_string, seg
 from provisioner.targets.transport import RecordingTransport
 
 CAPABILITIES_TTL = 300.0  # seconds a ServiceProviderConfig read is trusted
 MAX_HOLD_SECONDS = 5.0  # a longer Retry-After is waited out in the queue, not in the worker
-
-
-def filter_string(value: str) -> str:
-    """A filter string literal: a JSON string (RFC 7644 §3.4.2.2), quotes and backslashes escaped."""
-    return orjson.dumps(value).decode()
 
 
 class ScimConnector:
@@ -104,8 +98,7 @@ class ScimConnector:
         reply = await self.send("GET", path, params=params)
         answer = answer_of(reply)
         if answer.outcome != Outcome.DONE:
-            raise TargetError(answer.outcome, answer.detail, retry_after=answer.retry_after,
-                              status_code=answer.status)
+            raise answer.error()
         return reply.body if isinstance(reply.body, dict) else {}
 
     async def capabilities(self, *, refresh: bool = False) -> Capabilities:
@@ -321,8 +314,7 @@ class ScimConnector:
             if answer.outcome == Outcome.NOT_FOUND:
                 return
             if answer.outcome != Outcome.DONE:
-                raise TargetError(answer.outcome, answer.detail, retry_after=answer.retry_after,
-                                  status_code=answer.status)
+                raise answer.error()
             body = reply.body if isinstance(reply.body, dict) else {}
             active = body.get("active")
             states[rid].exists = True
@@ -343,7 +335,7 @@ class ScimConnector:
         if answer.outcome == Outcome.NOT_FOUND and missing_ok:
             return set()
         if answer.outcome != Outcome.DONE:
-            raise TargetError(answer.outcome, answer.detail, retry_after=answer.retry_after, status_code=answer.status)
+            raise answer.error()
         body = reply.body if isinstance(reply.body, dict) else {}
         return {str(m["value"]) for m in body.get("members") or [] if isinstance(m, dict) and m.get("value")}
 
@@ -375,8 +367,7 @@ class ScimConnector:
             return str(reply.body["id"])
         if answer.outcome == Outcome.EXISTS:  # created meanwhile by someone else (another process)
             return (await self.groups_by_name([name])).get(name)
-        raise TargetError(answer.outcome, f"creating group {name!r}: {answer.detail}",
-                          retry_after=answer.retry_after, status_code=answer.status)
+        raise answer.error(f"creating group {name!r}: {answer.detail}")
 
     async def groups_by_name(self, names: Sequence[str]) -> dict[str, str]:
         """Existing groups by displayName (OR-ed filters); a name held twice is refused."""

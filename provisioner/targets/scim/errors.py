@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from scim2_models import Error
 
-from provisioner.targets.contract import OpResult, Outcome
+from provisioner.targets.contract import OpResult, Outcome, TargetError
 
 # 412: the resource changed since it was read (ETag, RFC 7644 §3.14): read again and retry.
 _TRANSIENT_STATUS = frozenset({408, 412, 425, 429, 500, 502, 503, 504})
@@ -30,6 +30,11 @@ class Answer:
     detail: str = ""
     scim_type: str | None = None
     retry_after: float | None = None
+
+    def error(self, detail: str | None = None) -> TargetError:
+        """This answer as a whole-call failure (for reads that must succeed)."""
+        return TargetError(self.outcome, detail or self.detail, retry_after=self.retry_after,
+                           status_code=self.status)
 
 
 def retry_after(headers: httpx.Headers | dict[str, str] | None) -> float | None:

@@ -71,6 +71,11 @@ def seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def filter_string(value: str) -> str:
+    """A filter string literal: a JSON string (RFC 7644 §3.4.2.2), quotes and backslashes escaped."""
+    return orjson.dumps(value).decode()
+
+
 def member_patch(config: ScimTarget, members: Sequence[tuple[int, str, str]]) -> dict[str, Any]:
     """One PatchOp for a group: the adds as one ``add`` with a value list, each removal as
     ``members[value eq "id"]`` (RFC 7644 §3.5.2.2), or Entra's value-list form when the
@@ -84,7 +89,7 @@ def member_patch(config: ScimTarget, members: Sequence[tuple[int, str, str]]) ->
         ops.append(PatchOperation[Group](op="remove", path="members", value=[{"value": u} for u in removes]))
     else:
         for uid in removes:
-            ops.append(PatchOperation[Group](op="remove", path=f"members[value eq {orjson.dumps(uid).decode()}]"))
+            ops.append(PatchOperation[Group](op="remove", path=f"members[value eq {filter_string(uid)}]"))
     return PatchOp[Group](operations=ops).model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST)
 
 
