@@ -16,7 +16,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from provisioner.identities import repository as identities
 from provisioner.intake.signing import signed_headers
 from provisioner.migrations import upgrade
 from provisioner.queue.models import Operation
+from provisioner.sandbox.ports import free_port
 
 console = Console()
 GROUPS = [f"Bench Group {n:02d}" for n in range(10)]
@@ -177,7 +177,7 @@ async def intake(database_url: str | None, events: int, concurrency: int = 16,
         url = database_url or f"sqlite:///{folder / 'intake.db'}"
         upgrade(url)
         policies, targets = _bench_config(folder, writes_per_second=20, burst=40)
-        secret, port = uuid.uuid4().hex, _free_port()
+        secret, port = uuid.uuid4().hex, free_port()
         env = {**os.environ, "PROVISIONER_DATABASE_URL": url, "PROVISIONER_POLICIES_DIR": str(policies),
                "PROVISIONER_TARGETS_DIR": str(targets), "PROVISIONER_LOG_LEVEL": "WARNING",
                "PROVISIONER_HR_SECRETS": json.dumps({"bench": secret}), "UNUSED": "x"}
@@ -219,12 +219,6 @@ async def intake(database_url: str | None, events: int, concurrency: int = 16,
         finally:
             server.terminate()
             server.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def _wait_healthy(client: httpx.AsyncClient, server: subprocess.Popen) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from provisioner.bench.common import temporary_postgres_database
 from provisioner.db import Database, is_sqlite
 from provisioner.identities.models import Identity
 from provisioner.migrations import upgrade
+from provisioner.sandbox.ports import free_port
 
 _DB_ENV = "PROVISIONER_BENCH_DATABASE_URL"
 _USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -123,12 +123,6 @@ def sample_ids(db: Database, count: int) -> list[str]:
 
 
 # -- servers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def auth_headers(token: str) -> dict[str, str]:

@@ -38,12 +38,26 @@ class Access(StrEnum):
     write = "write"
 
 
+def bearer_token_or_none(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, None without one."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
 def bearer_token(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer`` header, or 401."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token_or_none(authorization)
+    if token is None:
         raise UnauthorizedException(detail="A bearer token is required")
-    return token.strip()
+    return token
+
+
+def token_digest(token: str) -> str:
+    """A token as tokens are stored: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 _SCOPES_OF_TOKEN = select(ApiToken.scopes).where(
@@ -55,8 +69,7 @@ def token_scopes(session: Session, presented: str) -> set[str] | None:
     """The scopes of an active token, as :func:`provisioner.tokens.service.token_scopes`
     (tokens are stored as their SHA-256), in one pre-built Core query: it runs on every SCIM
     request, and loading the ORM row costs more than the lookup."""
-    digest = hashlib.sha256(presented.encode()).hexdigest()
-    scopes = session.connection().scalar(_SCOPES_OF_TOKEN, {"digest": digest})
+    scopes = session.connection().scalar(_SCOPES_OF_TOKEN, {"digest": token_digest(presented)})
     return None if scopes is None else set(scopes.split())
 
 

@@ -14,9 +14,8 @@ from provisioner.scim.context import ScimContext
 from provisioner.scim.protocol import (
     Conditions,
     list_response,
+    model_response,
     not_modified,
-    resource_body,
-    resource_response,
 )
 from provisioner.scim.query import list_query_from_body, list_query_from_params, response_parameters
 from provisioner.scim.schemas import GroupResource, etag
@@ -56,7 +55,9 @@ async def create_group(request: Request) -> Response:
 
     def work(ctx: ScimContext, body: Any) -> Response:
         group = GroupService(ctx).create(body)
-        return _resource(group, params, Context.RESOURCE_CREATION_RESPONSE, status_code=201)
+        return model_response(
+            GroupResource, group, params, Context.RESOURCE_CREATION_RESPONSE, status_code=201
+        )
 
     return await run_scim_with_body(request, Access.write, work)
 
@@ -73,7 +74,9 @@ async def get_group(group_id: str, request: Request) -> Response:
         assert group.meta is not None and group.meta.version is not None
         if not conditions.check(group.meta.version, "GET"):
             return not_modified(group.meta.version)
-        return _resource(group, params, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
+        return model_response(
+            GroupResource, group, params, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters
+        )
 
     return await run_scim(request, Access.read, work)
 
@@ -86,7 +89,7 @@ async def replace_group(group_id: str, request: Request) -> Response:
 
     def work(ctx: ScimContext, body: Any) -> Response:
         group = GroupService(ctx).replace(group_id, body, conditions)
-        return _resource(group, params, Context.RESOURCE_REPLACEMENT_RESPONSE)
+        return model_response(GroupResource, group, params, Context.RESOURCE_REPLACEMENT_RESPONSE)
 
     return await run_scim_with_body(request, Access.write, work)
 
@@ -109,7 +112,9 @@ async def patch_group(group_id: str, request: Request) -> Response:
         if not parameters.attributes and not parameters.excluded_attributes:
             return Response(status_code=204, headers={"ETag": etag(row.version)})
         group = service.get(group_id, parameters)
-        return _resource(group, params, Context.RESOURCE_PATCH_RESPONSE, parameters=parameters)
+        return model_response(
+            GroupResource, group, params, Context.RESOURCE_PATCH_RESPONSE, parameters=parameters
+        )
 
     return await run_scim_with_body(request, Access.write, work)
 
@@ -124,22 +129,3 @@ async def delete_group(group_id: str, request: Request) -> Response:
         return Response(status_code=204)
 
     return await run_scim(request, Access.write, work)
-
-
-def _resource(
-    group: GroupResource,
-    params: dict[str, str],
-    scim_ctx: Context,
-    *,
-    status_code: int = 200,
-    parameters: Any = None,
-) -> Response:
-    parameters = parameters or response_parameters(GroupResource, params)
-    assert group.meta is not None
-    return resource_response(
-        resource_body(group, parameters, scim_ctx),
-        version=group.meta.version,
-        location=group.meta.location,
-        status_code=status_code,
-        created=status_code == 201,
-    )

@@ -15,8 +15,8 @@ from provisioner.scim.fast import list_body
 from provisioner.scim.protocol import (
     Conditions,
     list_response,
+    model_response,
     not_modified,
-    resource_body,
     resource_response,
 )
 from provisioner.scim.query import (
@@ -65,7 +65,9 @@ async def create_user(request: Request) -> Response:
 
     def work(ctx: ScimContext, body: Any) -> Response:
         user = UserService(ctx).create(body)
-        return _resource(user, params, Context.RESOURCE_CREATION_RESPONSE, status_code=201)
+        return model_response(
+            UserResource, user, params, Context.RESOURCE_CREATION_RESPONSE, status_code=201
+        )
 
     return await run_scim_with_body(request, Access.write, work)
 
@@ -90,7 +92,9 @@ async def get_user(user_id: str, request: Request) -> Response:
         assert user.meta is not None and user.meta.version is not None
         if not conditions.check(user.meta.version, "GET"):
             return not_modified(user.meta.version)
-        return _resource(user, params, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
+        return model_response(
+            UserResource, user, params, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters
+        )
 
     return await run_scim(request, Access.read, work)
 
@@ -103,7 +107,7 @@ async def replace_user(user_id: str, request: Request) -> Response:
 
     def work(ctx: ScimContext, body: Any) -> Response:
         user = UserService(ctx).replace(user_id, body, conditions)
-        return _resource(user, params, Context.RESOURCE_REPLACEMENT_RESPONSE)
+        return model_response(UserResource, user, params, Context.RESOURCE_REPLACEMENT_RESPONSE)
 
     return await run_scim_with_body(request, Access.write, work)
 
@@ -116,7 +120,7 @@ async def patch_user(user_id: str, request: Request) -> Response:
 
     def work(ctx: ScimContext, body: Any) -> Response:
         user = UserService(ctx).patch(user_id, body, conditions)
-        return _resource(user, params, Context.RESOURCE_PATCH_RESPONSE)
+        return model_response(UserResource, user, params, Context.RESOURCE_PATCH_RESPONSE)
 
     return await run_scim_with_body(request, Access.write, work)
 
@@ -131,22 +135,3 @@ async def delete_user(user_id: str, request: Request) -> Response:
         return Response(status_code=204)
 
     return await run_scim(request, Access.write, work)
-
-
-def _resource(
-    user: UserResource,
-    params: dict[str, str],
-    scim_ctx: Context,
-    *,
-    status_code: int = 200,
-    parameters: Any = None,
-) -> Response:
-    parameters = parameters or response_parameters(UserResource, params)
-    assert user.meta is not None
-    return resource_response(
-        resource_body(user, parameters, scim_ctx),
-        version=user.meta.version,
-        location=user.meta.location,
-        status_code=status_code,
-        created=status_code == 201,
-    )

@@ -18,7 +18,6 @@ import logging
 from pydantic import ValidationError
 from scim2_models import SCIMException
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisioner.scim import endpoints_users
@@ -27,7 +26,7 @@ from provisioner.scim.errors import (
     _scim_exception_handler,
     error_response,
 )
-from provisioner.scim.hot_path import route_path
+from provisioner.scim.hot_path import route_path, user_id_of
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +43,8 @@ class UsersReadFastPath:
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path == "/Users":
-            user_id = None
-        elif path.startswith("/Users/") and (rest := path[7:]) and "/" not in rest and rest[0] != ".":
-            user_id = rest
-        else:
+        user_id = user_id_of(path[6:]) if path.startswith("/Users") else None
+        if user_id is None and path != "/Users":
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -66,8 +62,5 @@ class UsersReadFastPath:
             error = SCIMException(detail="Internal server error")
             error.status = 500
             response = error_response(error)
-        await _send(response, scope, receive, send)
+        await response(scope, receive, send)
 
-
-async def _send(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
-    await response(scope, receive, send)

@@ -20,7 +20,6 @@ that the hot answers are byte for byte those of the ordinary path.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -33,6 +32,7 @@ from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisioner.scim import fast
+from provisioner.scim.auth import bearer_token_or_none, token_digest
 from provisioner.scim.config import DEFAULT_PAGE_SIZE, SCIM_PREFIX
 from provisioner.scim.hot_reads import UNIQUE, HotReader, Lookup, Result, reader_of
 from provisioner.scim.protocol import resource_response
@@ -94,7 +94,7 @@ class ScimHotReads:
         base += self.prefix
         if rest == "":
             return await _list(reader, digest, scope.get("query_string", b""), base)
-        if rest[0] == "/" and (user_id := rest[1:]) and "/" not in user_id and user_id[0] != ".":
+        if (user_id := user_id_of(rest)) is not None:
             if scope.get("query_string"):
                 return None
             return _get(reader, digest, user_id, base)
@@ -211,11 +211,8 @@ def _lookup(reader: HotReader, text: str) -> tuple[Lookup, tuple[str, ...]] | No
 
 def _token_digest(authorization: str | None) -> str | None:
     """SHA-256 of an ``Authorization: Bearer`` token, as tokens are stored."""
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return hashlib.sha256(token.encode()).hexdigest()
+    token = bearer_token_or_none(authorization)
+    return None if token is None else token_digest(token)
 
 
 def _headers(scope: Scope) -> tuple[str | None, str | None] | None:
@@ -240,6 +237,14 @@ def route_path(scope: Scope) -> str:
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
         return path[len(root) :]
     return path
+
+
+def user_id_of(rest: str) -> str | None:
+    """The id of ``/Users{rest}`` when it names one user (``rest`` is ``/{id}``, one segment
+    not starting with a dot, so not ``/.search``); None for any other path."""
+    if rest[:1] == "/" and (user_id := rest[1:]) and "/" not in user_id and user_id[0] != ".":
+        return user_id
+    return None
 
 
 def _base_url(scheme: str, host: str | None, server: Any, scope: Scope) -> str:

@@ -12,6 +12,7 @@ from scim2_models import Context, InvalidSyntaxException, ListResponse, Precondi
 from starlette.responses import Response
 
 from provisioner.scim.errors import UnsupportedMediaTypeException
+from provisioner.scim.query import response_parameters
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import specialised
 
@@ -141,3 +142,26 @@ def list_response(model: Any, page: Any, parameters: Any) -> Response:
 def resource_body(resource: Any, parameters: Any, scim_ctx: Context) -> dict[str, Any]:
     """A resource as sent to the client, with ``attributes``/``excludedAttributes`` applied."""
     return resource.model_dump(scim_ctx=scim_ctx, response_parameters=parameters)
+
+
+def model_response(
+    model: Any,
+    resource: Any,
+    params: dict[str, str],
+    scim_ctx: Context,
+    *,
+    status_code: int = 200,
+    parameters: Any = None,
+) -> Response:
+    """A User or Group rendered by the models (``attributes``/``excludedAttributes`` of
+    ``params`` unless ``parameters`` is given), with its ETag and Content-Location; 201 adds
+    Location."""
+    parameters = parameters or response_parameters(model, params)
+    assert resource.meta is not None
+    return resource_response(
+        resource_body(resource, parameters, scim_ctx),
+        version=resource.meta.version,
+        location=resource.meta.location,
+        status_code=status_code,
+        created=status_code == 201,
+    )

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle
+from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle, require_for_method
 from provisioner.targets.scim.config import ScimTarget
 
 __all__ = ["ConfigError", "Deprovision", "EntraAccounts", "EntraAuth", "EntraTarget", "ManagedGroup", "ScimTarget",
@@ -40,15 +40,12 @@ class EntraAuth(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> EntraAuth:
-        need = {
+        require_for_method(self, self.method, {
             "client_secret": ("tenant_id", "client_id", "client_secret"),
             "certificate": ("tenant_id", "client_id", "certificate_path"),
             "managed_identity": (),
             "static_token": ("token",),
-        }[self.method]
-        missing = [name for name in need if getattr(self, name) is None]
-        if missing:
-            raise ValueError(f"auth method {self.method} needs: {', '.join(missing)}")
+        })
         return self
 
 

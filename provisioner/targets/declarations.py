@@ -10,6 +10,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
+def require_for_method(model: BaseModel, method: str, need: dict[str, tuple[str, ...]]) -> None:
+    """Refuse an ``auth`` block missing what its ``method`` needs (one message for all)."""
+    missing = [name for name in need[method] if getattr(model, name) is None]
+    if missing:
+        raise ValueError(f"auth method {method} needs: {', '.join(missing)}")
+
+
 class SecretRef(BaseModel):
     """Where a secret lives: an environment variable or a file (never the YAML itself)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,8 @@ import yaml
 from provisioner.demo.harness import REPO
 from provisioner.intake.signing import signed_headers
 from provisioner.migrations import upgrade
+from provisioner.sandbox.ports import free_port
 from tests.support import event, hire
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:

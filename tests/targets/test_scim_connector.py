@@ -14,7 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from provisioner.cli.main import app
-from provisioner.sandbox.scim.app import ScimSandbox, free_port, serve_in_thread
+from provisioner.sandbox.ports import free_port
+from provisioner.sandbox.scim.app import ScimSandbox, serve_in_thread
 from provisioner.settings import get_settings
 from provisioner.targets.config import ConfigError, load_targets
 from provisioner.targets.contract import AccountSpec, OpKind, Outcome, TargetError, TargetOp

@@ -9,9 +9,7 @@ tests import this module.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import socket
 import threading
 from typing import Any
 
@@ -26,6 +24,8 @@ from scim2_server.utils import (
     load_default_schemas,
     load_default_service_provider_config,
 )
+
+from provisioner.sandbox.ports import free_port
 
 
 class _Service(ScimService):
@@ -115,12 +115,6 @@ class ScimSandbox:
             return reply.json()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_in_thread(sandbox: ScimSandbox, port: int | None = None) -> tuple[str, Any]:
     """Serve the sandbox on 127.0.0.1 with uvicorn in a daemon thread; returns (base URL, server)."""
     import uvicorn
@@ -135,8 +129,3 @@ def serve_in_thread(sandbox: ScimSandbox, port: int | None = None) -> tuple[str,
             raise RuntimeError(f"the SCIM sandbox could not listen on 127.0.0.1:{port}")
         threading.Event().wait(0.02)
     return f"http://127.0.0.1:{port}/v2", server
-
-
-async def stop_server(server: Any) -> None:
-    server.should_exit = True
-    await asyncio.sleep(0)

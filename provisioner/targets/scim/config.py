@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle
+from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle, require_for_method
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -79,11 +79,9 @@ class ScimAuth(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> ScimAuth:
-        need = {"bearer": ("token",), "oauth2_client_credentials": ("token_url", "client_id", "client_secret"),
-                "none": ()}[self.method]
-        missing = [name for name in need if getattr(self, name) is None]
-        if missing:
-            raise ValueError(f"auth method {self.method} needs: {', '.join(missing)}")
+        require_for_method(self, self.method, {
+            "bearer": ("token",), "oauth2_client_credentials": ("token_url", "client_id", "client_secret"),
+            "none": ()})
         return self
 
 

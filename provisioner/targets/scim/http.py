@@ -18,7 +18,7 @@ import orjson
 
 from provisioner.targets.contract import Outcome, TargetError
 from provisioner.targets.scim.config import ScimAuth, ScimTarget
-from provisioner.targets.transport import DryRunBlocked, DryRunTransport, RecordingTransport
+from provisioner.targets.transport import DryRunTransport, RecordingTransport
 
 SCIM_JSON = "application/scim+json"  # RFC 7644 §3.1
 
@@ -121,10 +121,6 @@ class ScimHttp:
             response = await self.client.request(
                 method, path.lstrip("/"), content=content, params=params, headers=headers,
                 **({} if auth else {"auth": None}))
-        except DryRunBlocked:
-            raise
-        except TargetError:
-            raise
         except httpx.HTTPError as exc:  # timeouts, refused and dropped connections
             return Reply(None, error=exc)
         body: Any = None
