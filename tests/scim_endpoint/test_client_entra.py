@@ -11,16 +11,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from provisioner.identities.models import Identity
-from tests.scim_endpoint.helpers import BASE, ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, Scim
+from tests.scim_endpoint.helpers import (
+    BASE,
+    ENTERPRISE,
+    GROUP_SCHEMA,
+    USER_SCHEMA,
+    Scim,
+    create_user,
+)
+from tests.scim_endpoint.helpers import patch_body as entra_patch
 
 ADSCIM = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-
-
-def entra_patch(*operations: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": list(operations),
-    }
 
 
 @pytest.fixture
@@ -128,10 +129,7 @@ def test_entra_replace_without_path_with_attribute_path_and_urn_keys(
 
 
 def test_entra_add_on_work_email_value_creates_the_email(client: TestClient) -> None:
-    response = client.post(
-        f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": "noemail@contoso.com"}
-    )
-    user_id = response.json()["id"]
+    user_id = create_user(client, "noemail@contoso.com")["id"]
     response = client.patch(
         f"{BASE}/Users/{user_id}",
         json=entra_patch(
@@ -156,9 +154,7 @@ def test_entra_add_on_work_email_value_creates_the_email(client: TestClient) -> 
 def test_entra_group_with_adscim_schema_lookup_and_member_removal(scim: Scim) -> None:
     client = scim.client
     members = [
-        client.post(
-            f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": f"m{i}@contoso.com"}
-        ).json()["id"]
+        create_user(client, f"m{i}@contoso.com")["id"]
         for i in range(3)
     ]
     response = client.post(
@@ -207,10 +203,7 @@ def test_entra_group_with_adscim_schema_lookup_and_member_removal(scim: Scim) ->
 
 
 def test_entra_pathless_replace_with_a_filtered_key(client: TestClient) -> None:
-    response = client.post(
-        f"{BASE}/Users", json={"schemas": [USER_SCHEMA], "userName": "k@contoso.com"}
-    )
-    user_id = response.json()["id"]
+    user_id = create_user(client, "k@contoso.com")["id"]
     response = client.patch(
         f"{BASE}/Users/{user_id}",
         json=entra_patch(
