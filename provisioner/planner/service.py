@@ -44,10 +44,8 @@ class PlanningContext:
 
     @property
     def naming(self) -> Naming:
-        for target in self.targets.values():
-            if target.kind == "entra":
-                return Naming(target.accounts.login_template, target.accounts.domain)
-        return Naming()
+        owner = self.targets.get(self.login_owner or "")
+        return Naming(owner.accounts.login_template, owner.accounts.domain) if owner is not None else Naming()
 
     @property
     def login_owner(self) -> str | None:

@@ -295,7 +295,7 @@ class Worker:
                 synced={} if linked else (job.fields or {}), created_at=now, updated_at=now))
         identity = known.people.get(job.identity_id)
         if (identity is not None and login and identity.user_name != login
-                and self.ctx.targets[job.target].kind == "entra"
+                and job.target == self.ctx.login_owner
                 and not identities.user_name_taken(known.session, login, exclude_id=identity.id)):
             identity.user_name = identity.email = login
             identity.version += 1
