@@ -3,8 +3,9 @@
 Seeds ``users`` identities straight into a scratch database (bulk INSERT), serves the endpoint
 with uvicorn in a subprocess on a free loopback port, starts ``scim2-server`` (in memory) as the
 peer and seeds it with ``peer_users`` users through the protocol (``POST /Bulk``), then
-measures both the same way for ``seconds`` per scenario — by default one aiohttp client
-sending one request at a time (``concurrency``, ``workers`` and ``client`` change that):
+measures both the same way for ``seconds`` per scenario, in ``rounds`` alternating rounds
+(:mod:`provisioner.bench.load`) — by default one aiohttp client sending one request at a time
+(``concurrency``, ``workers`` and ``client`` change that):
 
 * ``filter=userName eq "..."`` — target: at least 3x the peer's rate and p99 < 50 ms;
 * ``filter=userName sw "..."`` — target: at least 50x the peer's rate (an index range here,
@@ -19,24 +20,18 @@ the endpoint relies on (0003: case-insensitive userName, e-mail and group displa
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import os
 import random
-import statistics
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
+from provisioner.bench.load import Call, Client, Scenario, Target, auth_headers, interleaved
 from provisioner.bench.scim_setup import (
-    auth_headers,
     sample_ids,
     scratch_database,
     seed_identities,
@@ -74,7 +69,8 @@ def run(
     seconds: float = 5.0,
     concurrency: int = 1,
     workers: int = 1,
-    client: Literal["httpx", "aiohttp"] = "aiohttp",
+    client: Client = "aiohttp",
+    rounds: int = 5,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Run the benchmark; returns one dict per scenario and prints a table.
@@ -84,6 +80,9 @@ def run(
         database on that server; a SQLite URL for that (empty) file.
     :param peer_users: users seeded into the scim2-server peer.
     :param seconds: measuring time per scenario and server.
+    :param rounds: the ``seconds`` are split into this many rounds, alternating between the
+        endpoint and the peer (:func:`provisioner.bench.load.interleaved`), so load from
+        outside the benchmark falls on both.
     :param concurrency: clients sending requests at the same time (each its own httpx
         client and connection); 1 measures one request at a time.
     :param workers: uvicorn worker processes serving the endpoint (the peer keeps its
@@ -99,7 +98,8 @@ def run(
         try:
             console.print(
                 f"[bold]SCIM bench[/]: {db.dialect}, {users:,} users, peer scim2-server with "
-                f"{peer_users:,} users, {seconds:g}s per scenario, {concurrency} concurrent "
+                f"{peer_users:,} users, {seconds:g}s per scenario and server in {rounds} "
+                f"alternating rounds, {concurrency} concurrent "
                 f"{client} client(s), {workers} uvicorn worker(s)"
             )
             seeded = seed_identities(db, users)
@@ -122,8 +122,8 @@ def run(
             console.print(
                 f"seeded the peer with {peer_users:,} users in {time.perf_counter() - t0:.1f}s"
             )
-            ours = _Target(ours_url, token)
-            theirs = _Target(peer_url, peer_token)
+            ours = Target(ours_url, token)
+            theirs = Target(peer_url, peer_token)
             results = _measure(
                 ours,
                 theirs,
@@ -132,6 +132,7 @@ def run(
                 our_ids=user_ids,
                 peer_ids=peer_ids,
                 seconds=seconds,
+                rounds=rounds,
                 concurrency=concurrency,
                 client=client,
             )
@@ -155,162 +156,44 @@ def run(
 # -- measuring -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Target:
-    base_url: str
-    token: str
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One request of a scenario."""
-
-    method: str
-    path: str
-    params: dict[str, str] | None = None
-    body: dict[str, Any] | None = None
-
-
-Scenario = Callable[[int], _Call]
-
-
-def _timed(
-    target: _Target, scenario: Scenario, seconds: float, concurrency: int, client: str
-) -> dict[str, Any]:
-    """Send requests for ``seconds`` from ``concurrency`` clients; latency of each request."""
-    started = time.perf_counter()
-    if client == "aiohttp":
-        latencies, errors = asyncio.run(_aiohttp_load(target, scenario, seconds, concurrency))
-    else:
-        latencies, errors = _httpx_load(target, scenario, seconds, concurrency)
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {
-        "requests": len(ordered),
-        "errors": errors,
-        "rps": len(ordered) / elapsed if elapsed else 0.0,
-        "p50_ms": statistics.median(ordered) * 1000 if ordered else 0.0,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-        if ordered
-        else 0.0,
-    }
-
-
-def _httpx_load(
-    target: _Target, scenario: Scenario, seconds: float, concurrency: int
-) -> tuple[list[float], int]:
-    """One thread per client, each with its own httpx client (one keep-alive connection)."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    counter = itertools.count()
-    deadline = time.perf_counter() + seconds
-
-    def send(client: httpx.Client, call: _Call) -> httpx.Response:
-        return client.request(call.method, call.path, params=call.params, json=call.body)
-
-    def client_loop() -> None:
-        nonlocal errors
-        mine: list[float] = []
-        failed = 0
-        headers = auth_headers(target.token)
-        with httpx.Client(base_url=target.base_url, headers=headers, timeout=120) as client:
-            for _ in range(3):  # warm-up: connection, caches
-                send(client, scenario(-1 - next(counter)))
-            while time.perf_counter() < deadline:
-                call = scenario(next(counter))
-                t0 = time.perf_counter()
-                response = send(client, call)
-                mine.append(time.perf_counter() - t0)
-                failed += response.status_code >= 400
-        with lock:
-            latencies.extend(mine)
-            errors += failed
-
-    threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, errors
-
-
-async def _aiohttp_load(
-    target: _Target, scenario: Scenario, seconds: float, concurrency: int
-) -> tuple[list[float], int]:
-    """``concurrency`` tasks sharing one aiohttp session: a lighter client than httpx, so
-    more of each latency is the server's."""
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = 0
-    counter = itertools.count()
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(
-        connector=connector, headers=auth_headers(target.token), timeout=timeout
-    ) as session:
-
-        async def send(call: _Call) -> int:
-            async with session.request(
-                call.method, target.base_url + call.path, params=call.params, json=call.body
-            ) as response:
-                await response.read()
-                return response.status
-
-        async def worker() -> None:
-            nonlocal errors
-            for _ in range(3):
-                await send(scenario(-1 - next(counter)))
-            while time.perf_counter() < deadline:
-                call = scenario(next(counter))
-                t0 = time.perf_counter()
-                status = await send(call)
-                latencies.append(time.perf_counter() - t0)
-                errors += status >= 400
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
-
-
 def _scenarios(population: int, ids: list[str]) -> dict[str, Scenario]:
     tag = uuid.uuid4().hex[:8]
 
-    def eq(_i: int) -> _Call:
+    def eq(_i: int) -> Call:
         name = user_name(random.randrange(population)).upper()  # caseExact=false
-        return _Call("GET", "/Users", params={"filter": f'userName eq "{name}"'})
+        return Call("GET", "/Users", params={"filter": f'userName eq "{name}"'})
 
-    def sw(_i: int) -> _Call:
+    def sw(_i: int) -> Call:
         prefix = user_name(random.randrange(population))[: 4 + _SW_PREFIX_DIGITS]
-        return _Call("GET", "/Users", params={"filter": f'userName sw "{prefix}"'})
+        return Call("GET", "/Users", params={"filter": f'userName sw "{prefix}"'})
 
-    def by_id(_i: int) -> _Call:
-        return _Call("GET", f"/Users/{random.choice(ids)}")
+    def by_id(_i: int) -> Call:
+        return Call("GET", f"/Users/{random.choice(ids)}")
 
-    def post(i: int) -> _Call:
+    def post(i: int) -> Call:
         body = {
             "schemas": [_USER_SCHEMA],
             "userName": f"new-{tag}-{i}@bench.example.com",
             "name": {"givenName": "New", "familyName": f"User{i}"},
             "active": True,
         }
-        return _Call("POST", "/Users", body=body)
+        return Call("POST", "/Users", body=body)
 
     return {"eq": eq, "sw": sw, "get": by_id, "post": post}
 
 
 def _measure(
-    ours: _Target,
-    peer: _Target,
+    ours: Target,
+    peer: Target,
     *,
     users: int,
     peer_users: int,
     our_ids: list[str],
     peer_ids: list[str],
     seconds: float,
+    rounds: int,
     concurrency: int,
-    client: str,
+    client: Client,
 ) -> list[dict[str, Any]]:
     labels = {
         "eq": 'filter=userName eq "..."',
@@ -322,8 +205,15 @@ def _measure(
     peer_scenarios = _scenarios(peer_users, peer_ids)
     results = []
     for key, label in labels.items():
-        mine = _timed(ours, ours_scenarios[key], seconds, concurrency, client)
-        theirs = _timed(peer, peer_scenarios[key], seconds, concurrency, client)
+        ours_sample, peer_sample, round_ratios = interleaved(
+            (ours, ours_scenarios[key]),
+            (peer, peer_scenarios[key]),
+            seconds=seconds,
+            rounds=rounds,
+            concurrency=concurrency,
+            client=client,
+        )
+        mine, theirs = ours_sample.summary(), peer_sample.summary()
         ratio = mine["rps"] / theirs["rps"] if theirs["rps"] else float("inf")
         target = _TARGETS.get(key)
         met: bool | None = None
@@ -342,6 +232,7 @@ def _measure(
                 "ours": mine,
                 "peer": theirs,
                 "ratio": ratio,
+                "round_ratios": round_ratios,
                 "target": note,
                 "met": met,
             }
@@ -360,6 +251,7 @@ def _print(console: Console, results: list[dict[str, Any]], elapsed: float, setu
         "p50 ms",
         "p99 ms",
         "ratio",
+        "rounds",
         "target",
     ):
         table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
@@ -378,9 +270,14 @@ def _print(console: Console, results: list[dict[str, Any]], elapsed: float, setu
             f"{peer['p50_ms']:.1f}",
             f"{peer['p99_ms']:.1f}",
             f"{row['ratio']:.1f}x",
+            f"{min(row['round_ratios']):.1f}-{max(row['round_ratios']):.1f}x",
             verdict,
         )
-    console.print(table)
+    console.print(table, width=max(console.width, 160))
+    console.print(
+        "ratio: our requests/s over the peer's, both pooled over the alternating rounds; "
+        "rounds: the lowest and highest ratio of one round."
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - manual runs
@@ -392,4 +289,5 @@ if __name__ == "__main__":  # pragma: no cover - manual runs
         concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")),
         workers=int(os.environ.get("BENCH_WORKERS", "1")),
         client="httpx" if os.environ.get("BENCH_CLIENT") == "httpx" else "aiohttp",
+        rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
     )

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import create_engine, func, insert, select, text
 
 from provisioner.bench.common import temporary_postgres_database
+from provisioner.bench.load import auth_headers
 from provisioner.db import Database, is_sqlite
 from provisioner.identities.models import Identity
 from provisioner.migrations import upgrade
@@ -28,8 +29,6 @@ from provisioner.sandbox.ports import free_port
 
 _DB_ENV = "PROVISIONER_BENCH_DATABASE_URL"
 _USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-_SW_PREFIX_DIGITS = 6  # "user000123" matches 10 users: one page, no COUNT needed
-_TARGETS = {"eq": ("3x", 3.0, 50.0), "sw": ("50x", 50.0, None)}
 
 
 # -- database ------------------------------------------------------------------------------
@@ -123,10 +122,6 @@ def sample_ids(db: Database, count: int) -> list[str]:
 
 
 # -- servers -------------------------------------------------------------------------------
-
-
-def auth_headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -431,6 +431,8 @@ def bench_lifecycle(runs: int = 50, leavers: int = 1000, scale: float = 25.0,
 
 @bench_app.command("scim")
 def bench_scim(users: int = 100_000, peer_users: int = 10_000, seconds: float = 5.0, concurrency: int = 1,
+               rounds: Annotated[int, typer.Option(
+                   help="alternate between the endpoint and the peer this many times per scenario")] = 5,
                postgres_url: Annotated[Optional[str], typer.Option(
                    envvar="PROVISIONER_BENCH_POSTGRES_URL",
                    help="also measure on a scratch database on this PostgreSQL server")] = None) -> None:
@@ -439,7 +441,7 @@ def bench_scim(users: int = 100_000, peer_users: int = 10_000, seconds: float = 
 
     for url in [None] + ([postgres_url] if postgres_url else []):
         run_scim(users=users, database_url=url, peer_users=peer_users, seconds=seconds,
-                 concurrency=concurrency, console=console)
+                 concurrency=concurrency, rounds=rounds, console=console)
 
 
 @bench_app.command("scim-targets")
