@@ -273,7 +273,7 @@ def _print(console: Console, results: list[dict[str, Any]], elapsed: float, setu
             f"{min(row['round_ratios']):.1f}-{max(row['round_ratios']):.1f}x",
             verdict,
         )
-    console.print(table, width=max(console.width, 160))
+    console.print(table)
     console.print(
         "ratio: our requests/s over the peer's, both pooled over the alternating rounds; "
         "rounds: the lowest and highest ratio of one round."
@@ -290,4 +290,5 @@ if __name__ == "__main__":  # pragma: no cover - manual runs
         workers=int(os.environ.get("BENCH_WORKERS", "1")),
         client="httpx" if os.environ.get("BENCH_CLIENT") == "httpx" else "aiohttp",
         rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
+        console=Console(width=200),
     )
