@@ -71,7 +71,7 @@ def processes(database_url: str, tmp_path: Path):
         wait_for(lambda: scim.get("/ServiceProviderConfig").status_code == 200, what="scim2-server")
         wait_for(lambda: graph.get("/groups").status_code == 200, what="the Graph sandbox")
         wait_for(lambda: api.get("/healthz").status_code == 200, what="the API")
-        yield api, graph, scim, started
+        yield api, graph, scim, started, env
     finally:
         scim.close()
         for proc in started:
@@ -102,8 +102,15 @@ def wiki_user(scim: httpx.Client, employee_id: str) -> dict:
     return found[0] if found else {}
 
 
+def provisioner_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "provisioner", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_serve_and_workers_provision_and_revoke_over_real_sockets(processes):
-    api, graph, scim, procs = processes
+    api, graph, scim, procs, env = processes
     batch = [hire(f"p{n}", f"P{n}", "Proc", f"Ess{n}", "Engineering") for n in range(12)]
     assert post(api, {"events": batch}).status_code == 202
     wait_for(lambda: all(len(users(graph, f"P{n}")) == 1 for n in range(12)), what="joiners in Entra")
@@ -117,4 +124,28 @@ def test_serve_and_workers_provision_and_revoke_over_real_sockets(processes):
     for n in range(12):  # several processes, one queue: nothing was created twice
         assert len(users(graph, f"P{n}")) == 1
         assert len(scim.get("/Users", params={"filter": f'externalId eq "P{n}"'}).json()["Resources"]) == 1
+
+    # The served SCIM endpoint (README's curl example): a read token from the CLI, then the people
+    # as downstream apps read them, HR-owned employeeNumber and the entitlement groups included.
+    token = provisioner_cli(env, "scim", "token", "create", "downstream", "--scope", "read").strip().splitlines()[-1]
+    downstream = {"Authorization": f"Bearer {token}"}
+    ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+    def person(emp: str) -> dict:
+        resp = api.get("/scim/v2/Users", params={"filter": f'{ent}:employeeNumber eq "{emp}"'}, headers=downstream)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/scim+json"), resp.text
+        [found] = resp.json()["Resources"]
+        return found
+
+    p1, p0 = person("P1"), person("P0")
+    assert p1[ent]["employeeNumber"] == "P1" and p1["active"] is True
+    assert {g["display"] for g in p1["groups"]} >= {"Engineering"}, p1["groups"]
+    assert p0["active"] is False and p0.get("groups", []) == []
+    by_name = api.get("/scim/v2/Users", params={"filter": f'userName eq "{p1["userName"].upper()}"'}, headers=downstream)
+    assert [u["id"] for u in by_name.json()["Resources"]] == [p1["id"]]
+    refused = api.post("/scim/v2/Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                                "userName": "svc@example.com"}, headers=downstream)
+    assert refused.status_code == 403
+    provisioner_cli(env, "scim", "token", "revoke", "downstream")
+    assert api.get("/scim/v2/Users", headers=downstream).status_code == 401
     assert all(proc.poll() is None for proc in procs), "a process died"
