@@ -6,13 +6,16 @@ Commits happen at the boundary (the HTTP request or the job), never inside a ser
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -92,6 +95,88 @@ class _NoLock:
         pass
 
 
+class NamedLock:
+    """A lock every process sharing the database sees, by name (:meth:`Database.named_lock`).
+
+    PostgreSQL: a session advisory lock (``pg_try_advisory_lock``, polled, so no transaction
+    stays open while waiting) held by a pooled connection of its own until :meth:`release`.
+    SQLite: ``flock`` on a file beside the database file (``<file>.lock-<name hash>``), which
+    other processes and other :class:`Database` objects of the file honour alike.
+    """
+
+    _POLL = 0.05
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine, self._name = engine, name
+        self._conn: Any = None
+        self._file: Any = None
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; False if another holder kept it."""
+        deadline = time.monotonic() + timeout
+        if self._engine.dialect.name == "sqlite":
+            return self._acquire_file(deadline)
+        conn = self._engine.connect()
+        try:
+            while True:
+                got = conn.execute(_TRY_LOCK, {"name": self._name}).scalar()
+                conn.commit()
+                if got:
+                    self._conn = conn
+                    return True
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    return False
+                time.sleep(self._POLL)
+        except BaseException:
+            conn.invalidate()  # the session (and any lock it took) ends with the connection
+            conn.close()
+            raise
+
+    def _acquire_file(self, deadline: float) -> bool:
+        database = self._engine.url.database
+        if not database or database == ":memory:":
+            raise RuntimeError("a named lock needs a database file (not an in-memory SQLite)")
+        digest = hashlib.sha256(self._name.encode()).hexdigest()[:16]
+        handle = open(f"{database}.lock-{digest}", "a+b")  # noqa: SIM115 - held until release()
+        try:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.close()
+                        return False
+                    time.sleep(self._POLL)
+                    continue
+                self._file = handle
+                return True
+        except BaseException:
+            handle.close()
+            raise
+
+    def release(self) -> None:
+        if self._file is not None:
+            handle, self._file = self._file, None
+            handle.close()  # closing the file drops its flock
+            return
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(_UNLOCK, {"name": self._name})
+            conn.commit()
+        except BaseException:
+            conn.invalidate()  # never hand a connection that may still hold the lock back to the pool
+            raise
+        finally:
+            conn.close()
+
+
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:name, 0))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:name, 0))")
+
+
 class Database:
     """An engine and its session factory; one per process."""
 
@@ -146,6 +231,10 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    def named_lock(self, name: str) -> NamedLock:
+        """A lock all processes on this database share (see :class:`NamedLock`)."""
+        return NamedLock(self.engine, name)
 
     def dispose(self) -> None:
         self.engine.dispose()

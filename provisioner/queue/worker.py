@@ -46,6 +46,8 @@ OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcom
                    ["target", "kind", "action"])
 MAX_VERIFY_ROUNDS = 3
 MAX_THROTTLED = 200
+GROUP_LOCK_SECONDS = 60.0
+"""How long a worker waits for another process resolving (creating) a target's groups."""
 
 
 @dataclass
@@ -99,7 +101,19 @@ class Worker:
     async def _resolve_groups(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
         # One lookup at a time per target: loops side by side wait and then find the ids saved.
         async with self._resolving[target]:
-            return await self._resolve_groups_now(target, connector, keys)
+            known = await asyncio.to_thread(self._group_ids, target)
+            if keys <= known.keys():
+                return known
+            # Missing groups may be created: one resolver per target across worker processes
+            # too, or each could create its own copy (displayName need not be unique, RFC 7643 §4.2).
+            lock = self.db.named_lock(f"target-groups:{target}")
+            if not await asyncio.to_thread(lock.acquire, GROUP_LOCK_SECONDS):
+                raise TargetError(Outcome.TRANSIENT, f"another worker has been resolving {target}'s groups "
+                                                     f"for {GROUP_LOCK_SECONDS:g} s")
+            try:
+                return await self._resolve_groups_now(target, connector, keys)
+            finally:
+                await asyncio.to_thread(lock.release)
 
     async def _resolve_groups_now(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
         known = await asyncio.to_thread(self._group_ids, target)

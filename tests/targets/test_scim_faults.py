@@ -19,12 +19,15 @@ import httpx
 import pytest
 
 from provisioner.clock import utcnow
+from provisioner.db import Database
 from provisioner.demo.harness import SandboxedService
 from provisioner.evidence import service as evidence
 from provisioner.identities import repository as identities
 from provisioner.queue import repository as queue
 from provisioner.queue.models import Operation, OpStatus
+from provisioner.queue.worker import Worker
 from provisioner.sandbox.scim.faults import KINDS, FaultTransport
+from provisioner.targets.registry import build_connectors
 from tests.support import event, hire
 
 BULK = [pytest.param(True, id="bulk"), pytest.param(False, id="no-bulk")]
@@ -305,6 +308,30 @@ async def test_slow_group_creation_with_worker_loops_side_by_side_creates_each_g
         await assert_provisioned(svc, people)
         with svc.db.transaction() as session:
             assert identities.target_groups(session, "wiki") == {READERS: (await svc.scim["wiki"].group(READERS))["id"]}
+
+
+async def test_slow_group_creation_by_two_worker_processes_creates_each_group_once(database_url, tmp_path):
+    # A second worker process (`provisioner worker` beside `serve`): its own Database, Worker and
+    # connectors, so none of the first one's in-process locks. The group creation is slow, and
+    # both find the group missing; they must not each create a copy.
+    async with wiki_service(tmp_path, database_url, settings={"worker_batch_size": 1}) as (svc, faults):
+        faults.script("slow", times=4, method="POST", path="/Groups", delay=0.2)
+        other_db = Database(svc.db.url)
+        other = Worker(other_db, svc.runtime.ctx, build_connectors(svc.runtime.ctx.targets, transports=svc.transports),
+                       svc.settings, worker_id="second-process")
+        try:
+            people = {f"T{n}": "Finance" for n in range(4)}
+            await svc.send([hire(f"t{n}", emp, "Two", f"Proc{n}", dept) for n, (emp, dept) in enumerate(people.items())])
+            await svc.runtime.process_events()
+            while sum(await asyncio.gather(svc.runtime.worker.run_once(), svc.runtime.worker.run_once(),
+                                           other.run_once(), other.run_once())):
+                pass
+            await settle(svc)
+        finally:
+            other_db.dispose()
+        assert await groups_on_server(svc) == [READERS]
+        assert [entry[1:] for entry in faults.log if entry[1:3] == ("POST", "/Groups")] == [("POST", "/Groups", 201)]
+        await assert_provisioned(svc, people)
 
 
 # -- chaos ----------------------------------------------------------------------------------------
