@@ -44,6 +44,19 @@ async def run_scim_with_body(
     return await _run(request, access, lambda ctx: work(ctx, parse_json(body, content_type)))
 
 
+async def check_token(request: Request, access: Access) -> None:
+    """401/403 (RFC 7644 §2) before a body is read: for ``/Bulk``, whose body may be large.
+    The unit of work checks the token again, in its own transaction."""
+    db: Database = request.app.state.db
+    authorization = request.headers.get("authorization")
+
+    def unit() -> None:
+        with db.read() as session:
+            authorize(session, authorization, access)
+
+    await run_in_threadpool(unit)
+
+
 async def _run(request: Request, access: Access, work: Work) -> Response:
     db: Database = request.app.state.db
     state = request.app.state

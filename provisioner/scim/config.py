@@ -28,6 +28,9 @@ MAX_RESULTS: Final = 1000
 lowered to it (RFC 7644 §3.4.2.4 lets the service provider return fewer results)."""
 
 DEFAULT_PAGE_SIZE: Final = 100
+MAX_START_INDEX: Final = 2**53
+"""A larger ``startIndex`` is read as this one: the page is empty all the same (RFC 7644
+§3.4.2.4), and the OFFSET stays within the 64-bit integer both databases take."""
 """Page size of a query that gives no ``count``."""
 
 BULK_MAX_OPERATIONS: Final = 1000

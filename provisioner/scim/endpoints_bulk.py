@@ -1,4 +1,5 @@
-"""``POST /Bulk`` (RFC 7644 §3.7): the size limit is checked while the body is read."""
+"""``POST /Bulk`` (RFC 7644 §3.7): the token is checked first, then the size limit while the
+body is read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from provisioner.scim.auth import Access
-from provisioner.scim.boundary import run_scim_with_body
+from provisioner.scim.boundary import check_token, run_scim_with_body
 from provisioner.scim.bulk import check_payload_size, run_bulk
 from provisioner.scim.context import ScimContext
 from provisioner.scim.responses import ScimJSONResponse
@@ -33,7 +34,9 @@ async def _read_limited(request: Request) -> bytes:
 
 @router.post("/Bulk")
 async def bulk(request: Request) -> Response:
-    """Run the operations; 200 with a BulkResponse listing each outcome."""
+    """Run the operations; 200 with a BulkResponse listing each outcome. The token is checked
+    before the body is read, so an unauthenticated client is refused without being read."""
+    await check_token(request, Access.write)
     raw = await _read_limited(request)
 
     def work(ctx: ScimContext, payload: Any) -> Response:

@@ -16,6 +16,8 @@ from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser
 from scim2_models import InvalidFilterException
 
+from provisioner.scim.textops import unstorable
+
 PLACEHOLDER_PREFIX: Final = "$lit"
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -41,9 +43,12 @@ def prelex(text: str) -> tuple[str, list[Any]]:
             if j >= n:
                 raise InvalidFilterException(detail="Unterminated string in filter")
             try:
-                literals.append(json.loads(text[i : j + 1]))
+                literal = json.loads(text[i : j + 1])
             except ValueError as exc:
                 raise InvalidFilterException(detail=f"Invalid string in filter: {exc}") from exc
+            if (why := unstorable(literal)) is not None:
+                raise InvalidFilterException(detail=f"A string in the filter contains {why}")
+            literals.append(literal)
             out.append(f'"{PLACEHOLDER_PREFIX}{len(literals) - 1}"')
             i = j + 1
             continue

@@ -38,6 +38,7 @@ from provisioner.scim.hot_reads import UNIQUE, HotReader, Lookup, Result, reader
 from provisioner.scim.protocol import resource_response
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import etag
+from provisioner.scim.textops import unstorable
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,11 @@ HOT_MAX_PAGE: Final = 200
 """The largest ``count`` the hot path answers; larger pages take the ordinary path."""
 
 _FILTER: Final = re.compile(
-    r'\s*(userName|externalId|id)\s+(eq|sw)\s+("(?:[^"\\]|\\.)*")\s*', re.IGNORECASE
+    r' *(userName|externalId|id) +(eq|sw) +("(?:[^"\\]|\\.)*") *', re.IGNORECASE | re.ASCII
 )
+"""The filters answered here. Only spaces separate the tokens, and names and operators match
+ASCII letters only (``re.ASCII``: without it ``ſ`` would match ``s``): scim2-filter-parser's
+lexer refuses other whitespace, and the ordinary path must answer whatever it would refuse."""
 _DIGITS: Final = re.compile(r"[0-9]{1,9}")
 _LIST_KEYS: Final = frozenset({"filter", "count", "startindex"})
 _READ_SCOPES: Final = frozenset({"scim:read", "scim:write"})
@@ -194,8 +198,8 @@ def _lookup(reader: HotReader, text: str) -> tuple[Lookup, tuple[str, ...]] | No
         value = json.loads(literal)
     except ValueError:
         return None
-    if not isinstance(value, str):
-        return None
+    if not isinstance(value, str) or unstorable(value) is not None:
+        return None  # the ordinary path refuses it (400 invalidFilter)
     attribute, operator = attribute.lower(), operator.lower()
     if operator == "eq":
         lookup = {

@@ -41,6 +41,17 @@ def hr_owned_view(user: UserResource) -> dict[str, Any]:
     return view
 
 
+def keep_hr_user_name_case(current: UserResource, updated: UserResource) -> None:
+    """A userName that differs from HR's only in case is the same value (``caseExact`` false,
+    RFC 7643 §4.1.1): HR's spelling is kept instead of refusing the write as a change."""
+    if (
+        current.user_name is not None
+        and updated.user_name is not None
+        and current.user_name.casefold() == updated.user_name.casefold()
+    ):
+        updated.user_name = current.user_name
+
+
 def hr_owned_changes(before: UserResource, after: UserResource) -> list[str]:
     """HR-owned attributes whose value differs between two states of an HR user."""
     old, new = hr_owned_view(before), hr_owned_view(after)

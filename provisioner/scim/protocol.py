@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from scim2_models import Context, InvalidSyntaxException, ListResponse, PreconditionFailedException
+from scim2_models import (
+    Context,
+    InvalidSyntaxException,
+    InvalidValueException,
+    ListResponse,
+    PreconditionFailedException,
+)
 from starlette.responses import Response
 
 from provisioner.scim.errors import UnsupportedMediaTypeException
 from provisioner.scim.query import response_parameters
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import specialised
+from provisioner.scim.textops import unstorable
 
 
 def base_url(request: Request) -> str:
@@ -40,9 +47,26 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
     if not body.strip():
         raise InvalidSyntaxException(detail="The request body is empty")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSyntaxException(detail=f"The request body is not valid JSON: {exc}") from exc
+    _check_strings(value, "")
+    return value
+
+
+def _check_strings(value: Any, path: str) -> None:
+    """400 invalidValue for a string no database stores (:func:`~provisioner.scim.textops.unstorable`),
+    naming where it is in the body."""
+    if isinstance(value, str):
+        if (why := unstorable(value)) is not None:
+            raise InvalidValueException(detail=f"{path or 'The body'} contains {why}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, f"A key of {path or 'the body'}")
+            _check_strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, f"{path}[{index}]")
 
 
 _ENTITY_TAG = re.compile(r'\s*(?:[Ww]/)?(?:"([^"]*)"|([^,]*?))\s*(?:,|$)')

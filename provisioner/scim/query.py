@@ -23,7 +23,7 @@ from scim2_models import (
     SearchRequest,
 )
 
-from provisioner.scim.config import DEFAULT_PAGE_SIZE, MAX_RESULTS
+from provisioner.scim.config import DEFAULT_PAGE_SIZE, MAX_RESULTS, MAX_START_INDEX
 from provisioner.scim.errors import scim_exception_from_validation
 from provisioner.scim.filters import FilterSchema, sort_expression
 from provisioner.scim.schemas import POLICY, specialised
@@ -80,7 +80,7 @@ def _list_query(model: Any, payload: dict[str, Any], filter_text: str | None) ->
         filter=filter_text if filter_text and filter_text.strip() else None,
         sort_by=sort_by,
         descending=request.sort_order == SearchRequest.SortOrder.descending,
-        start_index=max(1, request.start_index or 1),
+        start_index=min(max(1, request.start_index or 1), MAX_START_INDEX),
         count=min(count, MAX_RESULTS),
         response=request,
     )

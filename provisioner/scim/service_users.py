@@ -28,7 +28,7 @@ from provisioner.scim import fast
 from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
-from provisioner.scim.hr_owned import hr_owned_changes, keep_hr_owned
+from provisioner.scim.hr_owned import hr_owned_changes, keep_hr_owned, keep_hr_user_name_case
 from provisioner.scim.patch import apply_patch, parse_patch
 from provisioner.scim.protocol import Conditions
 from provisioner.scim.query import ListQuery, Page, order_by, wants
@@ -184,6 +184,7 @@ class UserService:
         self, identity: Identity, current: UserResource, updated: UserResource, hr: bool
     ) -> UserResource:
         if hr:
+            keep_hr_user_name_case(current, updated)
             changed = hr_owned_changes(current, updated)
             if changed:
                 raise MutabilityException(

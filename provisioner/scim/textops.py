@@ -1,5 +1,5 @@
-"""String helpers shared by the filter compiler and the hot read path: LIKE escaping and the
-index-friendly prefix range of ``sw`` on SQLite."""
+"""String helpers shared by the filter compiler, the request parsing and the hot read path: LIKE
+escaping, the index-friendly prefix range of ``sw`` on SQLite, and strings no database stores."""
 
 from __future__ import annotations
 
@@ -36,4 +36,21 @@ def prefix_upper_bound(prefix: str) -> str | None:
             chars[-1] = chr(code)
             return "".join(chars)
         chars.pop()
+    return None
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored or compared, or None when it can.
+
+    JSON lets a client send ``\\u0000`` and unpaired surrogates such as ``\\ud800`` (RFC 8259
+    §8.2); a PostgreSQL ``text`` holds no NUL and neither driver encodes a lone surrogate, so
+    such a value is refused with a 400 instead of failing in the database.
+    """
+    if "\x00" in text:
+        return "a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an unpaired surrogate"
     return None

@@ -25,6 +25,7 @@ from provisioner.tokens.service import create_token, revoke_token
 from tests.scim_endpoint.helpers import (
     BASE,
     ENTERPRISE,
+    assert_error,
     seed_hr_identity,
     seed_policy_group,
     user_body,
@@ -187,6 +188,7 @@ def test_a_users_manager_and_groups_are_rendered(pair: Pair) -> None:
         ("/Users", _filter('displayName eq "Alice Liddell"')),
         ("/Users", _filter('userName eq "x"', attributes="id")),
         ("/Users", _filter("userName eq ")),  # 400 invalidFilter
+        ("/Users", _filter('userName\teq "alice@example.com"')),  # a tab: the lexer takes it
         ("/Users", {}),
         ("/Users", {"params": {"count": "5"}}),
         ("/Users/.search", {}),
@@ -194,6 +196,26 @@ def test_a_users_manager_and_groups_are_rendered(pair: Pair) -> None:
 )
 def test_everything_else_is_passed_on(pair: Pair, path: str, kwargs: dict[str, Any]) -> None:
     pair.same(BASE + path.format(**pair.people), hot=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "filter_text",
+    [
+        'userName eq "alice@example.com"\r',  # whitespace the filter lexer refuses
+        'userName eq "alice@example.com"\n',
+        'userName\u2003eq "alice@example.com"',
+        'userName \u017fw "al"',  # LATIN SMALL LETTER LONG S: "s" only under Unicode case folding
+        'userName eq "\\ud800"',  # an unpaired surrogate (JSON escape)
+        'userName eq "a\\u0000b"',  # NUL: a PostgreSQL text cannot hold it
+        'userName eq "a\u0000b"',
+        'id eq "\\udfff"',
+    ],
+)
+def test_filters_the_ordinary_path_refuses_are_passed_on_and_refused(pair: Pair, filter_text: str) -> None:
+    response = pair.same(f"{BASE}/Users", hot=False, **_filter(filter_text))
+    assert_error(response, 400, "invalidFilter")
+    # A refused value never reached the held connection: the hot path still answers.
+    pair.same(f"{BASE}/Users", hot=True, **_filter('userName eq "alice@example.com"'))
 
 
 @pytest.mark.parametrize("token", ["unknown", "other"])
