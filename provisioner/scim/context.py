@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 from scim2_models import Context, Resource
 from sqlalchemy.orm import Session
 
 from provisioner.scim.errors import scim_exception_from_validation
-from provisioner.scim.schemas import POLICY, strip_ignored_schemas
+from provisioner.scim.schemas import POLICY, EnterpriseUser, UserResource
 
 ModelT = TypeVar("ModelT", bound=Resource[Any])
 
 IdentityChanged = Callable[[str], None]
 """Called with an identity id after a SCIM change that may alter its access."""
+
+ENTRA_GROUP_SCHEMA: Final = (
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+)
+"""Entra ID adds this schema to ``POST /Groups``; it describes nothing the service stores."""
+
+IGNORED_SCHEMAS: Final = frozenset({ENTRA_GROUP_SCHEMA.lower()})
 
 
 @dataclass(slots=True)
@@ -53,8 +60,35 @@ def parse_resource(model: type[ModelT], payload: Any, scim_ctx: Context) -> Mode
     """Validate a request body as a resource, in the context of its operation (RFC 7644 §3.3,
     §3.5.1); readOnly attributes in it are ignored, a bad value is 400 with its scimType."""
     try:
-        return model.model_validate(
+        resource = model.model_validate(
             strip_ignored_schemas(payload), scim_ctx=scim_ctx, scim_policy=POLICY
         )
     except ValidationError as exc:
         raise scim_exception_from_validation(exc) from exc
+    if (
+        isinstance(resource, UserResource)
+        and scim_ctx is Context.RESOURCE_REPLACEMENT_REQUEST
+        and resource[EnterpriseUser] is None
+    ):
+        # A PUT that leaves the enterprise extension out gets an empty one (it dumps as
+        # nothing, RFC 7643 §2.5): hr_owned.keep_hr_owned would otherwise assign
+        # scim2-models' own EnterpriseUser(), which the service's EnterpriseUser field
+        # (schemas.py, manager per RFC 7643 §4.3) refuses. Not needed once hr_owned.py
+        # imports EnterpriseUser from provisioner.scim.schemas.
+        resource[EnterpriseUser] = EnterpriseUser()
+    return resource
+
+
+def strip_ignored_schemas(payload: Any) -> Any:
+    """Drop schemas the service accepts but ignores (Entra ID's ADSCIM Group schema on POST)."""
+    if not isinstance(payload, dict):
+        return payload
+    schemas = payload.get("schemas")
+    if isinstance(schemas, list) and any(
+        isinstance(s, str) and s.lower() in IGNORED_SCHEMAS for s in schemas
+    ):
+        payload = {k: v for k, v in payload.items() if k.lower() not in IGNORED_SCHEMAS}
+        payload["schemas"] = [
+            s for s in schemas if not (isinstance(s, str) and s.lower() in IGNORED_SCHEMAS)
+        ]
+    return payload

@@ -1,7 +1,7 @@
 """SCIM resources (scim2-models) and their mapping to and from the service's rows.
 
 * Users are ``User[EnterpriseUser]`` (RFC 7643 §4.1 and §4.3) backed by
-  :class:`~provisioner.identities.models.Identity`.
+  :class:`~provisioner.identities.models.Identity` (the service's own :class:`EnterpriseUser`).
 * Groups are ``Group`` (RFC 7643 §4.2) backed by
   :class:`~provisioner.directory.models.DirectoryGroup` and its members.
 
@@ -23,25 +23,66 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Final, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, model_validator
 from scim2_models import (
-    EnterpriseUser,
+    CaseExact,
     Group,
     GroupMember,
     InvalidValueException,
     Mutability,
+    Reference,
+    Required,
     Resource,
     ResourceType,
     ScimPolicy,
     ScimProvider,
+    Uniqueness,
     User,
 )
+from scim2_models import EnterpriseUser as _ScimEnterpriseUser
+from scim2_models import Manager as _ScimManager
 
 from provisioner.directory.models import DirectoryGroup
 from provisioner.identities.models import Identity
 from provisioner.scim.config import service_provider_config
 
 log = logging.getLogger(__name__)
+
+
+def _inherited(model: Any, name: str, **kwargs: Any) -> Any:
+    """A field keeping scim2-models' description of ``model.name`` (published on /Schemas)."""
+    return Field(None, description=model.model_fields[name].description, **kwargs)
+
+
+class Manager(_ScimManager):
+    """``manager`` of the enterprise extension. RFC 7643 §4.3 calls ``value`` and ``$ref``
+    RECOMMENDED, and §8.7.1 has ``"required": false`` for both (scim2-models requires them,
+    refusing Okta's PUT with ``{value, displayName}``); the service builds ``$ref`` itself."""
+
+    value: Annotated[str | None, Required.false, CaseExact.true] = _inherited(_ScimManager, "value")
+    ref: Annotated[Reference[User] | None, Required.false] = _inherited(
+        _ScimManager, "ref", serialization_alias="$ref", validation_alias="$ref"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, data: Any) -> Any:
+        """Entra ID's PATCH sends the manager as the bare id (``{"op": "Add", "path":
+        "urn:...:enterprise:2.0:User:manager", "value": "ID"}``): ``{"value": "ID"}``."""
+        return {"value": data} if isinstance(data, str) else data
+
+
+class EnterpriseUser(_ScimEnterpriseUser):
+    # The enterprise extension (RFC 7643 §4.3) as the service enforces it: the Manager above,
+    # and employeeNumber unique (409 in service_users.py), so "uniqueness": "server" (§7).
+    # Same class name and no docstring: /Schemas publishes them as the schema's name and
+    # description ("EnterpriseUser", as before).
+
+    employee_number: Annotated[str | None, Uniqueness.server] = _inherited(
+        _ScimEnterpriseUser, "employee_number"
+    )
+    manager: Manager | None = _inherited(_ScimEnterpriseUser, "manager")
+
 
 UserResource = User[EnterpriseUser]
 """The model of ``/Users``: the core User schema with the enterprise extension."""
@@ -58,19 +99,17 @@ class GroupMemberResource(GroupMember):
 class GroupResource(Group):
     """The model of ``/Groups`` (RFC 7643 §4.2); members are Users."""
 
+    # Unique (409 in service_groups.py), so published as "uniqueness": "server" (RFC 7643 §7).
+    display_name: Annotated[str | None, Required.true, Uniqueness.server] = _inherited(
+        Group, "display_name"
+    )
+
     members: list[GroupMemberResource] | None = None
 
 
 USER_SCHEMA: Final = str(User.__schema__)
 GROUP_SCHEMA: Final = str(Group.__schema__)
 ENTERPRISE_SCHEMA: Final = str(EnterpriseUser.__schema__)
-
-ENTRA_GROUP_SCHEMA: Final = (
-    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-)
-"""Entra ID adds this schema to ``POST /Groups``; it describes nothing the service stores."""
-
-IGNORED_SCHEMAS: Final = frozenset({ENTRA_GROUP_SCHEMA.lower()})
 
 POLICY: Final = ScimPolicy(
     # Entra ID: {"op":"Remove","path":"members","value":[{"value":"ID"}]} removes only those.
@@ -154,21 +193,6 @@ def location(base_url: str, endpoint: str, resource_id: str) -> str:
 def etag(version: int) -> str:
     """The weak entity tag of a resource version, also its ``meta.version`` (RFC 7644 §3.14)."""
     return f'W/"{version}"'
-
-
-def strip_ignored_schemas(payload: Any) -> Any:
-    """Drop schemas the service accepts but ignores (Entra ID's ADSCIM Group schema on POST)."""
-    if not isinstance(payload, dict):
-        return payload
-    schemas = payload.get("schemas")
-    if isinstance(schemas, list) and any(
-        isinstance(s, str) and s.lower() in IGNORED_SCHEMAS for s in schemas
-    ):
-        payload = {k: v for k, v in payload.items() if k.lower() not in IGNORED_SCHEMAS}
-        payload["schemas"] = [
-            s for s in schemas if not (isinstance(s, str) and s.lower() in IGNORED_SCHEMAS)
-        ]
-    return payload
 
 
 # -- Users ----------------------------------------------------------------------------------
