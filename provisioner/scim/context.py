@@ -11,7 +11,7 @@ from scim2_models import Context, Resource
 from sqlalchemy.orm import Session
 
 from provisioner.scim.errors import scim_exception_from_validation
-from provisioner.scim.schemas import POLICY, EnterpriseUser, UserResource
+from provisioner.scim.schemas import POLICY
 
 ModelT = TypeVar("ModelT", bound=Resource[Any])
 
@@ -60,23 +60,11 @@ def parse_resource(model: type[ModelT], payload: Any, scim_ctx: Context) -> Mode
     """Validate a request body as a resource, in the context of its operation (RFC 7644 §3.3,
     §3.5.1); readOnly attributes in it are ignored, a bad value is 400 with its scimType."""
     try:
-        resource = model.model_validate(
+        return model.model_validate(
             strip_ignored_schemas(payload), scim_ctx=scim_ctx, scim_policy=POLICY
         )
     except ValidationError as exc:
         raise scim_exception_from_validation(exc) from exc
-    if (
-        isinstance(resource, UserResource)
-        and scim_ctx is Context.RESOURCE_REPLACEMENT_REQUEST
-        and resource[EnterpriseUser] is None
-    ):
-        # A PUT that leaves the enterprise extension out gets an empty one (it dumps as
-        # nothing, RFC 7643 §2.5): hr_owned.keep_hr_owned would otherwise assign
-        # scim2-models' own EnterpriseUser(), which the service's EnterpriseUser field
-        # (schemas.py, manager per RFC 7643 §4.3) refuses. Not needed once hr_owned.py
-        # imports EnterpriseUser from provisioner.scim.schemas.
-        resource[EnterpriseUser] = EnterpriseUser()
-    return resource
 
 
 def strip_ignored_schemas(payload: Any) -> Any:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from scim2_models import EnterpriseUser
-
-from provisioner.scim.schemas import ENTERPRISE_SCHEMA, UserResource, field_name
+from provisioner.scim.schemas import ENTERPRISE_SCHEMA, EnterpriseUser, UserResource, field_name
 
 HR_OWNED_CORE: Final = (
     "userName",

@@ -129,6 +129,9 @@ PROVIDER: Final = ScimProvider(
     policy=POLICY,
 )
 """The whole description of the service, published on the discovery endpoints (RFC 7644 §4)."""
+for _schema in PROVIDER.schemas:  # cached: the published Group schema is "Group" (RFC 7643 §8.7.1),
+    if _schema.id == GROUP_SCHEMA:  # not the name and docstring of the class that refines it
+        _schema.name = _schema.description = "Group"
 
 _SCIM_KEY: Final = "scim"
 _ATTRIBUTES_KEY: Final = "attributes"

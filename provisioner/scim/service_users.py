@@ -318,9 +318,14 @@ class UserService:
 
 
 def _comparable(user: UserResource) -> Any:
+    """What a write compares to tell a change from a repeat: the manager by its id only, since
+    ``$ref`` and ``displayName`` are the server's (Okta's PUT echoes ``{value, displayName}``)."""
     data = user.model_dump()
     data.pop("meta", None)
     data.pop("password", None)
+    enterprise = data.get(ENTERPRISE_SCHEMA)
+    if isinstance(enterprise, dict) and isinstance(enterprise.get("manager"), dict):
+        enterprise["manager"] = enterprise["manager"].get("value")
     return _unordered(data)
 
 
