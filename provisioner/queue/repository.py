@@ -96,12 +96,18 @@ def release_verifications(session: Session, plan_ids: Iterable[int], now: dateti
     ids = sorted({p for p in plan_ids if p is not None})
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
+        # The waiting read-backs are locked first, and the busy ones read after: two worker
+        # loops finishing a plan's last two operations at once would otherwise each see the
+        # other's as still running (PostgreSQL, READ COMMITTED) and neither release the
+        # read-back. The second one waits here for the first to commit, then sees its result.
+        waiting = session.execute(select(Operation.id, Operation.plan_id, Operation.target).where(
+            Operation.plan_id.in_(chunk), Operation.kind == "verify_revoked",
+            Operation.status == OpStatus.WAITING).order_by(Operation.id).with_for_update()).tuples().all()
+        if not waiting:
+            continue
         busy = set(session.execute(select(Operation.plan_id, Operation.target).where(
             Operation.plan_id.in_(chunk), Operation.kind != "verify_revoked",
             Operation.status.in_(OPEN)).distinct()).tuples())
-        waiting = session.execute(select(Operation.id, Operation.plan_id, Operation.target).where(
-            Operation.plan_id.in_(chunk), Operation.kind == "verify_revoked",
-            Operation.status == OpStatus.WAITING)).tuples()
         ready = [op_id for op_id, plan_id, target in waiting if (plan_id, target) not in busy]
         if ready:
             session.execute(update(Operation).where(Operation.id.in_(ready))
