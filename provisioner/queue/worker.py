@@ -28,6 +28,7 @@ from provisioner.identities.models import TargetAccount
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_seconds, decide
+from provisioner.queue.group_ids import GroupIds
 from provisioner.queue.jobs import Job, build_jobs
 from provisioner.queue.known import KnownState
 from provisioner.queue.models import Operation, OpStatus, Priority
@@ -46,8 +47,6 @@ OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcom
                    ["target", "kind", "action"])
 MAX_VERIFY_ROUNDS = 3
 MAX_THROTTLED = 200
-GROUP_LOCK_SECONDS = 60.0
-"""How long a worker waits for another process resolving (creating) a target's groups."""
 
 
 @dataclass
@@ -73,7 +72,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.halted_until: dict[str, datetime] = {}
-        self._resolving: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.groups = GroupIds(db, ctx)
 
     def wake(self) -> None:
         """Start a round now instead of at the next poll; safe from any thread (the SCIM
@@ -93,47 +92,7 @@ class Worker:
                               skip_locked=self.db.dialect == "postgresql", targets=live)
             return build_jobs(session, ops, self.ctx.naming), len(ops)
 
-    def _group_ids(self, target: str) -> dict[str, str]:
-        with self.db.transaction() as session:
-            return identities.target_groups(session, target)
-
     # -- call the targets ----------------------------------------------------------------------
-    async def _resolve_groups(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
-        # One lookup at a time per target: loops side by side wait and then find the ids saved.
-        async with self._resolving[target]:
-            known = await asyncio.to_thread(self._group_ids, target)
-            if keys <= known.keys():
-                return known
-            # Missing groups may be created: one resolver per target across worker processes
-            # too, or each could create its own copy (displayName need not be unique, RFC 7643 §4.2).
-            lock = self.db.named_lock(f"target-groups:{target}")
-            if not await asyncio.to_thread(lock.acquire, GROUP_LOCK_SECONDS):
-                raise TargetError(Outcome.TRANSIENT, f"another worker has been resolving {target}'s groups "
-                                                     f"for {GROUP_LOCK_SECONDS:g} s")
-            try:
-                return await self._resolve_groups_now(target, connector, keys)
-            finally:
-                await asyncio.to_thread(lock.release)
-
-    async def _resolve_groups_now(self, target: str, connector: Connector, keys: set[str]) -> dict[str, str]:
-        known = await asyncio.to_thread(self._group_ids, target)
-        missing = sorted(k for k in keys if k not in known)
-        if missing:
-            declared = {g.name: g.id for g in self.ctx.targets[target].managed_groups}
-            direct = {k: declared[k] for k in missing if declared.get(k)}
-            lookup = [k for k in missing if k not in direct]
-            found = await connector.resolve_groups(lookup) if lookup else {}
-            found.update(direct)
-            if found:
-                await asyncio.to_thread(self._save_groups, target, found)
-            known.update(found)
-        return known
-
-    def _save_groups(self, target: str, found: dict[str, str]) -> None:
-        with self.db.transaction() as session:
-            for key, remote_id in found.items():
-                identities.save_target_group(session, target, key, remote_id, utcnow())
-
     async def _run_target(self, target: str, jobs: list[Job], report: RoundReport) -> None:
         connector = self.connectors[target]
         ready = [j for j in jobs if j.pre is None]
@@ -145,7 +104,7 @@ class Worker:
         try:
             managed = set(self.ctx.targets[target].managed_group_names())
             keys = {j.group_key for j in calls if j.group_key} | (managed if verify else set())
-            group_ids = await self._resolve_groups(target, connector, keys) if keys else {}
+            group_ids = await self.groups.resolve(target, connector, keys) if keys else {}
             for job in [j for j in calls if j.group_key and j.group_key not in group_ids]:
                 calls.remove(job)
                 self._settle(report, job, OpResult(job.op_id, Outcome.BAD_REQUEST,

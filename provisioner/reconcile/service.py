@@ -13,6 +13,7 @@ from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount, TargetMembership
 from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.queue.group_ids import GroupIds
 from provisioner.targets.contract import Connector
 
 
@@ -33,9 +34,9 @@ class ReconcileReport:
 
 
 def _known(db: Database, target: str
-           ) -> tuple[dict[str, TargetAccount], dict[str, set[str]], dict[str, str], dict[str, str | None]]:
-    """What the service knows of one target: accounts by remote id, members by group, group ids,
-    and each account holder's employee id (for the report)."""
+           ) -> tuple[dict[str, TargetAccount], dict[str, set[str]], dict[str, str | None]]:
+    """What the service knows of one target: accounts by remote id, members by group, and each
+    account holder's employee id (for the report)."""
     with db.read() as session:
         accounts = {a.remote_id: a for a in session.query(TargetAccount).filter(TargetAccount.target == target)}
         members: dict[str, set[str]] = {}
@@ -44,23 +45,23 @@ def _known(db: Database, target: str
         people = identities.identities_by_id(session, [a.identity_id for a in accounts.values()])
         employees = {rid: people[a.identity_id].employee_id if a.identity_id in people else None
                      for rid, a in accounts.items()}
-        return accounts, members, identities.target_groups(session, target), employees
+        return accounts, members, employees
 
 
 async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Connector], *,
                     fix: bool) -> ReconcileReport:
     report = ReconcileReport()
+    resolver = GroupIds(db, ctx)
     for name, connector in connectors.items():
-        accounts, known_members, group_ids, employees = await asyncio.to_thread(_known, db, name)
+        accounts, known_members, employees = await asyncio.to_thread(_known, db, name)
         by_identity = {a.identity_id: a for a in accounts.values()}
-        for group in ctx.targets[name].managed_group_names():
+        managed = ctx.targets[name].managed_group_names()
+        group_ids = await resolver.resolve(name, connector, managed)
+        for group in managed:
             gid = group_ids.get(group)
             if gid is None:
-                found = await connector.resolve_groups([group])
-                gid = found.get(group)
-                if gid is None:
-                    report.errors.append(f"{name}: managed group {group!r} not found")
-                    continue
+                report.errors.append(f"{name}: managed group {group!r} not found")
+                continue
             actual = await connector.group_member_ids(gid)
             known = {by_identity[i].remote_id for i in known_members.get(group, set()) if i in by_identity}
             for remote_id in actual - known:

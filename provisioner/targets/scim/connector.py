@@ -58,7 +58,6 @@ class ScimConnector:
         self._group_patch_refused = False  # learnt from a 501 (see ``apply``)
         self._bulk_waiting: list[tuple[list[Call], dict[int, OpResult], asyncio.Future[None]]] = []
         self._bulk_running = False
-        self._creating_groups = asyncio.Lock()  # one creator of missing groups at a time (see ``resolve_groups``)
         self.updates = FallbackUpdates(self)
 
     @classmethod
@@ -348,14 +347,11 @@ class ScimConnector:
         missing = [n for n in names if n not in resolved and n in managed]
         if not missing or not self.config.create_missing_groups or self.dry_run:
             return resolved
-        async with self._creating_groups:
-            # Worker loops side by side may all have found the group missing: look again once
-            # the others are done, or each would create its own copy (displayName need not be
-            # unique, RFC 7643 §4.2) and memberships would be split between them.
-            resolved.update(await self.groups_by_name(missing))
-            for name in missing:
-                if name not in resolved and (created := await self._create_group(name)) is not None:
-                    resolved[name] = created
+        # Callers resolve one at a time per target, across processes too
+        # (provisioner.queue.group_ids), so a group found missing here is created once.
+        for name in missing:
+            if (created := await self._create_group(name)) is not None:
+                resolved[name] = created
         return resolved
 
     async def _create_group(self, name: str) -> str | None:
