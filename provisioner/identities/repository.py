@@ -99,22 +99,13 @@ def target_groups(session: Session, target: str) -> dict[str, str]:
 
 
 def save_target_group(session: Session, target: str, group_key: str, remote_id: str, now) -> None:
-    """Record a resolved group id; an upsert, because worker rounds side by side (or several
-    worker processes) may resolve the same group at the same moment."""
-    dialect = session.get_bind().dialect.name
-    values = {"target": target, "group_key": group_key, "remote_id": remote_id, "resolved_at": now}
-    if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(TargetGroup).values(**values)
-        session.execute(stmt.on_conflict_do_update(index_elements=["target", "group_key"],
-                                                   set_={"remote_id": remote_id, "resolved_at": now}))
-        return
-    row = session.scalar(select(TargetGroup).where(TargetGroup.target == target,
-                                                   TargetGroup.group_key == group_key))
-    if row is None:
-        session.add(TargetGroup(**values))
-    else:
-        row.remote_id, row.resolved_at = remote_id, now
+    """Record a resolved group id; an upsert (``ON CONFLICT``, which both engines have), because
+    worker rounds side by side (or several worker processes) may resolve the same group at once."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(TargetGroup).values(target=target, group_key=group_key, remote_id=remote_id,
+                                              resolved_at=now)
+    session.execute(stmt.on_conflict_do_update(index_elements=["target", "group_key"],
+                                               set_={"remote_id": remote_id, "resolved_at": now}))
 
 
 def identities_by_id(session: Session, identity_ids: Sequence[str]) -> dict[str, Identity]:
