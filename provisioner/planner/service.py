@@ -112,11 +112,11 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
         account = known_accounts.get(name)
         wants_account = state in (State.ACTIVE, State.ON_LEAVE)
         wants_enabled = state == State.ACTIVE
+        mode = target.deprovision.mode if state == State.TERMINATED else "disable"
         t_ops: list[PlannedOp] = []
         if account is None and wants_account and name not in under_way:
             t_ops.append(PlannedOp(name, OpKind.CREATE_ACCOUNT, reason=f"{kind}: no account yet"))
         elif account is not None:
-            mode = target.deprovision.mode if state == State.TERMINATED else "disable"
             if wants_enabled and not account.enabled:
                 t_ops.append(PlannedOp(name, OpKind.ENABLE_ACCOUNT, reason=f"{kind}: re-enable"))
             if not wants_enabled and account.enabled and mode != "delete":
@@ -134,15 +134,13 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
                                    "leaver" if state == State.TERMINATED else "no policy grants it"))
         if state == State.TERMINATED and account is not None:
             t_ops.extend(_deletion(name, target.deprovision, account))
-        if state == State.TERMINATED and account is not None and (
-                [op for op in t_ops if op.not_before is None] or kind == "leaver"):
-            t_ops.append(PlannedOp(name, OpKind.VERIFY_REVOKED, reason="prove no access remains",
-                                   payload={"account_id": account.remote_id}))
+            if any(op.not_before is None for op in t_ops) or kind == "leaver":
+                t_ops.append(PlannedOp(name, OpKind.VERIFY_REVOKED, reason="prove no access remains",
+                                       payload={"account_id": account.remote_id}))
         diff["targets"][name] = {
             "account": ("none" if account is None else ("enabled" if account.enabled else "disabled")),
-            "desired_account": ("enabled" if wants_enabled else "deleted" if (
-                state == State.TERMINATED and account is not None and target.deprovision.mode == "delete")
-                else "disabled" if (wants_account or account) else "none"),
+            "desired_account": ("enabled" if wants_enabled else "deleted" if account is not None and mode == "delete"
+                                else "disabled" if (wants_account or account) else "none"),
             "deprovision": target.deprovision.mode,
             "desired_groups": sorted(want), "known_groups": sorted(have),
             "add": sorted(want - have) if (account is not None or wants_account) else [],
