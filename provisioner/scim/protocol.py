@@ -50,23 +50,33 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSyntaxException(detail=f"The request body is not valid JSON: {exc}") from exc
-    _check_strings(value, "")
+    # NUL and unpaired surrogates only come from ``\u`` escapes (RFC 8259 §7): a body without
+    # a backslash needs no walk.
+    if b"\\" in body and (found := _unstorable_in(value)) is not None:
+        where, why = found
+        raise InvalidValueException(detail=f"{where.lstrip('.') or 'The body'} contains {why}")
     return value
 
 
-def _check_strings(value: Any, path: str) -> None:
-    """400 invalidValue for a string no database stores (:func:`~provisioner.scim.textops.unstorable`),
-    naming where it is in the body."""
+def _unstorable_in(value: Any) -> tuple[str, str] | None:
+    """Where (``.a[0].b``) and why a string of a JSON value cannot be stored
+    (:func:`~provisioner.scim.textops.unstorable`); None when every string can."""
     if isinstance(value, str):
-        if (why := unstorable(value)) is not None:
-            raise InvalidValueException(detail=f"{path or 'The body'} contains {why}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_strings(key, f"A key of {path or 'the body'}")
-            _check_strings(item, f"{path}.{key}" if path else key)
+        why = unstorable(value)
+        return None if why is None else ("", why)
+    if isinstance(value, dict):
+        items: Any = value.items()
     elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_strings(item, f"{path}[{index}]")
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        step = f".{key}" if isinstance(key, str) else f"[{key}]"
+        if isinstance(key, str) and (why := unstorable(key)) is not None:
+            return f"{step} (a key)", why
+        if (found := _unstorable_in(item)) is not None:
+            return step + found[0], found[1]
+    return None
 
 
 _ENTITY_TAG = re.compile(r'\s*(?:[Ww]/)?(?:"([^"]*)"|([^,]*?))\s*(?:,|$)')
