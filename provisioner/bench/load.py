@@ -94,20 +94,17 @@ def interleaved(
     after the other's burst of work.
     """
     rounds = max(1, rounds)
-    slice_seconds = seconds / rounds
-    mine, theirs, ratios = Sample(), Sample(), []
-    counters = {id(ours): itertools.count(), id(peer): itertools.count()}  # i runs on
+    pooled = [Sample(), Sample()]
+    counters = [itertools.count(), itertools.count()]  # requests are numbered on across rounds
+    ratios = []
     for index in range(rounds):
-        order = (ours, peer) if index % 2 == 0 else (peer, ours)
-        measured = {
-            id(side): load(*side, slice_seconds, concurrency, client, counters[id(side)])
-            for side in order
-        }
-        a, b = measured[id(ours)], measured[id(peer)]
-        mine.add(a)
-        theirs.add(b)
-        ratios.append(a.rps / b.rps if b.rps else float("inf"))
-    return mine, theirs, ratios
+        this_round = [Sample(), Sample()]
+        for which in (0, 1) if index % 2 == 0 else (1, 0):
+            target, scenario = (ours, peer)[which]
+            this_round[which] = load(target, scenario, seconds / rounds, concurrency, client, counters[which])
+            pooled[which].add(this_round[which])
+        ratios.append(this_round[0].rps / this_round[1].rps if this_round[1].rps else float("inf"))
+    return pooled[0], pooled[1], ratios
 
 
 def load(
