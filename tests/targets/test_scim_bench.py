@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from provisioner.bench.scim_targets import MINIMUM_DEFINITION, READ_KINDS, run_all
+from provisioner.bench.scim_targets import MINIMUM_DEFINITION, run_all
 
 
 async def test_scim_targets_bench_small_run_prints_and_counts() -> None:
@@ -25,7 +25,7 @@ async def test_scim_targets_bench_small_run_prints_and_counts() -> None:
         assert r.writes >= r.minimum["writes"] and r.reads >= r.minimum["reads"]
         assert r.total >= r.minimum["total"]
         assert r.by_kind["POST Groups (create)"] == 2
-        assert sum(r.by_kind[k] for k in READ_KINDS) == r.reads >= 3
+        assert r.reads >= 3
     bulk, plain = results
     # Bulk on: creates and group PATCHes travel inside Bulk requests, at least one per phase.
     assert bulk.by_kind["POST Bulk"] >= 2 and not bulk.by_kind["POST Users"] and not bulk.by_kind["PATCH Groups"]

@@ -106,16 +106,17 @@ async def test_etag_conflict_reads_again_and_wins(make):
             gid = request.url.path.rsplit("/", 1)[-1]
             async with svc.scim["wiki"].client() as client:
                 group = (await client.get(f"/Groups/{gid}")).json()
-                group["displayName"] = group["displayName"]  # a no-op edit still bumps the version
+                group["externalId"] = "edited-elsewhere"  # a real change: the version moves on
                 interfered.append((await client.put(f"/Groups/{gid}", json=group)).status_code)
 
+    log.clear()
     log.before = change_group_after_our_read
     await svc.send(event("e-2", "update", "E1", department="Engineering"))
     await svc.drain()
     assert interfered == [200]
     assert await wiki.groups("E1") == {"Wiki Readers", "Wiki Editors"}
-    statuses = [m for m, p, _ in log.requests if m == "PUT" and p == "Groups"]
-    assert len(statuses) >= 2  # the refused PUT and the one after reading again
+    puts = [m for m, p, _ in log.requests if m == "PUT" and p == "Groups"]
+    assert len(puts) >= 2  # the refused PUT and the one after reading again
 
 
 async def test_bulk_requests_respect_max_operations(make):
