@@ -11,6 +11,7 @@ import httpx
 
 from provisioner.demo.harness import SandboxedService
 from provisioner.identities import repository as identities
+from tests.support import event, hire
 
 FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "max_attempts": 4}
 
@@ -78,3 +79,15 @@ class WikiView:
             return set()
         return {name for name in ("Wiki Readers", "Wiki Editors")
                 if user["id"] in await self.server.group_members(name)}
+
+
+async def hired_then_terminated(svc: SandboxedService, wiki: WikiView, emp: str, given: str, family: str,
+                                department: str) -> str:
+    """Hire a person, then terminate them at once; the id of their wiki account."""
+    await svc.send(hire(f"{emp}-hire", emp, given, family, department))
+    await svc.drain()
+    remote_id = wiki.remote_id(emp)
+    assert remote_id is not None, f"{emp} has no wiki account"
+    await svc.send(event(f"{emp}-terminate", "terminate", emp))
+    await svc.drain()
+    return remote_id

@@ -22,6 +22,7 @@ from provisioner.targets.contract import AccountSpec, OpKind, Outcome, TargetErr
 from provisioner.targets.scim import errors
 from provisioner.targets.scim.config import ScimTarget
 from provisioner.targets.scim.connector import ScimConnector
+from tests.targets.scim_helpers import RequestLog
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -240,21 +241,10 @@ async def test_a_missing_token_halts_the_target_with_a_clear_reason(monkeypatch)
         await connector.aclose()
 
 
-class SlowTransport(httpx.AsyncBaseTransport):
-    """A network-like delay before each request reaches the in-process server."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
-        self.inner, self.delay, self.paths = inner, delay, []
-
-    async def handle_async_request(self, request):
-        self.paths.append((request.method, request.url.path.rsplit("/", 1)[-1]))
-        await asyncio.sleep(self.delay)
-        return await self.inner.handle_async_request(request)
-
-
 async def test_rounds_arriving_while_a_bulk_request_is_in_flight_share_the_next_one():
     server = ScimSandbox()
-    slow = SlowTransport(server.transport(), 0.05)
+    slow = RequestLog(server.transport())
+    slow.before = lambda _request: asyncio.sleep(0.05)  # a network-like delay before each request
     connector = ScimConnector.create(config(), transport=slow)
     try:
         await connector.capabilities()
@@ -264,7 +254,7 @@ async def test_rounds_arriving_while_a_bulk_request_is_in_flight_share_the_next_
         await asyncio.sleep(0.01)  # the first round's Bulk request is on its way
         answers = await asyncio.gather(first, *(connector.apply(r) for r in rounds[1:]))
         # Not four: the first alone (or, on a slow machine, with the others) and the rest together.
-        assert len([p for m, p in slow.paths if (m, p) == ("POST", "Bulk")]) in (1, 2)
+        assert slow.counts()[("POST", "Bulk")] in (1, 2)
         ids = {r.remote_id for results in answers for r in results}
         assert all(r.outcome == Outcome.DONE for results in answers for r in results)
         assert len(ids) == 12 and len(await server.users()) == 12

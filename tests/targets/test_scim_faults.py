@@ -29,6 +29,7 @@ from provisioner.queue.worker import Worker
 from provisioner.sandbox.scim.faults import KINDS, FaultTransport
 from provisioner.targets.registry import build_connectors
 from tests.support import event, hire
+from tests.targets.scim_helpers import WikiView, scim_service
 
 BULK = [pytest.param(True, id="bulk"), pytest.param(False, id="no-bulk")]
 READERS, EDITORS = "Wiki Readers", "Wiki Editors"
@@ -61,20 +62,11 @@ class Faults(FaultTransport):
 async def wiki_service(tmp_path: Path, database_url: str, *, bulk: bool = True, seed: int = 0,
                        max_attempts: int = 8, **options: Any) -> AsyncIterator[tuple[SandboxedService, Faults]]:
     """The whole service; the wiki's scim2-server sits behind a ``Faults`` transport."""
-    wrapped: dict[str, Faults] = {}
-
-    def wrap(name: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        if name != "wiki":
-            return transport
-        wrapped[name] = Faults(transport, seed=seed)
-        return wrapped[name]
-
-    svc = SandboxedService(tmp_path / "svc", database_url=database_url, migrate=False,
-                           settings={"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05,
-                                     "max_attempts": max_attempts, **options.pop("settings", {})},
-                           scim_options={"wiki": {"bulk": bulk}}, wrap_transport=wrap, **options)
+    svc, log = scim_service(tmp_path, database_url, scim_options={"wiki": {"bulk": bulk}},
+                            settings={"max_attempts": max_attempts, **options.pop("settings", {})}, **options)
+    log.inner = faults = Faults(log.inner, seed=seed)
     try:
-        yield svc, wrapped["wiki"]
+        yield svc, faults
     finally:
         await svc.close()
 
@@ -116,10 +108,7 @@ async def wiki_state(svc: SandboxedService, emp: str) -> tuple[dict[str, Any], s
     accounts = await svc.scim["wiki"].user_by_external_id(emp)
     assert len(accounts) == 1, f"{emp}: {len(accounts)} accounts in the wiki"
     [account] = accounts
-    with svc.db.transaction() as session:
-        person = identities.by_employee_id(session, emp)
-        linked = identities.account(session, person.id, "wiki") if person else None
-        assert linked is not None and linked.remote_id == account["id"], f"{emp}: linked to another account"
+    assert WikiView(svc).remote_id(emp) == account["id"], f"{emp}: linked to another account"
     groups = set()
     for group in (READERS, EDITORS):
         ids = await members(svc, group)

@@ -13,7 +13,7 @@ from provisioner.clock import clock, utcnow
 from provisioner.evidence import service as evidence
 from provisioner.queue.models import Operation
 from tests.support import EntraView, event, hire
-from tests.targets.scim_helpers import WikiView, scim_service
+from tests.targets.scim_helpers import WikiView, hired_then_terminated, scim_service
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -71,11 +71,7 @@ async def test_mover_updates_attributes_and_swaps_groups(wiki_service):
 
 async def test_leaver_disabled_then_deleted_after_30_days_with_evidence(wiki_service):
     svc, wiki = wiki_service, WikiView(wiki_service)
-    await svc.send(hire("d1", "D1", "Dana", "Leaver", "Engineering"))
-    await svc.drain()
-    rid = wiki.remote_id("D1")
-    await svc.send(event("d2", "terminate", "D1"))
-    await svc.drain()
+    rid = await hired_then_terminated(svc, wiki, "D1", "Dana", "Leaver", "Engineering")
     user = await wiki.user("D1")
     assert user["id"] == rid and user["active"] is False
     assert await wiki.groups("D1") == set()
@@ -127,11 +123,7 @@ async def test_leaver_deleted_at_once_in_delete_mode(database_url, tmp_path):
 
 async def test_rehire_within_30_days_reenables_the_same_account_and_cancels_the_delete(wiki_service):
     svc, wiki = wiki_service, WikiView(wiki_service)
-    await svc.send(hire("r1", "R1", "Ray", "Return", "Engineering"))
-    await svc.drain()
-    rid = wiki.remote_id("R1")
-    await svc.send(event("r2", "terminate", "R1"))
-    await svc.drain()
+    rid = await hired_then_terminated(svc, wiki, "R1", "Ray", "Return", "Engineering")
     clock.advance(timedelta(days=10))
     await svc.send(event("r3", "rehire", "R1", given_name="Ray", family_name="Return", department="Engineering"))
     await svc.drain()
