@@ -3,7 +3,7 @@
 from provisioner.audit.models import AuditHead, AuditRecord
 from provisioner.db import Base
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
-from provisioner.evidence.models import RevocationCheck
+from provisioner.evidence.models import RevocationCheck, RevocationIncident
 from provisioner.identities.models import (
     Identity,
     LifecycleTransition,
@@ -14,6 +14,7 @@ from provisioner.identities.models import (
 from provisioner.intake.models import HREvent
 from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation
+from provisioner.rollouts.models import PolicyRollout
 from provisioner.tokens.models import ApiToken
 
 __all__ = [
@@ -28,7 +29,9 @@ __all__ = [
     "LifecycleTransition",
     "Operation",
     "Plan",
+    "PolicyRollout",
     "RevocationCheck",
+    "RevocationIncident",
     "TargetAccount",
     "TargetGroup",
     "TargetMembership",

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     hr_secrets_file: Path | None = None
     signature_tolerance_seconds: int = 300
     max_batch_events: int = 5000
+    # A contract's end_date ends access at the end of that day in this time zone (IANA name).
+    contract_end_timezone: str = "UTC"
 
     # Durable queue and workers.
     worker_batch_size: int = 200

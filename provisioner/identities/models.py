@@ -51,6 +51,12 @@ class Identity(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Effective time of the newest HR event applied: an older event never overwrites a newer one.
     hr_effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Effective time of the newest lifecycle event applied (hire, terminate, leave, return,
+    # rehire): lifecycle events are ordered among themselves, never by attribute updates.
+    lifecycle_effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Per HR attribute, the effective time of the event that set its current value (ISO 8601):
+    # a late, older update never overwrites a newer value, but sets what nothing newer set.
+    attr_effective: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
