@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.common import console, fail, open_db, run, settings
+from provisioner.cli.events import events_app, print_person_events
 from provisioner.scim.cli import scim_app
 from provisioner.targets.config import ConfigError
 
@@ -30,6 +31,7 @@ for sub, name in ((ops_app, "ops"), (audit_app, "audit"), (evidence_app, "eviden
                   (targets_app, "targets"), (db_app, "db"), (bench_app, "bench")):
     app.add_typer(sub, name=name)
 app.add_typer(scim_app, name="scim", help="The SCIM 2.0 endpoint's client tokens.")
+app.add_typer(events_app, name="events")
 
 
 def _runtime(**kw):
@@ -400,7 +402,10 @@ def identity(employee_id: str) -> None:
     with db.transaction() as session:
         person = repository.by_employee_id(session, employee_id)
         if person is None:
-            fail(f"no identity for employee {employee_id!r}")
+            console.print(f"no identity for employee {employee_id!r}", highlight=False)
+            if not print_person_events(session, employee_id):  # e.g. an update for someone never hired
+                fail(f"no identity and no HR events for employee {employee_id!r} (check the id)")
+            return
         console.print(f"[bold]{person.display_name}[/] ({employee_id}) state={person.state} "
                       f"user_name={person.user_name} department={person.department} title={person.title}")
         for target, acc in repository.accounts(session, person.id).items():
@@ -412,6 +417,7 @@ def identity(employee_id: str) -> None:
             mark = "ok" if t.accepted else "REJECTED"
             console.print(f"  {t.at.isoformat(timespec='seconds')} {t.event_type}: {t.from_state} -> "
                           f"{t.to_state} {mark} {t.reason or ''}")
+        print_person_events(session, employee_id)  # superseded and rejected ones with their reasons
         for op in queue.for_identity(session, person.id)[-20:]:
             console.print(f"  op {op.id} {op.target} {op.kind} {op.group_key or ''} {op.status}")
 

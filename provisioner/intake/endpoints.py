@@ -1,23 +1,53 @@
-"""``POST /hr/events``: signed HR events, one or a batch. Thin: verify, parse, accept, commit."""
+"""``POST /hr/events``: signed HR events, one or a batch. Thin: verify, parse, accept, commit.
+
+``GET /hr/events/{event_id}`` and ``GET /hr/events``: a source reads back what became of its
+own events, signed like a POST with ``"GET <path>[?<query>]"`` as the body (see ``fate.py``).
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from provisioner.api.problems import Problem, problem_response, validation_problem
-from provisioner.intake import service, signing
+from provisioner.api.problems import Problem, validation_problem
+from provisioner.intake import fate, repository, service, signing
+from provisioner.intake.models import EventStatus
 from provisioner.intake.schemas import BatchReceipt, EventBatchIn, HREventIn
 from provisioner.settings import Settings
 
 router = APIRouter(tags=["hr"])
 _single = TypeAdapter(HREventIn)
 _batch = TypeAdapter(EventBatchIn)
+STATUSES = sorted(v for k, v in vars(EventStatus).items() if k.isupper())
+
+
+def _verified_source(request: Request, signed: bytes) -> str:
+    """The HR source whose secret signed ``signed`` (the body, or a GET's request target)."""
+    settings: Settings = request.app.state.settings
+    try:
+        return signing.verify(
+            request.app.state.hr_secrets, request.headers.get(signing.SOURCE_HEADER),
+            request.headers.get(signing.TIMESTAMP_HEADER), request.headers.get(signing.SIGNATURE_HEADER),
+            signed, now=time.time(), tolerance=settings.signature_tolerance_seconds)
+    except signing.SignatureError as exc:
+        raise Problem(401, "Signature rejected", str(exc), type_="urn:provisioner:problem:signature") from exc
+
+
+def read_source(request: Request) -> str:
+    """Dependency for signed reads: the message is ``"GET <path as sent>[?<query as sent>]"``."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    target = raw.split(b"?")[0].decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return _verified_source(request, fate.read_message(request.method, target + (f"?{query}" if query else "")))
+
+
+SourceDep = Annotated[str, Depends(read_source)]
 
 
 @router.post("/hr/events", status_code=202, responses={
@@ -28,14 +58,7 @@ _batch = TypeAdapter(EventBatchIn)
 async def post_events(request: Request) -> Any:
     settings: Settings = request.app.state.settings
     body = await request.body()
-    try:
-        source = signing.verify(
-            request.app.state.hr_secrets, request.headers.get(signing.SOURCE_HEADER),
-            request.headers.get(signing.TIMESTAMP_HEADER), request.headers.get(signing.SIGNATURE_HEADER),
-            body, now=time.time(), tolerance=settings.signature_tolerance_seconds)
-    except signing.SignatureError as exc:
-        return problem_response(401, "Signature rejected", str(exc), instance=request.url.path,
-                                type_="urn:provisioner:problem:signature")
+    source = _verified_source(request, body)
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -63,3 +86,44 @@ async def post_events(request: Request) -> Any:
     dup = sum(r.duplicate for r in receipts)
     return JSONResponse(BatchReceipt(accepted=len(receipts) - dup, duplicates=dup,
                                      receipts=receipts).model_dump(mode="json"), status_code=202)
+
+
+@router.get("/hr/events", responses={401: {"description": "Missing, stale or bad signature"}})
+def list_events(request: Request, source: SourceDep,
+                status: Annotated[str | None, Query(description="only events with this status")] = None,
+                since: Annotated[AwareDatetime | None, Query(
+                    description="received or settled at or after this time (RFC 3339 with offset)")] = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                after: Annotated[int | None, Query(ge=0, description="the `next` cursor of the previous page")] = None,
+                ) -> dict[str, Any]:
+    """The calling source's events, oldest first, a page at a time (``next`` is the next page's
+    path, to be signed like this one, or null)."""
+    if status is not None and status not in STATUSES:
+        message = f"one of {', '.join(STATUSES)}, not {status!r}"
+        raise Problem(400, "Invalid request", f"query.status: {message}", type_="urn:provisioner:problem:validation",
+                      errors=[{"field": "query.status", "message": message}])
+    with request.app.state.db.read() as session:
+        rows = repository.listing(session, source=source, status=status, since=since,
+                                  after_id=after, limit=limit)
+        events = [fate.view(e) for e in rows]
+    nxt = None
+    if len(rows) == limit:
+        params = {k: v for k, v in (("status", status), ("since", since.isoformat() if since else None),
+                                    ("limit", limit), ("after", rows[-1].id)) if v is not None}
+        nxt = f"{request.url.path}?{urlencode(params)}"
+    return {"events": events, "next": nxt}
+
+
+@router.get("/hr/events/{event_id:path}", responses={
+    200: {"description": "The event and what became of it"},
+    401: {"description": "Missing, stale or bad signature"},
+    404: {"description": "No such event from this source"}})
+def get_event(request: Request, event_id: str, source: SourceDep) -> dict[str, Any]:
+    """One of the calling source's events: status (pending, applied, rejected, superseded,
+    cancelled, done) and the reason. Another source's event is 404, as an unknown one is."""
+    with request.app.state.db.read() as session:
+        event = repository.get(session, event_id)
+        if event is None or event.source != source:
+            raise Problem(404, "Not found", f"event_id: no event {event_id!r} from source {source!r}",
+                          type_="urn:provisioner:problem:not-found", event_id=event_id)
+        return fate.view(event)

@@ -35,7 +35,10 @@ class ProcessStats:
 
 
 def _finish(event: HREvent, status: str, reason: str | None = None) -> None:
+    from provisioner.intake import fate  # (import kept here: only _finish is edited in this change)
+
     event.status, event.status_reason, event.processed_at = status, reason, utcnow()
+    fate.settled(event)  # counted, and logged at WARNING if rejected/superseded, once committed
 
 
 def process_event(session: Session, ctx: PlanningContext, event: HREvent, stats: ProcessStats) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import and_, bindparam, exists, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from provisioner.db import insert_rows
+from provisioner.identities.lifecycle import State
 from provisioner.identities.models import Identity
 from provisioner.intake.models import EventStatus, HREvent
 
@@ -116,3 +117,49 @@ def lock_pending(session: Session, event_pk: int, *, skip_locked: bool) -> HREve
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     return session.scalar(stmt)
+
+
+def listing(session: Session, *, source: str | None = None, status: str | None = None,
+            employee_id: str | None = None, since: datetime | None = None,
+            after_id: int | None = None, limit: int = 100, newest_first: bool = False) -> Sequence[HREvent]:
+    """Events filtered for ``GET /hr/events`` (oldest first, paged after an id) and the CLI
+    (newest first). ``since``: received or settled at or after that time."""
+    stmt = select(HREvent)
+    if source is not None:
+        stmt = stmt.where(HREvent.source == source)
+    if status is not None:
+        stmt = stmt.where(HREvent.status == status)
+    if employee_id is not None:
+        stmt = stmt.where(HREvent.employee_id == employee_id)
+    if since is not None:
+        stmt = stmt.where(or_(HREvent.received_at >= since, HREvent.processed_at >= since))
+    if after_id is not None:
+        stmt = stmt.where(HREvent.id < after_id if newest_first else HREvent.id > after_id)
+    order = HREvent.id.desc() if newest_first else HREvent.id
+    return session.scalars(stmt.order_by(order).limit(limit)).all()
+
+
+def for_employee(session: Session, employee_id: str) -> Sequence[HREvent]:
+    """Every event for one person, whatever became of it, in effective order."""
+    return session.scalars(select(HREvent).where(HREvent.employee_id == employee_id)
+                           .order_by(HREvent.effective_at, HREvent.id)).all()
+
+
+EMPLOYED_STATES = (State.ACTIVE.value, State.ON_LEAVE.value, State.PRE_HIRE.value)
+
+
+def employed_from_hr(session: Session) -> Sequence[Identity]:
+    """People HR says are employed (active, on leave or not yet started): a full extract must
+    hold every one of them."""
+    return session.scalars(select(Identity)
+                           .where(Identity.source == "hr", Identity.state.in_(EMPLOYED_STATES),
+                                  Identity.employee_id.is_not(None))
+                           .order_by(Identity.employee_id)).all()
+
+
+def pending_from_source(session: Session, employee_id: str, source: str) -> Sequence[HREvent]:
+    """A person's pending events from one source (the contract ends the service scheduled)."""
+    return session.scalars(
+        select(HREvent).where(HREvent.employee_id == employee_id, HREvent.source == source,
+                              HREvent.status == EventStatus.PENDING).order_by(HREvent.id)
+    ).all()

@@ -1,0 +1,69 @@
+"""``provisioner events``: HR events and what became of each (applied, rejected and why, ...)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from provisioner.cli.common import console, fail, open_db, settings
+
+events_app = typer.Typer(no_args_is_help=True, help="HR events and their fate (applied, rejected, ...).")
+
+
+def _statuses() -> list[str]:
+    from provisioner.intake.models import EventStatus
+
+    return sorted(v for k, v in vars(EventStatus).items() if k.isupper())
+
+
+@events_app.command("list")
+def events_list(
+    rejected: Annotated[bool, typer.Option("--rejected", help="only rejected events")] = False,
+    status: Annotated[Optional[str], typer.Option(help="only events with this status")] = None,
+    employee: Annotated[Optional[str], typer.Option(help="only this employee id's events")] = None,
+    source: Annotated[Optional[str], typer.Option(help="only events from this source")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array instead of a table")] = False,
+) -> None:
+    """List HR events, newest first, with their status and the reason for it."""
+    from provisioner.intake import fate, repository
+
+    if rejected and status not in (None, "rejected"):
+        fail(f"--rejected and --status {status} contradict each other: give one of them")
+    wanted = "rejected" if rejected else status
+    if wanted is not None and wanted not in _statuses():
+        fail(f"--status must be one of {', '.join(_statuses())}, not {wanted!r}")
+    db = open_db(settings())
+    with db.read() as session:
+        rows = [fate.view(e) for e in repository.listing(session, status=wanted, employee_id=employee,
+                                                           source=source, limit=limit, newest_first=True)]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    title = f"HR events{f' ({wanted})' if wanted else ''}{f' for {employee}' if employee else ''}: {len(rows)}"
+    table = Table(title=title)
+    for col in ("event id", "type", "employee", "source", "effective", "status", "reason"):
+        table.add_column(col, overflow="fold")
+    for e in rows:
+        table.add_row(e["event_id"], e["type"], e["employee_id"], e["source"], e["effective_at"],
+                      e["status"], e["reason"] or "")
+    console.print(table)
+
+
+def print_person_events(session: Session, employee_id: str) -> int:
+    """One line per HR event of this person (for ``provisioner identity``); returns the count."""
+    from provisioner.intake import repository
+
+    rows = repository.for_employee(session, employee_id)
+    if rows:
+        console.print("  HR events:")
+    for e in rows:
+        mark = e.status.upper() if e.status in ("rejected", "superseded") else e.status
+        console.print(f"  {e.effective_at.isoformat(timespec='seconds')} {e.type} {e.event_id} "
+                      f"({e.source}) {mark}{f': {e.status_reason}' if e.status_reason else ''}",
+                      highlight=False, soft_wrap=True)
+    return len(rows)

@@ -1,0 +1,111 @@
+"""What became of an HR event, and how anyone finds out.
+
+Every event ends in one status (``EventStatus``: applied, rejected, superseded, cancelled, done;
+``pending`` until then). When the processor settles one, :func:`settled` reports it once the
+transaction that stored the status commits (a rolled-back attempt or a preview reports nothing):
+
+- the Prometheus counter ``provisioner_hr_events_total{status=...}`` counts it;
+- a rejected or superseded event is logged at WARNING on ``provisioner.hr_events`` with
+  ``event_id``, ``employee_id``, ``type``, ``source``, ``status``, ``reason`` and an ``alert`` tag
+  (``hr_event_rejected`` / ``hr_event_superseded``), so it reaches whoever watches the logs.
+
+The HR source reads the outcome back with a signed ``GET /hr/events/{event_id}``. A GET has no
+body, so the signed message is ``"<timestamp>.GET <path>[?<query>]"``: the same HMAC as for a
+POST, with the request target in place of the body, so a captured signature reads nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, object_session
+
+from provisioner.intake import signing
+from provisioner.intake.models import EventStatus, HREvent
+
+log = logging.getLogger("provisioner.hr_events")
+
+HR_EVENTS = Counter("provisioner_hr_events", "HR events settled by the processor, by final status",
+                    ["status"])
+# Alert on increase(provisioner_hr_events_total{status="rejected"}[1h]) > 0: HR sent something
+# the lifecycle does not allow, and no person's access changed because of it.
+WARN_STATUSES = {EventStatus.REJECTED: "hr_event_rejected", EventStatus.SUPERSEDED: "hr_event_superseded"}
+_KEY = "provisioner.hr_event_fates"
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    event_id: str
+    employee_id: str
+    type: str
+    source: str
+    status: str
+    reason: str | None
+
+
+def settled(event: HREvent) -> None:
+    """Report an event's final status once its transaction commits (call after setting it)."""
+    fate = Fate(event.event_id, event.employee_id, event.type, event.source, event.status,
+                event.status_reason)
+    session = object_session(event)
+    if session is None:
+        report(fate)
+        return
+    pending: list[Fate] | None = session.info.get(_KEY)
+    if pending is None:
+        pending = session.info[_KEY] = []
+        sa_event.listen(session, "after_commit", _flush)
+        sa_event.listen(session, "after_rollback", _discard)
+    pending.append(fate)
+
+
+def _flush(session: Session) -> None:
+    fates, session.info[_KEY] = session.info.get(_KEY, []), []
+    for fate in fates:
+        report(fate)
+
+
+def _discard(session: Session) -> None:
+    session.info[_KEY] = []
+
+
+def report(fate: Fate) -> None:
+    HR_EVENTS.labels(fate.status).inc()
+    alert = WARN_STATUSES.get(fate.status)
+    if alert is None:
+        return
+    log.warning("HR event %s (%s for %s from %s) %s: %s", fate.event_id, fate.type, fate.employee_id,
+                fate.source, fate.status, fate.reason,
+                extra={"event_id": fate.event_id, "employee_id": fate.employee_id, "event_type": fate.type,
+                       "source": fate.source, "status": fate.status, "reason": fate.reason, "alert": alert})
+
+
+# -- reading events back -----------------------------------------------------------------------
+def read_message(method: str, target: str) -> bytes:
+    """What a signed GET signs in place of a body: ``"GET /hr/events/e1"`` (path and query)."""
+    return f"{method.upper()} {target}".encode()
+
+
+def signed_read_headers(source: str, secret: str, target: str, timestamp: int | None = None) -> dict[str, str]:
+    """Headers for ``GET target`` (e.g. ``/hr/events/e1``) as an HR source signs it."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {signing.SOURCE_HEADER: source, signing.TIMESTAMP_HEADER: str(ts),
+            signing.SIGNATURE_HEADER: signing.sign(secret, ts, read_message("GET", target))}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def view(event: HREvent) -> dict[str, Any]:
+    """An event as its source (and the CLI's --json) sees it."""
+    return {"event_id": event.event_id, "type": event.type, "employee_id": event.employee_id,
+            "source": event.source, "status": event.status, "reason": event.status_reason,
+            "effective_at": _iso(event.effective_at), "received_at": _iso(event.received_at),
+            "processed_at": _iso(event.processed_at)}
