@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Mapping
 
 import httpx
@@ -23,8 +24,10 @@ from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.policies.loader import load_policies
 from provisioner.queue.worker import Worker
 from provisioner.reconcile.service import reconcile as run_reconcile
+from provisioner.rollouts import service as rollouts
+from provisioner.rollouts.schemas import RolloutResult
 from provisioner.settings import Settings
-from provisioner.targets.config import load_targets
+from provisioner.targets.config import ConfigError, load_targets
 from provisioner.targets.contract import Connector
 from provisioner.targets.registry import build_connectors
 
@@ -61,6 +64,44 @@ class Runtime:
         if identity is not None:
             plan_identity(session, self.ctx, identity, trigger=trigger, previous_state=identity.state)
         self.worker.wake()
+
+    # -- policy rollouts (provisioner/rollouts) ---------------------------------------------------
+    async def start(self, stop: asyncio.Event | None = None) -> RolloutResult | None:
+        """On start: a policy set not applied before re-plans everyone it affects, once across
+        processes. Failures are logged (the next start or reload tries again), never raised."""
+        return await self._roll_out(rollouts.roll_out, self.db, self.ctx, self.settings, trigger="start",
+                                    should_stop=stop.is_set if stop is not None else None)
+
+    async def reload_policies(self, trigger: str = "sighup") -> RolloutResult | None:
+        """Read the policy files into this process's PlanningContext and roll the change out."""
+        return await self._roll_out(rollouts.reload_policies, self.db, self.ctx, self.settings, trigger=trigger)
+
+    def reload_on_sighup(self) -> None:
+        """``provisioner serve``: SIGHUP reloads the policy files (see :meth:`reload_policies`)."""
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task] = set()
+
+        def _reload() -> None:
+            task = loop.create_task(self.reload_policies("sighup"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, _reload)
+
+    async def _roll_out(self, fn, *args, **kw) -> RolloutResult | None:
+        try:
+            result = await asyncio.to_thread(fn, *args, **kw)
+        except ConfigError as exc:
+            log.error("policy reload refused, the running policies stay: %s", "; ".join(exc.problems),
+                      extra={"alert": "policy_reload_refused"})
+            return None
+        except Exception:
+            log.exception("policy rollout failed; the next start or reload tries again",
+                          extra={"alert": "policy_rollout_failed"})
+            return None
+        if result.replanned:
+            self.worker.wake()
+        return result
 
     # -- jobs ------------------------------------------------------------------------------------
     async def process_events(self) -> ProcessStats:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     due_events_seconds: float = 5.0
     reconcile_minutes: float = 60.0
     reconcile_fix: bool = False
+    # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
+    # would re-plan more people than this waits for approval; None: no limit, every rollout applies.
+    policy_rollout_max_auto: int | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000

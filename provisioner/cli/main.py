@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.common import console, fail, open_db, run, settings
+from provisioner.cli.policy import policy_app
 from provisioner.cli.events import events_app, print_person_events
 from provisioner.scim.cli import scim_app
 from provisioner.targets.config import ConfigError
@@ -20,7 +21,6 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 ops_app = typer.Typer(no_args_is_help=True, help="The durable operation queue.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
 evidence_app = typer.Typer(no_args_is_help=True, help="Revocation evidence for auditors.")
-policy_app = typer.Typer(no_args_is_help=True, help="Role policies under policies/.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Local emulators for development.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens for auditors and admins.")
 targets_app = typer.Typer(no_args_is_help=True, help="Connected systems under targets/.")
@@ -66,12 +66,15 @@ def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = No
         server = uvicorn.Server(uvicorn.Config(rt.create_app(), host=host or cfg.host,
                                                port=port or cfg.port, log_config=None, access_log=False))
         background = asyncio.create_task(rt.run_background(stop) if workers else stop.wait())
+        rollout = asyncio.create_task(rt.start(stop))  # a changed policy set, beside serving
+        rt.reload_on_sighup()
         try:
             await server.serve()
         finally:
             stop.set()
             rt.worker.wake()
             await background
+            await rollout
             await rt.aclose()
 
     run(main())
@@ -94,8 +97,9 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        rt.reload_on_sighup()
         try:
-            await rt.run_background(stop, events=True, reconcile=False)
+            await asyncio.gather(rt.start(stop), rt.run_background(stop, events=True, reconcile=False))
         finally:
             await rt.aclose()
 
@@ -160,31 +164,6 @@ def plan(employee_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
                 table.add_row(target, f"{t['account']} -> {t['desired_account']}", op["kind"],
                               op["group"] or "", op["reason"])
         console.print(table)
-
-
-@policy_app.command("check")
-def policy_check() -> None:
-    """Validate every policy and target file; errors as file:line: reason."""
-    from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import load_targets
-
-    cfg = settings()
-    problems: list[str] = []
-    targets = {}
-    try:
-        targets = load_targets(cfg.targets_dir)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    try:
-        policies = load_policies(cfg.policies_dir, targets or None)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        policies = []
-    if problems:
-        for line in problems:
-            console.print(line, highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    console.print(f"ok: {len(policies)} policies, {len(targets)} target(s)")
 
 
 # -- queue ---------------------------------------------------------------------------------------

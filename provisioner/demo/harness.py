@@ -19,6 +19,7 @@ import yaml
 from provisioner.db import Database
 from provisioner.intake.signing import signed_headers
 from provisioner.migrations import upgrade
+from provisioner.rollouts.service import roll_out
 from provisioner.runtime import Runtime
 from provisioner.sandbox.graph.app import GraphSandbox
 from provisioner.sandbox.scim.app import ScimSandbox
@@ -91,6 +92,8 @@ class SandboxedService:
             transports = {name: wrap_transport(name, t) for name, t in transports.items()}
         self.transports = transports
         self.runtime = Runtime.load(self.settings, db=self.db, transports=transports)
+        # As `provisioner serve` starts: a policy set not applied before re-plans whom it affects.
+        self.rollout = roll_out(self.db, self.runtime.ctx, self.settings, trigger="start")
         self.app = self.runtime.create_app()
         self.api = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://provisioner")
 

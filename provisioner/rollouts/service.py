@@ -1,0 +1,148 @@
+"""Policy rollouts: when the loaded policy set changes, everyone it affects is re-planned.
+
+A policy set is known by its fingerprint (``rollouts.fingerprint``). On start (``provisioner
+serve``, ``provisioner worker``, the demo harness) and on reload (``provisioner policy reload``,
+SIGHUP to ``provisioner serve``) :func:`roll_out` compares it with the last applied set; if it is
+new, it computes the population-wide diff (``rollouts.diff``), asks :func:`decide` whether to
+apply it now or hold it for approval, re-plans the affected people in chunks (each chunk one
+transaction) and records the set in ``policy_rollouts`` and the audit trail. One process at a time
+(``Database.named_lock``), so processes starting together roll a set out once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from provisioner.audit.service import append
+from provisioner.clock import utcnow
+from provisioner.db import Database
+from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.policies.loader import load_policies
+from provisioner.rollouts import repository
+from provisioner.rollouts.diff import population_diff
+from provisioner.rollouts.fingerprint import fingerprint, policy_files
+from provisioner.rollouts.models import PolicyRollout, RolloutStatus
+from provisioner.rollouts.schemas import DIFF_PEOPLE_CAP, PolicyDriftItem, PopulationDiff, RolloutResult
+from provisioner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "policy-rollout"
+LOCK_TIMEOUT = 600.0  # another process rolling a set out: wait for it, then find the set applied
+CHUNK = 100  # people re-planned per transaction
+
+
+def policy_drift(session: Session, ctx: PlanningContext) -> list[PolicyDriftItem]:
+    """Everyone whose known (or already planned) memberships differ from what the policies in
+    ``ctx`` grant right now: one item per person, target and group."""
+    return population_diff(session, ctx).items
+
+
+def decide(diff: PopulationDiff, settings: Settings) -> str:
+    """Apply a rollout now, or hold it for approval: the one place this is decided.
+
+    ``policy_rollout_max_auto`` (default None: no limit) is the most people a rollout may
+    re-plan without approval. Approving a held rollout comes with change control; until then
+    raising the limit (or restoring the previous policies) and restarting releases it.
+    """
+    limit = settings.policy_rollout_max_auto
+    if limit is None or len(diff.affected) <= limit:
+        return RolloutStatus.APPLIED
+    return RolloutStatus.AWAITING_APPROVAL
+
+
+def roll_out(db: Database, ctx: PlanningContext, settings: Settings, *, trigger: str,
+             files: dict[str, str] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> RolloutResult:
+    """Roll the policy set in ``ctx`` out to the population, if it was not applied already."""
+    fp = fingerprint(ctx.policies, ctx.targets)
+    if files is None:
+        files = policy_files(Path(settings.policies_dir))
+    lock = db.named_lock(LOCK_NAME)
+    if not lock.acquire(LOCK_TIMEOUT):
+        log.warning("policy rollout: another process held the rollout lock for %.0f s; "
+                    "this set (%s) is rolled out at the next start or reload", LOCK_TIMEOUT, fp[:12])
+        return RolloutResult(fp, None, "busy", trigger)
+    try:
+        return _roll_out_locked(db, ctx, settings, fp, trigger, files, should_stop)
+    finally:
+        lock.release()
+
+
+def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp: str, trigger: str,
+                     files: dict[str, str], should_stop: Callable[[], bool] | None) -> RolloutResult:
+    started = utcnow()
+    with db.read() as session:
+        applied = repository.latest(session, RolloutStatus.APPLIED)
+        previous = applied.fingerprint if applied is not None else None
+        if previous == fp:
+            return RolloutResult(fp, previous, "unchanged", trigger)
+        held = repository.held(session, fp)
+        diff = population_diff(session, ctx)
+    counts = diff.counts()
+    status = decide(diff, settings)
+    result = RolloutResult(fp, previous, "applied" if status == RolloutStatus.APPLIED else "held",
+                           trigger, counts)
+    if status == RolloutStatus.AWAITING_APPROVAL:
+        if held is None:
+            with db.transaction() as session:
+                row = _record(session, fp, previous, status, trigger, diff, files, started)
+                result.rollout_id = row.id
+            log.warning("policy rollout held for approval: %d people affected, more than "
+                        "policy_rollout_max_auto=%s (policy set %s)", len(diff.affected),
+                        settings.policy_rollout_max_auto, fp[:12], extra={"alert": "policy_rollout_held"})
+        else:
+            result.rollout_id = held.id
+        return result
+    for start in range(0, len(diff.affected), CHUNK):
+        if should_stop is not None and should_stop():
+            # Nothing is recorded: the next start finds this set new again, and the diff
+            # (which counts what is already planned) holds only the people not yet re-planned.
+            result.outcome = "stopped"
+            return result
+        with db.transaction() as session:
+            for identity in repository.lock_identities(session, diff.affected[start:start + CHUNK]):
+                plan_identity(session, ctx, identity, trigger=f"policy:{fp[:12]}", previous_state=identity.state)
+                result.replanned += 1
+    with db.transaction() as session:
+        repository.supersede_held(session, fp, f"replaced by policy set {fp}")
+        row = held if held is not None else None
+        if row is not None:
+            row = session.merge(row)
+            row.counts, row.diff, row.files, row.trigger = counts, diff.as_json(cap=DIFF_PEOPLE_CAP), files, trigger
+            repository.mark_applied(row, utcnow(), f"policy_rollout_max_auto={settings.policy_rollout_max_auto}")
+            session.flush()
+        else:
+            row = _record(session, fp, previous, status, trigger, diff, files, started)
+        result.rollout_id = row.id
+    log.info("policy rollout %s: %d of %d people re-planned (%d gains, %d losses)", fp[:12],
+             result.replanned, counts["population"], counts["gains"], counts["losses"])
+    return result
+
+
+def _record(session: Session, fp: str, previous: str | None, status: str, trigger: str,
+            diff: PopulationDiff, files: dict[str, str], started) -> PolicyRollout:
+    counts = diff.counts()
+    row = repository.add(session, PolicyRollout(
+        fingerprint=fp, previous_fingerprint=previous, status=status, trigger=trigger, counts=counts,
+        diff=diff.as_json(cap=DIFF_PEOPLE_CAP), files=files, created_at=started,
+        applied_at=utcnow() if status == RolloutStatus.APPLIED else None))
+    # The first set seen on an empty database changes nothing for anyone: only its row records it.
+    if previous is not None or diff.affected:
+        append(session, "policy.rollout", fp, rollout_id=row.id, fingerprint=fp, previous_fingerprint=previous,
+               status=status, trigger=trigger, counts=counts, files=files)
+    return row
+
+
+def reload_policies(db: Database, ctx: PlanningContext, settings: Settings, *, trigger: str,
+                    should_stop: Callable[[], bool] | None = None) -> RolloutResult:
+    """Read the policy files again into the running ``ctx`` (validated against its targets; a
+    set with problems raises ``ConfigError`` and the running set stays) and roll them out."""
+    directory = Path(settings.policies_dir)
+    files = policy_files(directory)
+    ctx.policies = load_policies(directory, ctx.targets)
+    return roll_out(db, ctx, settings, trigger=trigger, files=files, should_stop=should_stop)
