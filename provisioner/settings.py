@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     hr_secrets_file: Path | None = None
     signature_tolerance_seconds: int = 300
     max_batch_events: int = 5000
+    # `import --snapshot --terminate-missing` refuses (without --force) to terminate more than
+    # this share of the employed: a truncated extract must not terminate the company.
+    snapshot_max_terminate_share: float = Field(0.1, ge=0.0, le=1.0)
     # A contract's end_date ends access at the end of that day in this time zone (IANA name).
     contract_end_timezone: str = "UTC"
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from provisioner.cli.common import console, fail, open_db, run, settings
 from provisioner.cli.policy import policy_app
 from provisioner.cli.events import events_app, print_person_events
+from provisioner.cli.hr_import import import_csv
 from provisioner.scim.cli import scim_app
 from provisioner.targets.config import ConfigError
 
@@ -115,26 +116,7 @@ def demo(keep: Annotated[bool, typer.Option(help="keep the temporary folder")] =
 
 
 # -- HR data -------------------------------------------------------------------------------------
-@app.command("import")
-def import_csv(file: Annotated[Path, typer.Argument(help="HR extract (CSV with a header row)")],
-               source: Annotated[str, typer.Option(help="source name recorded with the events")] = "csv-import") -> None:
-    """Load an HR extract (initial load or catch-up); the whole file is validated first."""
-    from rich.progress import Progress
-
-    from provisioner.intake.csv_import import CsvImportError, import_file
-
-    if not file.exists():
-        fail(f"{file}: no such file")
-    db = open_db(settings())
-    rows = max(0, sum(1 for _ in file.open(encoding="utf-8-sig")) - 1)
-    try:
-        with Progress(console=console) as progress:
-            task = progress.add_task(f"importing {file.name}", total=rows)
-            new, dup = import_file(db, file, source=source, progress=lambda n: progress.advance(task, n))
-    except CsvImportError as exc:
-        fail(f"{exc} (nothing was stored; fix the row and import again)")
-    console.print(f"{new} event(s) stored, {dup} already known; they apply when due "
-                  "(run 'provisioner serve', or they are picked up by a running one)")
+app.command("import")(import_csv)  # provisioner/cli/hr_import.py (--snapshot, --terminate-missing)
 
 
 @app.command()

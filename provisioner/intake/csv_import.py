@@ -5,7 +5,14 @@ format (given_name, family_name, department, ...), optionally ``type`` (hire, up
 leave, return, terminate, rehire) and ``effective_at``; any other column becomes an extra
 attribute. Without ``type`` a row is a hire for an unknown person and an update otherwise. Each
 row's event id is derived from its content, so importing the same file twice changes nothing.
-The whole file is validated before anything is stored.
+The whole file is validated before anything is stored, and every bad row is reported.
+
+``--snapshot``: the file is the full truth of who is employed. After its rows, the people the
+service knows as employed (active, on leave, pre-hire; from HR) who are not in it are reported,
+and with ``terminate_missing`` each gets a terminate event (source ``snapshot``, effective now,
+event id ``snapshot-<file sha256>-<employee id>``, so importing the same file again adds none).
+A guard refuses that when more than ``snapshot_max_terminate_share`` of the employed would go,
+unless forced: a truncated extract must not terminate the company.
 """
 
 from __future__ import annotations
@@ -13,38 +20,69 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from provisioner.clock import utcnow
 from provisioner.db import Database
+from provisioner.identities.lifecycle import EventType
 from provisioner.identities.models import Identity
 from provisioner.intake import repository, service
 from provisioner.intake.schemas import HRAttributes, HREventIn
 
 _ATTRS = set(HRAttributes.model_fields) - {"extra"}
 _META = {"employee_id", "type", "effective_at", "event_id"}
+SNAPSHOT_SOURCE = "snapshot"
 
 
 class CsvImportError(ValueError):
-    pass
+    """The file cannot be imported; ``problems`` holds one ``file:line: field: reason`` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems: {problems[0]} ...")
+        self.problems = problems
+
+
+class SnapshotGuardError(ValueError):
+    """Terminating the people missing from a snapshot would end too large a share of everyone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    employee_id: str
+    name: str
+    state: str
+
+
+@dataclass
+class ImportResult:
+    new: int = 0
+    duplicates: int = 0
+    # --snapshot only: the employed people missing from the file, and of how many employed
+    population: int = 0
+    missing: list[Missing] = field(default_factory=list)
+    terminations_new: int = 0
+    terminations_known: int = 0
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "employee_id" not in reader.fieldnames:
-            raise CsvImportError(f"{path}: the header row must include employee_id")
+            raise CsvImportError([f"{path}:1: the header row must include employee_id"])
         for number, row in enumerate(reader, start=2):
             yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k}
 
 
 def parse(path: Path, known: set[str], now: datetime) -> list[HREventIn]:
-    events = []
+    """Every row as an event; raises CsvImportError naming every bad row (not only the first)."""
+    events: list[HREventIn] = []
+    problems: list[str] = []
     for line, row in _rows(path):
         attrs: dict[str, Any] = {k: v for k, v in row.items() if k in _ATTRS and v != ""}
         extra = {k: v for k, v in row.items() if k not in _ATTRS | _META and v != ""}
@@ -58,31 +96,71 @@ def parse(path: Path, known: set[str], now: datetime) -> list[HREventIn]:
         try:
             events.append(HREventIn.model_validate(data))
         except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            field = ".".join(str(p) for p in err["loc"]) or "row"
-            raise CsvImportError(f"{path}:{line}: {field}: {err['msg'].removeprefix('Value error, ')}") from exc
+            for err in exc.errors(include_url=False):
+                where = ".".join(str(p) for p in err["loc"]) or "row"
+                problems.append(f"{path}:{line}: {where}: {err['msg'].removeprefix('Value error, ')}")
+    if problems:
+        raise CsvImportError(problems)
     return events
 
 
-def import_file(db: Database, path: Path, *, source: str = "csv-import", chunk: int = 1000,
-                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-    """Validate the whole file, then store it in one transaction. Returns (new, duplicates)."""
-    with db.transaction() as session:
-        known = set(session.scalars(select(Identity.employee_id).where(Identity.employee_id.is_not(None))))
-    events = parse(path, known, utcnow())
-    new = dup = 0
-    with db.transaction() as session:
-        # A row's event id comes from its content; rows without effective_at take "now", so a
-        # row seen before is a repeat whatever its default time.
-        stored = repository.known_digests(session, [e.event_id for e in events])
-        dup = sum(e.event_id in stored for e in events)
-        events = [e for e in events if e.event_id not in stored]
-        if progress and dup:
-            progress(dup)
-        for start in range(0, len(events), chunk):
-            receipts = service.accept(session, events[start:start + chunk], source)
-            dup += sum(r.duplicate for r in receipts)
-            new += sum(not r.duplicate for r in receipts)
-            if progress:
-                progress(len(receipts))
+def _store(session: Session, events: list[HREventIn], source: str, chunk: int,
+           progress: Callable[[int], None] | None) -> tuple[int, int]:
+    """Store what is new through the intake service. Returns (new, already known)."""
+    # A row's event id comes from its content; rows without effective_at take "now", so a
+    # row seen before is a repeat whatever its default time.
+    stored = repository.known_digests(session, [e.event_id for e in events])
+    dup = sum(e.event_id in stored for e in events)
+    events = [e for e in events if e.event_id not in stored]
+    if progress and dup:
+        progress(dup)
+    new = 0
+    for start in range(0, len(events), chunk):
+        receipts = service.accept(session, events[start:start + chunk], source)
+        dup += sum(r.duplicate for r in receipts)
+        new += sum(not r.duplicate for r in receipts)
+        if progress:
+            progress(len(receipts))
     return new, dup
+
+
+def _name(person: Identity) -> str:
+    return person.display_name or " ".join(p for p in (person.given_name, person.family_name) if p) or "?"
+
+
+def import_file(db: Database, path: Path, *, source: str = "csv-import", chunk: int = 1000,
+                progress: Callable[[int], None] | None = None, snapshot: bool = False,
+                terminate_missing: bool = False, max_terminate_share: float = 0.1,
+                force: bool = False) -> ImportResult:
+    """Validate the whole file, then store it (and, for a snapshot with ``terminate_missing``,
+    the terminations) in one transaction: all of it or nothing."""
+    with db.read() as session:
+        known = repository.known_employee_ids(session)
+    now = utcnow()
+    events = parse(path, known, now)
+    result = ImportResult()
+    with db.transaction() as session:
+        if snapshot:
+            present = {e.employee_id for e in events}
+            employed = repository.employed_from_hr(session)
+            result.population = len(employed)
+            result.missing = [Missing(p.employee_id or "", _name(p), p.state)
+                              for p in employed if p.employee_id not in present]
+        terminations = _terminations(path, result, now, max_terminate_share, force) if terminate_missing else []
+        result.new, result.duplicates = _store(session, events, source, chunk, progress)
+        result.terminations_new, result.terminations_known = _store(session, terminations, SNAPSHOT_SOURCE,
+                                                                    chunk, None)
+    return result
+
+
+def _terminations(path: Path, result: ImportResult, now: datetime, max_share: float,
+                  force: bool) -> list[HREventIn]:
+    share = len(result.missing) / result.population if result.population else 0.0
+    if share > max_share and not force:
+        raise SnapshotGuardError(
+            f"{len(result.missing)} of {result.population} employed people ({share:.0%}) are missing from "
+            f"{path}, more than PROVISIONER_SNAPSHOT_MAX_TERMINATE_SHARE ({max_share:.0%}): nothing was "
+            "stored; check that the extract is complete, then re-run with --force to terminate them")
+    file_sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return [HREventIn(event_id=f"snapshot-{file_sha}-{m.employee_id}", type=EventType.TERMINATE,
+                      employee_id=m.employee_id, effective_at=now) for m in result.missing]

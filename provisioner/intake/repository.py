@@ -145,6 +145,10 @@ def for_employee(session: Session, employee_id: str) -> Sequence[HREvent]:
                            .order_by(HREvent.effective_at, HREvent.id)).all()
 
 
+def known_employee_ids(session: Session) -> set[str]:
+    return set(session.scalars(select(Identity.employee_id).where(Identity.employee_id.is_not(None))))
+
+
 EMPLOYED_STATES = (State.ACTIVE.value, State.ON_LEAVE.value, State.PRE_HIRE.value)
 
 

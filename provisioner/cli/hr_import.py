@@ -1,0 +1,61 @@
+"""``provisioner import FILE.csv [--snapshot [--terminate-missing [--force]]]``: HR extracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisioner.cli.common import console, err_console, fail, open_db, settings
+
+
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="HR extract (CSV with a header row)")],
+    source: Annotated[str, typer.Option(help="source name recorded with the events")] = "csv-import",
+    snapshot: Annotated[bool, typer.Option(
+        "--snapshot", help="the file lists everyone employed: report the employed people missing from it")] = False,
+    terminate_missing: Annotated[bool, typer.Option(
+        "--terminate-missing", help="with --snapshot: send a terminate event for each person missing")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="terminate the missing even above PROVISIONER_SNAPSHOT_MAX_TERMINATE_SHARE")] = False,
+) -> None:
+    """Load an HR extract (initial load or catch-up); the whole file is validated first."""
+    from rich.progress import Progress
+
+    from provisioner.intake.csv_import import CsvImportError, SnapshotGuardError, import_file
+
+    if terminate_missing and not snapshot:
+        fail("--terminate-missing needs --snapshot (only a full extract says who is missing)")
+    if force and not terminate_missing:
+        fail("--force only overrides the guard of --terminate-missing: add --snapshot --terminate-missing")
+    if not file.exists():
+        fail(f"{file}: no such file")
+    cfg = settings()
+    db = open_db(cfg)
+    rows = max(0, sum(1 for _ in file.open(encoding="utf-8-sig")) - 1)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"importing {file.name}", total=rows)
+            result = import_file(db, file, source=source, progress=lambda n: progress.advance(task, n),
+                                 snapshot=snapshot, terminate_missing=terminate_missing,
+                                 max_terminate_share=cfg.snapshot_max_terminate_share, force=force)
+    except CsvImportError as exc:
+        for line in exc.problems:
+            err_console.print(line, highlight=False, soft_wrap=True)
+        fail(f"{len(exc.problems)} problem(s) in {file}: nothing was stored; fix the rows and import again")
+    except SnapshotGuardError as exc:
+        fail(str(exc))
+    console.print(f"{result.new} event(s) stored, {result.duplicates} already known; they apply when due "
+                  "(run 'provisioner serve', or they are picked up by a running one)", highlight=False)
+    if not snapshot:
+        return
+    for m in result.missing:
+        console.print(f"missing: {m.employee_id} {m.name} ({m.state})", highlight=False, soft_wrap=True)
+    console.print(f"{len(result.missing)} of {result.population} employed people are missing from {file}",
+                  highlight=False)
+    if terminate_missing:
+        console.print(f"{result.terminations_new} terminate event(s) stored (source snapshot), "
+                      f"{result.terminations_known} already known", highlight=False)
+    elif result.missing:
+        console.print("to terminate them: the same command with --terminate-missing", highlight=False)
