@@ -301,3 +301,86 @@ def test_fingerprint_ignores_layout_and_follows_content(tmp_path, policies):
     assert fingerprint(load_policies(relaid, targets), targets) != base
     fewer = {**targets, "wiki": targets["wiki"].model_copy(update={"managed_groups": targets["wiki"].managed_groups[:1]})}
     assert fingerprint(load_policies(policies, targets), fewer) != base
+
+
+# -- `provisioner serve` as a process: SIGHUP --------------------------------------------------------
+def test_sighup_makes_a_running_serve_roll_out_edited_policy_files(database_url, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    import yaml
+
+    from provisioner.intake.signing import signed_headers
+    from provisioner.migrations import upgrade
+    from provisioner.sandbox.ports import free_port
+    from tests.cli.test_serve_processes import wait_for
+
+    graph_port, api_port = free_port(), free_port()
+    targets, folder = tmp_path / "targets", tmp_path / "policies"
+    targets.mkdir()
+    folder.mkdir()
+    data = yaml.safe_load((REPO / "targets" / "entra.yaml").read_text())
+    data["graph_url"] = f"http://127.0.0.1:{graph_port}/v1.0"
+    (targets / "entra.yaml").write_text(yaml.safe_dump(data))
+    (folder / "everyone.yaml").write_text("name: everyone\nbirthright: true\ngrants:\n  entra: {groups: [All Staff]}\n")
+    (folder / "eng.yaml").write_text("name: eng\nwhen: {attribute: department, equals: Engineering}\n"
+                                     "grants:\n  entra: {groups: [Engineering]}\n")
+    env = {**os.environ, "PROVISIONER_DATABASE_URL": database_url, "PROVISIONER_TARGETS_DIR": str(targets),
+           "PROVISIONER_POLICIES_DIR": str(folder), "PROVISIONER_SANDBOX_TOKEN": "sandbox-token",
+           "PROVISIONER_HR_SECRETS": json.dumps({"workday": "hr-secret"}), "PROVISIONER_LOG_LEVEL": "WARNING",
+           "PROVISIONER_WORKER_POLL_SECONDS": "0.2", "PROVISIONER_DUE_EVENTS_SECONDS": "0.2"}
+    upgrade(database_url)
+    procs = [subprocess.Popen([sys.executable, "-m", "provisioner", *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+             for args in (["sandbox", "graph", "--port", str(graph_port), "--no-throttle"],
+                          ["serve", "--port", str(api_port)],
+                          *([["worker"]] if database_url.startswith("postgresql") else []))]
+    serve = procs[1]
+    graph = httpx.Client(base_url=f"http://127.0.0.1:{graph_port}/v1.0", headers={"Authorization": "Bearer sandbox-token"})
+    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}")
+
+    def groups(employee_id: str) -> set[str] | None:
+        found = graph.get("/users", params={"$filter": f"employeeId eq '{employee_id}'"}).json()["value"]
+        if not found:
+            return None
+        return {g["displayName"] for g in graph.get(f"/users/{found[0]['id']}/memberOf").json()["value"]}
+
+    try:
+        wait_for(lambda: api.get("/healthz").status_code == 200, 120, what="the API")
+        body = json.dumps({"events": [hire("p1", "E1", "Ada", "Lovelace", "Engineering"),
+                                      hire("p2", "S1", "Alan", "Turing", "Sales")]}).encode()
+        assert api.post("/hr/events", content=body,
+                        headers=signed_headers("workday", "hr-secret", body)).status_code == 202
+        wait_for(lambda: groups("E1") == {"All Staff", "Engineering"} and groups("S1") == {"All Staff"},
+                 120, what="the joiners' groups")
+        # Add a group, add a policy, remove one; then SIGHUP, and no HR event.
+        (folder / "eng.yaml").write_text((folder / "eng.yaml").read_text().replace("[Engineering]",
+                                                                                   "[Engineering, GitHub Users]"))
+        (folder / "sales.yaml").write_text("name: sales\nwhen: {attribute: department, equals: Sales}\n"
+                                           "grants:\n  entra: {groups: [Sales]}\n")
+        (folder / "everyone.yaml").unlink()
+        os.kill(serve.pid, signal.SIGHUP)
+        wait_for(lambda: groups("E1") == {"Engineering", "GitHub Users"} and groups("S1") == {"Sales"},
+                 120, what="the edited policies in Entra")
+        db = Database(database_url)
+        try:
+            [record] = rollout_records(db)
+            assert record.data["trigger"] == "sighup"
+            assert record.data["counts"]["people"] == 2
+            assert (record.data["counts"]["gains"], record.data["counts"]["losses"]) == (2, 2)
+        finally:
+            db.dispose()
+        assert all(proc.poll() is None for proc in procs), "a process died"
+    finally:
+        graph.close()
+        api.close()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
