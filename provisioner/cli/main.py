@@ -298,8 +298,11 @@ def targets_check() -> None:
 
 
 @app.command()
-def reconcile(fix: Annotated[bool, typer.Option(help="re-plan people whose access drifted")] = False) -> None:
-    """Compare each target with what the service knows; report (and with --fix correct) drift."""
+def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of managed groups and "
+                                                   "re-plan people whose access drifted")] = False,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Compare each target with what the service knows; report (and with --fix correct) drift.
+    Exit 0: no drift; 1: drift found; 2: a target could not be read or a fix failed."""
     from provisioner.reconcile.service import reconcile as do_reconcile
 
     rt = _runtime()
@@ -314,14 +317,22 @@ def reconcile(fix: Annotated[bool, typer.Option(help="re-plan people whose acces
             await rt.aclose()
 
     report = run(main())
-    table = Table(title=f"drift: {len(report.drift)} item(s)")
-    for col in ("target", "group", "kind", "employee", "remote id"):
-        table.add_column(col)
+    if as_json:
+        console.print_json(json.dumps(report.to_json()))
+        raise typer.Exit(report.exit_code)
+    table = Table(title=f"drift: {len(report.drift)} item(s)", title_justify="left")
+    for col in ("target", "group", "kind", "account", "employee", "remote id", "action"):
+        table.add_column(col, overflow="fold")
     for d in report.drift:
-        table.add_row(d.target, d.group or "", d.kind, d.employee_id or "?", d.remote_id)
-    console.print(table)
+        kind = f"{d.kind} ({d.change})" if d.change else d.kind
+        table.add_row(d.target, d.group or "", kind, d.name(), d.employee_id or "", d.remote_id or "", d.action)
+    console.print(table, highlight=False)
+    if fix:
+        console.print(f"{report.removed} unknown member(s) removed and verified, {report.replanned} person(s) "
+                      f"re-planned, {report.incidents} revocation incident(s) opened", highlight=False)
     for e in report.errors:
-        console.print(f"[red]{e}[/]")
+        console.print(f"[red]{e}[/]", highlight=False)
+    raise typer.Exit(report.exit_code)
 
 
 @db_app.command("upgrade")

@@ -66,6 +66,9 @@ class EntraTarget(BaseModel):
     auth: EntraAuth
     accounts: EntraAccounts
     managed_groups: list[ManagedGroup] = Field(default_factory=list)
+    # Accounts in a managed group the service has no link for: removed by `reconcile --fix`
+    # (managed groups are the service's), or only reported.
+    unknown_members: Literal["remove", "report"] = "remove"
     create_missing_groups: bool = False
     throttle: Throttle = Field(default_factory=Throttle)
     revoke_sessions: bool = True

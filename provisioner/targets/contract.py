@@ -89,6 +89,17 @@ class AccountState:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """Who an account in a target is, as the target says: for reports that name accounts."""
+
+    remote_id: str
+    login: str | None  # Entra ID userPrincipalName / SCIM userName
+    display_name: str | None
+    employee_id: str | None  # Entra ID employeeId / SCIM externalId
+    enabled: bool | None
+
+
 @dataclass(slots=True)
 class TargetHealth:
     name: str
@@ -157,6 +168,11 @@ class Connector(Protocol):
 
     async def group_member_ids(self, group_id: str) -> set[str]:
         """All direct member ids of one group (for drift reconciliation)."""
+        ...
+
+    async def describe_accounts(self, remote_ids: Sequence[str]) -> dict[str, AccountInfo]:
+        """Login, display name, employee id and enabled flag of accounts, in as few calls as the
+        remote allows; ids that are not accounts (absent, or another kind of object) are left out."""
         ...
 
     async def check(self) -> TargetHealth:

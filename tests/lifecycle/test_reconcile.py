@@ -25,10 +25,10 @@ async def test_drift_is_reported_without_changing_anything(service, entra: Entra
     stranger = await _setup(service, entra)
     rt = service.runtime
     report = await reconcile(rt.db, rt.ctx, rt.connectors, fix=False)
-    found = {(d.group, d.kind, d.employee_id) for d in report.drift}
-    assert found == {("GitHub Users", "member_removed_elsewhere", "D1"),
-                     ("Finance", "member_added_elsewhere", "D1"),
-                     ("Finance", "unknown_member", None)}
+    found = {(d.group, d.kind, d.employee_id, d.login, d.display_name) for d in report.drift}
+    assert found == {("GitHub Users", "member_removed_elsewhere", "D1", "drift.er@example.com", "Drift Er"),
+                     ("Finance", "member_added_elsewhere", "D1", "drift.er@example.com", "Drift Er"),
+                     ("Finance", "unknown_member", None, "stranger@example.com", "Stranger")}
     assert "Finance" in entra.groups("D1")  # report only
     with service.db.transaction() as session:
         [run] = session.query(AuditRecord).filter(AuditRecord.kind == "reconcile.run").all()
@@ -43,10 +43,11 @@ async def test_fix_replans_managed_people_back_to_policy(service, entra: EntraVi
     assert report.replanned == 1
     await service.drain()
     assert entra.groups("D1") == {"All Staff", "Employees", "Engineering", "GitHub Users"}
-    # Someone the service does not manage is reported, never removed.
-    assert stranger in service.sandbox.group_member_ids(service.group_ids["Finance"])
+    # An account the service has no link for leaves the managed group (unknown_members: remove).
+    assert report.removed == 1
+    assert stranger not in service.sandbox.group_member_ids(service.group_ids["Finance"])
     again = await reconcile(rt.db, rt.ctx, rt.connectors, fix=False)
-    assert [(d.kind, d.employee_id) for d in again.drift] == [("unknown_member", None)]
+    assert again.drift == []
 
 
 async def test_account_enabled_behind_the_back_of_a_leaver_is_disabled_again(service, entra: EntraView):

@@ -8,6 +8,7 @@ from functools import partial
 from provisioner.sandbox.graph.messages import GraphRequest, GraphResponse, JsonObject
 from provisioner.sandbox.graph.odata import (
     check_options,
+    check_or_clauses,
     collection_response,
     matching_ids,
     parse_filter,
@@ -29,6 +30,7 @@ def list_entities(request: GraphRequest, *, directory: Directory, pages: Pages, 
     select = parse_select(request.query, schema)
     size = parse_top(request.query, page_size)
     predicate = parse_filter(request.query, schema)
+    check_or_clauses(predicate)
     lookup = partial(directory.indexed, schema.entity_set)
     page = pages.page(request, scope=scope, fetch=lambda: matching_ids(items, predicate, lookup),
                       page_size=size)

@@ -357,6 +357,29 @@ def parse_filter(query: Mapping[str, str], entity: EntityType) -> Predicate | No
     return _FilterParser(raw, entity).parse()
 
 
+MAX_OR_CLAUSES = 15  # ``in`` values and ``or``-ed clauses of one filter on a directory collection
+
+
+def check_or_clauses(predicate: Predicate | None) -> None:
+    """Graph refuses a collection filter with more than 15 ``or``-ed clauses or ``in`` values
+    (learn.microsoft.com/graph/filter-query-parameter; known issues: "limited to 15 expressions")."""
+
+    def count(p: Predicate) -> int:
+        if isinstance(p, In):
+            return len(p.values)
+        if isinstance(p, AnyOf):
+            return sum(count(item) for item in p.items)
+        if isinstance(p, AllOf):
+            return max(count(item) for item in p.items)
+        return 1
+
+    clauses = count(predicate) if predicate is not None else 0
+    if clauses > MAX_OR_CLAUSES:
+        raise GraphError(400, UNSUPPORTED_QUERY,
+                         "Too many child clauses specified in search filter expression containing 'OR' "
+                         f"operators: {clauses}. Max allowed: {MAX_OR_CLAUSES}.")
+
+
 def matching_ids(objects: Mapping[str, JsonObject], predicate: Predicate | None, lookup: Lookup) -> list[str]:
     """Ids of ``objects`` matching ``predicate``: indexed candidates first, a scan otherwise.
 

@@ -32,6 +32,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from provisioner.targets.config import EntraTarget
 from provisioner.targets.contract import (
+    AccountInfo,
     AccountSpec,
     AccountState,
     OpResult,
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
 USER_SELECT = "id,accountEnabled,userPrincipalName"
 MEMBER_PAGE = 999  # Graph's largest $top for members and memberOf
+DESCRIBE_SELECT = "id,userPrincipalName,displayName,employeeId,accountEnabled"
+IN_LIMIT = 15  # values in one $filter ``in (...)``: Graph refuses more (Request_UnsupportedQuery)
 
 
 @dataclass(slots=True)
@@ -400,6 +403,34 @@ class EntraConnector:
             if found:
                 resolved[sub.key or ""] = str(found[0]["id"])
         return resolved
+
+    async def describe_accounts(self, remote_ids: Sequence[str]) -> dict[str, AccountInfo]:
+        """Who the accounts are: ``GET /users?$filter=id in (...)`` with 15 ids each (Graph's
+        limit for ``in``) and ``$select``, packed 20 to a ``$batch`` (300 accounts per call).
+        Ids that are not users (deleted, or a group or device among a group's members) are
+        left out; a failed sub-request raises ``TargetError``."""
+        ids = list(dict.fromkeys(remote_ids))
+        counter = batching.IdCounter("d")
+        subs: list[SubRequest] = []
+        for start in range(0, len(ids), IN_LIMIT):
+            chunk = ids[start:start + IN_LIMIT]
+            query = batching.query_string({
+                "$filter": f"id in ({','.join(batching.odata_string(i) for i in chunk)})",
+                "$select": DESCRIBE_SELECT, "$top": str(IN_LIMIT)})
+            subs.append(SubRequest(counter(), "GET", f"/users?{query}", purpose="describe"))
+        found: dict[str, AccountInfo] = {}
+        answers = await self._execute(subs)
+        for sub in subs:
+            answer = answers[sub.id]
+            if answer.mapped.outcome != Outcome.DONE:
+                raise answer.mapped.error() from answer.error
+            body = answer.body if isinstance(answer.body, dict) else {}
+            for user in body.get("value") or []:
+                if isinstance(user, dict) and user.get("id"):
+                    rid = str(user["id"])
+                    found[rid] = AccountInfo(rid, user.get("userPrincipalName"), user.get("displayName"),
+                                             user.get("employeeId"), user.get("accountEnabled"))
+        return found
 
     async def group_member_ids(self, group_id: str) -> set[str]:
         """All direct member ids: every page of ``/groups/{id}/members?$select=id``."""

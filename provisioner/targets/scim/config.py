@@ -114,6 +114,9 @@ class ScimTarget(BaseModel):
     auth: ScimAuth
     mapping: dict[str, str | None] = Field(default_factory=dict)  # merged over DEFAULT_MAPPING
     managed_groups: list[ManagedGroup] = Field(default_factory=list)
+    # Accounts in a managed group the service has no link for: removed by `reconcile --fix`
+    # (managed groups are the service's), or only reported.
+    unknown_members: Literal["remove", "report"] = "remove"
     create_missing_groups: bool = False
     deprovision: Deprovision = Field(default_factory=Deprovision)
     compatibility: Compatibility = Field(default_factory=Compatibility)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from provisioner.targets.contract import (
+    AccountInfo,
     AccountSpec,
     AccountState,
     OpResult,
@@ -327,6 +328,49 @@ class ScimConnector:
                 if rid in holders and states[rid].exists:
                     states[rid].group_ids.add(group_id)
         return states
+
+    async def describe_accounts(self, remote_ids: Sequence[str]) -> dict[str, AccountInfo]:
+        """Who the accounts are: ``id eq`` terms OR-ed, ``lookups_per_request`` to a filter
+        (RFC 7644 §3.4.2.2); a server without filters, or refusing a filter on ``id``, is asked
+        ``GET /Users/{id}`` per account. Absent ids (and groups among a group's members) are left out."""
+        ids = list(dict.fromkeys(remote_ids))
+        caps = await self.capabilities()
+        per = self.config.compatibility.lookups_per_request
+        attributes = "id,userName,displayName,name,externalId,active"
+
+        async def one(rid: str) -> list[dict[str, Any]]:
+            reply = await self.send("GET", f"Users/{seg(rid)}", params={"attributes": attributes})
+            answer = answer_of(reply)
+            if answer.outcome == Outcome.NOT_FOUND:
+                return []
+            if answer.outcome != Outcome.DONE:
+                raise answer.error()
+            return [reply.body] if isinstance(reply.body, dict) else []
+
+        async def chunk(part: list[str]) -> list[dict[str, Any]]:
+            if caps.filter:
+                try:
+                    return await self.search("Users", " or ".join(f"id eq {filter_string(i)}" for i in part),
+                                             attributes, min(caps.max_results, max(len(part), 10)))
+                except TargetError as exc:
+                    if exc.outcome != Outcome.BAD_REQUEST:
+                        raise
+            return [row for rows in await asyncio.gather(*(one(i) for i in part)) for row in rows]
+
+        parts = await asyncio.gather(*(chunk(ids[i:i + per]) for i in range(0, len(ids), per)))
+        found: dict[str, AccountInfo] = {}
+        wanted = set(ids)
+        for row in (r for part in parts for r in part):
+            rid = str(row.get("id") or "")
+            if rid not in wanted:
+                continue
+            name = row.get("name") if isinstance(row.get("name"), dict) else {}
+            display = row.get("displayName") or name.get("formatted") or " ".join(
+                p for p in (name.get("givenName"), name.get("familyName")) if p) or None
+            active = row.get("active")
+            found[rid] = AccountInfo(rid, row.get("userName"), display, row.get("externalId"),
+                                     True if active is None else active in (True, "true", "True"))
+        return found
 
     async def group_member_ids(self, group_id: str, *, missing_ok: bool = False) -> set[str]:
         reply = await self.send("GET", f"Groups/{seg(group_id)}", params={"attributes": "members"})

@@ -1,0 +1,98 @@
+"""Every query reconciliation makes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner.evidence.models import RevocationIncident
+from provisioner.identities.lifecycle import State
+from provisioner.identities.models import Identity, TargetAccount, TargetMembership
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    identity_id: str
+    employee_id: str | None
+    display_name: str | None
+    terminated: bool
+
+
+@dataclass
+class Known:
+    """What the service knows of one target."""
+
+    accounts: dict[str, TargetAccount] = field(default_factory=dict)  # by remote id
+    members: dict[str, set[str]] = field(default_factory=dict)  # group key -> identity ids
+    people: dict[str, Person] = field(default_factory=dict)  # by identity id
+    remote_ids: dict[str, str] = field(default_factory=dict)  # identity id -> remote id
+
+    def person_of(self, remote_id: str) -> Person | None:
+        account = self.accounts.get(remote_id)
+        return self.people.get(account.identity_id) if account is not None else None
+
+    def remote_id_of(self, identity_id: str) -> str | None:
+        return self.remote_ids.get(identity_id)
+
+
+def _person(identity: Identity) -> Person:
+    return Person(identity.id, identity.employee_id, identity.display_name, identity.state == State.TERMINATED)
+
+
+def known(session: Session, target: str) -> Known:
+    out = Known()
+    for account in session.scalars(select(TargetAccount).where(TargetAccount.target == target)):
+        session.expunge(account)
+        out.accounts[account.remote_id] = account
+        out.remote_ids[account.identity_id] = account.remote_id
+    for identity_id, group_key in session.execute(
+            select(TargetMembership.identity_id, TargetMembership.group_key).where(TargetMembership.target == target)):
+        out.members.setdefault(group_key, set()).add(identity_id)
+    ids = list({a.identity_id for a in out.accounts.values()})
+    for start in range(0, len(ids), 500):
+        for identity in session.scalars(select(Identity).where(Identity.id.in_(ids[start:start + 500]))):
+            out.people[identity.id] = _person(identity)
+    return out
+
+
+def linked_remote_ids(session: Session, target: str, remote_ids: Collection[str]) -> set[str]:
+    """Which of ``remote_ids`` are linked to a person now (read again just before a fix)."""
+    ids = list(remote_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found.update(session.scalars(select(TargetAccount.remote_id).where(
+            TargetAccount.target == target, TargetAccount.remote_id.in_(ids[start:start + 500]))))
+    return found
+
+
+def leavers_without_account(session: Session, target: str) -> list[Identity]:
+    """Terminated people with an employee id and no account linked in ``target``."""
+    linked = select(TargetAccount.identity_id).where(TargetAccount.target == target)
+    rows = session.scalars(select(Identity).where(
+        Identity.state == State.TERMINATED, Identity.employee_id.is_not(None),
+        Identity.id.not_in(linked)).order_by(Identity.employee_id)).all()
+    for identity in rows:
+        session.expunge(identity)
+    return list(rows)
+
+
+def people_by_employee_id(session: Session, employee_ids: Sequence[str]) -> dict[str, Person]:
+    ids = list(dict.fromkeys(employee_ids))
+    out: dict[str, Person] = {}
+    for start in range(0, len(ids), 500):
+        for identity in session.scalars(select(Identity).where(Identity.employee_id.in_(ids[start:start + 500]))):
+            out[identity.employee_id or ""] = _person(identity)
+    return out
+
+
+def open_incident(session: Session, identity_id: str, target: str, kind: str,
+                  group: str | None) -> RevocationIncident | None:
+    """The open (not yet fixed) incident for this person, target, kind and group, if any."""
+    rows = session.scalars(select(RevocationIncident).where(
+        RevocationIncident.identity_id == identity_id, RevocationIncident.target == target,
+        RevocationIncident.kind == kind, RevocationIncident.fixed_at.is_(None))
+        .order_by(RevocationIncident.id).with_for_update())
+    return next((r for r in rows if (r.detail or {}).get("group") == group), None)
