@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from provisioner.cli.main import app
 from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.evidence.models import RevocationIncident
+from provisioner.planner.service import PlanningContext
+from provisioner.policies.loader import load_policies
 from provisioner.reconcile.fix import VERIFIED
 from provisioner.reconcile.service import reconcile
 from provisioner.sandbox.ports import free_port
@@ -254,3 +257,25 @@ async def test_reconcile_command_exits_2_when_a_target_cannot_be_reached(service
     result = await provisioner("reconcile")
     assert result.exit_code == 2, result.output
     assert "wiki: cannot read the target" in result.output
+
+
+async def test_policy_changed_without_a_rollout_is_drift_and_fix_replans(service, entra: EntraView, tmp_path: Path):
+    await service.send(hire("p1", "P1", "Pola", "Icy", "Engineering"))
+    await service.drain()
+    # An edited policy set (engineers also get Finance) that has not been rolled out.
+    policies = tmp_path / "edited-policies"
+    shutil.copytree(service.settings.policies_dir, policies)
+    (policies / "engineering-finance.yaml").write_text(
+        "name: engineering-finance\nwhen: {attribute: department, equals: Engineering}\n"
+        "grants:\n  entra:\n    groups: [Finance]\n")
+    rt = service.runtime
+    edited = PlanningContext(policies=load_policies(policies, rt.ctx.targets), targets=rt.ctx.targets)
+    report = await reconcile(rt.db, edited, rt.connectors, fix=False)
+    assert [(d.target, d.group, d.kind, d.change, d.employee_id, d.login, d.display_name) for d in report.drift] == [
+        ("entra", "Finance", "policy_drift", "gain", "P1", "pola.icy@example.com", "Pola Icy")]
+    assert report.exit_code == 1
+    fixed = await reconcile(rt.db, edited, rt.connectors, fix=True)
+    assert fixed.replanned == 1
+    await service.drain()
+    assert "Finance" in entra.groups("P1")  # read from the sandbox
+    assert (await reconcile(rt.db, edited, rt.connectors, fix=False)).drift == []
