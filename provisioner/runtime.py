@@ -47,7 +47,8 @@ class Runtime:
              dry_run: bool = False) -> Runtime:
         targets = load_targets(settings.targets_dir)
         policies = load_policies(settings.policies_dir, targets)
-        ctx = PlanningContext(policies=policies, targets=targets)
+        ctx = PlanningContext(policies=policies, targets=targets,
+                              contract_end_timezone=settings.contract_end_timezone)
         connectors = build_connectors(targets, transports=transports, dry_run=dry_run)
         return cls(settings, db or Database(settings.database_url), ctx, connectors)
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     worker_batch_size: int = 200
     worker_concurrency: int = 4
     worker_poll_seconds: float = 0.5
+    # Revocation first: loops (beside worker_concurrency) that claim only revocation work, and
+    # the longest back-off of a revocation operation (a Retry-After is still waited out).
+    worker_revocation_loops: int = 1
+    revocation_backoff_max_seconds: float = 60.0
     lease_seconds: float = 120.0
     max_attempts: int = 10
     backoff_base_seconds: float = 1.0
@@ -62,6 +66,17 @@ class Settings(BaseSettings):
     def _parse_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("contract_end_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from exc
         return value
 
     def source_secrets(self) -> dict[str, str]:

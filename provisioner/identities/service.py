@@ -7,7 +7,7 @@ assign (``TargetAccount``). The service never commits: the job that calls it doe
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ from provisioner.identities.lifecycle import EventType, State, Transition, trans
 from provisioner.identities.models import Identity, LifecycleTransition
 from provisioner.identities.naming import login_local_part, with_suffix
 
+LIFECYCLE_EVENTS = frozenset({EventType.HIRE, EventType.TERMINATE, EventType.LEAVE, EventType.RETURN,
+                              EventType.REHIRE})
 HR_ATTRIBUTES = (
     "given_name", "family_name", "preferred_name", "department", "job_code", "title", "location",
     "cost_center", "manager_employee_id", "employment_type", "start_date", "end_date",
@@ -39,6 +41,8 @@ class Applied:
     identity: Identity | None
     transition: Transition
     changed: dict[str, tuple[Any, Any]]
+    superseded: bool = False  # older than what the record holds: nothing applied
+    kept_newer: list[str] = field(default_factory=list)  # attributes a newer event had set
 
 
 def attributes_of(identity: Identity) -> dict[str, Any]:
@@ -56,21 +60,58 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def _set_attributes(identity: Identity, attrs: dict[str, Any], *, replace: bool) -> dict[str, tuple[Any, Any]]:
+class _Clock:
+    """Per attribute, the effective time of the event that set its current value: an event
+    sets an attribute only if it is not older than that (a late, older update never
+    overwrites a newer value, but does set what nothing newer set)."""
+
+    def __init__(self, identity: Identity, effective_at: datetime | None) -> None:
+        self.times = dict(identity.attr_effective or {})
+        # Records from before per-attribute times: every attribute dates from the newest event.
+        self.default = identity.hr_effective_at if identity.attr_effective is None else None
+        self.at = effective_at
+        self.skipped: list[str] = []
+        self.taken: list[str] = []
+
+    def takes(self, name: str) -> bool:
+        if self.at is None:  # a pre-hire record: stamped when the hire itself applies
+            return True
+        stamp = self.times.get(name)
+        newest = datetime.fromisoformat(stamp) if stamp else self.default
+        if newest is not None and self.at < newest:
+            self.skipped.append(name)
+            return False
+        self.times[name] = self.at.isoformat()
+        self.taken.append(name)
+        return True
+
+
+def _set_attributes(identity: Identity, attrs: dict[str, Any], *, replace: bool,
+                    clock: _Clock) -> dict[str, tuple[Any, Any]]:
     changed: dict[str, tuple[Any, Any]] = {}
     for name in HR_ATTRIBUTES:
         if name not in attrs and not replace:
+            continue
+        if not clock.takes(name):
             continue
         new = _coerce(name, attrs.get(name))
         old = getattr(identity, name)
         if new != old:
             changed[name] = (old, new)
             setattr(identity, name, new)
-    if "extra" in attrs:
-        merged = attrs["extra"] if replace else {**(identity.extra or {}), **attrs["extra"]}
-        if merged != identity.extra:
+    if "extra" in attrs or replace:
+        given = attrs.get("extra") or {}
+        merged = dict(identity.extra or {})
+        for key in sorted(set(given) | (set(merged) if replace else set())):
+            if clock.takes(f"extra.{key}"):
+                if key in given:
+                    merged[key] = given[key]
+                else:
+                    merged.pop(key, None)
+        if merged != (identity.extra or {}):
             changed["extra"] = (identity.extra, merged)
             identity.extra = merged
+    identity.attr_effective = clock.times
     display = " ".join(p for p in (identity.preferred_name or identity.given_name, identity.family_name) if p)
     if display and display != identity.display_name:
         identity.display_name = display
@@ -88,17 +129,35 @@ def assign_user_name(session: Session, identity: Identity, naming: Naming, suffi
         suffix += 1
 
 
+def _later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
 def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType, event_id: str,
                    effective_at: datetime, attributes: dict[str, Any], naming: Naming,
-                   pre_hire: bool = False) -> Applied:
-    """Move the person through the state machine and take HR's attributes.
+                   pre_hire: bool = False, ordered: bool = True) -> Applied:
+    """Move the person through the state machine and take HR's attributes (README, "Event
+    semantics"):
 
+    - lifecycle events (hire, terminate, leave, return, rehire) are ordered among themselves
+      only: one older than the newest lifecycle event applied is superseded, however many
+      attribute updates came in between; otherwise a back-dated one applies now;
+    - attributes resolve one by one by effective time (``_Clock``); an update none of whose
+      attributes is newer than what the record holds is superseded.
+
+    ``ordered=False`` skips the lifecycle ordering (an immediate termination, a contract end).
     ``pre_hire`` creates the record of a future joiner ahead of their start (state pre_hire,
     no access) from a hire event that is not yet due.
     """
     now = utcnow()
     identity = repository.by_employee_id(session, employee_id, lock=True)
     current = State(identity.state) if identity is not None else None
+    lifecycle = event_type in LIFECYCLE_EVENTS
+    if (identity is not None and lifecycle and ordered and not pre_hire
+            and identity.lifecycle_effective_at is not None and effective_at < identity.lifecycle_effective_at):
+        reason = (f"older than the newest lifecycle event applied ({identity.lifecycle_effective_at.isoformat()}): "
+                  "an older lifecycle event never overrides a newer one")
+        return Applied(identity, Transition(current, None, False, reason), {}, superseded=True)
     step = (Transition(None, State.PRE_HIRE, True) if pre_hire and identity is None
             else transition(current, event_type))
     if not step.accepted:
@@ -116,13 +175,20 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
                             created_at=now, updated_at=now)
         session.add(identity)
     replace = event_type in (EventType.HIRE, EventType.REHIRE) and not pre_hire
-    changed = _set_attributes(identity, attributes, replace=replace and not created)
+    clock = _Clock(identity, None if pre_hire else effective_at)
+    changed = _set_attributes(identity, attributes, replace=replace and not created, clock=clock)
+    if not lifecycle and clock.skipped and not clock.taken:
+        reason = ("every attribute it carries has a newer value already "
+                  f"({', '.join(clock.skipped)}): an older update never overwrites a newer one")
+        return Applied(identity, Transition(current, None, False, reason), {}, superseded=True)
     if identity.user_name is None:
         assign_user_name(session, identity, naming)
     identity.state = step.to_state.value
     identity.active = step.to_state == State.ACTIVE
     if not pre_hire:
-        identity.hr_effective_at = effective_at
+        identity.hr_effective_at = _later(identity.hr_effective_at, effective_at)
+        if lifecycle:
+            identity.lifecycle_effective_at = _later(identity.lifecycle_effective_at, effective_at)
     identity.version += 1
     identity.updated_at = now
     session.flush()
@@ -131,5 +197,5 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
                                     to_state=step.to_state.value, accepted=True, at=now))
     append(session, "lifecycle.transition", employee_id, event_id=event_id,
            event_type=event_type.value, from_state=current, to_state=step.to_state.value,
-           changed=sorted(changed))
-    return Applied(identity, step, changed)
+           changed=sorted(changed), kept_newer=sorted(clock.skipped))
+    return Applied(identity, step, changed, kept_newer=clock.skipped)

@@ -6,7 +6,9 @@ own transaction, so one bad event never holds up the rest. Immediate termination
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy.orm import Session
 
@@ -15,10 +17,14 @@ from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import EventType
-from provisioner.identities.service import apply_hr_event
+from provisioner.identities.models import Identity
+from provisioner.identities.service import LIFECYCLE_EVENTS, apply_hr_event
+from provisioner.intake import contract_end as contract_end_
 from provisioner.intake import repository
 from provisioner.intake.models import EventStatus, HREvent
 from provisioner.planner.service import PlanningContext, plan_identity
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,28 +66,77 @@ def process_event(session: Session, ctx: PlanningContext, event: HREvent, stats:
                cancels=event.cancels_event_id, result=event.status, reason=event.status_reason)
         return
     identity = identities.by_employee_id(session, event.employee_id, lock=True)
-    if (identity is not None and identity.hr_effective_at is not None
-            and event.effective_at < identity.hr_effective_at and not event.immediate):
-        reason = (f"older than the newest applied event ({identity.hr_effective_at.isoformat()}): "
-                  "an older event never overwrites a newer one")
+    previous = identity.state if identity is not None else None
+    attributes = event.payload.get("attributes", {})
+    bad_dates = _dates_problem(identity, etype, attributes)
+    if bad_dates:
+        _finish(event, EventStatus.REJECTED, bad_dates)
+        append(session, "lifecycle.rejected", event.employee_id, event_id=event.event_id,
+               event_type=etype.value, from_state=previous, reason=bad_dates)
+        stats.rejected += 1
+        return
+    contract_end = event.source == contract_end_.SOURCE
+    applied = apply_hr_event(session, employee_id=event.employee_id, event_type=etype,
+                             event_id=event.event_id, effective_at=event.effective_at,
+                             attributes=attributes, naming=ctx.naming,
+                             ordered=not (event.immediate or contract_end))
+    if applied.superseded:
+        reason = applied.transition.reason
         _finish(event, EventStatus.SUPERSEDED, reason)
         append(session, "hr_event.superseded", event.employee_id, event_id=event.event_id, reason=reason)
         stats.superseded += 1
         return
-    previous = identity.state if identity is not None else None
-    attributes = event.payload.get("attributes", {})
-    applied = apply_hr_event(session, employee_id=event.employee_id, event_type=etype,
-                             event_id=event.event_id, effective_at=event.effective_at,
-                             attributes=attributes, naming=ctx.naming)
     if not applied.transition.accepted:
         _finish(event, EventStatus.REJECTED, applied.transition.reason)
         stats.rejected += 1
         return
     assert applied.identity is not None
-    plan_identity(session, ctx, applied.identity, trigger=f"event:{event.event_id}",
-                  previous_state=previous, immediate=event.immediate)
     _finish(event, EventStatus.APPLIED)
+    _note_late(event)
     stats.applied += 1
+    immediate = event.immediate
+    # The contract end follows every change of end_date or state; one already past applies
+    # now, before anything is provisioned for the person.
+    now = utcnow()
+    ending = contract_end_.schedule(session, applied.identity, ctx.contract_end_timezone, now,
+                                    cause=event.event_id)
+    if ending is not None and ending.effective_at <= now and ending.id != event.id:
+        ended = apply_hr_event(session, employee_id=event.employee_id, event_type=EventType.TERMINATE,
+                               event_id=ending.event_id, effective_at=ending.effective_at,
+                               attributes={}, naming=ctx.naming, ordered=False)
+        if ended.transition.accepted:
+            _finish(ending, EventStatus.APPLIED)
+            stats.applied += 1
+            immediate = True
+    plan_identity(session, ctx, applied.identity, trigger=f"event:{event.event_id}",
+                  previous_state=previous, immediate=immediate)
+
+
+def _dates_problem(identity: Identity | None, etype: EventType, attributes: dict) -> str | None:
+    """An end_date before the start_date (as the event leaves them) is refused, naming the field."""
+    replace = etype in (EventType.HIRE, EventType.REHIRE)
+    start = attributes.get("start_date") if (replace or "start_date" in attributes) else (
+        identity.start_date if identity is not None else None)
+    end = attributes.get("end_date") if (replace or "end_date" in attributes) else (
+        identity.end_date if identity is not None else None)
+    start = date.fromisoformat(start) if isinstance(start, str) else start
+    end = date.fromisoformat(end) if isinstance(end, str) else end
+    if start is not None and end is not None and end < start:
+        return f"attributes.end_date: {end} is before the start_date {start}"
+    return None
+
+
+def _note_late(event: HREvent) -> None:
+    """A back-dated lifecycle event applies now; say so (the evidence shows all three times)."""
+    late = (event.received_at - event.effective_at).total_seconds()
+    if event.type in LIFECYCLE_EVENTS and late > 60:
+        # Access that should already have ended is an alert; a late joiner is only news.
+        level = logging.WARNING if event.type in ("terminate", "leave") else logging.INFO
+        log.log(level, "back-dated %s %s for %s applied now: effective %s, received %s (%.0f s late)",
+                    event.type, event.event_id, event.employee_id, event.effective_at.isoformat(),
+                    event.received_at.isoformat(), late,
+                    extra={"event_id": event.event_id, "employee_id": event.employee_id,
+                           "alert": "back_dated_event"})
 
 
 def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> ProcessStats:
@@ -105,10 +160,13 @@ def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> Proc
             break
     with db.transaction() as session:
         for event in repository.future_hires_without_identity(session, utcnow(), limit):
-            apply_hr_event(session, employee_id=event.employee_id, event_type=EventType.HIRE,
-                           event_id=event.event_id, effective_at=event.effective_at,
-                           attributes=event.payload.get("attributes", {}), naming=ctx.naming,
-                           pre_hire=True)
+            applied = apply_hr_event(session, employee_id=event.employee_id, event_type=EventType.HIRE,
+                                     event_id=event.event_id, effective_at=event.effective_at,
+                                     attributes=event.payload.get("attributes", {}), naming=ctx.naming,
+                                     pre_hire=True)
+            if applied.identity is not None:
+                contract_end_.schedule(session, applied.identity, ctx.contract_end_timezone, utcnow(),
+                                       cause=event.event_id)
             stats.pre_hires += 1
     return stats
 

@@ -12,6 +12,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -44,6 +46,14 @@ class HRAttributes(BaseModel):
     end_date: date | None = None
     extra: dict[Annotated[str, StringConstraints(max_length=100)], ExtraValue] = Field(
         default_factory=dict, description="free extra attributes (policies may match on them)")
+
+    @field_validator("end_date")
+    @classmethod
+    def _ends_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if end is not None and start is not None and end < start:
+            raise ValueError(f"the end_date {end} is before the start_date {start}")
+        return end
 
 
 class HREventIn(BaseModel):

@@ -13,6 +13,7 @@ from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import EventType
 from provisioner.identities.service import apply_hr_event
 from provisioner.intake import repository as events
+from provisioner.intake.contract_end import SOURCE as CONTRACT_END
 from provisioner.planner.service import PlanningContext, compute
 
 
@@ -31,11 +32,16 @@ def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[s
             steps.append({"after": "now", "state": identity.state, **compute(session, ctx, identity).diff})
         for event in pending:
             previous = identity.state if identity is not None else None
+            ending = event.source == CONTRACT_END
             applied = apply_hr_event(session, employee_id=employee_id, event_type=EventType(event.type),
                                      event_id=event.event_id, effective_at=event.effective_at,
-                                     attributes=event.payload.get("attributes", {}), naming=ctx.naming)
-            step: dict[str, Any] = {"after": f"{event.type} {event.event_id} at {event.effective_at.isoformat()}"}
-            if not applied.transition.accepted or applied.identity is None:
+                                     attributes=event.payload.get("attributes", {}), naming=ctx.naming,
+                                     ordered=not (event.immediate or ending))
+            what = "contract end (end_date)" if ending else event.type
+            step: dict[str, Any] = {"after": f"{what} {event.event_id} at {event.effective_at.isoformat()}"}
+            if applied.superseded:
+                step["superseded"] = applied.transition.reason
+            elif not applied.transition.accepted or applied.identity is None:
                 step["rejected"] = applied.transition.reason
             else:
                 identity = applied.identity

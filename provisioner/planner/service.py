@@ -14,6 +14,7 @@ memberships are recorded only for those. The planner never talks to a target.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from provisioner.targets.specs import account_fields
 class PlanningContext:
     policies: list[Policy]
     targets: dict[str, TargetConfig]
+    contract_end_timezone: str = "UTC"  # end_date ends access at midnight after it, here
 
     @property
     def naming(self) -> Naming:
@@ -93,8 +95,10 @@ def _plan_kind(state: str, previous: str | None, has_accounts: bool) -> str:
 
 
 def compute(session: Session, ctx: PlanningContext, identity: Identity,
-            previous_state: str | None = None) -> PlanResult:
-    """Work out the plan for one identity without storing anything."""
+            previous_state: str | None = None,
+            unclear: Collection[tuple[str, str]] = ()) -> PlanResult:
+    """Work out the plan for one identity without storing anything. ``unclear`` are group
+    additions whose outcome is unknown (counted as held): still granted, they are sent again."""
     attrs = attributes_of(identity)
     state = identity.state
     desired = desired_groups(ctx.policies, attrs, state)
@@ -126,6 +130,9 @@ def compute(session: Session, ctx: PlanningContext, identity: Identity,
             if state != State.TERMINATED and account_fields(identity) != (account.synced or {}):
                 t_ops.append(PlannedOp(name, OpKind.UPDATE_ACCOUNT, reason="HR attributes changed"))
         if account is not None or wants_account:
+            for group in sorted(g for g in want & have if (name, g) in unclear):
+                t_ops.append(PlannedOp(name, OpKind.ADD_MEMBER, group,
+                                       "sent again: an earlier addition's outcome is unclear"))
             for group in sorted(want - have):
                 policies = ", ".join(desired[name][group])
                 t_ops.append(PlannedOp(name, OpKind.ADD_MEMBER, group, f"granted by {policies}"))
@@ -171,8 +178,13 @@ def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *,
                   previous_state: str | None = None, immediate: bool = False) -> PlanResult:
     """Compute, store and enqueue the plan; earlier not-yet-running work is superseded."""
     now = utcnow()
-    queue.cancel_open_for(session, identity.id, now)
-    result = compute(session, ctx, identity, previous_state)
+    unclear = queue.cancel_open_for(session, identity.id, now)
+    for target, group in unclear:
+        # Maybe added (the answer never came): held until a removal or a resend settles it.
+        identities.add_membership(session, identity.id, target, group, None, now)
+    if unclear:
+        session.flush()
+    result = compute(session, ctx, identity, previous_state, unclear)
     groups = directory.ensure_policy_groups(session, ctx.managed())
     directory.sync_memberships(session, identity.id,
                                {t: set(v["desired_groups"]) for t, v in result.diff["targets"].items()},

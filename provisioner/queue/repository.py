@@ -8,23 +8,29 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from provisioner.queue.models import Operation, OpStatus
+from provisioner.queue.models import Operation, OpStatus, Priority
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
 
 
 def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
-          skip_locked: bool, targets: Iterable[str] | None = None) -> list[Operation]:
+          skip_locked: bool, targets: Iterable[str] | None = None,
+          revocation: bool | None = None) -> list[Operation]:
     """Claim ready operations, most urgent first (leavers before everything else).
 
     Ready means pending and due, or running with an expired lease (its worker died). On
     PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side.
+    ``revocation=True`` claims only revocation work (``Priority.is_revocation``), ``False``
+    only the rest; the worker never mixes the two in one round.
     """
     ready = or_(
         and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
         and_(Operation.status == OpStatus.RUNNING, Operation.lease_until < now),
     )
     stmt = select(Operation).where(ready)
+    if revocation is not None:
+        stmt = stmt.where(Operation.priority < Priority.NORMAL if revocation
+                          else Operation.priority >= Priority.NORMAL)
     if targets is not None:
         stmt = stmt.where(Operation.target.in_(list(targets)))
     stmt = stmt.order_by(Operation.priority, Operation.next_attempt_at, Operation.id).limit(limit)
@@ -46,17 +52,21 @@ def _attempted_create():
     return and_(Operation.kind == "create_account", Operation.attempts > 0)
 
 
-def cancel_open_for(session: Session, identity_id: str, now: datetime) -> int:
+def cancel_open_for(session: Session, identity_id: str, now: datetime) -> list[tuple[str, str]]:
     """Withdraw an identity's not-yet-running operations (a newer plan replaces them), except
-    creates already attempted (see ``_attempted_create``)."""
-    result = session.execute(
-        update(Operation)
-        .where(Operation.identity_id == identity_id,
-               Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)),
-               ~_attempted_create())
-        .values(status=OpStatus.CANCELLED, completed_at=now, last_error="superseded by a newer plan")
-    )
-    return result.rowcount or 0
+    creates already attempted (see ``_attempted_create``).
+
+    Returns the (target, group) of withdrawn group additions that had been attempted: their
+    outcome is unclear (a timeout may have added the member), so the planner counts them as
+    held, and a removal or a resend follows from the new plan."""
+    withdrawn = ((Operation.identity_id == identity_id)
+                 & Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)) & ~_attempted_create())
+    unclear = session.execute(select(Operation.target, Operation.group_key).where(
+        withdrawn, Operation.kind == "add_member", Operation.attempts > 0,
+        Operation.group_key.is_not(None))).tuples().all()
+    session.execute(update(Operation).where(withdrawn)
+                    .values(status=OpStatus.CANCELLED, completed_at=now, last_error="superseded by a newer plan"))
+    return sorted(set(unclear))
 
 
 def open_creates(session: Session, identity_id: str) -> dict[str, Operation]:
