@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -204,38 +203,31 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
-def _day(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{value!r} is not a date (use YYYY-MM-DD or an RFC 3339 time)")
-    if isinstance(parsed, datetime) and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
-
-
 @evidence_app.command("export")
 def evidence_export(
-    from_: Annotated[str, typer.Option("--from", help="start date (inclusive)")],
-    to: Annotated[str, typer.Option("--to", help="end date (inclusive, whole day)")],
+    from_: Annotated[str, typer.Option("--from", help="date (start of that day) or RFC 3339 time; UTC "
+                                       "unless an offset is given")],
+    to: Annotated[str, typer.Option("--to", help="date (includes that whole day) or RFC 3339 time "
+                                    "(exclusive); UTC unless an offset is given")],
     format: Annotated[str, typer.Option(help="csv or json")] = "csv",
     out: Annotated[Path, typer.Option(help="folder for the export and its manifest")] = Path("evidence"),
 ) -> None:
     """Export revocation evidence with a manifest carrying the export's SHA-256."""
     from provisioner.evidence import service
+    from provisioner.evidence.period import PeriodError, last_day, parse_period
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
-    start = _day(from_)
-    end = _day(to)
-    if len(to) == 10:
-        end = end + timedelta(days=1)
+    try:
+        start, end = parse_period(from_, to)
+    except PeriodError as exc:
+        fail(str(exc))
     db = open_db(settings())
     with db.transaction() as session:
         records = service.revocations(session, start, end)
     body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
     out.mkdir(parents=True, exist_ok=True)
-    name = f"revocations-{start.date()}-{(end - timedelta(seconds=1)).date()}.{format}"
+    name = f"revocations-{start.date()}-{last_day(end)}.{format}"
     (out / name).write_bytes(body)
     manifest = service.manifest(body, filename=name, start=start, end=end, count=len(records), fmt=format)
     (out / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -24,6 +24,7 @@ from provisioner.demo.harness import SandboxedService
 from provisioner.demo.wiki import report_wiki
 from provisioner.evidence import service as evidence
 from provisioner.identities import repository as identities
+from provisioner.planner.preview import preview
 
 console = Console()
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -138,6 +139,40 @@ async def _story(svc: SandboxedService) -> list[str]:
     console.print(f"after 17:00 Berlin ({last_day.isoformat()}), Grace's account enabled: "
                   f"{(sb.user(_remote(svc, 'E1002')) or {}).get('accountEnabled')}")
 
+    step("4b. a termination HR entered two days late, and contract end dates")
+    await send([
+        _event("evt-060", "hire", "E1006", now - timedelta(days=30), given_name="Barbara", family_name="Liskov",
+               department="Engineering", job_code="ENG2", title="Engineer", location="US-BOS",
+               employment_type="employee"),
+        _event("evt-061", "update", "E1006", utcnow(), title="Staff Engineer"),
+        # A contractor whose contract ends in two days (HR extends it by a week below) ...
+        _event("evt-070", "hire", "E1007", now, given_name="Edsger", family_name="Dijkstra",
+               department="Finance", job_code="FIN1", title="Auditor", location="NL-AMS",
+               employment_type="contractor", start_date=now.date().isoformat(),
+               end_date=(now.date() + timedelta(days=2)).isoformat()),
+        # ... and one hired with an end date already past: no access at all.
+        _event("evt-080", "hire", "E1008", now, given_name="Frances", family_name="Allen",
+               department="Engineering", job_code="ENG1", title="Engineer", location="US-NYC",
+               employment_type="contractor", start_date=(now.date() - timedelta(days=90)).isoformat(),
+               end_date=(now.date() - timedelta(days=1)).isoformat()),
+    ])
+    await svc.drain()
+    await send(_event("evt-062", "terminate", "E1006", now - timedelta(days=2)))
+    await send(_event("evt-071", "update", "E1007", utcnow(),
+                      end_date=(now.date() + timedelta(days=9)).isoformat()))
+    await svc.drain()
+    barbara = sb.user(_remote(svc, "E1006")) or {}
+    console.print(f"Barbara's termination (effective 2 days ago, entered now, after a newer update): "
+                  f"state {_state(svc, 'E1006')}, account enabled {barbara.get('accountEnabled')}")
+    if _remote(svc, "E1008"):
+        failures.append("E1008: hired with an end date in the past, yet an Entra account was created")
+    steps = preview(svc.db, svc.runtime.ctx, "E1007")
+    ending = [s for s in steps if "contract end" in s["after"]]
+    console.print(f"Edsger's plan shows his contract end as a pending change: "
+                  f"{ending[0]['after'] if ending else 'missing'}")
+    if len(ending) != 1 or (now.date() + timedelta(days=9)).isoformat() not in ending[0]["after"]:
+        failures.append(f"E1007: plan shows contract ends {[s['after'] for s in ending]}, expected the moved one")
+
     step("5. rehire: Alan comes back, in Engineering as an employee")
     await send(_event("evt-040", "rehire", "E1003", utcnow(), given_name="Alan", family_name="Turing",
                       department="Engineering", job_code="ENG1", title="Engineer", location="UK-LON",
@@ -158,6 +193,9 @@ async def _story(svc: SandboxedService) -> list[str]:
         Expectation("E1003", "active", True, {"All Staff", "Employees", "Engineering", "GitHub Users"}),
         Expectation("E1004", "active", True, {"All Staff", "Employees", "Finance"}),
         Expectation("E1005", "active", True, {"All Staff", "Employees", "Finance"}),
+        Expectation("E1006", "terminated", False, set()),
+        Expectation("E1007", "active", True, {"All Staff", "Contractors", "Finance"}),
+        Expectation("E1008", "terminated", None, set()),
     ]
     failures += _report(svc, expectations)
     with svc.db.transaction() as session:
@@ -173,7 +211,7 @@ async def _story(svc: SandboxedService) -> list[str]:
         kw = identities.account(session, katherine.id, "wiki") if katherine else None
         if kw is None or kw.remote_id != wiki_existing["id"] or not kw.linked:
             failures.append("E1004: the existing wiki account was not linked")
-        records = evidence.revocations(session, now - timedelta(days=1), utcnow() + timedelta(days=1))
+        records = evidence.revocations(session, now - timedelta(days=3), utcnow() + timedelta(days=1))
         chain = verify_chain(session)
     step("7. revocation evidence (read back from Entra ID and the wiki) and the audit chain")
     table = Table("leaver", "HR termination", "system", "operations", "verified", "time to revoke (s)")
@@ -184,8 +222,14 @@ async def _story(svc: SandboxedService) -> list[str]:
                           str(rec["time_to_revoke_seconds"]))
     console.print(table)
     leavers = {r["employee_id"] for r in records}
-    if not {"E1002", "E1003"} <= leavers:
-        failures.append(f"evidence lists leavers {sorted(leavers)}, expected E1002 and E1003")
+    if not {"E1002", "E1003", "E1006"} <= leavers:
+        failures.append(f"evidence lists leavers {sorted(leavers)}, expected E1002, E1003 and E1006")
+    for rec in records:
+        if rec["employee_id"] == "E1006":
+            console.print(f"Barbara's evidence: HR effective {rec['hr_termination_time']}, received "
+                          f"{rec['received_at']}, applied {rec['effective_time']}, verified {rec['all_verified']}")
+            if not rec["all_verified"] or rec["hr_termination_time"] >= rec["received_at"]:
+                failures.append("E1006: the back-dated termination's evidence is not verified or lost HR's time")
     if not all(r["all_verified"] for r in records if r["employee_id"] == "E1002"):
         failures.append("E1002's revocation was not verified by read-back")
     grace_systems = {s["target"] for r in records if r["employee_id"] == "E1002" for s in r["systems"]}
@@ -203,7 +247,18 @@ async def _story(svc: SandboxedService) -> list[str]:
     await svc.drain()
     failures += await report_wiki(svc, console, {"E1002": (None, set()), "E1001": (True, {"Wiki Readers",
                                                                                          "Wiki Editors"})})
+    edsger = sb.user(_remote(svc, "E1007")) or {}
+    console.print(f"Edsger's contract ended (end_date + 9 days): state {_state(svc, 'E1007')}, "
+                  f"account enabled {edsger.get('accountEnabled')}")
+    if _state(svc, "E1007") != "terminated" or edsger.get("accountEnabled") is not False:
+        failures.append("E1007: the contract end did not end access")
     return failures
+
+
+def _state(svc: SandboxedService, employee_id: str) -> str | None:
+    with svc.db.read() as session:
+        person = identities.by_employee_id(session, employee_id)
+        return person.state if person else None
 
 
 def _remote(svc: SandboxedService, employee_id: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,18 +9,24 @@ from fastapi.responses import JSONResponse, Response
 
 from provisioner.api.auth import scope_dependency
 from provisioner.api.deps import SessionDep
+from provisioner.api.problems import Problem
 from provisioner.evidence import service
+from provisioner.evidence.period import PeriodError, parse_period
 
 router = APIRouter(tags=["evidence"])
 
 
 @router.get("/evidence/revocations", dependencies=[Depends(scope_dependency("auditor"))])
 def revocations(session: SessionDep,
-                from_: Annotated[datetime, Query(alias="from", description="RFC 3339 or date")],
-                to: Annotated[datetime, Query(description="RFC 3339 or date (exclusive)")],
+                from_: Annotated[str, Query(alias="from", description="date (start of that day) or RFC 3339 "
+                                            "time; UTC unless an offset is given")],
+                to: Annotated[str, Query(description="date (includes that whole day) or RFC 3339 time "
+                                         "(exclusive); UTC unless an offset is given")],
                 format: Literal["json", "csv"] = "json") -> Response:
-    start = from_ if from_.tzinfo else from_.replace(tzinfo=UTC)
-    end = to if to.tzinfo else to.replace(tzinfo=UTC)
+    try:
+        start, end = parse_period(from_, to)
+    except PeriodError as exc:
+        raise Problem(400, "Invalid request", str(exc), type_="urn:provisioner:problem:validation") from None
     records = service.revocations(session, start, end)
     body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
     meta = service.manifest(body, filename=f"revocations.{format}", start=start, end=end,

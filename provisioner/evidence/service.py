@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +15,11 @@ from sqlalchemy.orm import Session
 
 from provisioner.clock import utcnow
 from provisioner.evidence import repository
+from provisioner.evidence.models import RevocationCheck, RevocationIncident
 from provisioner.identities import repository as identities
 from provisioner.intake import repository as events
 from provisioner.queue import repository as queue
+from provisioner.queue.models import Operation
 
 REVOKING = {"disable_account", "revoke_sessions", "remove_member", "delete_account"}
 
@@ -25,27 +28,58 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _operations(ops: Sequence[Operation], target: str) -> list[dict[str, Any]]:
+    return [{"op_id": op.id, "kind": op.kind, "group": op.group_key, "status": op.status,
+             "attempts": op.attempts, "completed_at": _iso(op.completed_at)}
+            for op in ops if op.target == target and op.kind in REVOKING]
+
+
+def _incidents(session: Session, incidents: Sequence[RevocationIncident]) -> list[dict[str, Any]]:
+    """Each incident with what its plan did in its target and that plan's latest read-back."""
+    plan_ids = sorted({i.plan_id for i in incidents if i.plan_id is not None})
+    ops = queue.for_plans(session, plan_ids) if plan_ids else []
+    latest: dict[tuple[int | None, str], RevocationCheck] = {}
+    for check in repository.checks_for_plans(session, plan_ids) if plan_ids else []:
+        latest[(check.plan_id, check.target)] = check
+    out = []
+    for incident in incidents:
+        check = latest.get((incident.plan_id, incident.target))
+        out.append({
+            "incident_id": incident.id, "target": incident.target, "kind": incident.kind,
+            "detail": incident.detail or {}, "detected_at": _iso(incident.detected_at),
+            "detected_by": incident.detected_by, "plan_id": incident.plan_id,
+            "operations": _operations([o for o in ops if o.plan_id == incident.plan_id], incident.target),
+            "readback": check.readback if check else None,
+            "verified": check.verified if check else False,
+            "checked_at": _iso(check.checked_at) if check else None,
+            "fixed_at": _iso(incident.fixed_at), "fixed_by": incident.fixed_by,
+            "time_to_fix_seconds": (round((incident.fixed_at - incident.detected_at).total_seconds(), 3)
+                                    if incident.fixed_at else None),
+        })
+    return out
+
+
 def revocations(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """One record per leaver whose termination took effect in [start, end)."""
+    """One record per leaver whose termination took effect in [start, end): the revocation
+    (from the termination's own plans only) and, separately, every incident after it."""
     records = []
     for event in events.terminations_between(session, start, end):
         identity = identities.by_employee_id(session, event.employee_id)
         plan = repository.plan_for_trigger(session, f"event:{event.event_id}")
-        plan_ids = repository.leaver_plan_ids(session, plan) if plan else []
-        ops = queue.for_plans(session, plan_ids) if plan_ids else []
-        checks = repository.checks_for_plans(session, plan_ids)
+        story = repository.revocation_plans(session, plan) if plan else repository.RevocationPlans([], None)
+        ops = [op for op in (queue.for_plans(session, story.plan_ids) if story.plan_ids else [])
+               if story.covers(op.plan_id, op.target)]
+        checks = [check for check in (repository.checks_for_plans(session, story.plan_ids) if story.plan_ids else [])
+                  if story.covers(check.plan_id, check.target)]
+        incidents = (_incidents(session, repository.incidents_between(session, plan.identity_id, plan.created_at,
+                                                                      story.until)) if plan else [])
         due = max(event.effective_at, event.received_at) if not event.immediate else event.received_at
         targets: dict[str, dict[str, Any]] = {}
-        for op in ops:
-            if op.kind not in REVOKING:
-                continue
-            entry = targets.setdefault(op.target, {"target": op.target, "operations": []})
-            entry["operations"].append({"op_id": op.id, "kind": op.kind, "group": op.group_key,
-                                        "status": op.status, "attempts": op.attempts,
-                                        "completed_at": _iso(op.completed_at)})
+        for target in dict.fromkeys(op.target for op in ops if op.kind in REVOKING):
+            targets[target] = {"target": target, "operations": _operations(ops, target)}
         for check in checks:
             entry = targets.setdefault(check.target, {"target": check.target, "operations": []})
-            entry["verified"] = check.verified  # the latest read-back wins
+            entry["verified"] = check.verified  # the latest read-back of the revocation wins
             entry["verified_at"] = _iso(check.checked_at) if check.verified else None
             entry["readback"] = check.readback
             entry["checked_at"] = _iso(check.checked_at)
@@ -55,7 +89,9 @@ def revocations(session: Session, start: datetime, end: datetime) -> list[dict[s
             entry.setdefault("verified", False)
             entry.setdefault("verified_at", None)
             entry.setdefault("readback", None)
+            entry["unmanaged_access"] = bool((entry["readback"] or {}).get("unmanaged_access"))
             entry["all_operations_succeeded"] = all(o["status"] == "succeeded" for o in entry["operations"])
+            entry["incidents"] = [i for i in incidents if i["target"] == entry["target"]]
         verified_times = [datetime.fromisoformat(t["verified_at"]) for t in targets.values() if t["verified_at"]]
         all_verified = bool(targets) and all(t["verified"] for t in targets.values())
         records.append({
@@ -69,18 +105,39 @@ def revocations(session: Session, start: datetime, end: datetime) -> list[dict[s
             "effective_time": _iso(event.processed_at),
             "immediate": event.immediate,
             "plan_id": plan.id if plan else None,
+            "plan_ids": story.plan_ids,
             "systems": sorted(targets.values(), key=lambda t: t["target"]),
             "all_verified": all_verified,
+            "unmanaged_access": any(t["unmanaged_access"] for t in targets.values()),
             "time_to_revoke_seconds": (round((max(verified_times) - due).total_seconds(), 3)
                                        if all_verified and verified_times else None),
+            "incidents": incidents,
+            "incidents_open": sum(1 for i in incidents if i["fixed_at"] is None),
         })
     return records
 
 
-CSV_COLUMNS = ["employee_id", "display_name", "user_name", "event_id", "hr_termination_time",
+# One row per leaver and system (record=revocation), then one per incident (record=incident).
+CSV_COLUMNS = ["employee_id", "display_name", "user_name", "record", "event_id", "hr_termination_time",
                "received_at", "effective_time", "immediate", "system", "operations",
                "operations_succeeded", "revoked_at", "verified", "verified_at", "account_enabled",
-               "groups_remaining", "time_to_revoke_seconds"]
+               "groups_remaining", "other_groups", "unmanaged_access", "groups_read",
+               "time_to_revoke_seconds", "incident_id", "incident_kind", "detected_at", "detected_by",
+               "fixed_at", "fixed_by", "time_to_fix_seconds"]
+
+
+def _ops_cell(operations: list[dict[str, Any]]) -> str:
+    return ";".join(f"{o['kind']}{':' + o['group'] if o['group'] else ''}={o['status']}@{o['completed_at']}"
+                    for o in operations)
+
+
+def _readback_cells(readback: dict[str, Any] | None) -> dict[str, Any]:
+    readback = readback or {}
+    return {"account_enabled": readback.get("enabled"),
+            "groups_remaining": ";".join(readback.get("groups_remaining") or []),
+            "other_groups": ";".join(f"{g['name']} ({g['id']})" for g in readback.get("other_groups") or []),
+            "unmanaged_access": readback.get("unmanaged_access"),
+            "groups_read": readback.get("groups_read")}
 
 
 def to_csv(records: list[dict[str, Any]]) -> str:
@@ -88,22 +145,29 @@ def to_csv(records: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for rec in records:
+        person = {key: rec[key] for key in ("employee_id", "display_name", "user_name", "event_id",
+                                            "hr_termination_time", "received_at", "effective_time", "immediate")}
         for system in rec["systems"] or [{"target": "", "operations": []}]:
-            readback = system.get("readback") or {}
             writer.writerow({
-                "employee_id": rec["employee_id"], "display_name": rec["display_name"],
-                "user_name": rec["user_name"], "event_id": rec["event_id"],
-                "hr_termination_time": rec["hr_termination_time"], "received_at": rec["received_at"],
-                "effective_time": rec["effective_time"], "immediate": rec["immediate"],
-                "system": system["target"],
-                "operations": ";".join(f"{o['kind']}{':' + o['group'] if o['group'] else ''}={o['status']}@{o['completed_at']}"
-                                       for o in system["operations"]),
+                **person, "record": "revocation", "system": system["target"],
+                "operations": _ops_cell(system["operations"]),
                 "operations_succeeded": system.get("all_operations_succeeded"),
                 "revoked_at": system.get("revoked_at"), "verified": system.get("verified"),
-                "verified_at": system.get("verified_at"),
-                "account_enabled": readback.get("enabled"),
-                "groups_remaining": ";".join(readback.get("groups_remaining") or []),
+                "verified_at": system.get("verified_at"), **_readback_cells(system.get("readback")),
                 "time_to_revoke_seconds": rec["time_to_revoke_seconds"],
+            })
+        for incident in rec.get("incidents") or []:
+            writer.writerow({
+                **person, "record": "incident", "system": incident["target"],
+                "operations": _ops_cell(incident["operations"]),
+                "operations_succeeded": all(o["status"] == "succeeded" for o in incident["operations"]),
+                "verified": incident["verified"],
+                "verified_at": incident["checked_at"] if incident["verified"] else None,
+                **_readback_cells(incident["readback"]),
+                "incident_id": incident["incident_id"], "incident_kind": incident["kind"],
+                "detected_at": incident["detected_at"], "detected_by": incident["detected_by"],
+                "fixed_at": incident["fixed_at"], "fixed_by": incident["fixed_by"],
+                "time_to_fix_seconds": incident["time_to_fix_seconds"],
             })
     return out.getvalue()
 

@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
 from provisioner.db import Database
-from provisioner.evidence.models import RevocationCheck
+from provisioner.evidence import checks
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
 from provisioner.planner.service import PlanningContext, plan_identity
@@ -149,12 +149,14 @@ class Worker:
     async def _verify(self, connector: Connector, jobs: list[Job], group_ids: dict[str, str],
                       managed: set[str], report: RoundReport) -> None:
         wanted = {group_ids[k]: k for k in managed if k in group_ids}
+        # Every direct membership is read (managed ones decide ``verified``; the others are
+        # listed and flagged in the evidence: provisioner.evidence.checks).
         states = await connector.read_accounts([j.account_id for j in jobs if j.account_id],
-                                               list(wanted))
+                                               list(wanted), all_groups=True)
         for job in jobs:
             # No account id at all: nothing was ever created there, so nothing remains.
             state = (states.get(job.account_id) if job.account_id else
-                     AccountState(remote_id="", exists=False, enabled=None, group_ids=set()))
+                     AccountState(remote_id="", exists=False, enabled=None, group_ids=set(), all_groups={}))
             job.verify_group_ids = wanted
             report.checks.append((job, state, connector.name))
             self._settle(report, job, OpResult(job.op_id, Outcome.DONE, detail="read back"))
@@ -294,17 +296,12 @@ class Worker:
     def _record_check(self, known: KnownState, job: Job, state: AccountState | None, target: str,
                       now: datetime, audit: list[Entry]) -> None:
         session = known.session
-        remaining = sorted(job.verify_group_ids[g] for g in (state.group_ids if state else set())
-                           if g in job.verify_group_ids)
-        exists = bool(state and state.exists)
-        enabled = bool(state and state.enabled)
-        verified = state is not None and (not exists or (not enabled and not remaining))
-        readback = {"account_id": job.account_id, "exists": exists, "enabled": enabled if exists else None,
-                    "managed_groups_checked": len(job.verify_group_ids), "groups_remaining": remaining}
-        session.add(RevocationCheck(identity_id=job.identity_id, plan_id=job.plan_id, target=target,
-                                    verified=verified, readback=readback, checked_at=now))
-        audit.append(Entry("revocation.check", job.employee_id or job.identity_id,
-                           {"target": target, "plan_id": job.plan_id, "verified": verified, **readback}))
+        verified, readback = checks.readback_of(job.account_id, state, job.verify_group_ids)
+        remaining, enabled = readback["groups_remaining"], bool(readback["enabled"])
+        # Stored with the incidents it opens (access back after a verified revocation) or closes.
+        checks.record(session, identity_id=job.identity_id, subject=job.employee_id or job.identity_id,
+                      target=target, plan_id=job.plan_id, verified=verified, readback=readback, now=now,
+                      audit=audit)
         if verified:
             return
         rounds = int(job.payload.get("round", 1))

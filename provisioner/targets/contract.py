@@ -87,6 +87,12 @@ class AccountState:
     enabled: bool | None
     group_ids: set[str]  # direct memberships, limited to the groups asked about
     raw: dict[str, Any] = field(default_factory=dict)
+    # With ``read_accounts(..., all_groups=True)``: every direct group membership the account
+    # holds (group id -> display name, "" when the target gave none), or None when the target
+    # could not list them (then only ``group_ids`` is known); ``groups_source`` says how they
+    # were read (e.g. "memberOf", "User.groups", "Groups filter", "managed groups only").
+    all_groups: dict[str, str] | None = None
+    groups_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +163,10 @@ class Connector(Protocol):
         ...
 
     async def read_accounts(
-        self, remote_ids: Sequence[str], group_ids: Sequence[str]
+        self, remote_ids: Sequence[str], group_ids: Sequence[str], *, all_groups: bool = False
     ) -> dict[str, AccountState]:
-        """Read back several accounts in as few calls as the remote allows."""
+        """Read back several accounts in as few calls as the remote allows; with
+        ``all_groups`` also every direct group membership (``AccountState.all_groups``)."""
         ...
 
     async def resolve_groups(self, keys: Sequence[str]) -> dict[str, str]:

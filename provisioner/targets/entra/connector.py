@@ -304,29 +304,33 @@ class EntraConnector:
         return (await self.read_accounts([remote_id], group_ids))[remote_id]
 
     async def read_accounts(
-        self, remote_ids: Sequence[str], group_ids: Sequence[str]
+        self, remote_ids: Sequence[str], group_ids: Sequence[str], *, all_groups: bool = False
     ) -> dict[str, AccountState]:
         """Read back accounts through ``$batch``es of GETs (dry-run safe).
 
         Per account: ``/users/{id}?$select=id,accountEnabled,userPrincipalName`` and, when
-        groups are asked about, ``/users/{id}/memberOf/microsoft.graph.group?$select=id``
-        (the type cast leaves out roles and administrative units); ``@odata.nextLink`` pages
-        are followed in later batches. A 404 means the account does not exist; any other
-        failure raises ``TargetError``.
+        groups are asked about (or ``all_groups``), ``/users/{id}/memberOf/microsoft.graph.group
+        ?$select=id,displayName`` (direct memberships; the type cast leaves out roles and
+        administrative units); ``@odata.nextLink`` pages are followed in later batches. With
+        ``all_groups`` every group listed lands in ``AccountState.all_groups``. A 404 means
+        the account does not exist; any other failure raises ``TargetError``.
         """
         wanted = set(group_ids)
         ids = list(dict.fromkeys(remote_ids))
         states: dict[str, AccountState] = {
-            rid: AccountState(remote_id=rid, exists=True, enabled=None, group_ids=set()) for rid in ids
+            rid: AccountState(remote_id=rid, exists=True, enabled=None, group_ids=set(),
+                              all_groups={} if all_groups else None,
+                              groups_source="memberOf" if all_groups else "")
+            for rid in ids
         }
-        member_query = batching.query_string({"$select": "id", "$top": str(MEMBER_PAGE)})
+        member_query = batching.query_string({"$select": "id,displayName", "$top": str(MEMBER_PAGE)})
         user_query = batching.query_string({"$select": USER_SELECT})
         counter = batching.IdCounter("g")
         pending: list[SubRequest] = []
         for rid in ids:
             seg = batching.path_segment(rid)
             pending.append(SubRequest(counter(), "GET", f"/users/{seg}?{user_query}", purpose="user", key=rid))
-            if wanted:
+            if wanted or all_groups:
                 pending.append(
                     SubRequest(
                         counter(),
@@ -359,6 +363,8 @@ class EntraConnector:
                     gid = obj.get("id") if isinstance(obj, dict) else None
                     if gid in wanted:
                         state.group_ids.add(gid)
+                    if gid and state.all_groups is not None:
+                        state.all_groups[str(gid)] = str(obj.get("displayName") or "")
                 link = body.get("@odata.nextLink")
                 if link:
                     url = batching.relative_url(link, self.graph.base_url)
@@ -367,6 +373,7 @@ class EntraConnector:
         for state in states.values():
             if not state.exists:
                 state.group_ids = set()
+                state.all_groups = {} if all_groups else None
         return states
 
     async def resolve_groups(self, keys: Sequence[str]) -> dict[str, str]:

@@ -34,6 +34,13 @@ from provisioner.targets.scim.config import ScimTarget
 from provisioner.targets.scim.errors import Answer, answer_of, result_of
 from provisioner.targets.scim.http import Reply, ScimHttp
 from provisioner.targets.scim.mapping import render
+from provisioner.targets.scim.memberships import (
+    GROUPS_FILTER,
+    MANAGED_ONLY,
+    USER_GROUPS,
+    GroupMemberships,
+    groups_of_user,
+)
 from provisioner.targets.scim.updates import FallbackUpdates
 from provisioner.targets.scim.writes import Call, filter_string, seg
 from provisioner.targets.transport import RecordingTransport
@@ -60,6 +67,7 @@ class ScimConnector:
         self._bulk_waiting: list[tuple[list[Call], dict[int, OpResult], asyncio.Future[None]]] = []
         self._bulk_running = False
         self.updates = FallbackUpdates(self)
+        self.memberships = GroupMemberships(self)
 
     @classmethod
     def create(cls, config: ScimTarget, *, transport: httpx.AsyncBaseTransport | None = None,
@@ -302,14 +310,18 @@ class ScimConnector:
     async def read_account(self, remote_id: str, group_ids: Sequence[str]) -> AccountState:
         return (await self.read_accounts([remote_id], group_ids))[remote_id]
 
-    async def read_accounts(self, remote_ids: Sequence[str], group_ids: Sequence[str]) -> dict[str, AccountState]:
+    async def read_accounts(self, remote_ids: Sequence[str], group_ids: Sequence[str], *,
+                            all_groups: bool = False) -> dict[str, AccountState]:
         """Each account (GET /Users/{id}) and which of ``group_ids`` hold it as a member
-        (one GET /Groups/{id}?attributes=members per group, shared by all accounts)."""
+        (one GET /Groups/{id}?attributes=members per group, shared by all accounts). With
+        ``all_groups``, every direct group too (see :mod:`memberships`: ``User.groups``, else a
+        ``members.value`` filter on /Groups, else only the managed groups, said in ``groups_source``)."""
         ids = list(dict.fromkeys(remote_ids))
         states = {rid: AccountState(remote_id=rid, exists=False, enabled=None, group_ids=set()) for rid in ids}
+        attributes = "id,userName,active" + (",groups" if all_groups else "")
 
         async def user(rid: str) -> None:
-            reply = await self.send("GET", f"Users/{seg(rid)}", params={"attributes": "id,userName,active"})
+            reply = await self.send("GET", f"Users/{seg(rid)}", params={"attributes": attributes})
             answer = answer_of(reply)
             if answer.outcome == Outcome.NOT_FOUND:
                 return
@@ -320,6 +332,14 @@ class ScimConnector:
             states[rid].exists = True
             states[rid].enabled = True if active is None else active in (True, "true", "True")
             states[rid].raw = body
+            if not all_groups:
+                return
+            listed = groups_of_user(body)
+            source = USER_GROUPS
+            if listed is None:
+                listed = await self.memberships.by_filter(rid)
+                source = MANAGED_ONLY if listed is None else GROUPS_FILTER
+            states[rid].all_groups, states[rid].groups_source = listed, source
 
         members = await asyncio.gather(*(self.group_member_ids(g, missing_ok=True) for g in group_ids),
                                        *(user(rid) for rid in ids))
@@ -327,6 +347,13 @@ class ScimConnector:
             for rid in ids:
                 if rid in holders and states[rid].exists:
                     states[rid].group_ids.add(group_id)
+        for state in states.values():
+            if all_groups and not state.exists:
+                state.all_groups, state.groups_source = {}, "account absent"
+            elif state.all_groups is not None:
+                # The managed groups read one by one are authoritative; a listing that missed one
+                # (a stale User.groups) still shows it.
+                state.all_groups.update({g: state.all_groups.get(g, "") for g in state.group_ids})
         return states
 
     async def describe_accounts(self, remote_ids: Sequence[str]) -> dict[str, AccountInfo]:
