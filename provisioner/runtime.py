@@ -143,7 +143,8 @@ class Runtime:
         scheduler = AsyncIOScheduler(timezone="UTC")
         if reconcile:
             async def _reconcile() -> None:
-                report = await run_reconcile(self.db, self.ctx, self.connectors, fix=self.settings.reconcile_fix)
+                report = await run_reconcile(self.db, self.ctx, self.connectors, fix=self.settings.reconcile_fix,
+                                             max_removals=self.settings.reconcile_max_removals)
                 log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
             scheduler.add_job(_reconcile, "interval", minutes=self.settings.reconcile_minutes,
                               id="reconcile", max_instances=1, coalesce=True)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     due_events_seconds: float = 5.0
     reconcile_minutes: float = 60.0
     reconcile_fix: bool = False
+    # The most unknown members `reconcile --fix` removes from one target in one run; more are
+    # held (reported, exit 2), so a wiped or wrong database cannot empty the managed groups.
+    reconcile_max_removals: int = 50
     # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
     # would re-plan more people than this waits for approval; None: no limit, every rollout applies.
     policy_rollout_max_auto: int | None = None

@@ -301,7 +301,8 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
 
     async def main():
         try:
-            report = await do_reconcile(rt.db, rt.ctx, rt.connectors, fix=fix)
+            report = await do_reconcile(rt.db, rt.ctx, rt.connectors, fix=fix,
+                                        max_removals=rt.settings.reconcile_max_removals)
             if fix and report.replanned:
                 await rt.drain()
             return report

@@ -25,10 +25,12 @@ VERIFIED = "removed (read back: no longer a member)"
 
 
 async def remove_unknown_members(db: Database, name: str, connector: Connector, group_ids: dict[str, str],
-                                 drift: list[Drift], report: ReconcileReport) -> None:
+                                 drift: list[Drift], report: ReconcileReport, max_removals: int) -> None:
     """Remove the target's unknown members from its managed groups through ``apply`` (one
     REMOVE_MEMBER operation each), then read every group concerned back: only an account no
-    longer listed counts as removed. Every attempt is audited; every failure is reported."""
+    longer listed counts as removed. Every attempt is audited; every failure is reported.
+    More than ``max_removals`` at once are held, none removed: that many strangers more likely
+    mean a wiped or wrong database than people added by hand."""
     unknown = [d for d in drift if d.kind == Kind.UNKNOWN_MEMBER and d.group in group_ids and d.remote_id]
     if not unknown:
         return
@@ -40,6 +42,16 @@ async def remove_unknown_members(db: Database, name: str, connector: Connector, 
             d.action = "linked to a person since it was read: left for the next run"
         else:
             todo.append(d)
+    if len(todo) > max_removals:
+        why = (f"held: {len(todo)} unknown members in {name} exceed PROVISIONER_RECONCILE_MAX_REMOVALS "
+               f"({max_removals}); nothing removed")
+        for d in todo:
+            d.action = why
+        report.errors.append(f"{name}: {why} (check the database is the right one, then raise the limit)")
+        log.error("reconcile: %s", why, extra={"target": name, "alert": "reconcile_removals_held"})
+        await asyncio.to_thread(_audit, db, [Entry("reconcile.removals_held", name, {
+            "target": name, "unknown_members": len(todo), "max_removals": max_removals})])
+        return
     ops = [TargetOp(n, OpKind.REMOVE_MEMBER, account_id=d.remote_id, group_id=group_ids[d.group or ""])
            for n, d in enumerate(todo, start=1)]
     results: dict[int, OpResult] = {}

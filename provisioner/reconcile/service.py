@@ -21,6 +21,7 @@ from provisioner.reconcile.drift import target_drift
 from provisioner.reconcile.fix import record, remove_unknown_members
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
 from provisioner.reconcile.repository import Known
+from provisioner.settings import Settings
 from provisioner.targets.contract import Connector, TargetError
 
 __all__ = ["Drift", "Kind", "ReconcileReport", "reconcile"]
@@ -28,8 +29,12 @@ __all__ = ["Drift", "Kind", "ReconcileReport", "reconcile"]
 log = logging.getLogger(__name__)
 
 
+MAX_REMOVALS = Settings.model_fields["reconcile_max_removals"].default
+
+
 async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Connector], *,
-                    fix: bool) -> ReconcileReport:
+                    fix: bool, max_removals: int = MAX_REMOVALS) -> ReconcileReport:
+    """``max_removals``: the most unknown members removed from one target in one run."""
     report = ReconcileReport()
     resolver = GroupIds(db, ctx)
     knowns: dict[str, Known] = {}
@@ -51,7 +56,7 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
             elif d.kind == Kind.UNKNOWN_MEMBER and target.unknown_members == "report":
                 d.action = "reported only (unknown_members: report)"
         if fix and target.unknown_members == "remove":
-            await remove_unknown_members(db, name, connector, group_ids, drift, report)
+            await remove_unknown_members(db, name, connector, group_ids, drift, report, max_removals)
         report.drift += drift
     report.drift += await asyncio.to_thread(_policy_drift, db, ctx, knowns, report)
     await asyncio.to_thread(record, db, ctx, report, fix)

@@ -12,12 +12,17 @@ membership that is no longer granted is removed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from provisioner.identities.lifecycle import State
 from provisioner.identities.service import attributes_of
+from provisioner.jsonutil import canonical
 from provisioner.planner.service import PlanningContext
 from provisioner.policies.evaluate import desired_groups
+from provisioner.policies.schemas import AllOf, AnyOf, Condition, Match, Not, Policy, attribute_value
 from provisioner.rollouts import repository
 from provisioner.rollouts.schemas import PolicyDriftItem, PopulationDiff
 from provisioner.targets.contract import OpKind
@@ -36,10 +41,17 @@ def population_diff(session: Session, ctx: PlanningContext) -> PopulationDiff:
             groups.discard(group)
     managed = {name: set(t.managed_group_names()) for name, t in ctx.targets.items()}
     diff = PopulationDiff()
+    read = _read_attributes(ctx.policies)
+    desired_by_key: dict[tuple[Any, ...], dict[str, dict[str, list[str]]]] = {}
     for identity in repository.population(session):
         diff.population += 1
         state = identity.state
-        desired = desired_groups(ctx.policies, attributes_of(identity), state)
+        # People alike in every attribute the policies read get the same grants: evaluate once.
+        attrs = attributes_of(identity)
+        key = (state, *(canonical(attribute_value(attrs, name)) for name in read))
+        desired = desired_by_key.get(key)
+        if desired is None:
+            desired = desired_by_key[key] = desired_groups(ctx.policies, attrs, state)
         affected = False
         for target, groups in managed.items():
             want = {g for g in desired.get(target, {}) if g in groups}
@@ -55,3 +67,22 @@ def population_diff(session: Session, ctx: PlanningContext) -> PopulationDiff:
         if affected:
             diff.affected.append(identity.id)
     return diff
+
+
+def _read_attributes(policies: Sequence[Policy]) -> list[str]:
+    """Every attribute any policy's conditions read."""
+    names: set[str] = set()
+
+    def walk(condition: Condition) -> None:
+        if isinstance(condition, AllOf | AnyOf):
+            for child in (condition.all if isinstance(condition, AllOf) else condition.any):
+                walk(child)
+        elif isinstance(condition, Not):
+            walk(condition.not_)
+        elif isinstance(condition, Match):
+            names.add(condition.attribute)
+
+    for policy in policies:
+        if policy.when is not None:
+            walk(policy.when)
+    return sorted(names)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from provisioner.identities.models import Identity, TargetAccount, TargetMembership
@@ -46,9 +47,10 @@ def recent(session: Session, limit: int = 20) -> Sequence[PolicyRollout]:
 
 
 # -- the population ------------------------------------------------------------------------------
-def population(session: Session) -> Iterator[Identity]:
-    """Every identity, streamed in batches."""
-    yield from session.scalars(select(Identity).order_by(Identity.id).execution_options(yield_per=_STREAM))
+def population(session: Session) -> Iterator[Row[Any]]:
+    """Every identity as a plain row (its columns as attributes, as ``attributes_of`` reads
+    them; no ORM objects to build for a whole company), streamed in batches."""
+    yield from session.execute(select(Identity.__table__).execution_options(yield_per=_STREAM))
 
 
 def account_keys(session: Session) -> set[tuple[str, str]]:

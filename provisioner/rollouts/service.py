@@ -90,6 +90,7 @@ def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp:
     if status == RolloutStatus.AWAITING_APPROVAL:
         if held is None:
             with db.transaction() as session:
+                repository.supersede_held(session, fp, f"replaced by policy set {fp}")
                 row = _record(session, fp, previous, status, trigger, diff, files, started)
                 result.rollout_id = row.id
             log.warning("policy rollout held for approval: %d people affected, more than "
@@ -110,12 +111,13 @@ def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp:
                 result.replanned += 1
     with db.transaction() as session:
         repository.supersede_held(session, fp, f"replaced by policy set {fp}")
-        row = held if held is not None else None
-        if row is not None:
-            row = session.merge(row)
+        if held is not None:  # the limit was raised: the held rollout is the one applied
+            row = session.merge(held)
+            row.previous_fingerprint = previous
             row.counts, row.diff, row.files, row.trigger = counts, diff.as_json(cap=DIFF_PEOPLE_CAP), files, trigger
             repository.mark_applied(row, utcnow(), f"policy_rollout_max_auto={settings.policy_rollout_max_auto}")
             session.flush()
+            _audit(session, row, diff)
         else:
             row = _record(session, fp, previous, status, trigger, diff, files, started)
         result.rollout_id = row.id
@@ -131,11 +133,16 @@ def _record(session: Session, fp: str, previous: str | None, status: str, trigge
         fingerprint=fp, previous_fingerprint=previous, status=status, trigger=trigger, counts=counts,
         diff=diff.as_json(cap=DIFF_PEOPLE_CAP), files=files, created_at=started,
         applied_at=utcnow() if status == RolloutStatus.APPLIED else None))
-    # The first set seen on an empty database changes nothing for anyone: only its row records it.
-    if previous is not None or diff.affected:
-        append(session, "policy.rollout", fp, rollout_id=row.id, fingerprint=fp, previous_fingerprint=previous,
-               status=status, trigger=trigger, counts=counts, files=files)
+    _audit(session, row, diff)
     return row
+
+
+def _audit(session: Session, row: PolicyRollout, diff: PopulationDiff) -> None:
+    # The first set seen on an empty database changes nothing for anyone: only its row records it.
+    if row.previous_fingerprint is not None or diff.affected:
+        append(session, "policy.rollout", row.fingerprint, rollout_id=row.id, fingerprint=row.fingerprint,
+               previous_fingerprint=row.previous_fingerprint, status=row.status, trigger=row.trigger,
+               decided_by=row.decided_by, counts=row.counts, files=row.files)
 
 
 def reload_policies(db: Database, ctx: PlanningContext, settings: Settings, *, trigger: str,

@@ -279,3 +279,19 @@ async def test_policy_changed_without_a_rollout_is_drift_and_fix_replans(service
     await service.drain()
     assert "Finance" in entra.groups("P1")  # read from the sandbox
     assert (await reconcile(rt.db, edited, rt.connectors, fix=False)).drift == []
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_more_unknown_members_than_the_limit_are_held_not_removed(service, target):
+    strangers = [await hand_made_account(service, target, f"temp{i}@example.com", f"Temp {i}") for i in range(3)]
+    for remote_id in strangers:
+        await add_to_group(service, target, GROUP[target], remote_id)
+    rt = service.runtime
+    report = await reconcile(rt.db, rt.ctx, rt.connectors, fix=True, max_removals=2)
+    assert {d.login for d in report.drift} == {"temp0@example.com", "temp1@example.com", "temp2@example.com"}
+    assert all(d.action.startswith("held: 3 unknown members") for d in report.drift)
+    assert report.exit_code == 2 and report.removed == 0
+    assert set(strangers) <= await members(service, target, GROUP[target])  # nothing removed
+    done = await reconcile(rt.db, rt.ctx, rt.connectors, fix=True, max_removals=3)
+    assert done.removed == 3
+    assert not set(strangers) & await members(service, target, GROUP[target])

@@ -215,6 +215,40 @@ async def test_policy_drift_lists_known_against_desired(svc, entra, policies):
     ]
 
 
+async def test_a_rollout_above_the_limit_waits_for_approval_and_changes_nobody(svc, entra, policies):
+    await provision(svc)
+    edit_policies(policies)
+    limited = svc.settings.model_copy(update={"policy_rollout_max_auto": 2})
+    plans = count(svc.db, Plan)
+    for _ in range(2):  # held once, and still held (not recorded again) at the next start
+        rt = Runtime.load(limited, db=Database(limited.database_url), transports=svc.transports)
+        try:
+            result = await rt.start()
+            await rt.drain()
+        finally:
+            await rt.aclose()
+        assert (result.outcome, result.replanned, result.counts["people"]) == ("held", 0, 3)
+    assert count(svc.db, Plan) == plans
+    assert_before(entra)
+    [record] = rollout_records(svc.db)
+    assert record.data["status"] == RolloutStatus.AWAITING_APPROVAL and record.data["counts"]["people"] == 3
+    # The limit raised: the same set applies at the next start, and its held row says so.
+    rt = restarted(svc)
+    try:
+        result = await rt.start()
+        await rt.drain()
+    finally:
+        await rt.aclose()
+    assert (result.outcome, result.replanned) == ("applied", 3)
+    assert_after(entra)
+    with svc.db.read() as session:
+        rows = session.scalars(select(PolicyRollout).order_by(PolicyRollout.id)).all()
+    assert [r.status for r in rows] == [RolloutStatus.APPLIED, RolloutStatus.APPLIED]
+    assert rows[1].id == result.rollout_id and rows[1].decided_by == "policy_rollout_max_auto=None"
+    assert [(r.data["status"], r.data["decided_by"]) for r in rollout_records(svc.db)] == [
+        (RolloutStatus.AWAITING_APPROVAL, None), (RolloutStatus.APPLIED, "policy_rollout_max_auto=None")]
+
+
 @pytest.fixture
 def cli(svc: SandboxedService, monkeypatch):
     monkeypatch.setenv("PROVISIONER_DATABASE_URL", svc.settings.database_url)
