@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 
 from provisioner.db import Database
+from provisioner.identities.models import Identity
 from provisioner.reconcile import repository
 from provisioner.reconcile.report import Drift, Kind
 from provisioner.reconcile.repository import Known
@@ -95,7 +96,7 @@ async def _orphans(db: Database, name: str, connector: Connector, known: Known) 
     return out
 
 
-def _leavers(db: Database, target: str):
+def _leavers(db: Database, target: str) -> list[Identity]:
     with db.read() as session:
         return repository.leavers_without_account(session, target)
 
