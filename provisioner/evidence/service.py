@@ -1,5 +1,8 @@
 """Revocation evidence for auditors: per leaver, per system, what was revoked and when, and a
-read-back of the target proving no access remains (verified, not assumed)."""
+read-back of the target proving no access remains (verified, not assumed; every group still held
+is listed, unmanaged ones flagged: see ``checks``); then, as lines of their own, the incidents of
+access that came back after the revocation (never merged into it). Columns and the meaning of
+from/to are in the README ("Revocation evidence")."""
 
 from __future__ import annotations
 

@@ -199,6 +199,13 @@ async def test_reconciliation_replan_is_not_merged_into_the_revocation(service, 
     assert [o["kind"] for o in entra_after["operations"]].count("disable_account") == 1
     assert entra_after["operations"] == entra_before["operations"]
     assert after["time_to_revoke_seconds"] == before["time_to_revoke_seconds"]
+    # Reconciliation's finding is the incident line, fixed when its re-plan's read-back verified.
+    [incident] = after["incidents"]
+    assert (incident["target"], incident["kind"], incident["detected_by"], incident["fixed_by"]) == (
+        "entra", "account_enabled_elsewhere", "reconcile", "read-back")
+    assert incident["plan_id"] not in after["plan_ids"]
+    assert ("disable_account", "succeeded") in [(o["kind"], o["status"]) for o in incident["operations"]]
+    assert incident["fixed_at"] >= incident["detected_at"] > entra_before["verified_at"]
 
 
 async def test_day_means_the_same_in_the_api_and_the_cli(service, entra: EntraView, cli, auditor, tmp_path: Path):
@@ -239,3 +246,60 @@ async def test_day_means_the_same_in_the_api_and_the_cli(service, entra: EntraVi
     assert (await _api(service, auditor, "yesterday", day)).status_code == 400
     result = cli("evidence", "export", "--from", day, "--to", yesterday, "--out", str(out))
     assert result.exit_code == 2 and "must be after" in result.output
+
+
+async def test_scim_app_listing_user_groups_is_read_from_them(service, cli, tmp_path: Path, monkeypatch):
+    """A SCIM server that fills the User resource's ``groups`` (RFC 7643 §4.1.2): here the
+    service's own /scim/v2, whose groups are the entitlement groups the policies grant."""
+    from provisioner.targets.config import load_target_file
+    from provisioner.targets.scim.connector import ScimConnector
+
+    await service.send(hire("s1", "S1", "Sam", "Groups", "Engineering"))
+    await service.drain()
+    token = cli("scim", "token", "create", "reader", "--scope", "read").stdout.strip().splitlines()[-1]
+    monkeypatch.setenv("SELF_SCIM_TOKEN", token)
+    folder = tmp_path / "self-target"
+    folder.mkdir()
+    (folder / "self.yaml").write_text("kind: scim\nname: self\nbase_url: http://provisioner/scim/v2\n"
+                                      "auth: {method: bearer, token: {env: SELF_SCIM_TOKEN}}\n")
+    connector = ScimConnector.create(load_target_file(folder / "self.yaml"),
+                                     transport=httpx.ASGITransport(app=service.app))
+    try:
+        with service.db.transaction() as session:
+            person_id = identities.by_employee_id(session, "S1").id
+        managed = await connector.resolve_groups(["Engineering"])
+        state = (await connector.read_accounts([person_id], list(managed.values()), all_groups=True))[person_id]
+        # Every group the server lists is one whose members (read from /Groups) hold the person.
+        holders = {gid: person_id in await connector.group_member_ids(gid) for gid in state.all_groups}
+    finally:
+        await connector.aclose()
+    assert state.groups_source == "User.groups"
+    assert sorted(state.all_groups.values()) == ["All Staff", "Employees", "Engineering", "GitHub Users",
+                                                 "wiki: Wiki Editors", "wiki: Wiki Readers"]
+    assert all(holders.values())
+    assert state.group_ids == {managed["Engineering"]}
+
+
+async def test_entra_read_back_lists_every_group_across_memberof_pages():
+    """More direct groups than one memberOf page holds (999): the @odata.nextLink is followed
+    inside the $batch reads and every group comes back with its name."""
+    from provisioner.sandbox.graph.app import GraphSandbox
+    from tests.targets.entra_sandbox_helpers import connector_for
+
+    sandbox = GraphSandbox(scale=1.0, throttle=False, tenant_size=100, token=None)
+    connector = connector_for(sandbox)
+    try:
+        uid = sandbox.seed_user("many@example.test", display_name="Many Groups", employee_id="E1")
+        groups = {sandbox.seed_group(f"Team {i:04d}"): f"Team {i:04d}" for i in range(1001)}
+        for gid in groups:
+            sandbox.add_member_directly(gid, uid)
+        managed = list(groups)[500]
+        before = sandbox.stats.http_calls
+        state = (await connector.read_accounts([uid], [managed], all_groups=True))[uid]
+        assert sandbox.stats.http_calls - before == 2  # user + first page, then the next link
+        assert state.all_groups == groups and state.groups_source == "memberOf"
+        assert state.group_ids == {managed}
+        plain = (await connector.read_accounts([uid], [managed]))[uid]
+        assert plain.all_groups is None and plain.group_ids == {managed}  # asked only about managed ones
+    finally:
+        await connector.aclose()
