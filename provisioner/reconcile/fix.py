@@ -116,7 +116,7 @@ def _replan(session: Session, ctx: PlanningContext, report: ReconcileReport, now
     touched: dict[str, list[Drift]] = {}
     for d in report.drift:
         if d.kind == Kind.POLICY:
-            if d.identity_id:
+            if d.identity_id and not d.held:
                 touched.setdefault(d.identity_id, []).append(d)
             continue
         if d.kind in (Kind.UNKNOWN_MEMBER, Kind.ORPHAN) or not d.remote_id:

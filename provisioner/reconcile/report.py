@@ -36,6 +36,7 @@ class Drift:
     action: str = ""  # what --fix did about it
     identity_id: str | None = None  # the service's person, when it knows one
     terminated: bool = False  # the person is a leaver
+    held: bool = False  # --fix leaves it alone (a policy rollout awaiting approval)
 
     def name(self) -> str:
         """``Ada Lovelace <ada.lovelace@example.com>``, or what is known of it."""

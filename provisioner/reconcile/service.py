@@ -76,9 +76,15 @@ def _policy_drift(db: Database, ctx: PlanningContext, knowns: dict[str, Known],
         policy_drift = getattr(rollouts, "policy_drift", None)
         if policy_drift is None:
             return []
+        from provisioner.rollouts import repository as rollout_records
+        from provisioner.rollouts.fingerprint import fingerprint
+
         with db.read() as session:
             items = list(policy_drift(session, ctx))
             people = repository.people_by_employee_id(session, [i.employee_id for i in items])
+            # A rollout of this policy set waiting for approval is change control: --fix must not
+            # apply it person by person behind the approver's back.
+            held = bool(items) and rollout_records.held(session, fingerprint(ctx.policies, ctx.targets)) is not None
     except Exception as exc:  # never silent: the run reports it (exit 2)
         log.exception("reconcile: policy drift could not be computed", extra={"alert": "reconcile_policy_drift"})
         report.errors.append(f"policy drift could not be computed: {exc}")
@@ -93,5 +99,6 @@ def _policy_drift(db: Database, ctx: PlanningContext, knowns: dict[str, Known],
                            login=account.login if account else None,
                            display_name=item.display_name or (person.display_name if person else None),
                            change=item.change, identity_id=person.identity_id if person else None,
-                           terminated=bool(person and person.terminated)))
+                           terminated=bool(person and person.terminated), held=held,
+                           action="held: the policy rollout awaits approval" if held else ""))
     return lines

@@ -25,6 +25,7 @@ from provisioner.planner.service import PlanningContext
 from provisioner.policies.loader import load_policies
 from provisioner.reconcile.fix import VERIFIED
 from provisioner.reconcile.service import reconcile
+from provisioner.rollouts.service import roll_out
 from provisioner.sandbox.ports import free_port
 from provisioner.sandbox.scim.app import serve_in_thread
 from provisioner.settings import get_settings
@@ -259,17 +260,21 @@ async def test_reconcile_command_exits_2_when_a_target_cannot_be_reached(service
     assert "wiki: cannot read the target" in result.output
 
 
+def edited_policies(service: SandboxedService, folder: Path) -> PlanningContext:
+    """The policy set edited (engineers also get Finance) and not rolled out."""
+    shutil.copytree(service.settings.policies_dir, folder)
+    (folder / "engineering-finance.yaml").write_text(
+        "name: engineering-finance\nwhen: {attribute: department, equals: Engineering}\n"
+        "grants:\n  entra:\n    groups: [Finance]\n")
+    targets = service.runtime.ctx.targets
+    return PlanningContext(policies=load_policies(folder, targets), targets=targets)
+
+
 async def test_policy_changed_without_a_rollout_is_drift_and_fix_replans(service, entra: EntraView, tmp_path: Path):
     await service.send(hire("p1", "P1", "Pola", "Icy", "Engineering"))
     await service.drain()
-    # An edited policy set (engineers also get Finance) that has not been rolled out.
-    policies = tmp_path / "edited-policies"
-    shutil.copytree(service.settings.policies_dir, policies)
-    (policies / "engineering-finance.yaml").write_text(
-        "name: engineering-finance\nwhen: {attribute: department, equals: Engineering}\n"
-        "grants:\n  entra:\n    groups: [Finance]\n")
     rt = service.runtime
-    edited = PlanningContext(policies=load_policies(policies, rt.ctx.targets), targets=rt.ctx.targets)
+    edited = edited_policies(service, tmp_path / "edited-policies")
     report = await reconcile(rt.db, edited, rt.connectors, fix=False)
     assert [(d.target, d.group, d.kind, d.change, d.employee_id, d.login, d.display_name) for d in report.drift] == [
         ("entra", "Finance", "policy_drift", "gain", "P1", "pola.icy@example.com", "Pola Icy")]
@@ -295,3 +300,20 @@ async def test_more_unknown_members_than_the_limit_are_held_not_removed(service,
     done = await reconcile(rt.db, rt.ctx, rt.connectors, fix=True, max_removals=3)
     assert done.removed == 3
     assert not set(strangers) & await members(service, target, GROUP[target])
+
+
+async def test_fix_does_not_apply_a_policy_rollout_that_awaits_approval(service, entra: EntraView, tmp_path: Path):
+    await service.send(hire("p2", "P2", "Hal", "Held", "Engineering"))
+    await service.drain()
+    folder = tmp_path / "edited-policies"
+    edited = edited_policies(service, folder)
+    limited = service.settings.model_copy(update={"policy_rollout_max_auto": 0, "policies_dir": folder})
+    assert roll_out(service.db, edited, limited, trigger="test").outcome == "held"
+    rt = service.runtime
+    report = await reconcile(rt.db, edited, rt.connectors, fix=True)
+    [line] = report.drift
+    assert (line.kind, line.group, line.change, line.action) == (
+        "policy_drift", "Finance", "gain", "held: the policy rollout awaits approval")
+    assert report.replanned == 0
+    await service.drain()
+    assert "Finance" not in entra.groups("P2")  # read from the sandbox
