@@ -10,13 +10,15 @@ Modules: :mod:`.drift` finds drift in one target, :mod:`.fix` acts on it and rec
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 
 from provisioner.db import Database
 from provisioner.planner.service import PlanningContext
 from provisioner.queue.group_ids import GroupIds
 from provisioner.reconcile import repository
+from provisioner.rollouts import repository as rollout_records
+from provisioner.rollouts import service as rollouts
+from provisioner.rollouts.fingerprint import fingerprint
 from provisioner.reconcile.drift import target_drift
 from provisioner.reconcile.fix import record, remove_unknown_members
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
@@ -65,22 +67,11 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
 
 def _policy_drift(db: Database, ctx: PlanningContext, knowns: dict[str, Known],
                   report: ReconcileReport) -> list[Drift]:
-    """People whose known access differs from what the policies now say (a policy changed),
-    from ``provisioner.rollouts.service.policy_drift`` when that module is there."""
-    # TODO(rollouts): drop this guard once provisioner/rollouts/service.py defines policy_drift.
-    if importlib.util.find_spec("provisioner.rollouts.service") is None:
-        return []
+    """People whose known access differs from what the policies now say (a policy changed
+    without a rollout, or a rollout still held for approval)."""
     try:
-        from provisioner.rollouts import service as rollouts
-
-        policy_drift = getattr(rollouts, "policy_drift", None)
-        if policy_drift is None:
-            return []
-        from provisioner.rollouts import repository as rollout_records
-        from provisioner.rollouts.fingerprint import fingerprint
-
         with db.read() as session:
-            items = list(policy_drift(session, ctx))
+            items = list(rollouts.policy_drift(session, ctx))
             people = repository.people_by_employee_id(session, [i.employee_id for i in items])
             # A rollout of this policy set waiting for approval is change control: --fix must not
             # apply it person by person behind the approver's back.
