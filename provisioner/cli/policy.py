@@ -70,8 +70,7 @@ def _names(people: list[dict[str, Any]], total: int) -> str:
 def policy_diff(directory: Annotated[Optional[Path], typer.Argument(
                     help="policy folder to compare (default: the configured one, PROVISIONER_POLICIES_DIR)")] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Preview what a policy folder would change for everyone, without applying anything: per
-    target and group, who gains and who loses."""
+    """Preview a policy folder's effect on everyone (per group: who gains, who loses); applies nothing."""
     from provisioner.rollouts import repository
     from provisioner.rollouts.diff import population_diff
     from provisioner.rollouts.fingerprint import fingerprint
@@ -112,9 +111,7 @@ def policy_diff(directory: Annotated[Optional[Path], typer.Argument(
 
 @policy_app.command("reload")
 def policy_reload() -> None:
-    """Roll the configured policy files out now: everyone they change is re-planned (once;
-    running workers carry the plans out). Running processes plan with the policies they loaded:
-    send 'provisioner serve' and 'provisioner worker' SIGHUP (or restart them)."""
+    """Roll the configured policy files out now: re-plan everyone they change (then SIGHUP running processes)."""
     from provisioner.rollouts.service import roll_out
 
     cfg = settings()

@@ -31,9 +31,13 @@ _WANTS_ACCOUNT = (State.ACTIVE.value, State.ON_LEAVE.value)
 
 
 def population_diff(session: Session, ctx: PlanningContext) -> PopulationDiff:
+    # Queued changes first, memberships after: on PostgreSQL (READ COMMITTED) each query sees
+    # its own snapshot, and a worker commits an operation's success and the membership it made
+    # together, so a change is seen either as queued or as made, never as neither.
+    queued = repository.open_membership_ops(session)
     accounts = repository.account_keys(session)
     have = repository.known_memberships(session)
-    for identity_id, target, kind, group in repository.open_membership_ops(session):
+    for identity_id, target, kind, group in queued:
         groups = have.setdefault((identity_id, target), set())
         if kind == OpKind.ADD_MEMBER.value:
             groups.add(group)

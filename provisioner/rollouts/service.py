@@ -12,6 +12,7 @@ transaction) and records the set in ``policy_rollouts`` and the audit trail. One
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.audit.service import append
 from provisioner.clock import utcnow
-from provisioner.db import Database
+from provisioner.db import Database, NamedLock
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.policies.loader import load_policies
 from provisioner.rollouts import repository
@@ -63,7 +64,9 @@ def roll_out(db: Database, ctx: PlanningContext, settings: Settings, *, trigger:
     if files is None:
         files = policy_files(Path(settings.policies_dir))
     lock = db.named_lock(LOCK_NAME)
-    if not lock.acquire(LOCK_TIMEOUT):
+    if not _acquire(lock, should_stop):
+        if should_stop is not None and should_stop():
+            return RolloutResult(fp, None, "stopped", trigger)
         log.warning("policy rollout: another process held the rollout lock for %.0f s; "
                     "this set (%s) is rolled out at the next start or reload", LOCK_TIMEOUT, fp[:12])
         return RolloutResult(fp, None, "busy", trigger)
@@ -71,6 +74,17 @@ def roll_out(db: Database, ctx: PlanningContext, settings: Settings, *, trigger:
         return _roll_out_locked(db, ctx, settings, fp, trigger, files, should_stop)
     finally:
         lock.release()
+
+
+def _acquire(lock: NamedLock, should_stop: Callable[[], bool] | None) -> bool:
+    """Wait for the rollout lock up to LOCK_TIMEOUT, giving up at once when the process stops."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while time.monotonic() < deadline:
+        if lock.acquire(min(1.0, max(0.0, deadline - time.monotonic()))):
+            return True
+        if should_stop is not None and should_stop():
+            return False
+    return False
 
 
 def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp: str, trigger: str,

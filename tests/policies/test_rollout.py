@@ -370,8 +370,7 @@ def test_sighup_makes_a_running_serve_roll_out_edited_policy_files(database_url,
     procs = [subprocess.Popen([sys.executable, "-m", "provisioner", *args], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
              for args in (["sandbox", "graph", "--port", str(graph_port), "--no-throttle"],
-                          ["serve", "--port", str(api_port)],
-                          *([["worker"]] if database_url.startswith("postgresql") else []))]
+                          ["serve", "--port", str(api_port)])]
     serve = procs[1]
     graph = httpx.Client(base_url=f"http://127.0.0.1:{graph_port}/v1.0", headers={"Authorization": "Bearer sandbox-token"})
     api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}")
@@ -402,9 +401,9 @@ def test_sighup_makes_a_running_serve_roll_out_edited_policy_files(database_url,
         db = Database(database_url)
         try:
             [record] = rollout_records(db)
-            assert record.data["trigger"] == "sighup"
+            assert record.data["trigger"] == "sighup", record.data
             assert record.data["counts"]["people"] == 2
-            assert (record.data["counts"]["gains"], record.data["counts"]["losses"]) == (2, 2)
+            assert (record.data["counts"]["gains"], record.data["counts"]["losses"]) == (2, 2), record.data
         finally:
             db.dispose()
         assert all(proc.poll() is None for proc in procs), "a process died"
