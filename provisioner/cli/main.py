@@ -430,5 +430,24 @@ def bench_scim_targets(joiners: int = 1000, groups: int = 5,
                          console=console))
 
 
+@bench_app.command("revocation-backlog")
+def bench_revocation_backlog(joiners: int = 2000, leavers: int = 10, interval: float = 1.0,
+                             scim_delay: Annotated[float, typer.Option(
+                                 help="seconds added to every request to the SCIM app")] = 0.05,
+                             scim_op_cost: Annotated[float, typer.Option(
+                                 help="seconds added per operation of a Bulk request to the SCIM app")] = 0.03,
+                             entra_writes_per_second: float = 100.0,
+                             postgres_url: Annotated[Optional[str], typer.Option(
+                                 envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                                 help="also measure on a scratch database on this PostgreSQL server")] = None) -> None:
+    """Immediate terminates during a joiner backlog: 202 -> verified revocation in every target."""
+    from provisioner.bench.revocation_backlog import run_all as run_revocation_backlog
+
+    run(run_revocation_backlog(joiners=joiners, leavers=leavers, postgres_url=postgres_url, interval=interval,
+                               scim_delay=scim_delay, scim_op_cost=scim_op_cost,
+                               entra_writes_per_second=entra_writes_per_second,
+                               console=console))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -41,6 +41,13 @@ def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int) -> 
     return Action.DEAD  # BAD_REQUEST, NOT_FOUND for a grant, EXISTS elsewhere
 
 
+def backoff_cap(revocation: bool, *, cap: float, revocation_cap: float) -> float:
+    """The longest back-off: revocation work (``Priority.is_revocation``) is tried again at
+    least every ``revocation_cap`` seconds, so a leaver's access never waits out a long
+    exponential back-off earned while the target was busy; a Retry-After is still a floor."""
+    return min(cap, revocation_cap) if revocation else cap
+
+
 def backoff_seconds(attempts: int, retry_after: float | None, *, base: float, cap: float,
                     rng: random.Random | None = None) -> float:
     """Exponential back-off with equal jitter; a server's Retry-After is a floor, never cut."""

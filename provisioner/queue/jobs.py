@@ -12,7 +12,7 @@ from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
 from provisioner.identities.naming import login_local_part, with_suffix
 from provisioner.identities.service import Naming, attributes_of
-from provisioner.queue.models import Operation
+from provisioner.queue.models import Operation, Priority
 from provisioner.targets.contract import (
     AccountSpec,
     OpKind,
@@ -34,6 +34,7 @@ class Job:
     attempts: int
     group_key: str | None
     payload: dict[str, Any]
+    priority: int = Priority.NORMAL  # revocation work runs in the targets' revocation lane
     account_id: str | None = None
     spec: AccountSpec | None = None
     fields: dict[str, Any] | None = None  # account fields pushed by create/update
@@ -57,7 +58,7 @@ def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[J
         identity = people[op.identity_id]
         kind = OpKind(op.kind)
         job = Job(op.id, kind, op.target, op.identity_id, identity.employee_id, op.plan_id,
-                  op.attempts, op.group_key, dict(op.payload or {}))
+                  op.attempts, op.group_key, dict(op.payload or {}), priority=op.priority)
         account = accounts.get((op.identity_id, op.target))
         if kind == OpKind.CREATE_ACCOUNT:
             if account is not None:

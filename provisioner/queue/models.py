@@ -28,6 +28,13 @@ class Priority:
     VERIFY = 20
     NORMAL = 100
 
+    @staticmethod
+    def is_revocation(priority: int) -> bool:
+        """Revocation work (a leaver's or a leave's operations, read-backs, remediation): claimed
+        in rounds of its own, by a reserved worker loop too, and run in the targets' revocation
+        lane (``provisioner.targets.lanes``)."""
+        return priority < Priority.NORMAL
+
 
 class Operation(Base):
     __tablename__ = "operations"

@@ -27,12 +27,13 @@ from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.queue import repository as queue
-from provisioner.queue.decide import Action, backoff_seconds, decide
+from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
 from provisioner.queue.jobs import Job, build_jobs
 from provisioner.queue.known import KnownState
 from provisioner.queue.models import Operation, OpStatus, Priority
 from provisioner.settings import Settings
+from provisioner.targets import lanes
 from provisioner.targets.contract import (
     AccountState,
     Connector,
@@ -81,15 +82,22 @@ class Worker:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     # -- claim -------------------------------------------------------------------------------
-    def _claim(self) -> tuple[list[Job], int]:
+    def _claim(self, revocation_only: bool = False) -> tuple[list[Job], int]:
+        """A round is revocation work only, or joiner/mover work only, never both: revocation
+        when any is ready (the reserved loop takes nothing else), so a leaver's operations never
+        wait in a round filled with joiner operations for a slow target."""
         now = utcnow()
         live = [t for t in self.connectors if self.halted_until.get(t, now) <= now]
         if not live:
             return [], 0
         with self.db.transaction() as session:
-            ops = queue.claim(session, self.worker_id, now, timedelta(seconds=self.settings.lease_seconds),
-                              self.settings.worker_batch_size,
-                              skip_locked=self.db.dialect == "postgresql", targets=live)
+            def claim(revocation: bool) -> list[Operation]:
+                return queue.claim(session, self.worker_id, now, timedelta(seconds=self.settings.lease_seconds),
+                                   self.settings.worker_batch_size, revocation=revocation,
+                                   skip_locked=self.db.dialect == "postgresql", targets=live)
+            ops = claim(True)
+            if not ops and not revocation_only:
+                ops = claim(False)
             return build_jobs(session, ops, self.ctx.naming), len(ops)
 
     # -- call the targets ----------------------------------------------------------------------
@@ -244,7 +252,9 @@ class Worker:
                     action = Action.DEAD
             delay = backoff_seconds(op.attempts, result.retry_after,
                                     base=self.settings.backoff_base_seconds,
-                                    cap=self.settings.backoff_max_seconds)
+                                    cap=backoff_cap(Priority.is_revocation(op.priority),
+                                                    cap=self.settings.backoff_max_seconds,
+                                                    revocation_cap=self.settings.revocation_backoff_max_seconds))
             if action == Action.RETRY:
                 op.status, op.next_attempt_at = OpStatus.PENDING, now + timedelta(seconds=delay)
         elif action == Action.HALT:
@@ -326,16 +336,24 @@ class Worker:
         add(OpKind.VERIFY_REVOKED, None, OpStatus.WAITING, {"reason": "read back again", "round": rounds + 1})
 
     # -- loops ---------------------------------------------------------------------------------
-    async def run_once(self) -> int:
-        jobs, claimed = await asyncio.to_thread(self._claim)
+    async def run_once(self, *, revocation_only: bool = False) -> int:
+        jobs, claimed = await asyncio.to_thread(self._claim, revocation_only)
         if not jobs:
             return 0
-        report = RoundReport(claimed=claimed)
         by_target: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             by_target[job.target].append(job)
-        await asyncio.gather(*(self._run_target(t, js, report) for t, js in by_target.items()))
-        replan = await asyncio.to_thread(self._record, report)
+        replan: set[str] = set()
+
+        async def target_round(target: str, target_jobs: list[Job]) -> None:
+            # Each target's outcomes are recorded as soon as its calls end: a slow target never
+            # holds back another's results (nor the read-back they release).
+            report = RoundReport(claimed=len(target_jobs))
+            with lanes.revocation_lane(any(Priority.is_revocation(j.priority) for j in target_jobs)):
+                await self._run_target(target, target_jobs, report)
+            replan.update(await asyncio.to_thread(self._record, report))
+
+        await asyncio.gather(*(target_round(t, js) for t, js in by_target.items()))
         if replan:
             await asyncio.to_thread(self._replan, replan)
         return claimed
@@ -357,11 +375,14 @@ class Worker:
                 return
 
     async def run_forever(self, stop: asyncio.Event, *, loops: int | None = None) -> None:
+        """``worker_concurrency`` loops taking any work (revocation first), and
+        ``worker_revocation_loops`` reserved loops taking only revocation work, so a leaver's
+        operations are claimed at once even while every other loop is busy with joiners."""
         self._loop = asyncio.get_running_loop()
-        async def loop() -> None:
+        async def loop(revocation_only: bool = False) -> None:
             while not stop.is_set():
                 try:
-                    done = await self.run_once()
+                    done = await self.run_once(revocation_only=revocation_only)
                 except Exception:
                     log.exception("worker round failed; retrying")
                     done = 0
@@ -371,4 +392,5 @@ class Worker:
                         await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
                     except TimeoutError:
                         pass
-        await asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)))
+        await asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)),
+                             *(loop(True) for _ in range(self.settings.worker_revocation_loops)))

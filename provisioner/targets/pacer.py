@@ -8,6 +8,10 @@ at all, which is far cheaper than being throttled and retrying.
 When Graph does throttle, :meth:`WritePacer.hold` stops new writes until its
 ``Retry-After`` has passed (the throttle is per app and tenant, so every write waits).
 Retrying the throttled operations is not done here: the service's queue owns retries.
+
+Revocation first: ``acquire(n, urgent=True)`` (a leaver's writes, see
+:mod:`provisioner.targets.lanes`) takes tokens ahead of every waiting normal request; the
+budget itself, and a 429's hold, apply to it as to everything else.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from collections.abc import Awaitable, Callable
 class WritePacer:
     """Token bucket: ``rate`` tokens per second, at most ``burst`` saved up.
 
-    ``acquire(n)`` waits until ``n`` tokens are available (FIFO among waiters) and takes them.
+    ``acquire(n)`` waits until ``n`` tokens are available (FIFO among waiters of a lane; urgent
+    waiters before normal ones) and takes them.
     A request for more than ``burst`` tokens waits for a full bucket and then borrows the
     rest, so it never waits forever. ``rate <= 0`` disables pacing.
     """
@@ -41,6 +46,8 @@ class WritePacer:
         self._stamp = clock()
         self._not_before = 0.0
         self._lock = asyncio.Lock()
+        self._urgent_lock = asyncio.Lock()
+        self._urgent_waiting = 0
         self.waited = 0.0  # total seconds spent waiting (for benchmarks)
 
     def _refill(self) -> None:
@@ -65,28 +72,38 @@ class WritePacer:
         """Seconds until writes are released again after a ``hold`` (0 when not held)."""
         return max(0.0, self._not_before - self._clock())
 
-    async def acquire(self, n: int = 1) -> float:
-        """Take ``n`` write tokens, waiting as needed; returns the seconds waited."""
+    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
+        """Take ``n`` write tokens, waiting as needed; returns the seconds waited. ``urgent``
+        requests go before every waiting normal one."""
         if n <= 0:
             return 0.0
         waited = 0.0
-        async with self._lock:
-            while True:
-                now = self._clock()
-                if now < self._not_before:
-                    pause = self._not_before - now
+        if urgent:
+            self._urgent_waiting += 1
+        try:
+            async with self._urgent_lock if urgent else self._lock:
+                while True:
+                    now = self._clock()
+                    if now < self._not_before:
+                        pause = self._not_before - now
+                        await self._sleep(pause)
+                        waited += pause
+                        continue
+                    if self.rate <= 0:
+                        break
+                    self._refill()
+                    need = min(float(n), float(self.burst))
+                    if not urgent and self._urgent_waiting:
+                        pause = need / self.rate  # an urgent request takes the next tokens
+                    elif self._tokens >= need - 1e-9:  # float residue must not spin
+                        self._tokens -= n  # may go below zero for n > burst: a debt repaid later
+                        break
+                    else:
+                        pause = (need - self._tokens) / self.rate
                     await self._sleep(pause)
                     waited += pause
-                    continue
-                if self.rate <= 0:
-                    break
-                self._refill()
-                need = min(float(n), float(self.burst))
-                if self._tokens >= need:
-                    self._tokens -= n  # may go below zero for n > burst: a debt repaid later
-                    break
-                pause = (need - self._tokens) / self.rate
-                await self._sleep(pause)
-                waited += pause
+        finally:
+            if urgent:
+                self._urgent_waiting -= 1
         self.waited += waited
         return waited

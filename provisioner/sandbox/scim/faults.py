@@ -5,6 +5,9 @@ and dropped connections, before the request reaches the server (nothing applied)
 
 Faults are either scripted (``script(kind, times=..., method=..., path=...)``, consumed in
 order by matching requests) or random with a seeded generator (``chaos(rate=...)``).
+``cost(per_request=..., per_operation=...)`` makes every answer take time, a Bulk request's
+growing with its operations as a real app's does (past the client's read timeout the server
+applies it and the client times out).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class FaultTransport(httpx.AsyncBaseTransport):
         self.kinds: tuple[str, ...] = KINDS
         self.retry_after = 0.05
         self.delay = 0.2
+        self.per_request = 0.0
+        self.per_operation = 0.0
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
 
@@ -51,6 +56,18 @@ class FaultTransport(httpx.AsyncBaseTransport):
               delay: float = 0.2) -> None:
         """Fault about ``rate`` of all writes and reads at random (seeded)."""
         self.rate, self.kinds, self.retry_after, self.delay = rate, kinds, retry_after, delay
+
+    def cost(self, *, per_request: float = 0.0, per_operation: float = 0.0) -> None:
+        """Every request takes ``per_request`` seconds, plus ``per_operation`` for each
+        operation of a Bulk request (one for any other request)."""
+        self.per_request, self.per_operation = per_request, per_operation
+
+    def _cost_of(self, request: httpx.Request) -> float:
+        operations = 1
+        if request.method == "POST" and request.url.path.rstrip("/").endswith("/Bulk"):
+            body = orjson.loads(request.content or b"{}")
+            operations = len(body.get("Operations") or []) if isinstance(body, dict) else 1
+        return self.per_request + self.per_operation * operations
 
     def _pick(self, request: httpx.Request) -> tuple[str, float, float] | None:
         for item in self.scripted:
@@ -74,7 +91,9 @@ class FaultTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         fault = self._pick(request)
-        if fault is None:
+        if fault is None and (self.per_request or self.per_operation):
+            fault = "slow", self.retry_after, self._cost_of(request)
+        elif fault is None:
             self.forwarded += 1
             return await self.inner.handle_async_request(request)
         kind, retry_after, delay = fault

@@ -30,6 +30,7 @@ from msgraph.generated.groups.item.members.members_request_builder import (
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
+from provisioner.targets import lanes
 from provisioner.targets.config import EntraTarget
 from provisioner.targets.contract import (
     AccountInfo,
@@ -87,7 +88,7 @@ class EntraConnector:
         self.credential = credential
         self._owns_credential = owns_credential
         self.pacer = WritePacer(config.throttle.writes_per_second, config.throttle.burst)
-        self._slots = asyncio.Semaphore(max(1, config.throttle.concurrency))
+        self._slots = lanes.Slots(config.throttle.concurrency)  # one kept for revocation (lanes)
 
     @classmethod
     def create(
@@ -165,10 +166,10 @@ class EntraConnector:
         return answers
 
     async def _run_batch(self, subs: list[SubRequest]) -> dict[str, SubAnswer]:
-        async with self._slots:
+        async with self._slots.hold():
             writes = sum(1 for s in subs if s.is_write)
             if writes:
-                await self.pacer.acquire(writes)
+                await self.pacer.acquire(writes, urgent=lanes.urgent())
             return await self._post_batch(subs)
 
     async def _execute(self, subs: Sequence[SubRequest]) -> dict[str, SubAnswer]:

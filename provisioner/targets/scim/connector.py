@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from provisioner.targets import lanes
 from provisioner.targets.contract import (
     AccountInfo,
     AccountSpec,
@@ -60,12 +61,14 @@ class ScimConnector:
         self.http = http
         self.mapping = config.effective_mapping()
         self.pacer = WritePacer(config.throttle.writes_per_second, config.throttle.burst)
-        self._slots = asyncio.Semaphore(max(1, config.throttle.concurrency))
+        self._slots = lanes.Slots(config.throttle.concurrency)  # one kept for revocation (lanes)
         self._caps: Capabilities | None = None
         self._caps_at = 0.0
         self._group_patch_refused = False  # learnt from a 501 (see ``apply``)
-        self._bulk_waiting: list[tuple[list[Call], dict[int, OpResult], asyncio.Future[None]]] = []
-        self._bulk_running = False
+        # Bulk group commit, one per lane: a leaver's calls never wait in (or share) joiner Bulk requests.
+        self._bulk_waiting: dict[bool, list[tuple[list[Call], dict[int, OpResult], asyncio.Future[None]]]] = {
+            False: [], True: []}
+        self._bulk_running: set[bool] = set()
         self.updates = FallbackUpdates(self)
         self.memberships = GroupMemberships(self)
 
@@ -91,9 +94,9 @@ class ScimConnector:
             # queue to wait there, rather than holding the worker's round for that long.
             return Reply(429, {"detail": f"{self.name} asked to wait {held:.0f} s (Retry-After)"},
                          httpx.Headers({"Retry-After": f"{held:.3f}"}))
-        async with self._slots:
+        async with self._slots.hold():
             if writes_:
-                await self.pacer.acquire(writes_)
+                await self.pacer.acquire(writes_, urgent=lanes.urgent())
             reply = await self.http.send(method, path, **kwargs)
         if reply.status == 429 and writes_:
             wait = errors.retry_after(reply.headers)
@@ -199,18 +202,21 @@ class ScimConnector:
     async def _send_bulk(self, calls: list[Call], caps: Capabilities, results: dict[int, OpResult]) -> None:
         """Group commit for Bulk (RFC 7644 §3.7): while one batch of Bulk requests is in flight,
         the calls of other worker rounds wait and then go together, packed within the server's
-        limits. One round alone is sent at once; several at a time share requests."""
+        limits. One round alone is sent at once; several at a time share requests. Revocation
+        rounds (:mod:`provisioner.targets.lanes`) commit among themselves, never behind or with
+        joiner rounds."""
+        lane = lanes.urgent()
         done = asyncio.get_running_loop().create_future()
-        self._bulk_waiting.append((calls, results, done))
-        if not self._bulk_running:
-            self._bulk_running = True
-            asyncio.get_running_loop().create_task(self._bulk_leader(caps))
+        self._bulk_waiting[lane].append((calls, results, done))
+        if lane not in self._bulk_running:
+            self._bulk_running.add(lane)
+            asyncio.get_running_loop().create_task(self._bulk_leader(caps, lane))
         await done
 
-    async def _bulk_leader(self, caps: Capabilities) -> None:
+    async def _bulk_leader(self, caps: Capabilities, lane: bool) -> None:
         try:
-            while self._bulk_waiting:
-                batch, self._bulk_waiting = self._bulk_waiting, []
+            while self._bulk_waiting[lane]:
+                batch, self._bulk_waiting[lane] = self._bulk_waiting[lane], []
                 sink = {id(call): results for calls, results, _ in batch for call in calls}
                 merged = sorted((call for calls, _, _ in batch for call in calls), key=lambda c: c.last)
                 try:
@@ -226,7 +232,7 @@ class ScimConnector:
                     if not done.done():
                         done.set_result(None)
         finally:
-            self._bulk_running = False
+            self._bulk_running.discard(lane)
 
     async def _bulk(self, calls: list[Call], sink: dict[int, dict[int, OpResult]]) -> None:
         """One Bulk request (RFC 7644 §3.7); each operation's answer is its own outcome."""
