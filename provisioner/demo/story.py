@@ -9,6 +9,7 @@ service's belief) and exits non-zero if any expectation fails.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,11 +21,12 @@ from rich.table import Table
 
 from provisioner.audit.verify import verify_chain
 from provisioner.clock import clock, utcnow
-from provisioner.demo.harness import SandboxedService
+from provisioner.demo.harness import REPO, SandboxedService
 from provisioner.demo.wiki import report_wiki
 from provisioner.evidence import service as evidence
 from provisioner.identities import repository as identities
 from provisioner.planner.preview import preview
+from provisioner.rollouts import repository as rollouts
 
 console = Console()
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -54,7 +56,10 @@ async def run_demo(*, keep: bool = False) -> int:
     console.rule("[bold]provisioner demo[/]: SQLite + in-process Graph sandbox + a SCIM app (scim2-server), "
                  "real API and workers")
     console.print(f"working folder: {workdir}")
-    async with SandboxedService(workdir) as svc:
+    # The policies are copied: the story edits them (step 7) and rolls the change out.
+    policies = workdir / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    async with SandboxedService(workdir, policies_dir=policies) as svc:
         failures = await _story(svc)
     if not keep:
         svc.cleanup()
@@ -183,12 +188,15 @@ async def _story(svc: SandboxedService) -> list[str]:
     await send(_event("evt-050", "update", "E1005", now - timedelta(days=1), title="Old Title"))
     await svc.drain()
 
+    step("7. a policy change, reviewed like code: Finance also edits the wiki; the Berlin office rule goes")
+    failures += await _policy_change(svc)
+
     failures += await report_wiki(svc, console, {
         "E1001": (True, {"Wiki Readers", "Wiki Editors"}), "E1002": (False, set()),
-        "E1003": (True, {"Wiki Readers", "Wiki Editors"}), "E1004": (True, {"Wiki Readers"}),
-        "E1005": (True, {"Wiki Readers"})})
+        "E1003": (True, {"Wiki Readers", "Wiki Editors"}), "E1004": (True, {"Wiki Readers", "Wiki Editors"}),
+        "E1005": (True, {"Wiki Readers", "Wiki Editors"})})
     expectations = [
-        Expectation("E1001", "active", True, {"All Staff", "Employees", "Engineering", "GitHub Users", "Berlin Office"}),
+        Expectation("E1001", "active", True, {"All Staff", "Employees", "Engineering", "GitHub Users"}),
         Expectation("E1002", "terminated", False, set()),
         Expectation("E1003", "active", True, {"All Staff", "Employees", "Engineering", "GitHub Users"}),
         Expectation("E1004", "active", True, {"All Staff", "Employees", "Finance"}),
@@ -213,7 +221,7 @@ async def _story(svc: SandboxedService) -> list[str]:
             failures.append("E1004: the existing wiki account was not linked")
         records = evidence.revocations(session, now - timedelta(days=3), utcnow() + timedelta(days=1))
         chain = verify_chain(session)
-    step("7. revocation evidence (read back from Entra ID and the wiki) and the audit chain")
+    step("8. revocation evidence (read back from Entra ID and the wiki) and the audit chain")
     table = Table("leaver", "HR termination", "system", "operations", "verified", "time to revoke (s)")
     for rec in records:
         for system in rec["systems"]:
@@ -242,7 +250,7 @@ async def _story(svc: SandboxedService) -> list[str]:
                   f"{sb.stats.batch_calls} $batch requests")
     console.print_json(json.dumps({"evidence_sample": records[:1]}, default=str)[:4000])
 
-    step("8. 30 days later: the wiki deletes leavers' disabled accounts (deprovision disable_then_delete)")
+    step("9. 30 days later: the wiki deletes leavers' disabled accounts (deprovision disable_then_delete)")
     clock.advance(timedelta(days=30, minutes=1))
     await svc.drain()
     failures += await report_wiki(svc, console, {"E1002": (None, set()), "E1001": (True, {"Wiki Readers",
@@ -252,6 +260,40 @@ async def _story(svc: SandboxedService) -> list[str]:
                   f"account enabled {edsger.get('accountEnabled')}")
     if _state(svc, "E1007") != "terminated" or edsger.get("accountEnabled") is not False:
         failures.append("E1007: the contract end did not end access")
+    return failures
+
+
+async def _policy_change(svc: SandboxedService) -> list[str]:
+    """Edit the policy files, reload them into the running service and show the rollout's
+    population-wide diff: people gain and lose groups without any HR event."""
+    failures: list[str] = []
+    directory = Path(svc.settings.policies_dir)
+    finance = directory / "finance.yaml"
+    finance.write_text(finance.read_text().replace("    groups: [Finance]",
+                                                   "    groups: [Finance]\n  wiki:\n    groups: [Wiki Editors]"))
+    (directory / "berlin.yaml").unlink()
+    result = await svc.runtime.reload_policies("demo")
+    await svc.drain()
+    if result is None or result.outcome != "applied":
+        return [f"the policy change was not rolled out: {result and result.outcome}"]
+    with svc.db.read() as session:
+        rollout = rollouts.latest(session)
+        diff = dict(rollout.diff) if rollout else {}
+    console.print(f"policy set {result.previous_fingerprint and result.previous_fingerprint[:12]} -> "
+                  f"{result.fingerprint[:12]}: {result.counts.get('people')} of {result.counts.get('population')} "
+                  f"people re-planned, {result.counts.get('gains')} gains, {result.counts.get('losses')} losses "
+                  f"(audit record policy.rollout)")
+    table = Table("target", "group", "gain", "lose")
+    for target, groups in sorted(diff.items()):
+        for group, change in sorted(groups.items()):
+            names = lambda people: ", ".join(p["employee_id"] for p in people)  # noqa: E731
+            table.add_row(target, group, f"{change['gain_count']} {names(change['gain'])}",
+                          f"{change['lose_count']} {names(change['lose'])}")
+    console.print(table)
+    gained = {p["employee_id"] for p in diff.get("wiki", {}).get("Wiki Editors", {}).get("gain", [])}
+    lost = {p["employee_id"] for p in diff.get("entra", {}).get("Berlin Office", {}).get("lose", [])}
+    if gained != {"E1004", "E1005", "E1007"} or lost != {"E1001"}:
+        failures.append(f"policy diff: Wiki Editors gained by {sorted(gained)}, Berlin Office lost by {sorted(lost)}")
     return failures
 
 
