@@ -267,6 +267,10 @@ class Worker:
         if action == Action.DEAD:
             op.status, op.completed_at = OpStatus.DEAD, now
             failed.append(op.id)
+            if job.kind == OpKind.ADD_MEMBER and job.group_key and result.outcome == Outcome.TRANSIENT:
+                # Given up without an answer: the member may have been added, so it is counted
+                # as held and a later revocation removes it (removing an absent member is done).
+                known.add_membership(job.identity_id, job.target, job.group_key, now)
             log.error("operation %s (%s %s on %s) dead-lettered after %d attempt(s): %s", op.id,
                       op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
                       extra={"op_id": op.id, "target": op.target, "alert": "dead_letter"})

@@ -162,3 +162,24 @@ async def test_an_unclear_group_addition_withdrawn_by_a_newer_plan_is_still_revo
     with service.db.read() as session:
         assert {op.status for op in session.scalars(select(Operation).where(
             Operation.kind == "remove_member", Operation.group_key == "Engineering"))} == {"succeeded"}
+
+
+async def test_a_group_addition_given_up_without_an_answer_is_still_removed_when_no_longer_granted(
+        service, entra: EntraView):
+    await service.send(hire("gu1", "GU1", "Given", "Up", "Finance"))
+    await service.drain()
+    service.sandbox.fail_next("POST", r"^/groups/[^/]+/members/\$ref$", status=504, code="GatewayTimeout",
+                              message="The gateway did not receive a timely response", times=8)
+    await service.send(event("gu2", "transfer", "GU1", department="Engineering"))
+    await service.drain()
+    with service.db.read() as session:
+        adds = session.scalars(select(Operation).where(Operation.kind == "add_member",
+                                                       Operation.group_key.in_(["Engineering", "GitHub Users"])))
+        assert {op.status for op in adds} == {"dead"}
+    # Graph had added the member every time; only the answers were lost.
+    rid = entra.remote_id("GU1")
+    for name in ("Engineering", "GitHub Users"):
+        service.sandbox.add_member_directly(service.group_ids[name], rid)
+    await service.send(event("gu3", "transfer", "GU1", department="Finance"))
+    await service.drain()
+    assert entra.groups("GU1") == {"All Staff", "Employees", "Finance"}
