@@ -7,6 +7,7 @@ own transaction, so one bad event never holds up the rest. Immediate termination
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date
 
@@ -139,10 +140,41 @@ def _note_late(event: HREvent) -> None:
                            "alert": "back_dated_event"})
 
 
+URGENT_CHECK_SECONDS = 0.25
+
+
+class _UrgentCheck:
+    def __init__(self) -> None:
+        self.next = time.monotonic() + URGENT_CHECK_SECONDS
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self.next:
+            return False
+        self.next = now + URGENT_CHECK_SECONDS
+        return True
+
+
+def _apply_one(db: Database, ctx: PlanningContext, event_pk: int, stats: ProcessStats, skip_locked: bool) -> int:
+    """One event in its own transaction (1 if applied here, 0 if another processor had it)."""
+    with db.transaction() as session:
+        event = repository.lock_pending(session, event_pk, skip_locked=skip_locked)
+        if event is None:
+            return 0
+        process_event(session, ctx, event, stats)
+        return 1
+
+
 def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> ProcessStats:
-    """Apply every due event (in batches of ``limit``) and open pre-hire records."""
+    """Apply every due event (in batches of ``limit``) and open pre-hire records.
+
+    Terminations go first: a batch is claimed with them at its head, and while a long batch of
+    joiners is applied, terminations that arrived meanwhile are looked for every
+    ``URGENT_CHECK_SECONDS`` and applied before the rest of the batch (revocation never waits
+    behind an onboarding wave)."""
     stats = ProcessStats()
     skip_locked = db.dialect == "postgresql"
+    clock = _UrgentCheck()
     while True:
         with db.transaction() as session:
             ids = [e.id for e in repository.claim_due(session, utcnow(), limit, skip_locked=False)]
@@ -150,12 +182,11 @@ def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> Proc
             break
         progressed = 0
         for event_id in ids:
-            with db.transaction() as session:
-                event = repository.lock_pending(session, event_id, skip_locked=skip_locked)
-                if event is None:
-                    continue
-                process_event(session, ctx, event, stats)
-                progressed += 1
+            if clock.due():
+                with db.read() as session:
+                    urgent = repository.due_terminations(session, utcnow(), limit)
+                progressed += sum(_apply_one(db, ctx, pk, stats, skip_locked) for pk in urgent)
+            progressed += _apply_one(db, ctx, event_id, stats, skip_locked)
         if progressed == 0:
             break
     with db.transaction() as session:

@@ -4,6 +4,7 @@ reads the end state back from the Graph sandbox, not the service's belief."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -183,3 +184,30 @@ async def test_a_group_addition_given_up_without_an_answer_is_still_removed_when
     await service.send(event("gu3", "transfer", "GU1", department="Finance"))
     await service.drain()
     assert entra.groups("GU1") == {"All Staff", "Employees", "Finance"}
+
+
+async def test_a_termination_arriving_during_a_long_batch_of_joiners_is_applied_before_the_rest(
+        service, entra: EntraView, monkeypatch):
+    """The processor looks for due terminations between a batch's events: a leaver's event is
+    never queued behind an onboarding wave that was already being applied."""
+    from provisioner.intake import processor
+
+    monkeypatch.setattr(processor, "URGENT_CHECK_SECONDS", 0.0)
+    await service.send(hire("lb0", "LB0", "Leaving", "Soon", "Sales"))
+    await service.drain()
+    await service.send([hire(f"lbj{n}", f"LBJ{n}", "Join", f"Er{n}", "Sales") for n in range(150)])
+    batch = asyncio.create_task(service.runtime.process_events())
+    while True:  # the batch is under way: some joiners are applied, most not yet
+        with service.db.read() as session:
+            if events.get(session, "lbj3").status == "applied":
+                break
+        await asyncio.sleep(0.01)
+    await service.send(event("lbt", "terminate", "LB0"))
+    await batch
+    with service.db.read() as session:
+        leaver = events.get(session, "lbt").processed_at
+        later = [events.get(session, f"lbj{n}").processed_at for n in range(150)]
+    assert leaver is not None
+    assert sum(at > leaver for at in later) > 50  # applied mid-batch, ahead of most joiners
+    await service.drain()
+    assert entra.user("LB0")["accountEnabled"] is False
