@@ -437,6 +437,9 @@ def bench_revocation_backlog(joiners: int = 2000, leavers: int = 10, interval: f
                              scim_op_cost: Annotated[float, typer.Option(
                                  help="seconds added per operation of a Bulk request to the SCIM app")] = 0.03,
                              entra_writes_per_second: float = 100.0,
+                             hires_in_processor: Annotated[bool, typer.Option(
+                                 help="send the terminates while the processor is still applying the "
+                                      "joiners' hires (not only their operations in the queue)")] = False,
                              postgres_url: Annotated[Optional[str], typer.Option(
                                  envvar="PROVISIONER_BENCH_POSTGRES_URL",
                                  help="also measure on a scratch database on this PostgreSQL server")] = None) -> None:
@@ -446,7 +449,7 @@ def bench_revocation_backlog(joiners: int = 2000, leavers: int = 10, interval: f
     run(run_revocation_backlog(joiners=joiners, leavers=leavers, postgres_url=postgres_url, interval=interval,
                                scim_delay=scim_delay, scim_op_cost=scim_op_cost,
                                entra_writes_per_second=entra_writes_per_second,
-                               console=console))
+                               hires_in_processor=hires_in_processor, console=console))
 
 
 if __name__ == "__main__":  # pragma: no cover
