@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -177,8 +178,30 @@ _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:name, 0))")
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:name, 0))")
 
 
+class WriteSlotTimeout(RuntimeError):
+    """SQLite: no write slot (this process's writer lock) within ``Database.write_slot_seconds``.
+
+    Usually load (many loops of one process queueing for the single writer), rarely a
+    transaction opened inside another; callers with finished work to store retry (the worker's
+    recording of a round does, see ``provisioner.queue.recording``)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The database was unavailable or busy (a lost connection, a lock or a write slot not
+    given in time, a deadlock or serialization failure): the same work may well succeed if
+    tried again. Anything else (a value the database refuses, a bug) will fail again."""
+    if isinstance(exc, WriteSlotTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
 class Database:
     """An engine and its session factory; one per process."""
+
+    #: How long a transaction waits for this process's SQLite write slot before giving up.
+    write_slot_seconds: float = 60.0
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -196,8 +219,9 @@ class Database:
 
     @contextmanager
     def _write_slot(self) -> Iterator[None]:
-        if not self._writer.acquire(timeout=60):
-            raise RuntimeError("no SQLite write slot within 60 s: is a transaction nested in another?")
+        if not self._writer.acquire(timeout=self.write_slot_seconds):
+            raise WriteSlotTimeout(f"no SQLite write slot within {self.write_slot_seconds:g} s: the process's "
+                                   "other transactions held it (load), or a transaction is nested in another")
         try:
             yield
         finally:

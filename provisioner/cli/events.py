@@ -62,8 +62,62 @@ def print_person_events(session: Session, employee_id: str) -> int:
     if rows:
         console.print("  HR events:")
     for e in rows:
-        mark = e.status.upper() if e.status in ("rejected", "superseded") else e.status
+        mark = e.status.upper() if e.status in ("rejected", "superseded", "failed") else e.status
         console.print(f"  {e.effective_at.isoformat(timespec='seconds')} {e.type} {e.event_id} "
                       f"({e.source}) {mark}{f': {e.status_reason}' if e.status_reason else ''}",
                       highlight=False, soft_wrap=True)
     return len(rows)
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return f"operator {getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "an operator"
+
+
+@events_app.command("replay")
+def events_replay(
+    event_ids: Annotated[Optional[list[str]], typer.Argument(help="failed events to replay")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every failed event")] = False,
+) -> None:
+    """Set failed events back to pending once the cause is fixed; the processor applies them at
+    its next round, then the person's later events that waited behind them."""
+    from provisioner.intake import failures
+
+    if bool(event_ids) == all_:
+        fail("name the failed events to replay (see 'provisioner events list --status failed') or give --all")
+    db = open_db(settings())
+    try:
+        with db.transaction() as session:
+            done = failures.replay(session, None if all_ else event_ids, by=_operator())
+    except failures.NotFailed as exc:
+        fail(f"{exc}; nothing was replayed")
+    for r in done:
+        console.print(f"{r.event_id} ({r.employee_id}) pending again; it had failed with: {r.failed_with}; "
+                      f"{r.waiting} later event(s) of this person waited behind it", highlight=False, soft_wrap=True)
+    console.print(f"{len(done)} event(s) replayed: the processor applies them at its next round", highlight=False)
+
+
+@events_app.command("discard")
+def events_discard(
+    event_ids: Annotated[list[str], typer.Argument(help="failed events to give up on")],
+    reason: Annotated[str, typer.Option(help="why (kept as the event's reason and in the audit trail)")],
+) -> None:
+    """Give up on failed events whose cause cannot be fixed (HR sends a corrected event instead):
+    they become rejected, and the person's later events stop waiting behind them."""
+    from provisioner.intake import failures
+
+    if not reason.strip():
+        fail("--reason must say why the events are discarded")
+    db = open_db(settings())
+    try:
+        with db.transaction() as session:
+            done = failures.discard(session, event_ids, reason=reason.strip(), by=_operator())
+    except failures.NotFailed as exc:
+        fail(f"{exc}; nothing was discarded")
+    for r in done:
+        console.print(f"{r.event_id} ({r.employee_id}) discarded; {r.waiting} later event(s) of this person "
+                      "no longer wait", highlight=False, soft_wrap=True)

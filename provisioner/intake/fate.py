@@ -1,13 +1,15 @@
 """What became of an HR event, and how anyone finds out.
 
-Every event ends in one status (``EventStatus``: applied, rejected, superseded, cancelled, done;
-``pending`` until then). When the processor settles one, :func:`settled` reports it once the
+Every event ends in one status (``EventStatus``: applied, rejected, superseded, cancelled, done,
+failed; ``pending`` until then). When the processor settles one, :func:`settled` reports it once the
 transaction that stored the status commits (a rolled-back attempt or a preview reports nothing):
 
 - the Prometheus counter ``provisioner_hr_events_total{status=...}`` counts it;
 - a rejected or superseded event is logged at WARNING on ``provisioner.hr_events`` with
   ``event_id``, ``employee_id``, ``type``, ``source``, ``status``, ``reason`` and an ``alert`` tag
-  (``hr_event_rejected`` / ``hr_event_superseded``), so it reaches whoever watches the logs.
+  (``hr_event_rejected`` / ``hr_event_superseded``), so it reaches whoever watches the logs;
+- a failed event (its processing raised: see ``processor``) is logged the same way at ERROR,
+  tagged ``hr_event_failed``: it needs a person (fix the cause, ``provisioner events replay``).
 
 The HR source reads the outcome back with a signed ``GET /hr/events/{event_id}``. A GET has no
 body, so the signed message is ``"<timestamp>.GET <path>[?<query>]"``: the same HMAC as for a
@@ -35,7 +37,10 @@ HR_EVENTS = Counter("provisioner_hr_events", "HR events settled by the processor
                     ["status"])
 # Alert on increase(provisioner_hr_events_total{status="rejected"}[1h]) > 0: HR sent something
 # the lifecycle does not allow, and no person's access changed because of it.
-WARN_STATUSES = {EventStatus.REJECTED: "hr_event_rejected", EventStatus.SUPERSEDED: "hr_event_superseded"}
+# ... and on increase(provisioner_hr_events_total{status="failed"}[15m]) > 0: an event could not
+# be processed at all and waits for a person (`provisioner events list --status failed`).
+WARN_STATUSES = {EventStatus.REJECTED: "hr_event_rejected", EventStatus.SUPERSEDED: "hr_event_superseded",
+                 EventStatus.FAILED: "hr_event_failed"}
 _KEY = "provisioner.hr_event_fates"
 
 
@@ -80,7 +85,8 @@ def report(fate: Fate) -> None:
     alert = WARN_STATUSES.get(fate.status)
     if alert is None:
         return
-    log.warning("HR event %s (%s for %s from %s) %s: %s", fate.event_id, fate.type, fate.employee_id,
+    level = logging.ERROR if fate.status == EventStatus.FAILED else logging.WARNING
+    log.log(level, "HR event %s (%s for %s from %s) %s: %s", fate.event_id, fate.type, fate.employee_id,
                 fate.source, fate.status, fate.reason,
                 extra={"event_id": fate.event_id, "employee_id": fate.employee_id, "event_type": fate.type,
                        "source": fate.source, "status": fate.status, "reason": fate.reason, "alert": alert})

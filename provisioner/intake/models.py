@@ -18,6 +18,9 @@ class EventStatus:
     CANCELLED = "cancelled"  # withdrawn by a `cancel` event before it was due
     REJECTED = "rejected"  # the lifecycle transition it asked for is not allowed
     DONE = "done"  # a `cancel` event itself, once it has withdrawn its target
+    # Processing it raised (a value the database refuses, a bug): nothing of it was stored; the
+    # person's later events wait behind it (except revocations); `provisioner events replay`.
+    FAILED = "failed"
 
 
 class HREvent(Base):

@@ -2,12 +2,20 @@
 
 Runs as a job (the scheduler, ``provisioner serve`` and the demo call it); each event is its
 own transaction, so one bad event never holds up the rest. Immediate terminations go first.
+
+Isolation: an event whose processing raises (a value the database refuses, a bug) is rolled
+back and marked ``failed`` with the reason, counted, logged as an alert (``fate``), and the run
+goes on with everyone else's events. The person's later events wait behind it, except a cancel
+and a terminate or leave of someone with a record (``repository.claim_due``); after the cause is
+fixed, ``provisioner events replay`` sets it back to pending. An error that says the database was
+busy or unavailable (``db.is_transient``) leaves the event pending for the next round instead.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.audit.service import append
 from provisioner.clock import utcnow
-from provisioner.db import Database
+from provisioner.db import Database, is_transient
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import EventType
 from provisioner.identities.models import Identity
@@ -35,10 +43,15 @@ class ProcessStats:
     cancelled: int = 0
     rejected: int = 0
     pre_hires: int = 0
+    failed: int = 0
 
     @property
     def total(self) -> int:
-        return self.applied + self.superseded + self.cancelled + self.rejected + self.pre_hires
+        return self.applied + self.superseded + self.cancelled + self.rejected + self.pre_hires + self.failed
+
+    def add(self, other: ProcessStats) -> None:
+        for name in ("applied", "superseded", "cancelled", "rejected", "pre_hires", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def _finish(event: HREvent, status: str, reason: str | None = None) -> None:
@@ -155,14 +168,72 @@ class _UrgentCheck:
         return True
 
 
-def _apply_one(db: Database, ctx: PlanningContext, event_pk: int, stats: ProcessStats, skip_locked: bool) -> int:
-    """One event in its own transaction (1 if applied here, 0 if another processor had it)."""
-    with db.transaction() as session:
-        event = repository.lock_pending(session, event_pk, skip_locked=skip_locked)
-        if event is None:
-            return 0
-        process_event(session, ctx, event, stats)
-        return 1
+Work = Callable[[Session, HREvent, ProcessStats], None]
+
+
+def _apply_one(db: Database, ctx: PlanningContext, event_pk: int, stats: ProcessStats, skip_locked: bool,
+               work: Work | None = None) -> int:
+    """One event in its own transaction (1 if it was settled here, 0 if another processor had
+    it or it stays pending). If the work raises, the event is marked failed instead."""
+    def apply(session: Session, event: HREvent, mine: ProcessStats) -> None:
+        process_event(session, ctx, event, mine)
+    work = work or apply
+    mine = ProcessStats()  # counted only once the transaction commits
+    try:
+        with db.transaction() as session:
+            event = repository.lock_pending(session, event_pk, skip_locked=skip_locked)
+            if event is None:
+                return 0
+            work(session, event, mine)
+    except Exception as exc:
+        return _failed(db, event_pk, exc, stats, skip_locked)
+    stats.add(mine)
+    return 1
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line naming the error; for a database error the driver's message (which says what
+    the database refused, e.g. ``value too long for type character varying(200)``), not the SQL."""
+    cause = getattr(exc, "orig", None) or exc
+    text = " ".join(str(cause).split()) or repr(cause)
+    return f"{type(cause).__name__}: {text}"[:1000]
+
+
+def _failed(db: Database, event_pk: int, exc: Exception, stats: ProcessStats, skip_locked: bool) -> int:
+    reason = failure_reason(exc)
+    if is_transient(exc):
+        log.warning("HR event #%d left pending, tried again next round: the database was busy or "
+                    "unavailable (%s)", event_pk, reason, extra={"alert": "hr_event_retry"})
+        return 0
+    log.error("processing HR event #%d raised; marked failed, the other events go on", event_pk,
+              exc_info=exc)
+    try:
+        with db.transaction() as session:
+            event = repository.lock_pending(session, event_pk, skip_locked=skip_locked)
+            if event is None:
+                return 0
+            _finish(event, EventStatus.FAILED, reason)  # counted and logged as an alert once committed
+            append(session, "hr_event.failed", event.employee_id, event_id=event.event_id,
+                   event_type=event.type, reason=reason)
+    except Exception:
+        log.exception("could not mark HR event #%d failed; it stays pending", event_pk,
+                      extra={"alert": "hr_event_retry"})
+        return 0
+    stats.failed += 1
+    return 1
+
+
+def _pre_hire(ctx: PlanningContext) -> Work:
+    def work(session: Session, event: HREvent, stats: ProcessStats) -> None:
+        applied = apply_hr_event(session, employee_id=event.employee_id, event_type=EventType.HIRE,
+                                 event_id=event.event_id, effective_at=event.effective_at,
+                                 attributes=event.payload.get("attributes", {}), naming=ctx.naming,
+                                 pre_hire=True)
+        if applied.identity is not None:
+            contract_end_.schedule(session, applied.identity, ctx.contract_end_timezone, utcnow(),
+                                   cause=event.event_id)
+        stats.pre_hires += 1
+    return work
 
 
 def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> ProcessStats:
@@ -189,15 +260,9 @@ def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> Proc
             progressed += _apply_one(db, ctx, event_id, stats, skip_locked)
         if progressed == 0:
             break
-    with db.transaction() as session:
-        for event in repository.future_hires_without_identity(session, utcnow(), limit):
-            applied = apply_hr_event(session, employee_id=event.employee_id, event_type=EventType.HIRE,
-                                     event_id=event.event_id, effective_at=event.effective_at,
-                                     attributes=event.payload.get("attributes", {}), naming=ctx.naming,
-                                     pre_hire=True)
-            if applied.identity is not None:
-                contract_end_.schedule(session, applied.identity, ctx.contract_end_timezone, utcnow(),
-                                       cause=event.event_id)
-            stats.pre_hires += 1
+    # Pre-hire records, one transaction each: a hire that cannot be stored fails alone.
+    with db.read() as session:
+        future = [e.id for e in repository.future_hires_without_identity(session, utcnow(), limit)]
+    for event_pk in future:
+        _apply_one(db, ctx, event_pk, stats, skip_locked, _pre_hire(ctx))
     return stats
-

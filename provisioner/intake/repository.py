@@ -46,10 +46,40 @@ def get(session: Session, event_id: str) -> HREvent | None:
     return session.scalar(select(HREvent).where(HREvent.event_id == event_id))
 
 
+# A person's later events wait behind an earlier event of theirs that failed (they might apply
+# out of order over it), except what must never wait: a cancel (it only withdraws a pending
+# event) and a terminate or leave of someone who has a record (access to revoke). A terminate
+# of someone whose hire failed waits too: there is nothing to revoke yet, and applied first it
+# would be refused and the replayed hire would then grant access to a leaver.
+NEVER_HELD = ("cancel",)
+REVOKING = ("terminate", "leave")
+
+
+def _held_behind_failure(event=HREvent):
+    """``event`` (HREvent or an alias) waits behind an earlier failed event of its person."""
+    failed = aliased(HREvent)
+    behind = exists().where(
+        failed.employee_id == event.employee_id,
+        failed.status == EventStatus.FAILED,
+        tuple_(failed.effective_at, failed.id) < tuple_(event.effective_at, event.id),
+    )
+    revokes = and_(event.type.in_(REVOKING), exists().where(Identity.employee_id == event.employee_id))
+    return and_(behind, event.type.not_in(NEVER_HELD), ~revokes)
+
+
+def _is_held(kind: str, at: datetime, pk: int, failed_first: tuple[datetime, int] | None, known: bool) -> bool:
+    """The same rule as ``_held_behind_failure``, for rows already read."""
+    if failed_first is None or failed_first >= (at, pk) or kind in NEVER_HELD:
+        return False
+    return not (kind in REVOKING and known)
+
+
 def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool) -> Sequence[HREvent]:
     """Due pending events, terminations first (immediate ones ahead of all), then in effective
     order. An event is held back while an earlier due event of the same person is still
-    pending, so one person's events apply in order even with several processors."""
+    pending, so one person's events apply in order even with several processors, and while an
+    earlier event of the person failed (see ``NEVER_HELD`` / ``REVOKING`` for what never waits;
+    an event held that way holds nothing back itself)."""
     earlier = aliased(HREvent)
     blocked = exists().where(
         and_(
@@ -57,13 +87,14 @@ def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool)
             earlier.status == EventStatus.PENDING,
             earlier.effective_at <= now,
             tuple_(earlier.effective_at, earlier.id) < tuple_(HREvent.effective_at, HREvent.id),
+            ~_held_behind_failure(earlier),
         )
     )
     # An immediate termination fires now, whatever its effective time, waiting only for the
     # same person's earlier due events (their hire, say) and ahead of everyone else's work.
     stmt = (
         select(HREvent)
-        .where(HREvent.status == EventStatus.PENDING, ~blocked,
+        .where(HREvent.status == EventStatus.PENDING, ~blocked, ~_held_behind_failure(),
                or_(HREvent.immediate.is_(True), HREvent.effective_at <= now))
         .order_by(HREvent.immediate.desc(), (HREvent.type == "terminate").desc(), HREvent.effective_at, HREvent.id)
         .limit(limit)
@@ -75,7 +106,7 @@ def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool)
 
 def due_terminations(session: Session, now: datetime, limit: int) -> list[int]:
     """Due terminations not held back by an earlier due event of the same person: looked for
-    between the events of a long batch, so two cheap indexed queries (no correlated subquery)."""
+    between the events of a long batch, so cheap indexed queries (no correlated subquery)."""
     due = or_(HREvent.immediate.is_(True), HREvent.effective_at <= now)
     found = session.execute(
         select(HREvent.id, HREvent.employee_id, HREvent.effective_at)
@@ -83,13 +114,24 @@ def due_terminations(session: Session, now: datetime, limit: int) -> list[int]:
         .order_by(HREvent.immediate.desc(), HREvent.effective_at, HREvent.id).limit(limit)).tuples().all()
     if not found:
         return []
-    earliest: dict[str, tuple[datetime, int]] = {}
+    people = {e for _, e, _ in found}
+    # Held behind a failed event (see _held_behind_failure): read once for these people.
+    failed: dict[str, tuple[datetime, int]] = {}
     for pk, employee_id, at in session.execute(
             select(HREvent.id, HREvent.employee_id, HREvent.effective_at)
-            .where(HREvent.employee_id.in_({e for _, e, _ in found}), HREvent.status == EventStatus.PENDING,
+            .where(HREvent.employee_id.in_(people), HREvent.status == EventStatus.FAILED)).tuples():
+        failed[employee_id] = min(failed.get(employee_id, (at, pk)), (at, pk))
+    known = set(session.scalars(select(Identity.employee_id).where(Identity.employee_id.in_(list(failed))))
+                ) if failed else set()
+    earliest: dict[str, tuple[datetime, int]] = {}
+    for pk, employee_id, at, kind in session.execute(
+            select(HREvent.id, HREvent.employee_id, HREvent.effective_at, HREvent.type)
+            .where(HREvent.employee_id.in_(people), HREvent.status == EventStatus.PENDING,
                    HREvent.effective_at <= now)).tuples():
-        earliest[employee_id] = min(earliest.get(employee_id, (at, pk)), (at, pk))
-    return [pk for pk, employee_id, at in found if earliest.get(employee_id, (at, pk)) >= (at, pk)]
+        if not _is_held(kind, at, pk, failed.get(employee_id), employee_id in known):
+            earliest[employee_id] = min(earliest.get(employee_id, (at, pk)), (at, pk))
+    return [pk for pk, employee_id, at in found if earliest.get(employee_id, (at, pk)) >= (at, pk)
+            and not _is_held("terminate", at, pk, failed.get(employee_id), employee_id in known)]
 
 
 def future_hires_without_identity(session: Session, now: datetime, limit: int) -> Sequence[HREvent]:
@@ -186,3 +228,20 @@ def pending_from_source(session: Session, employee_id: str, source: str) -> Sequ
         select(HREvent).where(HREvent.employee_id == employee_id, HREvent.source == source,
                               HREvent.status == EventStatus.PENDING).order_by(HREvent.id)
     ).all()
+
+
+def failed_events(session: Session, event_ids: Iterable[str] | None = None) -> Sequence[HREvent]:
+    """Failed events (these ids, or all), locked: for replay or discard."""
+    stmt = select(HREvent).where(HREvent.status == EventStatus.FAILED)
+    if event_ids is not None:
+        stmt = stmt.where(HREvent.event_id.in_(list(event_ids)))
+    return session.scalars(stmt.order_by(HREvent.effective_at, HREvent.id).with_for_update()).all()
+
+
+def held_behind(session: Session, event: HREvent) -> Sequence[HREvent]:
+    """The person's pending events that wait behind this failed one (what its replay releases)."""
+    return session.scalars(
+        select(HREvent).where(HREvent.employee_id == event.employee_id, HREvent.status == EventStatus.PENDING,
+                              tuple_(HREvent.effective_at, HREvent.id) > tuple_(event.effective_at, event.id),
+                              HREvent.type.not_in(NEVER_HELD))
+        .order_by(HREvent.effective_at, HREvent.id)).all()
