@@ -29,7 +29,8 @@ from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
-from provisioner.queue.jobs import Job, build_jobs
+from provisioner.queue import isolation
+from provisioner.queue.jobs import Job
 from provisioner.queue.known import KnownState
 from provisioner.queue.models import Operation, OpStatus, Priority
 from provisioner.settings import Settings
@@ -98,7 +99,8 @@ class Worker:
             ops = claim(True)
             if not ops and not revocation_only:
                 ops = claim(False)
-            return build_jobs(session, ops, self.ctx.naming), len(ops)
+            # One operation whose call cannot be prepared is dead-lettered, never the round.
+            return isolation.build_isolated(session, ops, self.ctx.naming), len(ops)
 
     # -- call the targets ----------------------------------------------------------------------
     async def _run_target(self, target: str, jobs: list[Job], report: RoundReport) -> None:
@@ -355,7 +357,10 @@ class Worker:
             report = RoundReport(claimed=len(target_jobs))
             with lanes.revocation_lane(any(Priority.is_revocation(j.priority) for j in target_jobs)):
                 await self._run_target(target, target_jobs, report)
-            replan.update(await asyncio.to_thread(self._record, report))
+            # Recorded whatever it takes (provisioner.queue.isolation): the calls are done.
+            replan.update(await asyncio.to_thread(
+                isolation.record_round, self.db, self._record, report, worker_id=self.worker_id,
+                target=target, wait_seconds=self.settings.lease_seconds))
 
         await asyncio.gather(*(target_round(t, js) for t, js in by_target.items()))
         if replan:
@@ -364,11 +369,16 @@ class Worker:
 
     def _replan(self, identity_ids: set[str]) -> None:
         for identity_id in identity_ids:
-            with self.db.transaction() as session:
-                identity = identities.get(session, identity_id, lock=True)
-                if identity is not None:
-                    plan_identity(session, self.ctx, identity, trigger="worker:converge",
-                                  previous_state=identity.state)
+            try:
+                with self.db.transaction() as session:
+                    identity = identities.get(session, identity_id, lock=True)
+                    if identity is not None:
+                        plan_identity(session, self.ctx, identity, trigger="worker:converge",
+                                      previous_state=identity.state)
+            except Exception:  # one person's plan never stops the others'
+                log.exception("re-planning identity %s after a round failed; the next plan of this "
+                              "person (an event, reconcile) converges it", identity_id,
+                              extra={"identity_id": identity_id, "alert": "replan_failed"})
 
     async def run_until_idle(self, *, max_wait: float = 30.0, loops: int = 1) -> None:
         """Run until nothing is ready now (tests, the demo, benchmarks)."""
