@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -31,7 +32,7 @@ from provisioner.queue import repository as queue
 from provisioner.queue.jobs import Job, build_jobs
 from provisioner.queue.models import Operation, OpStatus
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (annotations only: the worker imports this module)
     from provisioner.queue.worker import RoundReport, Settled
 
 log = logging.getLogger("provisioner.queue.worker")
@@ -122,11 +123,9 @@ def record_round(db: Database, record: Callable[[RoundReport], set[str]], report
         if is_transient(exc):
             raise
         log.warning("%s: recording raised (%s); recording each outcome alone", what, reason_of(exc))
-    from provisioner.queue.worker import RoundReport
-
     replan: set[str] = set()
     for s in report.settled:
-        alone = RoundReport(claimed=1, settled=[s], checks=[c for c in report.checks if c[0] is s.job])
+        alone = replace(report, claimed=1, settled=[s], checks=[c for c in report.checks if c[0] is s.job])
         try:
             replan |= with_retry(lambda alone=alone: record(alone), f"outcome of operation {s.job.op_id}",
                                  wait_seconds=wait_seconds)
