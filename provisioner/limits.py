@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-# hr_events
-EVENT_ID: Final = 200  # hr_events.event_id, hr_events.cancels_event_id
+# hr_events, lifecycle_transitions, plans
+EVENT_ID_COLUMN: Final = 200  # hr_events.event_id, hr_events.cancels_event_id, lifecycle_transitions.event_id
+PLAN_TRIGGER: Final = 200  # plans.trigger: "event:<event_id>", "reconcile", ...
+EVENT_ID: Final = PLAN_TRIGGER - len("event:")  # 194: the longest event_id accepted, so its plan's trigger fits
 SOURCE: Final = 100  # hr_events.source (an HR source name, or the CSV import's --source)
 EVENT_TYPE: Final = 20  # hr_events.type
 EVENT_STATUS: Final = 20  # hr_events.status

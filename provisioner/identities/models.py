@@ -82,7 +82,7 @@ class LifecycleTransition(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id"), index=True)
-    event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(limits.EVENT_ID_COLUMN), nullable=True)
     event_type: Mapped[str] = mapped_column(String(20))
     from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
     to_state: Mapped[str | None] = mapped_column(String(20), nullable=True)

@@ -25,13 +25,13 @@ class HREvent(Base):
     __tablename__ = "hr_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(limits.EVENT_ID), unique=True)
+    event_id: Mapped[str] = mapped_column(String(limits.EVENT_ID_COLUMN), unique=True)
     source: Mapped[str] = mapped_column(String(limits.SOURCE))
     type: Mapped[str] = mapped_column(String(limits.EVENT_TYPE))
     employee_id: Mapped[str] = mapped_column(String(limits.EMPLOYEE_ID), index=True)
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
     immediate: Mapped[bool] = mapped_column(Boolean, default=False)
-    cancels_event_id: Mapped[str | None] = mapped_column(String(limits.EVENT_ID), nullable=True)
+    cancels_event_id: Mapped[str | None] = mapped_column(String(limits.EVENT_ID_COLUMN), nullable=True)
     body_sha256: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
