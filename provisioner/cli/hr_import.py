@@ -36,7 +36,8 @@ def import_csv(
         fail(f"--source: a name of 1 to {limits.SOURCE} characters without control characters")
     cfg = settings()
     db = open_db(cfg)
-    rows = max(0, sum(1 for _ in file.open(encoding="utf-8-sig")) - 1)
+    with file.open("rb") as handle:  # counted as bytes: a file that is not UTF-8 is reported by the import
+        rows = max(0, sum(1 for _ in handle) - 1)
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"importing {file.name}", total=rows)
@@ -46,7 +47,7 @@ def import_csv(
                                  effective_days=(cfg.hr_effective_past_days, cfg.hr_effective_future_days))
     except CsvImportError as exc:
         for line in exc.problems:
-            err_console.print(line, highlight=False, soft_wrap=True)
+            err_console.print(line, highlight=False, soft_wrap=True, markup=False, emoji=False)  # as written
         if exc.total > len(exc.problems):
             err_console.print(f"... and {exc.total - len(exc.problems)} more (the first {len(exc.problems)} "
                               "are listed)", highlight=False)

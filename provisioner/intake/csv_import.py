@@ -85,8 +85,8 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 raise CsvImportError([f"{path}:1: the header row must include employee_id"])
             for row in reader:
                 yield reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        except UnicodeDecodeError as exc:
-            raise _Unreadable(reader.line_num + 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
         except csv.Error as exc:
             raise _Unreadable(reader.line_num, f"not readable as CSV ({exc})") from None
 
@@ -96,6 +96,17 @@ def _derived_id(employee_id: str, digest: str) -> str:
     if len(employee_id) <= limits.EMPLOYEE_ID and re.fullmatch(limits.IDENTIFIER_PATTERN, employee_id):
         return f"import-{employee_id}-{digest}"
     return f"import-{digest}"
+
+
+def _not_utf8(path: Path) -> _Unreadable:
+    """Where the file stops being UTF-8 (text is decoded in blocks, so the reader cannot say)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return _Unreadable(line, f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8")
+    return _Unreadable(1, "not UTF-8 text: save the file as UTF-8")
 
 
 class _Unreadable(Exception):
