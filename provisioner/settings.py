@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     hr_secrets_file: Path | None = None
     signature_tolerance_seconds: int = 300
     max_batch_events: int = 5000
+    # Request bodies are refused with 413 while they stream, before any signature or token
+    # check: POST /hr/events above hr_max_body_bytes, anything under /scim/v2 above
+    # scim_max_body_bytes (above the SCIM Bulk maxPayloadSize, which /Bulk checks after the token).
+    hr_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    scim_max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    # An HR event's effective_at must lie within this many days of now (400 otherwise).
+    hr_effective_past_days: int = Field(400, ge=1)
+    hr_effective_future_days: int = Field(730, ge=1)
     # `import --snapshot --terminate-missing` refuses (without --force) to terminate more than
     # this share of the employed: a truncated extract must not terminate the company.
     snapshot_max_terminate_share: float = Field(0.1, ge=0.0, le=1.0)

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from provisioner import __version__
 from provisioner.api import problems
+from provisioner.api.body_limit import BodyLimit, BodyLimitMiddleware
 from provisioner.db import Database
 from provisioner.intake.writer import IntakeWriter
 from provisioner.queue import repository as queue
 from provisioner.scim.app import mount_scim
+from provisioner.scim.config import SCIM_PREFIX
 from provisioner.settings import Settings
 
 # Alert on provisioner_queue_operations{status="dead"} > 0: dead letters need a person.
@@ -48,6 +50,10 @@ def create_app(settings: Settings, db: Database, *,
     app.include_router(evidence_router)
     app.include_router(plans_router)
     mount_scim(app)
+    # Added last, so outermost: bodies are limited before a signature or token is checked.
+    app.add_middleware(BodyLimitMiddleware, limits=[
+        BodyLimit("/hr/events", settings.hr_max_body_bytes),
+        BodyLimit(SCIM_PREFIX, settings.scim_max_body_bytes, scim=True)])
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

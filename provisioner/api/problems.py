@@ -37,12 +37,15 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_problem(errors: list[dict[str, Any]], instance: str | None = None) -> JSONResponse:
+def validation_problem(errors: list[dict[str, Any]], instance: str | None = None, *,
+                       total: int | None = None) -> JSONResponse:
+    """400 listing the errors; ``total`` (when more were found than listed) adds ``error_count``."""
     fields = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors]
     first = fields[0] if fields else {"field": "body", "message": "invalid"}
+    extra: dict[str, Any] = {} if total is None else {"error_count": total}
     return problem_response(
         400, "Invalid request", f"{first['field']}: {first['message']}",
-        type_="urn:provisioner:problem:validation", instance=instance, errors=fields)
+        type_="urn:provisioner:problem:validation", instance=instance, errors=fields, **extra)
 
 
 def install(app: FastAPI) -> None:
@@ -59,3 +62,9 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, str(exc.detail), str(exc.detail),
                                 instance=request.url.path, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a plain-text 500: the error is logged (with its traceback) by the server.
+        return problem_response(500, "Internal error", "the request failed unexpectedly (the server logged why)",
+                                instance=request.url.path)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from provisioner import limits
 from provisioner.cli.common import console, err_console, fail, open_db, settings
 
 
@@ -31,19 +32,26 @@ def import_csv(
         fail("--force only overrides the guard of --terminate-missing: add --snapshot --terminate-missing")
     if not file.exists():
         fail(f"{file}: no such file")
+    if not source or len(source) > limits.SOURCE or limits.refused_character(source):
+        fail(f"--source: a name of 1 to {limits.SOURCE} characters without control characters")
     cfg = settings()
     db = open_db(cfg)
-    rows = max(0, sum(1 for _ in file.open(encoding="utf-8-sig")) - 1)
+    with file.open("rb") as handle:  # counted as bytes: a file that is not UTF-8 is reported by the import
+        rows = max(0, sum(1 for _ in handle) - 1)
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"importing {file.name}", total=rows)
             result = import_file(db, file, source=source, progress=lambda n: progress.advance(task, n),
                                  snapshot=snapshot, terminate_missing=terminate_missing,
-                                 max_terminate_share=cfg.snapshot_max_terminate_share, force=force)
+                                 max_terminate_share=cfg.snapshot_max_terminate_share, force=force,
+                                 effective_days=(cfg.hr_effective_past_days, cfg.hr_effective_future_days))
     except CsvImportError as exc:
         for line in exc.problems:
-            err_console.print(line, highlight=False, soft_wrap=True)
-        fail(f"{len(exc.problems)} problem(s) in {file}: nothing was stored; fix the rows and import again")
+            err_console.print(line, highlight=False, soft_wrap=True, markup=False, emoji=False)  # as written
+        if exc.total > len(exc.problems):
+            err_console.print(f"... and {exc.total - len(exc.problems)} more (the first {len(exc.problems)} "
+                              "are listed)", highlight=False)
+        fail(f"{exc.total} problem(s) in {file}: nothing was stored; fix the rows and import again")
     except SnapshotGuardError as exc:
         fail(str(exc))
     console.print(f"{result.new} event(s) stored, {result.duplicates} already known; they apply when due "

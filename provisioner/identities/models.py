@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from provisioner import limits
 from provisioner.db import Base, JSONType, UTCDateTime
 
 
@@ -27,24 +28,24 @@ class Identity(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Where the record comes from: "hr" (HR owns its attributes) or "scim" (created through SCIM).
     source: Mapped[str] = mapped_column(String(20), default="hr")
-    employee_id: Mapped[str | None] = mapped_column(String(100), unique=True, nullable=True)
+    employee_id: Mapped[str | None] = mapped_column(String(limits.EMPLOYEE_ID), unique=True, nullable=True)
     # The id a SCIM client gave the person (RFC 7643 §3.1 externalId), owned by that client.
-    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
+    external_id: Mapped[str | None] = mapped_column(String(limits.EXTERNAL_ID), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(20))
     # HR-owned attributes, as columns so lookups and SCIM filters run on indexes.
-    user_name: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
-    given_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    family_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    preferred_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    display_name: Mapped[str | None] = mapped_column(String(400), nullable=True)
-    email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
-    department: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
-    job_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    location: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    cost_center: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    manager_employee_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    employment_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(limits.USER_NAME), unique=True, nullable=True)
+    given_name: Mapped[str | None] = mapped_column(String(limits.GIVEN_NAME), nullable=True)
+    family_name: Mapped[str | None] = mapped_column(String(limits.FAMILY_NAME), nullable=True)
+    preferred_name: Mapped[str | None] = mapped_column(String(limits.PREFERRED_NAME), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(limits.DISPLAY_NAME), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(limits.EMAIL), nullable=True, index=True)
+    department: Mapped[str | None] = mapped_column(String(limits.DEPARTMENT), nullable=True, index=True)
+    job_code: Mapped[str | None] = mapped_column(String(limits.JOB_CODE), nullable=True)
+    title: Mapped[str | None] = mapped_column(String(limits.TITLE), nullable=True)
+    location: Mapped[str | None] = mapped_column(String(limits.LOCATION), nullable=True)
+    cost_center: Mapped[str | None] = mapped_column(String(limits.COST_CENTER), nullable=True)
+    manager_employee_id: Mapped[str | None] = mapped_column(String(limits.EMPLOYEE_ID), nullable=True)
+    employment_type: Mapped[str | None] = mapped_column(String(limits.EMPLOYMENT_TYPE), nullable=True)
     start_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     end_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
@@ -81,7 +82,7 @@ class LifecycleTransition(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id"), index=True)
-    event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(limits.EVENT_ID_COLUMN), nullable=True)
     event_type: Mapped[str] = mapped_column(String(20))
     from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
     to_state: Mapped[str | None] = mapped_column(String(20), nullable=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from provisioner import limits
 from provisioner.audit.service import append
 from provisioner.clock import utcnow
 from provisioner.identities import repository
@@ -113,6 +114,7 @@ def _set_attributes(identity: Identity, attrs: dict[str, Any], *, replace: bool,
             identity.extra = merged
     identity.attr_effective = clock.times
     display = " ".join(p for p in (identity.preferred_name or identity.given_name, identity.family_name) if p)
+    display = display[:limits.DISPLAY_NAME]  # two names at their limits are one character longer
     if display and display != identity.display_name:
         identity.display_name = display
     return changed

@@ -5,7 +5,9 @@ format (given_name, family_name, department, ...), optionally ``type`` (hire, up
 leave, return, terminate, rehire) and ``effective_at``; any other column becomes an extra
 attribute. Without ``type`` a row is a hire for an unknown person and an update otherwise. Each
 row's event id is derived from its content, so importing the same file twice changes nothing.
-The whole file is validated before anything is stored, and every bad row is reported.
+The whole file is validated before anything is stored, and every bad row is reported (field
+limits as for the HTTP intake; the same event or the same person hired twice names both lines;
+the first 100 problems are listed, with the count of all).
 
 ``--snapshot``: the file is the full truth of who is employed. After its rows, the people the
 service knows as employed (active, on leave, pre-hire; from HR) who are not in it are reported,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,12 +31,14 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from provisioner import limits
 from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities.lifecycle import EventType
 from provisioner.identities.models import Identity
 from provisioner.intake import repository, service
-from provisioner.intake.schemas import HRAttributes, HREventIn
+from provisioner.intake.schemas import EffectiveWindow, HRAttributes, HREventIn
+from provisioner.intake.validation import MAX_REPORTED, batch_conflicts, field_errors
 
 _ATTRS = set(HRAttributes.model_fields) - {"extra"}
 _META = {"employee_id", "type", "effective_at", "event_id"}
@@ -41,11 +46,13 @@ SNAPSHOT_SOURCE = "snapshot"
 
 
 class CsvImportError(ValueError):
-    """The file cannot be imported; ``problems`` holds one ``file:line: field: reason`` each."""
+    """The file cannot be imported; ``problems`` holds one ``file:line: field: reason`` each, the
+    first MAX_REPORTED of ``total``."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], total: int | None = None) -> None:
         super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems: {problems[0]} ...")
-        self.problems = problems
+        self.problems = problems[:MAX_REPORTED]
+        self.total = max(total or 0, len(problems))
 
 
 class SnapshotGuardError(ValueError):
@@ -73,35 +80,79 @@ class ImportResult:
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        if not reader.fieldnames or "employee_id" not in reader.fieldnames:
-            raise CsvImportError([f"{path}:1: the header row must include employee_id"])
-        for number, row in enumerate(reader, start=2):
-            yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k}
-
-
-def parse(path: Path, known: set[str], now: datetime) -> list[HREventIn]:
-    """Every row as an event; raises CsvImportError naming every bad row (not only the first)."""
-    events: list[HREventIn] = []
-    problems: list[str] = []
-    for line, row in _rows(path):
-        attrs: dict[str, Any] = {k: v for k, v in row.items() if k in _ATTRS and v != ""}
-        extra = {k: v for k, v in row.items() if k not in _ATTRS | _META and v != ""}
-        if extra:
-            attrs["extra"] = extra
-        etype = row.get("type") or ("update" if row.get("employee_id") in known else "hire")
-        digest = hashlib.sha256(repr(sorted(row.items())).encode()).hexdigest()[:16]
-        data = {"event_id": row.get("event_id") or f"import-{row.get('employee_id')}-{digest}",
-                "type": etype, "employee_id": row.get("employee_id"),
-                "effective_at": row.get("effective_at") or now.isoformat(), "attributes": attrs}
         try:
-            events.append(HREventIn.model_validate(data))
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                where = ".".join(str(p) for p in err["loc"]) or "row"
-                problems.append(f"{path}:{line}: {where}: {err['msg'].removeprefix('Value error, ')}")
+            if not reader.fieldnames or "employee_id" not in reader.fieldnames:
+                raise CsvImportError([f"{path}:1: the header row must include employee_id"])
+            for row in reader:
+                yield reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
+        except csv.Error as exc:
+            raise _Unreadable(reader.line_num, f"not readable as CSV ({exc})") from None
+
+
+def _derived_id(employee_id: str, digest: str) -> str:
+    """A row's event id from its content (a bad employee_id is reported once, on its own field)."""
+    if len(employee_id) <= limits.EMPLOYEE_ID and re.fullmatch(limits.IDENTIFIER_PATTERN, employee_id):
+        return f"import-{employee_id}-{digest}"
+    return f"import-{digest}"
+
+
+def _not_utf8(path: Path) -> _Unreadable:
+    """Where the file stops being UTF-8 (text is decoded in blocks, so the reader cannot say)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return _Unreadable(line, f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8")
+    return _Unreadable(1, "not UTF-8 text: save the file as UTF-8")
+
+
+class _Unreadable(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        self.line, self.reason = line, reason
+
+
+def parse(path: Path, known: set[str], now: datetime, window: EffectiveWindow | None = None) -> list[HREventIn]:
+    """Every row as an event; raises CsvImportError naming every bad row (not only the first),
+    the same event or the same hire twice (both lines), the first MAX_REPORTED with the count."""
+    valid: list[tuple[int, HREventIn]] = []
+    problems: list[str] = []
+    total = 0
+
+    def report(line: int, field: str, message: str) -> None:
+        nonlocal total
+        total += 1
+        if len(problems) < MAX_REPORTED:
+            problems.append(f"{path}:{line}: {field}: {message}")
+
+    context = {"window": window} if window is not None else None
+    try:
+        for line, row in _rows(path):
+            attrs: dict[str, Any] = {k: v for k, v in row.items() if k in _ATTRS and v != ""}
+            extra = {k: v for k, v in row.items() if k not in _ATTRS | _META and v != ""}
+            if extra:
+                attrs["extra"] = extra
+            etype = row.get("type") or ("update" if row.get("employee_id") in known else "hire")
+            digest = hashlib.sha256(repr(sorted(row.items())).encode()).hexdigest()[:16]
+            data = {"event_id": row.get("event_id") or _derived_id(row.get("employee_id") or "", digest),
+                    "type": etype, "employee_id": row.get("employee_id"),
+                    "effective_at": row.get("effective_at") or now.isoformat(), "attributes": attrs}
+            try:
+                valid.append((line, HREventIn.model_validate(data, context=context)))
+            except ValidationError as exc:
+                for err in field_errors(exc):
+                    report(line, err.field, err.message)
+    except _Unreadable as exc:  # the rest of the file cannot be read reliably
+        report(exc.line, "file", exc.reason)
+    for err in batch_conflicts(valid, lambda line: f"line {line}", lambda line, name: f"{line}\0{name}"):
+        line, field = err.field.split("\0")
+        report(int(line), field, err.message)
     if problems:
-        raise CsvImportError(problems)
-    return events
+        problems.sort(key=lambda p: int(p[len(str(path)) + 1:].split(":", 1)[0]))
+        raise CsvImportError(problems, total)
+    return [event for _, event in valid]
 
 
 def _store(session: Session, events: list[HREventIn], source: str, chunk: int,
@@ -131,13 +182,15 @@ def _name(person: Identity) -> str:
 def import_file(db: Database, path: Path, *, source: str = "csv-import", chunk: int = 1000,
                 progress: Callable[[int], None] | None = None, snapshot: bool = False,
                 terminate_missing: bool = False, max_terminate_share: float = 0.1,
-                force: bool = False) -> ImportResult:
+                force: bool = False, effective_days: tuple[int, int] | None = None) -> ImportResult:
     """Validate the whole file, then store it (and, for a snapshot with ``terminate_missing``,
-    the terminations) in one transaction: all of it or nothing."""
+    the terminations) in one transaction: all of it or nothing. ``effective_days``: how many
+    days back and ahead an ``effective_at`` may lie (the settings' window)."""
     with db.read() as session:
         known = repository.known_employee_ids(session)
     now = utcnow()
-    events = parse(path, known, now)
+    window = EffectiveWindow(now, *effective_days) if effective_days else None
+    events = parse(path, known, now, window)
     result = ImportResult()
     with db.transaction() as session:
         if snapshot:

@@ -6,24 +6,23 @@ own events, signed like a POST with ``"GET <path>[?<query>]"`` as the body (see 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import AwareDatetime
 
-from provisioner.api.problems import Problem, validation_problem
-from provisioner.intake import fate, repository, service, signing
+from provisioner.api.problems import Problem, problem_response, validation_problem
+from provisioner.clock import utcnow
+from provisioner.intake import fate, repository, service, signing, validation
 from provisioner.intake.models import EventStatus
-from provisioner.intake.schemas import BatchReceipt, EventBatchIn, HREventIn
+from provisioner.intake.schemas import BatchReceipt, EffectiveWindow
+from provisioner.intake.writer import StoreError
 from provisioner.settings import Settings
 
 router = APIRouter(tags=["hr"])
-_single = TypeAdapter(HREventIn)
-_batch = TypeAdapter(EventBatchIn)
 STATUSES = sorted(v for k, v in vars(EventStatus).items() if k.isupper())
 
 
@@ -50,32 +49,47 @@ def read_source(request: Request) -> str:
 SourceDep = Annotated[str, Depends(read_source)]
 
 
+def _require_json(request: Request) -> None:
+    """415 for a body that does not say it is JSON (checked before the signature)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise Problem(415, "Unsupported media type",
+                      f"Content-Type: send application/json, not {media or 'nothing'!r}",
+                      type_="urn:provisioner:problem:media-type")
+
+
+def _invalid(exc: validation.Invalid, instance: str) -> JSONResponse:
+    if exc.too_large:
+        return problem_response(413, "Batch too large", str(exc), type_="urn:provisioner:problem:too-large",
+                                instance=instance)
+    return validation_problem([{"loc": (e.field,), "msg": e.message} for e in exc.errors], instance,
+                              total=exc.total)
+
+
 @router.post("/hr/events", status_code=202, responses={
     202: {"description": "Accepted and durably stored (or the same event again)"},
     400: {"description": "Malformed event (problem+json naming the field)"},
     401: {"description": "Missing, stale or bad signature"},
-    409: {"description": "A known event_id with a different body"}})
+    409: {"description": "A known event_id with a different body"},
+    413: {"description": "Body over PROVISIONER_HR_MAX_BODY_BYTES, or more events than PROVISIONER_MAX_BATCH_EVENTS"},
+    415: {"description": "Content-Type is not application/json"}})
 async def post_events(request: Request) -> Any:
     settings: Settings = request.app.state.settings
-    body = await request.body()
+    _require_json(request)
+    body = await request.body()  # its size is limited while it streams (provisioner/api/body_limit.py)
     source = _verified_source(request, body)
+    window = EffectiveWindow(utcnow(), settings.hr_effective_past_days, settings.hr_effective_future_days)
     try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise Problem(400, "Invalid request", f"body: not valid JSON ({exc})") from exc
-    is_batch = isinstance(data, dict) and "events" in data
-    try:
-        events = _batch.validate_python(data).events if is_batch else [_single.validate_python(data)]
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        return validation_problem([{**e, "loc": tuple(e["loc"])} for e in errors], request.url.path)
-    if len(events) > settings.max_batch_events:
-        raise Problem(413, "Batch too large", f"events: at most {settings.max_batch_events} per request")
+        events, is_batch = validation.parse_request(body, window=window, max_events=settings.max_batch_events)
+    except validation.Invalid as exc:
+        return _invalid(exc, request.url.path)
     try:  # committed (in a group with concurrent requests) before the 202 is sent
         receipts = await request.app.state.intake_writer.submit(events, source)
     except service.ConflictError as exc:
         raise Problem(409, "Conflict", str(exc), type_="urn:provisioner:problem:conflict",
                       event_id=exc.event_id) from exc
+    except StoreError as exc:
+        raise Problem(exc.status, "Not stored", str(exc), type_="urn:provisioner:problem:not-stored") from exc
     wake = getattr(request.app.state, "on_events_accepted", None)
     if wake is not None:
         wake()

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from provisioner import limits
 from provisioner.db import Base, JSONType, UTCDateTime
 
 
@@ -27,17 +28,17 @@ class HREvent(Base):
     __tablename__ = "hr_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(200), unique=True)
-    source: Mapped[str] = mapped_column(String(100))
-    type: Mapped[str] = mapped_column(String(20))
-    employee_id: Mapped[str] = mapped_column(String(100), index=True)
+    event_id: Mapped[str] = mapped_column(String(limits.EVENT_ID_COLUMN), unique=True)
+    source: Mapped[str] = mapped_column(String(limits.SOURCE))
+    type: Mapped[str] = mapped_column(String(limits.EVENT_TYPE))
+    employee_id: Mapped[str] = mapped_column(String(limits.EMPLOYEE_ID), index=True)
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
     immediate: Mapped[bool] = mapped_column(Boolean, default=False)
-    cancels_event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cancels_event_id: Mapped[str | None] = mapped_column(String(limits.EVENT_ID_COLUMN), nullable=True)
     body_sha256: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[str] = mapped_column(String(20), default=EventStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(limits.EVENT_STATUS), default=EventStatus.PENDING)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

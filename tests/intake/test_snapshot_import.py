@@ -5,10 +5,12 @@ guarded against a truncated file). And a CSV import names every bad row, not onl
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from provisioner.clock import utcnow
 from provisioner.intake.models import HREvent
 from provisioner.settings import get_settings
 from tests.support import EntraView, event, hire
@@ -105,7 +107,7 @@ async def test_the_guard_yields_to_force(service, cli, entra: EntraView, tmp_pat
 def test_csv_import_names_every_bad_row_and_stores_nothing(service, cli, tmp_path: Path):
     path = tmp_path / "bad.csv"
     path.write_text("employee_id,given_name,family_name,effective_at,type\n"
-                    "B1,Ok,Row,2026-01-01T00:00:00+00:00,\n"
+                    f"B1,Ok,Row,{(utcnow() - timedelta(days=30)).isoformat()},\n"  # within the window
                     "B2,Bad,Date,not-a-date,\n"
                     "B3,Ok,Row,,\n"
                     "B4,,Nameless,,hire\n"
