@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
     # would re-plan more people than this waits for approval; None: no limit, every rollout applies.
     policy_rollout_max_auto: int | None = None
+    # Every this many minutes (and at start) `serve`/`worker` log the audit chain's head
+    # ("audit anchor: head SEQ:HASH"), an anchor outside the database; 0: never.
+    audit_anchor_minutes: float = Field(15.0, ge=0)
 
     host: str = "127.0.0.1"
     port: int = 8000
