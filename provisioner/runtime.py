@@ -58,9 +58,13 @@ class Runtime:
     # -- API -------------------------------------------------------------------------------------
     def create_app(self) -> FastAPI:
         app = create_app(self.settings, self.db, on_events_accepted=self._events_ready.set,
-                         on_identity_changed=self.identity_changed)
+                         on_identity_changed=self.identity_changed, target_halts=self.target_halts)
         app.state.planning = self.ctx
         return app
+
+    def target_halts(self) -> dict[str, datetime | None]:
+        """Each target and until when this process's workers hold it halted (None: not halted)."""
+        return {target: self.worker.halted_until.get(target) for target in self.connectors}
 
     def identity_changed(self, session: Session, identity_id: str, trigger: str) -> None:
         """Re-plan a person changed outside HR (for example through SCIM)."""

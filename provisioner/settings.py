@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     # ("audit anchor: head SEQ:HASH"), an anchor outside the database; 0: never.
     audit_anchor_minutes: float = Field(15.0, ge=0)
 
+    # Readiness (GET /readyz): 503 when a target is halted or one of these is exceeded (None: not
+    # checked). Ages in seconds: the oldest open operation, due HR event, unverified leaver.
+    readiness_max_queue_age_seconds: float | None = 3600.0
+    readiness_max_event_age_seconds: float | None = 300.0
+    readiness_max_unverified_leaver_seconds: float | None = 3600.0
+    readiness_max_dead_letters: int | None = None
+    # GET /metrics needs `Authorization: Bearer` with this token (for the scraper) or an admin
+    # API token; metrics_public opens it (only where the port is reachable from inside alone).
+    metrics_token: SecretStr | None = None
+    metrics_public: bool = False
+
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
