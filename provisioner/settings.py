@@ -85,6 +85,13 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
+    @field_validator("readiness_max_queue_age_seconds", "readiness_max_event_age_seconds",
+                     "readiness_max_unverified_leaver_seconds", "readiness_max_dead_letters", mode="before")
+    @classmethod
+    def _unset_limit(cls, value: object) -> object:
+        # An empty value (or "none") turns a readiness limit off.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
     @field_validator("contract_end_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

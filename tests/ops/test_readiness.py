@@ -106,3 +106,13 @@ async def test_dead_letters_are_counted_and_fail_readiness_when_configured(servi
     status, body = await readyz(service)
     assert status == 503 and body["problems"] == [
         "1 dead letter(s) (limit 0): 'provisioner ops list --dead'"]
+
+
+def test_a_readiness_limit_is_turned_off_by_an_empty_value(monkeypatch):
+    from provisioner.settings import Settings
+
+    monkeypatch.setenv("PROVISIONER_READINESS_MAX_QUEUE_AGE_SECONDS", "")
+    monkeypatch.setenv("PROVISIONER_READINESS_MAX_DEAD_LETTERS", "0")
+    settings = Settings()
+    assert settings.readiness_max_queue_age_seconds is None and settings.readiness_max_dead_letters == 0
+    assert settings.readiness_max_event_age_seconds == 300.0
