@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from provisioner.api.app import create_app
+from provisioner.audit.service import chain_key, read_head
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.intake.processor import ProcessStats, process_due
@@ -32,6 +34,7 @@ from provisioner.targets.contract import Connector
 from provisioner.targets.registry import build_connectors
 
 log = logging.getLogger(__name__)
+audit_log = logging.getLogger("provisioner.audit")
 
 
 class Runtime:
@@ -55,9 +58,13 @@ class Runtime:
     # -- API -------------------------------------------------------------------------------------
     def create_app(self) -> FastAPI:
         app = create_app(self.settings, self.db, on_events_accepted=self._events_ready.set,
-                         on_identity_changed=self.identity_changed)
+                         on_identity_changed=self.identity_changed, target_halts=self.target_halts)
         app.state.planning = self.ctx
         return app
+
+    def target_halts(self) -> dict[str, datetime | None]:
+        """Each target and until when this process's workers hold it halted (None: not halted)."""
+        return {target: self.worker.halted_until.get(target) for target in self.connectors}
 
     def identity_changed(self, session: Session, identity_id: str, trigger: str) -> None:
         """Re-plan a person changed outside HR (for example through SCIM)."""
@@ -139,6 +146,18 @@ class Runtime:
             except TimeoutError:
                 pass
 
+    def log_audit_anchor(self) -> None:
+        """The audit chain's head as a log line: an anchor outside the database that
+        ``provisioner audit verify --anchor SEQ:HASH`` checks the chain against."""
+        with self.db.transaction() as session:
+            head = read_head(session)
+        audit_log.info("audit anchor: head %s", head.anchor,
+                       extra={"audit_head_seq": head.seq, "audit_head_hash": head.hash, "audit_key_id": head.key_id})
+        if head.key_id is not None and chain_key() is None:
+            audit_log.error("PROVISIONER_AUDIT_KEY is not set but the audit chain was written with a key "
+                            "(key id %s): records appended now are not keyed", head.key_id,
+                            extra={"alert": "audit_key_missing"})
+
     async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True) -> None:
         scheduler = AsyncIOScheduler(timezone="UTC")
         if reconcile:
@@ -148,6 +167,11 @@ class Runtime:
                 log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
             scheduler.add_job(_reconcile, "interval", minutes=self.settings.reconcile_minutes,
                               id="reconcile", max_instances=1, coalesce=True)
+        if self.settings.audit_anchor_minutes > 0:
+            async def _anchor() -> None:
+                await asyncio.to_thread(self.log_audit_anchor)
+            scheduler.add_job(_anchor, "interval", minutes=self.settings.audit_anchor_minutes, id="audit_anchor",
+                              max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
         scheduler.start()
         try:
             tasks = [self.worker.run_forever(stop)]

@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
     # would re-plan more people than this waits for approval; None: no limit, every rollout applies.
     policy_rollout_max_auto: int | None = None
+    # Every this many minutes (and at start) `serve`/`worker` log the audit chain's head
+    # ("audit anchor: head SEQ:HASH"), an anchor outside the database; 0: never.
+    audit_anchor_minutes: float = Field(15.0, ge=0)
+
+    # Readiness (GET /readyz): 503 when a target is halted or one of these is exceeded (None: not
+    # checked). Ages in seconds: the oldest open operation, due HR event, unverified leaver.
+    readiness_max_queue_age_seconds: float | None = 3600.0
+    readiness_max_event_age_seconds: float | None = 300.0
+    readiness_max_unverified_leaver_seconds: float | None = 3600.0
+    readiness_max_dead_letters: int | None = None
+    # GET /metrics needs `Authorization: Bearer` with this token (for the scraper) or an admin
+    # API token; metrics_public opens it (only where the port is reachable from inside alone).
+    metrics_token: SecretStr | None = None
+    metrics_public: bool = False
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -78,6 +92,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @field_validator("readiness_max_queue_age_seconds", "readiness_max_event_age_seconds",
+                     "readiness_max_unverified_leaver_seconds", "readiness_max_dead_letters", mode="before")
+    @classmethod
+    def _unset_limit(cls, value: object) -> object:
+        # An empty value (or "none") turns a readiness limit off.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("contract_end_timezone")
     @classmethod

@@ -6,28 +6,25 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy.orm import Session
 
 from provisioner import __version__
 from provisioner.api import problems
 from provisioner.api.body_limit import BodyLimit, BodyLimitMiddleware
 from provisioner.db import Database
+from provisioner.health.service import HaltsProvider
 from provisioner.intake.writer import IntakeWriter
-from provisioner.queue import repository as queue
 from provisioner.scim.app import mount_scim
 from provisioner.scim.config import SCIM_PREFIX
 from provisioner.settings import Settings
 
-# Alert on provisioner_queue_operations{status="dead"} > 0: dead letters need a person.
-QUEUE_DEPTH = Gauge("provisioner_queue_operations", "Operations in the queue by status", ["status"])
-
 
 def create_app(settings: Settings, db: Database, *,
                on_events_accepted: Callable[[], None] | None = None,
-               on_identity_changed: Callable[[Session, str, str], None] | None = None) -> FastAPI:
+               on_identity_changed: Callable[[Session, str, str], None] | None = None,
+               target_halts: HaltsProvider | None = None) -> FastAPI:
     from provisioner.evidence.endpoints import router as evidence_router
+    from provisioner.health.endpoints import router as health_router
     from provisioner.intake.endpoints import router as intake_router
     from provisioner.planner.endpoints import router as plans_router
 
@@ -45,10 +42,12 @@ def create_app(settings: Settings, db: Database, *,
     app.state.on_events_accepted = on_events_accepted
     if on_identity_changed is not None:
         app.state.on_identity_changed = on_identity_changed
+    app.state.target_halts = target_halts  # readiness: the workers of this process, if any
     problems.install(app)
     app.include_router(intake_router)
     app.include_router(evidence_router)
     app.include_router(plans_router)
+    app.include_router(health_router)  # /readyz, /metrics (alert rules: deploy/prometheus/alerts.yml)
     mount_scim(app)
     # Added last, so outermost: bodies are limited before a signature or token is checked.
     app.add_middleware(BodyLimitMiddleware, limits=[
@@ -57,14 +56,7 @@ def create_app(settings: Settings, db: Database, *,
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
+        """Liveness only: the process answers. Whether the flow moves is /readyz."""
         return {"status": "ok", "version": __version__}
-
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
-        with db.transaction() as session:
-            counts = queue.counts(session)
-        for status in ("pending", "waiting", "running", "succeeded", "dead", "cancelled"):
-            QUEUE_DEPTH.labels(status).set(counts.get(status, 0))
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -3,7 +3,10 @@
 Each record's hash covers its content and the previous record's hash, so editing, inserting or
 deleting any record breaks the chain (``provisioner audit verify`` says where). With
 ``PROVISIONER_AUDIT_KEY`` set the chain is an HMAC, so someone with database access alone cannot
-re-forge it. Records must never carry secrets: callers pass identifiers and outcomes only.
+re-forge it, and the head (sequence and hash) is sealed with an HMAC too, so it cannot be rewound
+after the newest records are deleted. Deleting everything, or rewinding to a head seen before, is
+found only against an anchor kept outside the database (``provisioner.audit.anchor``).
+Records must never carry secrets: callers pass identifiers and outcomes only.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from provisioner.audit.models import AuditHead, AuditRecord
@@ -26,8 +29,12 @@ from provisioner.jsonutil import canonical, loads
 GENESIS = "0" * 64
 # Built once: these run for every HR event and every operation attempt.
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+# A writer without the key keeps the head's key id (the chain still says it was written with a
+# key) and leaves the head unsealed, which `audit verify` with the key reports.
 _MOVE_HEAD = (update(AuditHead).where(AuditHead.id == 1)
-              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), mac=bindparam("new_mac"),
+                      key_id=func.coalesce(bindparam("new_key_id"), AuditHead.key_id)))
+_READ_HEAD = select(AuditHead.seq, AuditHead.hash, AuditHead.key_id, AuditHead.mac).where(AuditHead.id == 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,35 @@ class Entry:
 def chain_key() -> bytes | None:
     key = os.environ.get("PROVISIONER_AUDIT_KEY")
     return key.encode() if key else None
+
+
+def key_id(key: bytes) -> str:
+    """A fingerprint naming the key (16 hex characters); the key cannot be derived from it."""
+    return hmac.new(key, b"provisioner audit key id", hashlib.sha256).hexdigest()[:16]
+
+
+def head_mac(key: bytes, seq: int, digest: str) -> str:
+    """The head's seal: an HMAC over its sequence number and hash."""
+    return hmac.new(key, f"audit-head:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    seq: int
+    hash: str
+    key_id: str | None = None
+    mac: str | None = None
+
+    @property
+    def anchor(self) -> str:
+        """``SEQ:HASH``, as ``provisioner audit verify --anchor`` takes it."""
+        return f"{self.seq}:{self.hash}"
+
+
+def read_head(session: Session) -> Head:
+    """The chain head as it stands in this transaction (no lock)."""
+    row = session.connection().execute(_READ_HEAD).one_or_none()
+    return Head(0, GENESIS) if row is None else Head(row.seq, row.hash, row.key_id, row.mac)
 
 
 def record_hash(seq: int, at: datetime, kind: str, subject: str | None, data: dict[str, Any],
@@ -78,7 +114,9 @@ def append_many(session: Session, entries: list[Entry]) -> int:
                      "prev_hash": prev, "hash": digest})
         prev = digest
     insert_rows(session, AuditRecord, rows)
-    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev,
+                              "new_mac": head_mac(key, seq, prev) if key is not None else None,
+                              "new_key_id": key_id(key) if key is not None else None})
     return seq
 
 

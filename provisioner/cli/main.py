@@ -188,18 +188,31 @@ def ops_replay(op_id: Annotated[Optional[int], typer.Argument(help="operation id
 
 # -- audit and evidence --------------------------------------------------------------------------
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: Annotated[Optional[list[str]], typer.Option(
+        help="SEQ:HASH of an earlier chain head, or an evidence manifest carrying one (repeatable): "
+             "finds deleted newest records and a wiped chain")] = None,
+) -> None:
     """Check the audit chain; names every edited, inserted or deleted record."""
+    from provisioner.audit.anchor import AnchorError, parse_anchor
     from provisioner.audit.verify import verify_chain
 
+    try:
+        anchors = [parse_anchor(value) for value in anchor or []]
+    except AnchorError as exc:
+        fail(str(exc))
     db = open_db(settings())
     with db.transaction() as session:
-        report = verify_chain(session)
+        report = verify_chain(session, anchors)
     if report.ok:
-        console.print(f"ok: {report.records} audit records, chain intact")
+        checked = f"; {report.anchors} anchor(s) matched" if report.anchors else ""
+        console.print(f"ok: {report.records} audit records, chain intact; head {report.head}{checked}",
+                      highlight=False)
         return
     for problem in report.problems:
         console.print(f"[red]TAMPERED[/] {problem}", highlight=False)
+    if report.key_problem:
+        fail(report.key_problem, code=1 if report.problems else 2)
     raise typer.Exit(1)
 
 
@@ -225,11 +238,13 @@ def evidence_export(
     db = open_db(settings())
     with db.transaction() as session:
         records = service.revocations(session, start, end)
+        audit_head = service.audit_anchor(session)
     body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
     out.mkdir(parents=True, exist_ok=True)
     name = f"revocations-{start.date()}-{last_day(end)}.{format}"
     (out / name).write_bytes(body)
-    manifest = service.manifest(body, filename=name, start=start, end=end, count=len(records), fmt=format)
+    manifest = service.manifest(body, filename=name, start=start, end=end, count=len(records), fmt=format,
+                                audit_head=audit_head)
     (out / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=2))
     unverified = sum(not r["all_verified"] for r in records)
     console.print(f"{len(records)} leaver(s) -> {out / name} (sha256 {manifest['sha256']}); "

@@ -63,6 +63,7 @@ class SandboxedService:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.hr_secret = secrets.token_hex(16)
+        self.metrics_token = secrets.token_hex(16)  # what a Prometheus scraper sends (metrics())
         token = secrets.token_hex(16)
         token_file = workdir / "sandbox-token"
         token_file.write_text(token)
@@ -75,7 +76,7 @@ class SandboxedService:
             upgrade(url)
         self.settings = Settings(database_url=url, policies_dir=policies_dir or REPO / "policies",
                                  targets_dir=targets, hr_secrets={HR_SOURCE: self.hr_secret},
-                                 **(settings or {}))
+                                 **{"metrics_token": self.metrics_token, **(settings or {})})
         self.db = Database(url)
         transports: dict[str, httpx.AsyncBaseTransport] = {}
         self.group_ids: dict[str, str] = {}  # managed group name -> sandbox object id
@@ -116,6 +117,12 @@ class SandboxedService:
         payload = events if isinstance(events, dict) else {"events": list(events)}
         body = json.dumps(payload).encode()
         return await self.api.post("/hr/events", content=body, headers=self.signed(body))
+
+    async def metrics(self) -> str:
+        """GET /metrics as the scraper does, with the metrics token."""
+        resp = await self.api.get("/metrics", headers={"Authorization": f"Bearer {self.metrics_token}"})
+        resp.raise_for_status()
+        return resp.text
 
     async def drain(self, max_wait: float = 60.0) -> None:
         await self.runtime.drain(max_wait=max_wait)

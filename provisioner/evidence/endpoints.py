@@ -30,7 +30,7 @@ def revocations(session: SessionDep,
     records = service.revocations(session, start, end)
     body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
     meta = service.manifest(body, filename=f"revocations.{format}", start=start, end=end,
-                            count=len(records), fmt=format)
+                            count=len(records), fmt=format, audit_head=service.audit_anchor(session))
     headers = {"X-Evidence-SHA256": meta["sha256"]}
     if format == "csv":
         return Response(body, media_type="text/csv", headers=headers)

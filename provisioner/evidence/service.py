@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from provisioner.audit import service as audit
 from provisioner.clock import utcnow
 from provisioner.evidence import repository
 from provisioner.evidence.models import RevocationCheck, RevocationIncident
@@ -179,8 +180,16 @@ def to_json(records: list[dict[str, Any]]) -> str:
     return json.dumps(records, indent=2, sort_keys=True)
 
 
+def audit_anchor(session: Session) -> dict[str, Any]:
+    """The audit chain's head as this export's transaction saw it: an anchor kept outside the
+    database (``provisioner audit verify --anchor <manifest>``)."""
+    head = audit.read_head(session)
+    return {"seq": head.seq, "hash": head.hash, "key_id": head.key_id}
+
+
 def manifest(content: bytes, *, filename: str, start: datetime, end: datetime, count: int,
-             fmt: str) -> dict[str, Any]:
+             fmt: str, audit_head: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"file": filename, "format": fmt, "sha256": hashlib.sha256(content).hexdigest(),
             "bytes": len(content), "leavers": count, "from": start.isoformat(), "to": end.isoformat(),
-            "generated_at": utcnow().isoformat(), "generator": "provisioner evidence export"}
+            "generated_at": utcnow().isoformat(), "generator": "provisioner evidence export",
+            "audit_head": audit_head}

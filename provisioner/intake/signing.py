@@ -21,6 +21,9 @@ TIMESTAMP_HEADER = "X-HR-Timestamp"
 SIGNATURE_HEADER = "X-HR-Signature"
 
 
+_NO_SECRET = "no source has this name"
+
+
 class SignatureError(Exception):
     pass
 
@@ -47,15 +50,16 @@ def verify(secrets: dict[str, str], source: str | None, timestamp: str | None,
     if not source or not timestamp or not signature:
         raise SignatureError(
             f"missing signature headers: send {SOURCE_HEADER}, {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
-    secret = secrets.get(source)
-    if secret is None:
-        raise SignatureError(f"unknown HR source {source!r}")
     try:
         ts = int(timestamp)
     except ValueError as exc:
         raise SignatureError(f"{TIMESTAMP_HEADER} must be Unix seconds") from exc
     if abs(now - ts) > tolerance:
         raise SignatureError(f"stale timestamp: more than {tolerance} s from the server's clock")
-    if not hmac.compare_digest(sign(secret, ts, body), signature):
+    # An unknown source gets the very answer a bad signature gets (after the same work), so a 401
+    # never tells a caller which source names exist.
+    secret = secrets.get(source)
+    expected = sign(secret if secret is not None else _NO_SECRET, ts, body)
+    if not hmac.compare_digest(expected, signature) or secret is None:
         raise SignatureError("bad signature")
     return source

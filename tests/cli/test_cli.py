@@ -208,6 +208,6 @@ async def test_metrics_expose_dead_letters_for_alerting(cli_env):
     cli_env.sandbox.fail_next("PATCH", r"/users/", status=400, code="Request_BadRequest", message="nope")
     await cli_env.send(event("z2", "update", "Z1", title="Boss"))
     await cli_env.drain()
-    text = (await cli_env.api.get("/metrics")).text
+    text = await cli_env.metrics()
     assert 'provisioner_queue_operations{status="dead"} 1.0' in text
     assert "provisioner_target_calls_total" in text

@@ -67,7 +67,7 @@ REJECTED = {"r-upd-x": ("NOBODY", "unknown employee"),
 
 async def test_each_rejected_event_is_readable_by_its_source_with_the_reason(service, caplog):
     caplog.set_level(logging.WARNING, logger="provisioner.hr_events")
-    before = (await service.api.get("/metrics")).text
+    before = await service.metrics()
     await send_rejected_cases(service)
     for event_id, (employee_id, reason) in REJECTED.items():
         resp = await read(service, f"/hr/events/{event_id}")
@@ -88,14 +88,14 @@ async def test_each_rejected_event_is_readable_by_its_source_with_the_reason(ser
         assert record.levelno == logging.WARNING
         assert record.employee_id == employee_id and record.status == "rejected"
         assert reason in record.reason and record.alert == "hr_event_rejected"
-    after = (await service.api.get("/metrics")).text
+    after = await service.metrics()
     assert hr_events_metric(after, "rejected") - hr_events_metric(before, "rejected") == 3
     assert hr_events_metric(after, "applied") - hr_events_metric(before, "applied") == 3
 
 
 async def test_a_superseded_event_is_logged_counted_and_readable(service, caplog):
     caplog.set_level(logging.WARNING, logger="provisioner.hr_events")
-    before = hr_events_metric((await service.api.get("/metrics")).text, "superseded")
+    before = hr_events_metric(await service.metrics(), "superseded")
     t0 = utcnow()
     await service.send(hire("s-hire", "SU", "Sue", "Perseded", "Sales", at=t0 - timedelta(hours=2)))
     await service.send(event("s-new", "update", "SU", t0, title="Senior Seller"))
@@ -106,7 +106,7 @@ async def test_a_superseded_event_is_logged_counted_and_readable(service, caplog
     assert body["status"] == "superseded" and "older" in body["reason"]
     [record] = [r for r in caplog.records if r.name == "provisioner.hr_events"]
     assert (record.event_id, record.status, record.alert) == ("s-old", "superseded", "hr_event_superseded")
-    after = hr_events_metric((await service.api.get("/metrics")).text, "superseded")
+    after = hr_events_metric(await service.metrics(), "superseded")
     assert after - before == 1
 
 

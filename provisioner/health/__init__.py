@@ -1,0 +1,1 @@
+"""Operations: readiness (is the flow moving?) and the gauges Prometheus scrapes."""
