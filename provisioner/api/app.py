@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy.orm import Session
 
 from provisioner import __version__
-from provisioner.api import problems
+from provisioner.api import openapi, problems
 from provisioner.db import Database
 from provisioner.intake.writer import IntakeWriter
 from provisioner.queue import repository as queue
@@ -48,6 +48,7 @@ def create_app(settings: Settings, db: Database, *,
     app.include_router(evidence_router)
     app.include_router(plans_router)
     mount_scim(app)
+    openapi.install(app)  # the contract: security, bodies, problem answers, /scim/v2 (api/openapi.py)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

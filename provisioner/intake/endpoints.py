@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from provisioner.api.problems import Problem, validation_problem
+from provisioner.api.responses import HR_SIGNED, contract, problems
 from provisioner.intake import fate, repository, service, signing
 from provisioner.intake.models import EventStatus
-from provisioner.intake.schemas import BatchReceipt, EventBatchIn, HREventIn
+from provisioner.intake.schemas import BatchReceipt, EventBatchIn, HREventIn, Receipt
 from provisioner.settings import Settings
 
 router = APIRouter(tags=["hr"])
@@ -51,10 +52,12 @@ SourceDep = Annotated[str, Depends(read_source)]
 
 
 @router.post("/hr/events", status_code=202, responses={
-    202: {"description": "Accepted and durably stored (or the same event again)"},
-    400: {"description": "Malformed event (problem+json naming the field)"},
-    401: {"description": "Missing, stale or bad signature"},
-    409: {"description": "A known event_id with a different body"}})
+    202: {"description": "Accepted and durably stored (or the same event again: `Idempotent-Replay: true`)",
+          "model": Receipt | BatchReceipt},
+    **problems(400, 401, 409, 413, 415, s401="Missing, stale or bad signature",
+               s409="A known event_id with a different body")},
+    openapi_extra=contract(security=HR_SIGNED, body=(HREventIn, EventBatchIn),
+                           body_description="One event, or a batch `{\"events\": [...]}`; signed over the raw body"))
 async def post_events(request: Request) -> Any:
     settings: Settings = request.app.state.settings
     body = await request.body()
@@ -88,7 +91,8 @@ async def post_events(request: Request) -> Any:
                                      receipts=receipts).model_dump(mode="json"), status_code=202)
 
 
-@router.get("/hr/events", responses={401: {"description": "Missing, stale or bad signature"}})
+@router.get("/hr/events", responses=problems(400, 401, s401="Missing, stale or bad signature"),
+            openapi_extra=contract(security=HR_SIGNED))
 def list_events(request: Request, source: SourceDep,
                 status: Annotated[str | None, Query(description="only events with this status")] = None,
                 since: Annotated[AwareDatetime | None, Query(
@@ -116,8 +120,8 @@ def list_events(request: Request, source: SourceDep,
 
 @router.get("/hr/events/{event_id:path}", responses={
     200: {"description": "The event and what became of it"},
-    401: {"description": "Missing, stale or bad signature"},
-    404: {"description": "No such event from this source"}})
+    **problems(401, 404, s401="Missing, stale or bad signature", s404="No such event from this source")},
+    openapi_extra=contract(security=HR_SIGNED))
 def get_event(request: Request, event_id: str, source: SourceDep) -> dict[str, Any]:
     """One of the calling source's events: status (pending, applied, rejected, superseded,
     cancelled, done) and the reason. Another source's event is 404, as an unknown one is."""
