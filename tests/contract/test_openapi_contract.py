@@ -134,3 +134,35 @@ def test_every_operation_keeps_its_contract(api_schema: Any) -> None:
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert len(operations) >= 19
     assert not failures, "\n\n".join(failures)
+
+
+async def test_the_document_declares_security_bodies_and_problem_answers(service: SandboxedService) -> None:
+    """What schemathesis relies on, read from the served document itself."""
+    resp = await service.api.get("/openapi.json")
+    assert resp.status_code == 200
+    doc = resp.json()
+    schemes = doc["components"]["securitySchemes"]
+    assert {schemes[n]["name"] for n in ("hrSource", "hrTimestamp", "hrSignature")} == {
+        "X-HR-Source", "X-HR-Timestamp", "X-HR-Signature"}
+    assert all(schemes[n] == {**schemes[n], "type": "http", "scheme": "bearer"}
+               for n in ("adminToken", "auditorToken", "scimToken"))
+    paths = doc["paths"]
+    post = paths["/hr/events"]["post"]
+    assert post["security"] == [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"oneOf": [
+        {"$ref": "#/components/schemas/HREventIn"}, {"$ref": "#/components/schemas/EventBatchIn"}]}
+    assert {"400", "401", "409", "413", "415"} <= set(post["responses"])
+    assert paths["/evidence/revocations"]["get"]["security"] == [{"auditorToken": []}]
+    assert "text/csv" in paths["/evidence/revocations"]["get"]["responses"]["200"]["content"]
+    assert paths["/identities/{employee_id}/plan"]["get"]["security"] == [{"adminToken": []}]
+    assert {"/scim/v2/Users", "/scim/v2/Users/{user_id}", "/scim/v2/Groups", "/scim/v2/Bulk",
+            "/scim/v2/.search", "/scim/v2/ServiceProviderConfig"} <= set(paths)
+    for path, item in paths.items():
+        for method, op in item.items():
+            assert "422" not in op["responses"], f"{method} {path}: FastAPI's 422 is never answered"
+            secured = path not in ("/healthz", "/metrics", "/openapi.json")
+            assert bool(op.get("security")) == secured, f"{method} {path}: security"
+            for code, answer in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    media = "application/scim+json" if path.startswith("/scim/v2") else "application/problem+json"
+                    assert set(answer["content"]) == {media}, f"{method} {path} {code}"
