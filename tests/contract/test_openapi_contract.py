@@ -23,6 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
@@ -130,7 +131,7 @@ def test_every_operation_keeps_its_contract(api_schema: Any) -> None:
                 _run(operation, mode)
             except Unsatisfiable:  # no parameters and no body: nothing to make invalid
                 continue
-            except Exception as exc:  # a check failed: report it with the others
+            except (Exception, FailureGroup) as exc:  # a check failed: report it with the others
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert len(operations) >= 19
     assert not failures, "\n\n".join(failures)
