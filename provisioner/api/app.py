@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from provisioner import __version__
-from provisioner.api import problems
+from provisioner.api import openapi, problems
 from provisioner.api.body_limit import BodyLimit, BodyLimitMiddleware
 from provisioner.db import Database
 from provisioner.health.service import HaltsProvider
@@ -49,6 +49,7 @@ def create_app(settings: Settings, db: Database, *,
     app.include_router(plans_router)
     app.include_router(health_router)  # /readyz, /metrics (alert rules: deploy/prometheus/alerts.yml)
     mount_scim(app)
+    openapi.install(app)  # the contract: security, bodies, problem answers, /scim/v2 (api/openapi.py)
     # Added last, so outermost: bodies are limited before a signature or token is checked.
     app.add_middleware(BodyLimitMiddleware, limits=[
         BodyLimit("/hr/events", settings.hr_max_body_bytes),

@@ -10,18 +10,25 @@ from fastapi.responses import JSONResponse, Response
 from provisioner.api.auth import scope_dependency
 from provisioner.api.deps import SessionDep
 from provisioner.api.problems import Problem
+from provisioner.api.responses import AUDITOR, contract, problems
 from provisioner.evidence import service
 from provisioner.evidence.period import PeriodError, parse_period
 
 router = APIRouter(tags=["evidence"])
+_WHEN = {"anyOf": [{"format": "date"}, {"format": "date-time"}]}
 
 
-@router.get("/evidence/revocations", dependencies=[Depends(scope_dependency("auditor"))])
+@router.get("/evidence/revocations", dependencies=[Depends(scope_dependency("auditor"))], responses={
+    200: {"description": "The manifest and records (JSON), or the records as CSV (`format=csv`); the "
+                         "body's SHA-256 in X-Evidence-SHA256",
+          "content": {"application/json": {"schema": {"type": "object", "required": ["manifest", "records"]}},
+                      "text/csv": {"schema": {"type": "string"}}}},
+    **problems(400, 401, 403)}, openapi_extra=contract(security=AUDITOR))
 def revocations(session: SessionDep,
                 from_: Annotated[str, Query(alias="from", description="date (start of that day) or RFC 3339 "
-                                            "time; UTC unless an offset is given")],
+                                            "time; UTC unless an offset is given", json_schema_extra=_WHEN)],
                 to: Annotated[str, Query(description="date (includes that whole day) or RFC 3339 time "
-                                         "(exclusive); UTC unless an offset is given")],
+                                         "(exclusive); UTC unless an offset is given", json_schema_extra=_WHEN)],
                 format: Literal["json", "csv"] = "json") -> Response:
     try:
         start, end = parse_period(from_, to)

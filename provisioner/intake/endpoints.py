@@ -15,10 +15,11 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from provisioner.api.problems import Problem, problem_response, validation_problem
+from provisioner.api.responses import HR_SIGNED, contract, problems
 from provisioner.clock import utcnow
 from provisioner.intake import fate, repository, service, signing, validation
 from provisioner.intake.models import EventStatus
-from provisioner.intake.schemas import BatchReceipt, EffectiveWindow
+from provisioner.intake.schemas import BatchReceipt, EffectiveWindow, EventBatchIn, HREventIn, Receipt
 from provisioner.intake.writer import StoreError
 from provisioner.settings import Settings
 
@@ -67,12 +68,12 @@ def _invalid(exc: validation.Invalid, instance: str) -> JSONResponse:
 
 
 @router.post("/hr/events", status_code=202, responses={
-    202: {"description": "Accepted and durably stored (or the same event again)"},
-    400: {"description": "Malformed event (problem+json naming the field)"},
-    401: {"description": "Missing, stale or bad signature"},
-    409: {"description": "A known event_id with a different body"},
-    413: {"description": "Body over PROVISIONER_HR_MAX_BODY_BYTES, or more events than PROVISIONER_MAX_BATCH_EVENTS"},
-    415: {"description": "Content-Type is not application/json"}})
+    202: {"description": "Accepted and durably stored (or the same event again: `Idempotent-Replay: true`)",
+          "model": Receipt | BatchReceipt},
+    **problems(400, 401, 409, 413, 415, s401="Missing, stale or bad signature",
+               s409="A known event_id with a different body")},
+    openapi_extra=contract(security=HR_SIGNED, body=(HREventIn, EventBatchIn),
+                           body_description="One event, or a batch `{\"events\": [...]}`; signed over the raw body"))
 async def post_events(request: Request) -> Any:
     settings: Settings = request.app.state.settings
     _require_json(request)
@@ -102,7 +103,8 @@ async def post_events(request: Request) -> Any:
                                      receipts=receipts).model_dump(mode="json"), status_code=202)
 
 
-@router.get("/hr/events", responses={401: {"description": "Missing, stale or bad signature"}})
+@router.get("/hr/events", responses=problems(400, 401, s401="Missing, stale or bad signature"),
+            openapi_extra=contract(security=HR_SIGNED))
 def list_events(request: Request, source: SourceDep,
                 status: Annotated[str | None, Query(description="only events with this status")] = None,
                 since: Annotated[AwareDatetime | None, Query(
@@ -130,8 +132,8 @@ def list_events(request: Request, source: SourceDep,
 
 @router.get("/hr/events/{event_id:path}", responses={
     200: {"description": "The event and what became of it"},
-    401: {"description": "Missing, stale or bad signature"},
-    404: {"description": "No such event from this source"}})
+    **problems(401, 404, s401="Missing, stale or bad signature", s404="No such event from this source")},
+    openapi_extra=contract(security=HR_SIGNED))
 def get_event(request: Request, event_id: str, source: SourceDep) -> dict[str, Any]:
     """One of the calling source's events: status (pending, applied, rejected, superseded,
     cancelled, done) and the reason. Another source's event is 404, as an unknown one is."""

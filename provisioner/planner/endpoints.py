@@ -9,12 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from provisioner.api.auth import require_scope
 from provisioner.api.problems import Problem
+from provisioner.api.responses import ADMIN, contract, problems
 from provisioner.planner.preview import UnknownEmployee, preview
 
 router = APIRouter(tags=["plans"])
 
 
-@router.get("/identities/{employee_id}/plan")
+@router.get("/identities/{employee_id}/plan", responses=problems(401, 403, 404),
+            openapi_extra=contract(security=ADMIN))
 async def plan_preview(request: Request, employee_id: str) -> dict[str, Any]:
     await run_in_threadpool(require_scope, request, "admin")
     try:

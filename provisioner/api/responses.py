@@ -1,0 +1,107 @@
+"""The API contract's shared declarations: problem+json answers, security requirements and
+request bodies, for routes to name in ``responses=`` and ``openapi_extra=``.
+
+Routes stay thin: ``responses=problems(400, 401, 409)`` declares each answer an
+``application/problem+json`` body of :class:`ProblemDetails`; ``openapi_extra=contract(
+security=HR_SIGNED, body=(HREventIn, EventBatchIn))`` declares who may call and what the body
+is, even for an endpoint that reads the raw body itself (to check its signature first).
+:func:`provisioner.api.openapi.install` puts the schemas named here into the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisioner.api.problems import PROBLEM
+
+REF = "#/components/schemas/{model}"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="the field, as a dotted path (`events.3.attributes.family_name`)")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 7807 problem; a validation problem lists every field in ``errors``."""
+
+    model_config = ConfigDict(extra="allow", title="ProblemDetails")
+
+    type: str = Field("about:blank", description="a URN naming the kind of problem, or about:blank")
+    title: str
+    status: int
+    detail: str = Field(description="what is wrong, naming the field (`field: message`)")
+    instance: str | None = Field(None, description="the request path")
+    errors: list[FieldError] | None = Field(None, description="every invalid field (validation problems)")
+
+
+DESCRIPTIONS = {
+    400: "Invalid request: the problem names the field (`errors` lists every one)",
+    401: "Missing or invalid credentials",
+    403: "The credentials lack the scope this operation needs",
+    404: "No such resource",
+    409: "Conflict with what is stored",
+    413: "The request body (or batch) is larger than the limit",
+    415: "The request body is not application/json",
+}
+
+# Models whose schemas the document carries under components/schemas (request bodies, problems).
+REGISTERED: list[type[BaseModel]] = [ProblemDetails]
+
+
+def problems(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for problem+json answers: ``problems(400, 401, s404="No such event")``."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        out[code] = {
+            "description": descriptions.get(f"s{code}", DESCRIPTIONS.get(code, "Problem")),
+            "content": {PROBLEM: {"schema": {"$ref": REF.format(model="ProblemDetails")}}},
+        }
+    return out
+
+
+# -- security ------------------------------------------------------------------------------------
+# Bearer tokens are issued with `provisioner token create` / `provisioner scim token create`.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "adminToken": {"type": "http", "scheme": "bearer",
+                   "description": "An API token with the `admin` scope (`provisioner token create NAME --scope admin`)."},
+    "auditorToken": {"type": "http", "scheme": "bearer",
+                     "description": "An API token with the `auditor` (or `admin`) scope."},
+    "scimToken": {"type": "http", "scheme": "bearer",
+                  "description": "A SCIM token (`provisioner scim token create NAME --scope read|read-write`): "
+                                 "reads need `scim:read`, writes `scim:write`."},
+    "hrSource": {"type": "apiKey", "in": "header", "name": "X-HR-Source",
+                 "description": "The HR source's name; it selects the shared secret "
+                                "(`PROVISIONER_HR_SECRETS`)."},
+    "hrTimestamp": {"type": "apiKey", "in": "header", "name": "X-HR-Timestamp",
+                    "description": "Unix seconds when the request was signed; more than the tolerance "
+                                   "(300 s) from the server's clock is refused."},
+    "hrSignature": {"type": "apiKey", "in": "header", "name": "X-HR-Signature",
+                    "description": "`sha256=` + hex HMAC-SHA256(secret, `\"{timestamp}.\"` + the raw body); "
+                                   "for a GET the body is `\"GET <path>[?<query>]\"` as sent."},
+}
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+AUDITOR: list[dict[str, list[str]]] = [{"auditorToken": []}]
+SCIM: list[dict[str, list[str]]] = [{"scimToken": []}]
+HR_SIGNED: list[dict[str, list[str]]] = [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
+
+
+def contract(*, security: list[dict[str, list[str]]] | None = None,
+             body: tuple[type[BaseModel], ...] = (), body_description: str | None = None) -> dict[str, Any]:
+    """``openapi_extra=``: the security requirement and, for an endpoint reading its raw body,
+    the JSON body it accepts (one of ``body``)."""
+    extra: dict[str, Any] = {}
+    if security is not None:
+        extra["security"] = security
+    if body:
+        for model in body:
+            if model not in REGISTERED:
+                REGISTERED.append(model)
+        refs = [{"$ref": REF.format(model=m.__name__)} for m in body]
+        schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+        extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        if body_description:
+            extra["requestBody"]["description"] = body_description
+    return extra
