@@ -72,6 +72,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "scimToken": {"type": "http", "scheme": "bearer",
                   "description": "A SCIM token (`provisioner scim token create NAME --scope read|read-write`): "
                                  "reads need `scim:read`, writes `scim:write`."},
+    "metricsToken": {"type": "http", "scheme": "bearer",
+                     "description": "`PROVISIONER_METRICS_TOKEN`, or an admin API token (`/metrics` only; "
+                                    "`PROVISIONER_METRICS_PUBLIC=true` opens it)."},
     "hrSource": {"type": "apiKey", "in": "header", "name": "X-HR-Source",
                  "description": "The HR source's name; it selects the shared secret "
                                 "(`PROVISIONER_HR_SECRETS`)."},
@@ -85,6 +88,7 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 AUDITOR: list[dict[str, list[str]]] = [{"auditorToken": []}]
 SCIM: list[dict[str, list[str]]] = [{"scimToken": []}]
+METRICS: list[dict[str, list[str]]] = [{"metricsToken": []}, {"adminToken": []}]
 HR_SIGNED: list[dict[str, list[str]]] = [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
 
 

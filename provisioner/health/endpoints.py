@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from provisioner.api.auth import require_scope
 from provisioner.api.problems import Problem
+from provisioner.api.responses import METRICS, contract, problems
 from provisioner.health import metrics, service
 
 router = APIRouter(tags=["ops"])
@@ -40,13 +41,19 @@ def _snapshot(request: Request, *, by_status: bool = False) -> service.Snapshot:
         return service.snapshot(session, getattr(request.app.state, "target_halts", None), by_status=by_status)
 
 
-@router.get("/readyz", responses={503: {"description": "A target is halted or a threshold is exceeded"}})
+@router.get("/readyz", responses={503: {
+    "description": "Not ready: a target is halted or a threshold is exceeded (the same report as the 200)",
+    "content": {"application/json": {"schema": {"type": "object"}}}}})
 def readyz(request: Request) -> JSONResponse:
     ready, body = service.readiness(_snapshot(request), request.app.state.settings)
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", dependencies=[Depends(metrics_access)], response_class=Response,
-            responses={401: {"description": "No, unknown or revoked bearer token"}})
+            responses={200: {"description": "Prometheus text exposition",
+                             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+                       **problems(401, 403, s401="No, unknown or revoked bearer token",
+                                  s403="An API token without the admin scope")},
+            openapi_extra=contract(security=METRICS))
 def prometheus(request: Request) -> Response:
     return Response(metrics.exposition(_snapshot(request, by_status=True)), media_type=CONTENT_TYPE_LATEST)
