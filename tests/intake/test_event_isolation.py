@@ -51,7 +51,7 @@ async def test_a_poison_event_fails_alone_and_hires_and_terminates_take_effect(s
                         hire("iso-h-s", "ISO-S", "Sam", "Stuck", "Sales", now - timedelta(hours=2))])
     await service.drain()
     assert entra.user("ISO-R")["accountEnabled"] is True and entra.user("ISO-S")["accountEnabled"] is True
-    before = (await service.api.get("/metrics")).text
+    before = await service.metrics()
 
     # S's update chokes the processor; on PostgreSQL so does P's hire with an over-long name.
     poisons = {"iso-poison-s": "ValueError"}
@@ -87,7 +87,7 @@ async def test_a_poison_event_fails_alone_and_hires_and_terminates_take_effect(s
         assert entra.user("ISO-P") is None and entra.state("ISO-P") is None  # nothing half-stored
 
     # Counted, logged as an alert, listed by the CLI.
-    after = (await service.api.get("/metrics")).text
+    after = await service.metrics()
     assert hr_events_metric(after, "failed") - hr_events_metric(before, "failed") == len(poisons)
     alerts = [r for r in caplog.records if getattr(r, "alert", None) == "hr_event_failed"]
     assert sorted(r.event_id for r in alerts) == sorted(poisons)
