@@ -6,6 +6,8 @@ value), so every test runs on both engines, and the values at the limit are stor
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,6 +133,14 @@ def test_every_column_a_user_writes_has_its_limit() -> None:
     columns = set(split_user(user).columns) - {"active"}
     assert columns | {"external_id"} == set(USER_ATTRIBUTES)
     assert USER_LIMITS["displayName"] == 400 and USER_LIMITS["userName"] == 256  # the issue's
+
+
+def test_the_readme_states_the_lengths_the_columns_have() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for resource, limits in max_lengths().items():
+        [row] = re.findall(rf"^\| {resource} \|(.*)\|$", readme, flags=re.MULTILINE)
+        stated = {name: int(n) for name, n in re.findall(r"`([^`]+)` (\d+)", row)}
+        assert stated == {a.rpartition(":")[2]: n for a, n in limits.items()}
 
 
 @pytest.mark.parametrize("attribute", STRING_ATTRIBUTES)
