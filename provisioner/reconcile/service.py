@@ -53,8 +53,8 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
         target = ctx.targets[name]
         managed = target.managed_group_names()
         try:
-            group_ids = await _group_ids(db, resolver, name, connector, managed, retry, report)
-            drift, errors, knowns[name] = await target_drift(db, name, connector, group_ids, managed, retry)
+            group_ids, readable = await _group_ids(db, resolver, name, connector, managed, retry, report)
+            drift, errors, knowns[name] = await target_drift(db, name, connector, group_ids, readable, retry)
         except TargetError as exc:
             report.errors.append(f"{name}: cannot read the target: {exc.detail}")
             log.error("reconcile: cannot read %s: %s", name, exc.detail,
@@ -80,12 +80,13 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
 
 
 async def _group_ids(db: Database, resolver: GroupIds, name: str, connector: Connector, managed: list[str],
-                     retry: ReadRetry, report: ReconcileReport) -> dict[str, str]:
-    """The managed groups' ids (resolved, with retries). When names cannot be resolved, the
-    groups resolved before are reconciled and the others reported; with none, the target
-    cannot be read (``TargetError``)."""
+                     retry: ReadRetry, report: ReconcileReport) -> tuple[dict[str, str], list[str]]:
+    """The managed groups' ids (resolved, with retries) and the groups to reconcile. When names
+    cannot be resolved, the groups resolved before are reconciled and the others reported; with
+    none, the target cannot be read (``TargetError``)."""
     try:
-        return await retry(name, "the managed groups' ids", partial(resolver.resolve, name, connector, managed))
+        ids = await retry(name, "the managed groups' ids", partial(resolver.resolve, name, connector, managed))
+        return ids, managed
     except TargetError as exc:
         if exc.outcome == Outcome.STOP:
             raise
@@ -97,7 +98,8 @@ async def _group_ids(db: Database, resolver: GroupIds, name: str, connector: Con
                              f"{exc.detail}")
         log.error("reconcile: cannot resolve %s's groups %s: %s", name, missing, exc.detail,
                   extra={"target": name, "alert": "reconcile_unreadable"})
-        return {g: saved[g] for g in managed if g in saved}
+        readable = [g for g in managed if g in saved]
+        return {g: saved[g] for g in readable}, readable
 
 
 def _saved_group_ids(db: Database, target: str) -> dict[str, str]:

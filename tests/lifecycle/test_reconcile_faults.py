@@ -19,7 +19,9 @@ from provisioner.reconcile.service import ReadRetry, ReconcileReport, reconcile
 from provisioner.sandbox.scim.faults import FaultTransport
 from tests.lifecycle.test_reconcile_drift import (  # noqa: F401 (cli_over_sockets is a fixture)
     GROUP,
+    add_to_group,
     cli_over_sockets,
+    hand_made_account,
     hand_made_member,
     leaver_without_account,
     members,
@@ -147,6 +149,23 @@ async def test_a_group_that_keeps_failing_is_reported_and_everything_else_reconc
     assert strangers["entra"] not in await members(svc, "entra", GROUP["entra"])
     assert strangers["wiki"] not in await members(svc, "wiki", GROUP["wiki"])
     assert report.read_retries == 2 * 2  # each failing group: attempts 3, so 2 retries each
+
+
+async def test_groups_whose_names_cannot_be_resolved_are_reported_and_the_resolved_ones_reconciled(
+        faulty: Faulty) -> None:
+    svc = faulty.svc
+    await svc.send(hire("r1", "R1", "Reso", "Lute", "Engineering"))  # the worker resolves the groups it grants
+    await svc.drain()
+    stranger = await hand_made_account(svc, "entra", "stray@example.com", "Stray")
+    await add_to_group(svc, "entra", "Engineering", stranger)
+    graph_504(svc, r"^/groups$", times=1000)  # looking groups up by name keeps failing
+    report = await faulty.run()
+    [error] = report.errors
+    assert error.startswith("entra: cannot resolve managed group(s) ") and "'Finance'" in error
+    assert "'Engineering'" not in error
+    assert [(d.target, d.group, d.kind, d.login) for d in report.drift] == [
+        ("entra", "Engineering", "unknown_member", "stray@example.com")]
+    assert report.exit_code == 2
 
 
 async def test_a_target_that_cannot_be_read_at_all_leaves_the_others_reconciled(faulty: Faulty) -> None:
