@@ -25,6 +25,7 @@ from provisioner.intake.processor import ProcessStats, process_due
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.policies.loader import load_policies
 from provisioner.queue.worker import Worker
+from provisioner.reconcile.service import ReadRetry
 from provisioner.reconcile.service import reconcile as run_reconcile
 from provisioner.rollouts import service as rollouts
 from provisioner.rollouts.schemas import RolloutResult
@@ -163,7 +164,8 @@ class Runtime:
         if reconcile:
             async def _reconcile() -> None:
                 report = await run_reconcile(self.db, self.ctx, self.connectors, fix=self.settings.reconcile_fix,
-                                             max_removals=self.settings.reconcile_max_removals)
+                                             max_removals=self.settings.reconcile_max_removals,
+                                             retry=ReadRetry.from_settings(self.settings))
                 log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
             scheduler.add_job(_reconcile, "interval", minutes=self.settings.reconcile_minutes,
                               id="reconcile", max_instances=1, coalesce=True)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # The most unknown members `reconcile --fix` removes from one target in one run; more are
     # held (reported, exit 2), so a wiped or wrong database cannot empty the managed groups.
     reconcile_max_removals: int = 50
+    # Attempts of each read reconciliation makes (transient failures: 429, 5xx, timeouts), with
+    # the queue's back-off (backoff_base_seconds, backoff_max_seconds; Retry-After honoured).
+    reconcile_read_attempts: int = Field(4, ge=1)
     # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
     # would re-plan more people than this waits for approval; None: no limit, every rollout applies.
     policy_rollout_max_auto: int | None = None

@@ -310,6 +310,7 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Compare each target with what the service knows; report (and with --fix correct) drift.
     Exit 0: no drift; 1: drift found; 2: a target could not be read or a fix failed."""
+    from provisioner.reconcile.service import ReadRetry
     from provisioner.reconcile.service import reconcile as do_reconcile
 
     rt = _runtime()
@@ -317,7 +318,8 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
     async def main():
         try:
             report = await do_reconcile(rt.db, rt.ctx, rt.connectors, fix=fix,
-                                        max_removals=rt.settings.reconcile_max_removals)
+                                        max_removals=rt.settings.reconcile_max_removals,
+                                        retry=ReadRetry.from_settings(rt.settings))
             if fix and report.replanned:
                 await rt.drain()
             return report

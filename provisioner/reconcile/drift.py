@@ -1,50 +1,95 @@
 """Finding drift in one target: read every managed group and every known account back, look
-for leavers' accounts the service has no link for, and name every account concerned."""
+for leavers' accounts the service has no link for, and name every account concerned. Each read
+is retried (:mod:`.retry`); one that keeps failing is reported and the others go on."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from functools import partial
 
 from provisioner.db import Database
 from provisioner.identities.models import Identity
 from provisioner.reconcile import repository
 from provisioner.reconcile.report import Drift, Kind
 from provisioner.reconcile.repository import Known
-from provisioner.targets.contract import Connector, Outcome, TargetError
+from provisioner.reconcile.retry import ReadRetry
+from provisioner.targets.contract import AccountInfo, Connector, Outcome, TargetError
 from provisioner.targets.specs import account_spec
 
+log = logging.getLogger(__name__)
+
 LOOKUP_CHUNK = 100  # leavers asked of a target's find_accounts at a time
+READ_CHUNK = 100  # accounts read back (read_accounts) at a time: a failing read costs only its chunk
 
 
 async def target_drift(db: Database, name: str, connector: Connector, group_ids: dict[str, str],
-                       managed: Sequence[str]) -> tuple[list[Drift], list[str], Known]:
-    """Drift in one target (each line naming its account) and problems met; raises
-    ``TargetError`` when the target cannot be read."""
+                       managed: Sequence[str], retry: ReadRetry | None = None,
+                       ) -> tuple[list[Drift], list[str], Known]:
+    """Drift in one target (each line naming its account) and problems met.
+
+    Every read is retried (``retry``); one that still fails is reported among the problems
+    and the rest goes on: the other groups, the other accounts, the leavers' lookups."""
+    retry = retry or ReadRetry()
     known = await asyncio.to_thread(_known, db, name)
     errors: list[str] = []
     present = [g for g in managed if g in group_ids]
     errors += [f"{name}: managed group {g!r} not found" for g in managed if g not in group_ids]
-    actuals = await asyncio.gather(*(connector.group_member_ids(group_ids[g]) for g in present))
+    actuals = await asyncio.gather(*(
+        retry(name, f"the members of {g!r}", partial(connector.group_member_ids, group_ids[g])) for g in present),
+        return_exceptions=True)
+    failures = [_unless_fatal(a) for a in actuals if isinstance(a, BaseException)]
+    if failures and len(failures) == len(present):
+        raise failures[0]  # no managed group could be read: the target cannot be read
     drift: list[Drift] = []
     for group, actual in zip(present, actuals, strict=True):
+        if isinstance(actual, BaseException):
+            errors.append(_failed(name, f"the members of managed group {group!r}", _unless_fatal(actual)))
+            continue
         expected = {rid for i in known.members.get(group, set()) if (rid := known.remote_id_of(i))}
         for remote_id in sorted(actual - expected):
             kind = Kind.MEMBER_ADDED if remote_id in known.accounts else Kind.UNKNOWN_MEMBER
             drift.append(_line(known, name, group, kind, remote_id))
         for remote_id in sorted(expected - actual):
             drift.append(_line(known, name, group, Kind.MEMBER_REMOVED, remote_id))
-    states = await connector.read_accounts(list(known.accounts), [])
-    for remote_id, state in states.items():
-        account = known.accounts[remote_id]
-        if not state.exists:
-            drift.append(_line(known, name, None, Kind.ACCOUNT_DELETED, remote_id))
-        elif state.enabled is not None and state.enabled != account.enabled:
-            kind = Kind.ACCOUNT_ENABLED if state.enabled else Kind.ACCOUNT_DISABLED
-            drift.append(_line(known, name, None, kind, remote_id))
-    drift += await _orphans(db, name, connector, known)
-    await _name_accounts(connector, known, drift)
+    accounts = list(known.accounts)
+    for start in range(0, len(accounts), READ_CHUNK):
+        chunk = accounts[start:start + READ_CHUNK]
+        try:
+            states = await retry(name, f"{len(chunk)} account(s)", partial(connector.read_accounts, chunk, []))
+        except TargetError as exc:
+            errors.append(_failed(name, f"{len(chunk)} account(s) ({chunk[0]} …)", _unless_fatal(exc)))
+            continue
+        for remote_id, state in states.items():
+            account = known.accounts[remote_id]
+            if not state.exists:
+                drift.append(_line(known, name, None, Kind.ACCOUNT_DELETED, remote_id))
+            elif state.enabled is not None and state.enabled != account.enabled:
+                kind = Kind.ACCOUNT_ENABLED if state.enabled else Kind.ACCOUNT_DISABLED
+                drift.append(_line(known, name, None, kind, remote_id))
+    drift += await _orphans(db, name, connector, known, retry, errors)
+    try:
+        await _name_accounts(name, connector, known, drift, retry)
+    except TargetError as exc:  # the lines stand; they are named from what the service knows
+        errors.append(_failed(name, "who the accounts are (describe)", _unless_fatal(exc)))
+        _name_from_known(known, drift, {})
     return drift, errors, known
+
+
+def _failed(target: str, what: str, exc: TargetError) -> str:
+    """The report line (and an alert in the log) of a read that failed for good."""
+    log.error("reconcile: cannot read %s of %s: %s", what, target, exc.detail,
+              extra={"target": target, "alert": "reconcile_unreadable"})
+    return f"{target}: cannot read {what}: {exc.detail}"
+
+
+def _unless_fatal(exc: BaseException) -> TargetError:
+    """A failed read that leaves the rest of the target readable; a target that refuses the
+    service as a whole (STOP: 401/403, credentials) or an unexpected error is raised again."""
+    if isinstance(exc, TargetError) and exc.outcome != Outcome.STOP:
+        return exc
+    raise exc
 
 
 def _known(db: Database, target: str) -> Known:
@@ -59,9 +104,11 @@ def _line(known: Known, target: str, group: str | None, kind: str, remote_id: st
                  terminated=bool(person and person.terminated))
 
 
-async def _orphans(db: Database, name: str, connector: Connector, known: Known) -> list[Drift]:
+async def _orphans(db: Database, name: str, connector: Connector, known: Known, retry: ReadRetry,
+                   errors: list[str]) -> list[Drift]:
     """Accounts carrying a leaver's employee id that the service has no link for. Reported
-    only: the service never created or linked them, so it does not own them (see README)."""
+    only: the service never created or linked them, so it does not own them (see README).
+    A chunk of lookups that keeps failing is reported; the other chunks go on."""
     leavers = await asyncio.to_thread(_leavers, db, name)
     specs = [account_spec(person, login="") for person in leavers]
     by_employee = {p.employee_id: p for p in leavers}
@@ -69,18 +116,21 @@ async def _orphans(db: Database, name: str, connector: Connector, known: Known) 
     out: list[Drift] = []
     for start in range(0, len(specs), LOOKUP_CHUNK):
         chunk = specs[start:start + LOOKUP_CHUNK]
+        what = f"the accounts of {len(chunk)} leaver(s)"
         try:
-            found.update(await connector.find_accounts(chunk))
+            found.update(await retry(name, what, partial(connector.find_accounts, chunk)))
             continue
         except TargetError as exc:
             if exc.outcome != Outcome.BAD_REQUEST:
-                raise
+                errors.append(_failed(name, f"{what} (from {chunk[0].employee_id})", _unless_fatal(exc)))
+                continue
         for spec in chunk:  # one person's lookup refused the chunk (two accounts hold one id): each alone
             try:
-                match = await connector.find_account(spec)
+                match = await retry(name, f"the account of {spec.employee_id}", partial(connector.find_account, spec))
             except TargetError as exc:
                 if exc.outcome != Outcome.BAD_REQUEST:
-                    raise
+                    errors.append(_failed(name, f"the account of leaver {spec.employee_id}", _unless_fatal(exc)))
+                    continue
                 person = by_employee[spec.employee_id]
                 out.append(Drift(name, None, Kind.ORPHAN, spec.employee_id, None, display_name=person.display_name,
                                  identity_id=person.id, terminated=True, action=exc.detail))
@@ -101,11 +151,17 @@ def _leavers(db: Database, target: str) -> list[Identity]:
         return repository.leavers_without_account(session, target)
 
 
-async def _name_accounts(connector: Connector, known: Known, drift: list[Drift]) -> None:
+async def _name_accounts(name: str, connector: Connector, known: Known, drift: list[Drift],
+                         retry: ReadRetry) -> None:
     """Login and display name from the target, one batched read for the whole target; what the
     target cannot describe (a deleted account) is named from what the service knows."""
     ids = [d.remote_id for d in drift if d.remote_id]
-    info = await connector.describe_accounts(ids) if ids else {}
+    info = await retry(name, f"who {len(ids)} account(s) are",
+                       partial(connector.describe_accounts, ids)) if ids else {}
+    _name_from_known(known, drift, info)
+
+
+def _name_from_known(known: Known, drift: list[Drift], info: Mapping[str, AccountInfo]) -> None:
     for d in drift:
         found = info.get(d.remote_id or "")
         account = known.accounts.get(d.remote_id or "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from provisioner.identities import repository as identities
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.reconcile import repository
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
+from provisioner.reconcile.retry import ReadRetry
 from provisioner.targets.contract import Connector, OpKind, OpResult, Outcome, TargetError, TargetOp
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,8 @@ VERIFIED = "removed (read back: no longer a member)"
 
 
 async def remove_unknown_members(db: Database, name: str, connector: Connector, group_ids: dict[str, str],
-                                 drift: list[Drift], report: ReconcileReport, max_removals: int) -> None:
+                                 drift: list[Drift], report: ReconcileReport, max_removals: int,
+                                 retry: ReadRetry | None = None) -> None:
     """Remove the target's unknown members from its managed groups through ``apply`` (one
     REMOVE_MEMBER operation each), then read every group concerned back: only an account no
     longer listed counts as removed. Every attempt is audited; every failure is reported.
@@ -62,7 +65,8 @@ async def remove_unknown_members(db: Database, name: str, connector: Connector, 
     after: dict[str, set[str] | str] = {}
     for group in dict.fromkeys(d.group or "" for d in todo):
         try:
-            after[group] = await connector.group_member_ids(group_ids[group])
+            after[group] = await (retry or ReadRetry())(
+                name, f"the members of {group!r} (read back)", partial(connector.group_member_ids, group_ids[group]))
         except TargetError as exc:
             after[group] = f"could not read the group back: {exc.detail}"
     entries: list[Entry] = []

@@ -57,6 +57,7 @@ class ReconcileReport:
     removed: int = 0  # unknown members removed and verified gone
     incidents: int = 0  # revocation incidents opened
     errors: list[str] = field(default_factory=list)
+    read_retries: int = 0  # reads tried again after a transient failure (see retry.py)
 
     @property
     def exit_code(self) -> int:
@@ -69,7 +70,7 @@ class ReconcileReport:
     def to_json(self) -> dict[str, Any]:
         return {"drift": [d.to_json() for d in self.drift], "replanned": self.replanned,
                 "removed": self.removed, "incidents": self.incidents, "errors": self.errors,
-                "exit_code": self.exit_code}
+                "read_retries": self.read_retries, "exit_code": self.exit_code}
 
     def audit_items(self, limit: int = 1000) -> list[list[Any]]:
         return [[d.target, d.group, d.kind, d.employee_id, d.remote_id, d.login, d.display_name, d.action]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from provisioner.db import Database
+from provisioner.identities import repository as identities
 from provisioner.planner.service import PlanningContext
 from provisioner.queue.group_ids import GroupIds
 from provisioner.reconcile import repository
@@ -23,10 +25,11 @@ from provisioner.reconcile.drift import target_drift
 from provisioner.reconcile.fix import record, remove_unknown_members
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
 from provisioner.reconcile.repository import Known
+from provisioner.reconcile.retry import ReadRetry
 from provisioner.settings import Settings
-from provisioner.targets.contract import Connector, TargetError
+from provisioner.targets.contract import Connector, Outcome, TargetError
 
-__all__ = ["Drift", "Kind", "ReconcileReport", "reconcile"]
+__all__ = ["Drift", "Kind", "ReadRetry", "ReconcileReport", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +38,31 @@ MAX_REMOVALS = Settings.model_fields["reconcile_max_removals"].default
 
 
 async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Connector], *,
-                    fix: bool, max_removals: int = MAX_REMOVALS) -> ReconcileReport:
-    """``max_removals``: the most unknown members removed from one target in one run."""
+                    fix: bool, max_removals: int = MAX_REMOVALS, retry: ReadRetry | None = None) -> ReconcileReport:
+    """``max_removals``: the most unknown members removed from one target in one run;
+    ``retry``: how reads are retried (:class:`ReadRetry.from_settings`; its defaults otherwise).
+
+    A target, or a part of one (a group, a chunk of accounts), that cannot be read even after
+    the retries is reported (``errors``: exit 2) and the run goes on with the rest."""
     report = ReconcileReport()
+    retry = retry or ReadRetry()
+    retries_before = retry.retries
     resolver = GroupIds(db, ctx)
     knowns: dict[str, Known] = {}
     for name, connector in connectors.items():
         target = ctx.targets[name]
         managed = target.managed_group_names()
         try:
-            group_ids = await resolver.resolve(name, connector, managed)
-            drift, errors, knowns[name] = await target_drift(db, name, connector, group_ids, managed)
+            group_ids, readable = await _group_ids(db, resolver, name, connector, managed, retry, report)
+            drift, errors, knowns[name] = await target_drift(db, name, connector, group_ids, readable, retry)
         except TargetError as exc:
             report.errors.append(f"{name}: cannot read the target: {exc.detail}")
             log.error("reconcile: cannot read %s: %s", name, exc.detail,
                       extra={"target": name, "alert": "reconcile_unreachable"})
+            continue
+        except Exception as exc:  # never a traceback for the operator: reported, logged, the run goes on
+            report.errors.append(f"{name}: reconciliation failed: {type(exc).__name__}: {exc}")
+            log.exception("reconcile: %s failed", name, extra={"target": name, "alert": "reconcile_failed"})
             continue
         report.errors += errors
         for d in drift:
@@ -58,11 +71,40 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
             elif d.kind == Kind.UNKNOWN_MEMBER and target.unknown_members == "report":
                 d.action = "reported only (unknown_members: report)"
         if fix and target.unknown_members == "remove":
-            await remove_unknown_members(db, name, connector, group_ids, drift, report, max_removals)
+            await remove_unknown_members(db, name, connector, group_ids, drift, report, max_removals, retry)
         report.drift += drift
+    report.read_retries = retry.retries - retries_before
     report.drift += await asyncio.to_thread(_policy_drift, db, ctx, knowns, report)
     await asyncio.to_thread(record, db, ctx, report, fix)
     return report
+
+
+async def _group_ids(db: Database, resolver: GroupIds, name: str, connector: Connector, managed: list[str],
+                     retry: ReadRetry, report: ReconcileReport) -> tuple[dict[str, str], list[str]]:
+    """The managed groups' ids (resolved, with retries) and the groups to reconcile. When names
+    cannot be resolved, the groups resolved before are reconciled and the others reported; with
+    none, the target cannot be read (``TargetError``)."""
+    try:
+        ids = await retry(name, "the managed groups' ids", partial(resolver.resolve, name, connector, managed))
+        return ids, managed
+    except TargetError as exc:
+        if exc.outcome == Outcome.STOP:
+            raise
+        saved = await asyncio.to_thread(_saved_group_ids, db, name)
+        if not any(g in saved for g in managed):
+            raise
+        missing = [g for g in managed if g not in saved]
+        report.errors.append(f"{name}: cannot resolve managed group(s) {', '.join(map(repr, missing))}: "
+                             f"{exc.detail}")
+        log.error("reconcile: cannot resolve %s's groups %s: %s", name, missing, exc.detail,
+                  extra={"target": name, "alert": "reconcile_unreadable"})
+        readable = [g for g in managed if g in saved]
+        return {g: saved[g] for g in readable}, readable
+
+
+def _saved_group_ids(db: Database, target: str) -> dict[str, str]:
+    with db.read() as session:
+        return identities.target_groups(session, target)
 
 
 def _policy_drift(db: Database, ctx: PlanningContext, knowns: dict[str, Known],

@@ -33,6 +33,22 @@ MAX_START_INDEX: Final = 2**53
 §3.4.2.4), and the OFFSET stays within the 64-bit integer both databases take."""
 """Page size of a query that gives no ``count``."""
 
+MAX_FILTER_TERMS: Final = 200
+"""The most comparisons (``attr op value``, ``attr pr``) one filter may hold; a filter with more
+is ``400 invalidFilter`` (a 2,000-term ``or`` chain overflowed the filter compiler's stack).
+SCIM has no ``/ServiceProviderConfig`` attribute for it (``filter.maxResults`` is the page
+size), so it is documented in the README. The service's own SCIM connector sends at most
+``lookups_per_request`` (50) terms."""
+
+MAX_FILTER_DEPTH: Final = 32
+"""The deepest nesting of parentheses and value-path brackets in a filter; deeper is
+``400 invalidFilter`` (500 nested parentheses overflowed the compiler's stack). Documented in
+the README, as :data:`MAX_FILTER_TERMS`."""
+
+MAX_BODY_DEPTH: Final = 64
+"""The deepest nesting of objects and arrays in a request body (a SCIM resource nests at most
+four levels); deeper is ``400 invalidSyntax`` (it would overflow the JSON decoder's stack)."""
+
 BULK_MAX_OPERATIONS: Final = 1000
 """``bulk.maxOperations``; more operations in one request is a 413 (RFC 7644 §3.7.4)."""
 

@@ -16,6 +16,7 @@ from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser
 from scim2_models import InvalidFilterException
 
+from provisioner.scim.config import MAX_FILTER_DEPTH, MAX_FILTER_TERMS
 from provisioner.scim.textops import unstorable
 
 PLACEHOLDER_PREFIX: Final = "$lit"
@@ -66,10 +67,48 @@ def prelex(text: str) -> tuple[str, list[Any]]:
     return "".join(out), literals
 
 
+_COMPARISONS: Final = frozenset({"EQ", "NE", "CO", "SW", "EW", "GT", "GE", "LT", "LE", "PR"})
+_OPENING: Final = frozenset({"LPAREN", "LBRACKET"})
+_CLOSING: Final = frozenset({"RPAREN", "RBRACKET"})
+
+
+def _bounded_tokens(text: str) -> list[Any]:
+    """The filter's tokens, refused (400 invalidFilter) as soon as it holds more than
+    :data:`~provisioner.scim.config.MAX_FILTER_TERMS` comparisons or nests deeper than
+    :data:`~provisioner.scim.config.MAX_FILTER_DEPTH`.
+
+    The library's parser is iterative, but its tree is as deep as the filter's nesting and
+    ``or``/``and`` chains, and compiling that tree recurses: without these limits 500 nested
+    parentheses or a 2,000-term ``or`` chain exhausted the stack (a 500).
+    """
+    tokens: list[Any] = []
+    terms = depth = 0
+    for token in SCIMLexer().tokenize(text):
+        kind = token.type
+        if kind in _COMPARISONS:
+            terms += 1
+            if terms > MAX_FILTER_TERMS:
+                raise InvalidFilterException(
+                    detail=f"The filter has more than {MAX_FILTER_TERMS} comparisons; "
+                    f"split it into several requests"
+                )
+        elif kind in _OPENING:
+            depth += 1
+            if depth > MAX_FILTER_DEPTH:
+                raise InvalidFilterException(
+                    detail=f"The filter nests parentheses or brackets more than "
+                    f"{MAX_FILTER_DEPTH} deep"
+                )
+        elif kind in _CLOSING:
+            depth -= 1
+        tokens.append(token)
+    return tokens
+
+
 @lru_cache(maxsize=1024)
 def _parse_normalised(text: str) -> fast.AST:
     try:
-        tree = SCIMParser().parse(SCIMLexer().tokenize(text))
+        tree = SCIMParser().parse(iter(_bounded_tokens(text)))
     except InvalidFilterException:
         raise
     except Exception as exc:  # sly raises ValueError / SCIMParserError

@@ -17,6 +17,7 @@ from scim2_models import (
 )
 from starlette.responses import Response
 
+from provisioner.scim.config import MAX_BODY_DEPTH
 from provisioner.scim.errors import UnsupportedMediaTypeException
 from provisioner.scim.query import response_parameters
 from provisioner.scim.responses import ScimJSONResponse
@@ -46,16 +47,38 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
         raise UnsupportedMediaTypeException
     if not body.strip():
         raise InvalidSyntaxException(detail="The request body is empty")
+    too_deep = f"The request body nests objects and arrays more than {MAX_BODY_DEPTH} deep"
     try:
         value = json.loads(body)
+    except RecursionError as exc:  # the decoder recurses per level
+        raise InvalidSyntaxException(detail=too_deep) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSyntaxException(detail=f"The request body is not valid JSON: {exc}") from exc
+    if body.count(b"{") + body.count(b"[") > MAX_BODY_DEPTH and _depth(value) > MAX_BODY_DEPTH:
+        raise InvalidSyntaxException(detail=too_deep)
     # NUL and unpaired surrogates only come from ``\u`` escapes (RFC 8259 §7): a body without
     # a backslash needs no walk.
     if b"\\" in body and (found := _unstorable_in(value)) is not None:
         where, why = found
         raise InvalidValueException(detail=f"{where.lstrip('.') or 'The body'} contains {why}")
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in a JSON value (without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _unstorable_in(value: Any) -> tuple[str, str] | None:

@@ -27,6 +27,7 @@ from provisioner.directory.models import DirectoryGroup
 from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
+from provisioner.scim.lengths import check_group_values
 from provisioner.scim.patch import apply_membership, apply_patch, parse_patch, plan_group_patch
 from provisioner.scim.protocol import Conditions
 from provisioner.scim.query import ListQuery, Page, order_by, wants
@@ -72,6 +73,7 @@ class GroupService:
         """POST /Groups (RFC 7644 §3.3); Entra ID's extra ADSCIM schema is ignored."""
         group = parse_resource(GroupResource, payload, Context.RESOURCE_CREATION_REQUEST)
         write = split_group(group)
+        check_group_values({"display_name": write.display_name, "external_id": write.external_id})
         self._check_name(write.display_name, None)
         member_ids = set(write.member_ids or [])
         self._check_members(member_ids)
@@ -178,6 +180,7 @@ class GroupService:
             return  # nothing changed: same version
         if not display_name:
             raise MutabilityException(attribute="displayName", detail="displayName is required")
+        check_group_values({"display_name": display_name, "external_id": external_id})
         if renamed:
             self._check_name(display_name, row.id)
         self._check_members(added)

@@ -29,6 +29,7 @@ from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
 from provisioner.scim.hr_owned import hr_owned_changes, keep_hr_owned, keep_hr_user_name_case
+from provisioner.scim.lengths import check_user_values
 from provisioner.scim.patch import apply_patch, parse_patch
 from provisioner.scim.protocol import Conditions
 from provisioner.scim.query import ListQuery, Page, order_by, wants
@@ -104,6 +105,7 @@ class UserService:
         """POST /Users (RFC 7644 §3.3): a new identity with ``source="scim"``."""
         user = parse_resource(UserResource, payload, Context.RESOURCE_CREATION_REQUEST)
         write = split_user(user)
+        _check_lengths(write, hr=False)
         self._check_unique(write, None)
         now = utcnow()
         identity = Identity(
@@ -195,6 +197,7 @@ class UserService:
         if _comparable(current) == _comparable(updated):
             return current  # nothing changed: same version, same lastModified
         write = split_user(updated)
+        _check_lengths(write, hr=hr)
         if not hr:
             self._check_unique(write, identity.id)
         self._write(identity, write, hr=hr)
@@ -315,6 +318,14 @@ class UserService:
             manager = by_id.get(manager_id)
             found[identity_id] = Ref(manager_id, manager.display_name if manager else None)
         return found
+
+
+def _check_lengths(write: UserWrite, *, hr: bool) -> None:
+    """400 invalidValue for a value longer than its column (before any query uses it). Of an
+    HR user only ``externalId`` is written (the rest is HR's, checked as unchanged)."""
+    values = {} if hr else dict(write.columns)
+    values["external_id"] = write.external_id
+    check_user_values(values)
 
 
 def _comparable(user: UserResource) -> Any:

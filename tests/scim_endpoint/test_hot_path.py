@@ -148,6 +148,11 @@ def _filter(text_: str, **params: Any) -> dict[str, Any]:
         'userName sw "zz"',
         'userName sw "bob@example.com"',
         'userName sw "a\\"b%_"',
+        # Longer than the columns (userName 256, externalId 256): no user matches, on both paths.
+        f'userName eq "{"x" * 300}"',
+        f'externalId eq "{"x" * 300}"',
+        f'id eq "{"x" * 300}"',
+        f'userName sw "{"al" * 150}"',
     ],
 )
 def test_lookups_are_answered_as_the_ordinary_path_does(pair: Pair, filter_text: str) -> None:
@@ -192,6 +197,7 @@ def test_a_users_manager_and_groups_are_rendered(pair: Pair) -> None:
         ("/Users", {}),
         ("/Users", {"params": {"count": "5"}}),
         ("/Users/.search", {}),
+        ("/Users/" + "x" * 300, {}),  # an id longer than the column: 404
     ],
 )
 def test_everything_else_is_passed_on(pair: Pair, path: str, kwargs: dict[str, Any]) -> None:
@@ -209,6 +215,9 @@ def test_everything_else_is_passed_on(pair: Pair, path: str, kwargs: dict[str, A
         'userName eq "a\\u0000b"',  # NUL: a PostgreSQL text cannot hold it
         'userName eq "a\u0000b"',
         'id eq "\\udfff"',
+        # Beyond the filter limits (depth, comparisons): 400 invalidFilter, never a 500.
+        "(" * 500 + 'userName eq "alice@example.com"' + ")" * 500,
+        " or ".join(f'id eq "{i}"' for i in range(2000)),
     ],
 )
 def test_filters_the_ordinary_path_refuses_are_passed_on_and_refused(pair: Pair, filter_text: str) -> None:
