@@ -18,7 +18,7 @@ demo: $(STAMP)
 # Runs on SQLite, and on PostgreSQL too when PROVISIONER_TEST_POSTGRES_URL is set
 # (.ci/run sets it to the local server).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
 bench: $(STAMP)
 	$(BIN)/provisioner bench lifecycle
