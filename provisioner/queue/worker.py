@@ -179,13 +179,19 @@ class Worker:
 
     # -- record --------------------------------------------------------------------------------
     def _record(self, report: RoundReport) -> set[str]:
-        """Write every outcome in one transaction; returns identities to plan again."""
+        """Write every outcome in one transaction, and in the same transaction plan again the
+        people whose work finished after a newer plan of theirs (a worker killed after the
+        commit would otherwise lose that: a leaver's account created after the leaver plan
+        stayed enabled). Returns the identities planned again."""
         now = utcnow()
         replan: set[str] = set()
         audit: list[Entry] = []
         succeeded: list[int] = []
         failed: list[int] = []
         with self.db.transaction() as session, session.no_autoflush:
+            # The people first, in one order: a plan being made for one of them finishes before
+            # this record reads which plan is their latest (or waits for this one to commit).
+            identities.lock_ids(session, [s.job.identity_id for s in report.settled])
             ops = {op.id: op for op in queue.by_ids(session, [s.job.op_id for s in report.settled])}
             known = KnownState(session, [s.job.identity_id for s in report.settled])
             for s in report.settled:
@@ -206,7 +212,24 @@ class Worker:
             queue.fail_dependents(session, failed, now, "an operation it depends on failed")
             queue.release_verifications(session, [ops[s.job.op_id].plan_id for s in report.settled], now)
             append_many(session, audit)
+            session.flush()
+            for identity_id in sorted(replan):
+                self._converge(session, known.people.get(identity_id), identity_id)
         return replan
+
+    def _converge(self, session, identity, identity_id: str) -> None:
+        """Plan the person again inside the record (a savepoint: one person's failing plan never
+        loses the round's outcomes; the next event or reconcile plans them)."""
+        if identity is None:
+            return
+        try:
+            with session.begin_nested():
+                plan_identity(session, self.ctx, identity, trigger="worker:converge",
+                              previous_state=identity.state)
+        except Exception:
+            log.exception("re-planning identity %s after a round failed; the next plan of this person "
+                          "(an event, reconcile) converges it", identity_id,
+                          extra={"identity_id": identity_id, "alert": "replan_failed"})
 
     def _apply_action(self, known: KnownState, op: Operation, s: Settled, now: datetime,
                       replan: set[str], succeeded: list[int], failed: list[int]) -> None:
@@ -364,21 +387,8 @@ class Worker:
 
         await asyncio.gather(*(target_round(t, js) for t, js in by_target.items()))
         if replan:
-            await asyncio.to_thread(self._replan, replan)
+            self.wake()  # the new plans' work is ready now
         return claimed
-
-    def _replan(self, identity_ids: set[str]) -> None:
-        for identity_id in identity_ids:
-            try:
-                with self.db.transaction() as session:
-                    identity = identities.get(session, identity_id, lock=True)
-                    if identity is not None:
-                        plan_identity(session, self.ctx, identity, trigger="worker:converge",
-                                      previous_state=identity.state)
-            except Exception:  # one person's plan never stops the others'
-                log.exception("re-planning identity %s after a round failed; the next plan of this "
-                              "person (an event, reconcile) converges it", identity_id,
-                              extra={"identity_id": identity_id, "alert": "replan_failed"})
 
     async def run_until_idle(self, *, max_wait: float = 30.0, loops: int = 1) -> None:
         """Run until nothing is ready now (tests, the demo, benchmarks)."""

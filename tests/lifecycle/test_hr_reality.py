@@ -211,3 +211,28 @@ async def test_a_termination_arriving_during_a_long_batch_of_joiners_is_applied_
     assert sum(at > leaver for at in later) > 50  # applied mid-batch, ahead of most joiners
     await service.drain()
     assert entra.user("LB0")["accountEnabled"] is False
+
+
+async def test_an_account_created_while_the_leaver_plan_was_made_is_disabled_by_the_record_alone(
+        service, entra: EntraView):
+    """Found by the kill -9 soak: HR's terminate is planned while the joiner's create is running
+    (no account known yet: the leaver plan has nothing to do); the create then finishes. The
+    worker's record plans the person again in the same transaction, so a worker killed right
+    after recording loses nothing."""
+    from provisioner.queue.worker import RoundReport
+
+    await service.send(hire("rc1", "RC1", "Race", "Condition", "Engineering"))
+    await service.runtime.process_events()
+    worker = service.runtime.worker
+    jobs, _ = await asyncio.to_thread(worker._claim, False)
+    creates = [j for j in jobs if j.target == "entra" and j.kind.value == "create_account"]
+    assert len(creates) == 1
+    report = RoundReport(claimed=1)
+    await worker._run_target("entra", creates, report)  # the account now exists in Entra ID
+    await service.send(event("rc2", "terminate", "RC1"))
+    await service.runtime.process_events()  # planned while the create is still running
+    await asyncio.to_thread(worker._record, report)  # ... and the worker dies right after this
+    await service.drain()
+    assert entra.state("RC1") == "terminated"
+    assert entra.user("RC1")["accountEnabled"] is False
+    assert entra.groups("RC1") == set()
