@@ -4,7 +4,8 @@ Everything runs as real processes on loopback ports: the Graph sandbox (``provis
 graph``), the API (``provisioner serve --no-workers``) and ``--workers`` worker processes
 (``provisioner worker``), all sharing one scratch database (PostgreSQL with ``--postgres-url``,
 else SQLite). Each trial sends one round of signed HR events (joiners, movers, leaves and
-returns, leavers, rehires) over HTTP in concurrent batches; in every third trial the API process
+returns, leavers, rehires) over HTTP in concurrent batches; in every third trial (from the second;
+the only one of a one-trial run) the API process
 is killed with SIGKILL while batches are in flight and restarted, and the clients retry the same
 batches (same event ids) until they get a 202. Then a worker that holds claimed operations (a
 round in progress) is killed with SIGKILL and a new one started. After the last trial the bench
@@ -36,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from provisioner.bench import soak_diagnose
 from provisioner.bench.common import temporary_postgres_database
 from provisioner.bench.soak_people import Population, load_rules, write_config
 from provisioner.bench.soak_readback import Verdict, judge, read_tenant
@@ -113,7 +115,7 @@ async def _post(client: httpx.AsyncClient, secret: str, batch: list[dict[str, An
     """Send one batch until it is accepted: a dropped connection or a 5xx (the API killed or
     restarting) is retried with the very same body, as an HR system retries."""
     body = json.dumps({"events": batch}).encode()
-    deadline, attempt = time.monotonic() + 120, 0
+    deadline, attempt = time.monotonic() + 300, 0
     while True:
         figures.requests += 1
         attempt += 1
@@ -129,7 +131,7 @@ async def _post(client: httpx.AsyncClient, secret: str, batch: list[dict[str, An
             figures.refused.append(f"{batch[0]['event_id']}..: {response.status_code} {response.text[:300]}")
             return
         if time.monotonic() > deadline:
-            figures.refused.append(f"{batch[0]['event_id']}..: no 202 within 120 s")
+            figures.refused.append(f"{batch[0]['event_id']}..: no 202 within 300 s")
             return
         await asyncio.sleep(0.2)
 
@@ -162,8 +164,13 @@ async def _send_trial(base: str, secret: str, events: list[dict[str, Any]], figu
         assert fleet is not None and fleet.api is not None
         Fleet.kill(fleet.api)
         figures.api_kills += 1
-        figures.log.append(f"API killed after {done[0]} of {len(batches)} batches accepted")
+        killed_at, before = time.monotonic(), done[0]
         fleet.start_api()
+        await _wait_up(f"{base}/healthz", timeout=300)
+        up = time.monotonic() - killed_at
+        await senders
+        figures.log.append(f"API killed after {before} of {len(batches)} batches accepted, up again in "
+                           f"{up:.1f} s, every batch accepted {time.monotonic() - killed_at:.1f} s after the kill")
 
     if kill_after == 0:
         armed.set()
@@ -230,13 +237,17 @@ def _summary(db: Database) -> tuple[dict[str, int], dict[str, int]]:
     return events, ops
 
 
-async def _drain(db: Database, timeout: float) -> float | None:
+async def _drain(db: Database, timeout: float, console: Console) -> float | None:
     """Seconds until no event is pending and no operation open (twice in a row), or None."""
-    t0, quiet = time.monotonic(), 0
+    t0, quiet, shown = time.monotonic(), 0, 0.0
     while time.monotonic() - t0 < timeout:
-        quiet = quiet + 1 if await asyncio.to_thread(_open_work, db) == (0, 0) else 0
+        due, ops = await asyncio.to_thread(_open_work, db)
+        quiet = quiet + 1 if (due, ops) == (0, 0) else 0
         if quiet >= 2:
             return time.monotonic() - t0
+        if time.monotonic() - shown > 15:
+            shown = time.monotonic()
+            console.print(f"draining: {due} event(s) pending, {ops} operation(s) open", highlight=False)
         await asyncio.sleep(0.5)
     return None
 
@@ -280,18 +291,24 @@ async def soak(database_url: str, *, trials: int, people: int, workers: int, kil
             fleet.start_worker()
         await _wait_up(f"{graph_url}/groups", {"Authorization": f"Bearer {token}"})
         await _wait_up(f"http://127.0.0.1:{api_port}/healthz")
+        logged = 0
         for trial in range(trials):
             events = population.trial_events(trial)
             figures.events += len(events)
-            with_api_kill = kill_api and trial % 3 == 1 and len(events) > BATCH
+            # every third trial from the second (the only one of a one-trial run)
+            with_api_kill = kill_api and trial % 3 == 1 % min(3, trials) and len(events) > BATCH
             await _send_trial(f"http://127.0.0.1:{api_port}", secret, events, figures,
                               fleet if with_api_kill else None, rng)
             await _kill_worker(fleet, db, rng, figures, trial)
-            console.print(f"trial {trial + 1}/{trials}: {len(events)} events; {figures.log[-1]}", highlight=False)
-        drained = await _drain(db, drain_timeout)
+            console.print(f"{time.monotonic() - t0:6.1f} s  trial {trial + 1}/{trials}: {len(events)} events; "
+                          f"{'; '.join(figures.log[logged:])}", highlight=False)
+            logged = len(figures.log)
+        drained = await _drain(db, drain_timeout, console)
         events, ops = await asyncio.to_thread(_summary, db)
         tenant = await asyncio.to_thread(read_tenant, graph_url, token, managed)
         verdict = judge(tenant, population.people, policies)
+        if verdict.people:
+            await asyncio.to_thread(soak_diagnose.write, db, sorted(verdict.people), logs / "people.txt")
         extra = {"drained_s": drained, "events": events, "ops": ops, "elapsed_s": time.monotonic() - t0,
                  "mix": population.counts, "accounts": len(tenant.users),
                  "memberships": sum(len(m) for m in tenant.members.values())}

@@ -32,6 +32,7 @@ class Verdict:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
+    people: set[str] = field(default_factory=set)  # employee ids named in any finding
 
     @property
     def ok(self) -> bool:
@@ -100,6 +101,9 @@ def judge(tenant: Tenant, people: list[Person], policies: list[Policy]) -> Verdi
         if users:
             verdict.lost += [f"{who}: not in {g}" for g in sorted(expected - held)]
         verdict.wrong += [f"{who}: in {g}, which the policies do not grant" for g in sorted(held - expected)]
+    for item in verdict.lost + verdict.duplicated + verdict.wrong:
+        if item.split(" ", 1)[0] in known:
+            verdict.people.add(item.split(" ", 1)[0])
     member_ids = set().union(*tenant.members.values()) if tenant.members else set()
     account_ids = {u["id"] for u in tenant.users}
     verdict.wrong += [f"unknown object {m} in a managed group" for m in sorted(member_ids - account_ids)]
