@@ -266,7 +266,8 @@ async def _wait_up(url: str, headers: dict[str, str] | None = None, timeout: flo
 
 
 async def soak(database_url: str, *, trials: int, people: int, workers: int, kill_api: bool, seed: int,
-               lease_seconds: float, drain_timeout: float, logs: Path, console: Console) -> tuple[Figures, Verdict, dict[str, Any]]:
+               lease_seconds: float, drain_timeout: float, logs: Path,
+               console: Console) -> tuple[Figures, Verdict, dict[str, Any]]:
     rng = random.Random(seed)
     folder = logs.parent
     graph_port, api_port = free_port(), free_port()
@@ -331,10 +332,11 @@ def report(figures: Figures, verdict: Verdict, extra: dict[str, Any], *, engine:
     console.print(table)
     mix = ", ".join(f"{k} {v}" for k, v in sorted(extra["mix"].items()))
     drained = extra["drained_s"]
-    console.print(f"events sent: {mix} ({figures.requests} requests); stored by status: {json.dumps(extra['events'], sort_keys=True)}; "
+    console.print(f"events sent: {mix} ({figures.requests} requests); stored by status: "
+                  f"{json.dumps(extra['events'], sort_keys=True)}; "
                   f"operations: {json.dumps(extra['ops'], sort_keys=True)}; tenant: {extra['accounts']} "
                   f"accounts, {extra['memberships']} managed memberships; drained "
-                  f"{'in %.1f s' % drained if drained is not None else 'NOT within the timeout'} after the "
+                  f"{f'in {drained:.1f} s' if drained is not None else 'NOT within the timeout'} after the "
                   f"last trial; {extra['elapsed_s']:.0f} s in all", highlight=False)
     problems = [("LOST", verdict.lost), ("DUPLICATED", verdict.duplicated), ("WRONG", verdict.wrong),
                 ("REFUSED", figures.refused)]

@@ -45,7 +45,8 @@ def write(db: Database, employee_ids: list[str], path: Path) -> None:
             lines.append(f"memberships known: {', '.join(sorted(groups)) or '-'}")
             for p in session.scalars(select(Plan).where(Plan.identity_id == person.id).order_by(Plan.id)):
                 lines.append(f"plan {p.id} {_t(p.created_at)} {p.kind} trigger={p.trigger}")
-            for op in session.scalars(select(Operation).where(Operation.identity_id == person.id).order_by(Operation.id)):
+            ops = select(Operation).where(Operation.identity_id == person.id).order_by(Operation.id)
+            for op in session.scalars(ops):
                 lines.append(f"op {op.id} plan={op.plan_id} {op.kind} {op.group_key or ''} prio={op.priority} "
                              f"{op.status} attempts={op.attempts} depends_on={op.depends_on_id} "
                              f"claimed_by={op.claimed_by} created {_t(op.created_at)} completed "
