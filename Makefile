@@ -36,6 +36,13 @@ bench-scim-targets: $(STAMP)
 bench-revocation: $(STAMP)
 	$(BIN)/provisioner bench revocation-backlog
 
+# kill -9 of worker processes (and the API) mid-run, then the Graph sandbox read back against the
+# policies; exits 1 if anything is lost, duplicated or wrong (PostgreSQL with
+# PROVISIONER_BENCH_POSTGRES_URL set, else SQLite).
+.PHONY: bench-kill-soak
+bench-kill-soak: $(STAMP)
+	$(BIN)/provisioner bench kill-soak --trials 10 --people 200
+
 serve: $(STAMP)
 	$(BIN)/provisioner serve
 

@@ -469,5 +469,26 @@ def bench_revocation_backlog(joiners: int = 2000, leavers: int = 10, interval: f
                                hires_in_processor=hires_in_processor, console=console))
 
 
+@bench_app.command("kill-soak")
+def bench_kill_soak(trials: int = 10, people: int = 200,
+                    workers: Annotated[int, typer.Option(help="worker processes")] = 2,
+                    kill_api: Annotated[bool, typer.Option(help="also kill the API mid-batch every third trial")] = True,
+                    seed: Annotated[Optional[int], typer.Option(help="random seed (default: a new one, printed)")] = None,
+                    lease_seconds: Annotated[float, typer.Option(help="the workers' lease")] = 15.0,
+                    drain_timeout: float = 600.0,
+                    postgres_url: Annotated[Optional[str], typer.Option(
+                        envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                        help="run on a scratch database on this PostgreSQL server (default: SQLite)")] = None) -> None:
+    """SIGKILL workers (and the API) mid-run, then read the Graph sandbox back against the policies:
+    trials, lost, duplicated, wrong. Exit 1 if anything is lost, duplicated or wrong."""
+    from provisioner.bench.kill_soak import run as run_kill_soak
+
+    if trials < 1 or people < 1 or workers < 1:
+        fail("--trials, --people and --workers must be at least 1")
+    raise typer.Exit(run(run_kill_soak(trials=trials, people=people, workers=workers, kill_api=kill_api,
+                                       seed=seed, lease_seconds=lease_seconds, drain_timeout=drain_timeout,
+                                       postgres_url=postgres_url, console=console)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
