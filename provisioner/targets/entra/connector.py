@@ -396,12 +396,7 @@ class EntraConnector:
             subs.append(SubRequest(counter(), "GET", f"/groups?{query}", purpose="group", key=key))
         if not subs:
             return resolved
-        answers = await self._execute(subs)
-        for sub in subs:
-            answer = answers[sub.id]
-            if answer.mapped.outcome != Outcome.DONE:
-                raise answer.mapped.error() from answer.error
-            body = answer.body if isinstance(answer.body, dict) else {}
+        for sub, body in await self._read_all(subs):
             found = [g for g in body.get("value") or [] if isinstance(g, dict) and g.get("id")]
             if len(found) > 1:
                 raise TargetError(
@@ -411,6 +406,18 @@ class EntraConnector:
             if found:
                 resolved[sub.key or ""] = str(found[0]["id"])
         return resolved
+
+    async def _read_all(self, subs: list[SubRequest]) -> list[tuple[SubRequest, dict[str, Any]]]:
+        """Reads in ``$batch``: each sub-request with its JSON body; any failed one raises
+        ``TargetError`` (a partial answer is no answer)."""
+        answers = await self._execute(subs)
+        out: list[tuple[SubRequest, dict[str, Any]]] = []
+        for sub in subs:
+            answer = answers[sub.id]
+            if answer.mapped.outcome != Outcome.DONE:
+                raise answer.mapped.error() from answer.error
+            out.append((sub, answer.body if isinstance(answer.body, dict) else {}))
+        return out
 
     async def describe_accounts(self, remote_ids: Sequence[str]) -> dict[str, AccountInfo]:
         """Who the accounts are: ``GET /users?$filter=id in (...)`` with 15 ids each (Graph's
@@ -427,12 +434,7 @@ class EntraConnector:
                 "$select": DESCRIBE_SELECT, "$top": str(IN_LIMIT)})
             subs.append(SubRequest(counter(), "GET", f"/users?{query}", purpose="describe"))
         found: dict[str, AccountInfo] = {}
-        answers = await self._execute(subs)
-        for sub in subs:
-            answer = answers[sub.id]
-            if answer.mapped.outcome != Outcome.DONE:
-                raise answer.mapped.error() from answer.error
-            body = answer.body if isinstance(answer.body, dict) else {}
+        for _sub, body in await self._read_all(subs):
             for user in body.get("value") or []:
                 if isinstance(user, dict) and user.get("id"):
                     rid = str(user["id"])
