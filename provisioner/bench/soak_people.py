@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ class Population:
     def _event(self, trial: int, person: Person, kind: str, *, attributes: dict[str, Any] | None = None,
                immediate: bool = False) -> dict[str, Any]:
         self._seq += 1
-        at = datetime.now(timezone.utc) - timedelta(seconds=2) + timedelta(microseconds=self._seq)
+        at = datetime.now(UTC) - timedelta(seconds=2) + timedelta(microseconds=self._seq)
         event: dict[str, Any] = {"event_id": f"soak-{self.run}-{self._seq:06d}", "type": kind,
                                  "employee_id": person.employee_id, "effective_at": at.isoformat()}
         if attributes:

@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.common import console, fail, open_db, run, settings
-from provisioner.cli.policy import policy_app
 from provisioner.cli.events import events_app, print_person_events
 from provisioner.cli.hr_import import import_csv
+from provisioner.cli.policy import policy_app
 from provisioner.scim.cli import scim_app
 from provisioner.targets.config import ConfigError
 

@@ -26,10 +26,10 @@ from provisioner.evidence import checks
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
 from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.queue import isolation
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
-from provisioner.queue import isolation
 from provisioner.queue.jobs import Job
 from provisioner.queue.known import KnownState
 from provisioner.queue.models import Operation, OpStatus, Priority

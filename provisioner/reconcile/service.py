@@ -18,14 +18,14 @@ from provisioner.identities import repository as identities
 from provisioner.planner.service import PlanningContext
 from provisioner.queue.group_ids import GroupIds
 from provisioner.reconcile import repository
-from provisioner.rollouts import repository as rollout_records
-from provisioner.rollouts import service as rollouts
-from provisioner.rollouts.fingerprint import fingerprint
 from provisioner.reconcile.drift import target_drift
 from provisioner.reconcile.fix import record, remove_unknown_members
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
 from provisioner.reconcile.repository import Known
 from provisioner.reconcile.retry import ReadRetry
+from provisioner.rollouts import repository as rollout_records
+from provisioner.rollouts import service as rollouts
+from provisioner.rollouts.fingerprint import fingerprint
 from provisioner.settings import Settings
 from provisioner.targets.contract import Connector, Outcome, TargetError
 

@@ -12,8 +12,8 @@ must pass: no 5xx, a status code the document declares, a body matching the decl
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 import time
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
