@@ -167,6 +167,11 @@ class Worker:
             # No account id at all: nothing was ever created there, so nothing remains.
             state = (states.get(job.account_id) if job.account_id else
                      AccountState(remote_id="", exists=False, enabled=None, group_ids=set(), all_groups={}))
+            if state is not None and state.error is not None:  # this account alone: read it again
+                err = state.error
+                self._settle(report, job, OpResult(job.op_id, err.outcome, detail=err.detail,
+                                                   retry_after=err.retry_after, status_code=err.status_code))
+                continue
             job.verify_group_ids = wanted
             report.checks.append((job, state, connector.name))
             self._settle(report, job, OpResult(job.op_id, Outcome.DONE, detail="read back"))

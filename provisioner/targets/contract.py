@@ -93,6 +93,9 @@ class AccountState:
     # were read (e.g. "memberOf", "User.groups", "Groups filter", "managed groups only").
     all_groups: dict[str, str] | None = None
     groups_source: str = ""
+    # With ``all_groups=True``: this account could not be read (the others were); the caller
+    # retries it alone instead of failing every account of the call.
+    error: TargetError | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -372,3 +372,28 @@ async def test_chaos_joiners_movers_leavers_end_as_the_policies_say(database_url
             assert wiki["readback"]["exists"] is True and wiki["readback"]["enabled"] is False
             assert wiki["readback"]["groups_remaining"] == []
             assert record["all_verified"] is True
+
+
+async def test_a_read_back_failing_for_one_leaver_does_not_hold_back_the_others(database_url, tmp_path):
+    """Found by CI: the read-back of several leavers is one call; a 500 on one leaver's GET failed
+    every leaver's read-back with it, and under steady faults one of them ran out of attempts."""
+    async with wiki_service(tmp_path, database_url) as (svc, faults):
+        people = {f"RB{n}": "Engineering" for n in range(4)}
+        await svc.send([hire(f"rb{n}", emp, "Read", f"Back{n}", dept) for n, (emp, dept) in enumerate(people.items())])
+        await settle(svc)
+        with svc.db.read() as session:
+            first = identities.by_employee_id(session, "RB0")
+            unlucky = identities.account(session, first.id, "wiki").remote_id
+        faults.script("500", times=3, method="GET", path=f"/Users/{unlucky}")
+        await svc.send([event(f"rbt{n}", "terminate", emp) for n, emp in enumerate(people)])
+        await settle(svc)
+        assert dead(svc) == []
+        verifies = {op.identity_id: op for op in wiki_ops(svc, "verify_revoked")}
+        with svc.db.read() as session:
+            ids = {emp: identities.by_employee_id(session, emp).id for emp in people}
+        assert faults.injected["500"] == 3
+        assert verifies[ids["RB0"]].attempts == 4  # three 500s, then read
+        assert {verifies[ids[e]].attempts for e in people if e != "RB0"} == {1}  # never retried with it
+        for emp in people:
+            account, groups = await wiki_state(svc, emp)
+            assert account["active"] is False and groups == set(), emp

@@ -347,14 +347,24 @@ class ScimConnector:
                 source = MANAGED_ONLY if listed is None else GROUPS_FILTER
             states[rid].all_groups, states[rid].groups_source = listed, source
 
+        async def isolated(rid: str) -> None:
+            # A read-back reads each leaver on its own requests: one failing (a 500, a dropped
+            # connection) is retried alone, never failing the others' read-backs with it.
+            try:
+                await user(rid)
+            except TargetError as exc:
+                if not all_groups:
+                    raise
+                states[rid] = AccountState(remote_id=rid, exists=False, enabled=None, group_ids=set(), error=exc)
+
         members = await asyncio.gather(*(self.group_member_ids(g, missing_ok=True) for g in group_ids),
-                                       *(user(rid) for rid in ids))
+                                       *(isolated(rid) for rid in ids))
         for group_id, holders in zip(group_ids, members[:len(group_ids)], strict=True):
             for rid in ids:
                 if rid in holders and states[rid].exists:
                     states[rid].group_ids.add(group_id)
         for state in states.values():
-            if all_groups and not state.exists:
+            if all_groups and not state.exists and state.error is None:
                 state.all_groups, state.groups_source = {}, "account absent"
             elif state.all_groups is not None:
                 # The managed groups read one by one are authoritative; a listing that missed one
