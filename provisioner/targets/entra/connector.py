@@ -3,7 +3,8 @@
 Writes and bulk reads go as JSON ``$batch`` requests of at most 20 sub-requests, sent
 through the SDK's request adapter with ``send_primitive_async(..., "bytes", ...)`` and parsed
 here, because the SDK's batch support drops sub-response bodies (kiota-python issue 737).
-Single reads (find, group members, health check) use the SDK's request builders.
+Single reads (find, health check) use the SDK's request builders; the other reads (read-back,
+group members, delta queries) are in :mod:`provisioner.targets.entra.reads`.
 
 Graph answers become outcomes in one place, :mod:`provisioner.targets.entra.errors`. The
 connector never retries: a 429 (whole call or per sub-request) comes back as TRANSIENT with
@@ -24,18 +25,13 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
-from msgraph.generated.groups.item.members.members_request_builder import (
-    MembersRequestBuilder,
-)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from provisioner.targets import lanes
 from provisioner.targets.config import EntraTarget
 from provisioner.targets.contract import (
-    AccountInfo,
     AccountSpec,
-    AccountState,
     OpResult,
     Outcome,
     TargetError,
@@ -47,16 +43,13 @@ from provisioner.targets.entra.batching import BIND, CREATE, SubRequest
 from provisioner.targets.entra.client import GraphClient, build_graph_client
 from provisioner.targets.entra.credentials import GRAPH_SCOPE, build_credential
 from provisioner.targets.entra.errors import Mapped
+from provisioner.targets.entra.reads import EntraReads
 from provisioner.targets.pacer import WritePacer
 from provisioner.targets.transport import DryRunBlocked, RecordingTransport
 
 log = logging.getLogger(__name__)
 
 ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
-USER_SELECT = "id,accountEnabled,userPrincipalName"
-MEMBER_PAGE = 999  # Graph's largest $top for members and memberOf
-DESCRIBE_SELECT = "id,userPrincipalName,displayName,employeeId,accountEnabled"
-IN_LIMIT = 15  # values in one $filter ``in (...)``: Graph refuses more (Request_UnsupportedQuery)
 
 
 @dataclass(slots=True)
@@ -69,7 +62,7 @@ class SubAnswer:
     error: BaseException | None = None
 
 
-class EntraConnector:
+class EntraConnector(EntraReads):
     """``Connector`` for Microsoft Entra ID through Microsoft Graph v1.0."""
 
     kind = "entra"
@@ -299,164 +292,6 @@ class EntraConnector:
         """``find_account`` for each person, concurrently."""
         found = await asyncio.gather(*(self.find_account(spec) for spec in specs))
         return {spec.employee_id: match for spec, match in zip(specs, found, strict=True) if match is not None}
-
-    async def read_account(self, remote_id: str, group_ids: Sequence[str]) -> AccountState:
-        """One account's state and direct memberships among ``group_ids`` (one ``$batch``)."""
-        return (await self.read_accounts([remote_id], group_ids))[remote_id]
-
-    async def read_accounts(
-        self, remote_ids: Sequence[str], group_ids: Sequence[str], *, all_groups: bool = False
-    ) -> dict[str, AccountState]:
-        """Read back accounts through ``$batch``es of GETs (dry-run safe).
-
-        Per account: ``/users/{id}?$select=id,accountEnabled,userPrincipalName`` and, when
-        groups are asked about (or ``all_groups``), ``/users/{id}/memberOf/microsoft.graph.group
-        ?$select=id,displayName`` (direct memberships; the type cast leaves out roles and
-        administrative units); ``@odata.nextLink`` pages are followed in later batches. With
-        ``all_groups`` every group listed lands in ``AccountState.all_groups``. A 404 means
-        the account does not exist; any other failure raises ``TargetError``.
-        """
-        wanted = set(group_ids)
-        ids = list(dict.fromkeys(remote_ids))
-        states: dict[str, AccountState] = {
-            rid: AccountState(remote_id=rid, exists=True, enabled=None, group_ids=set(),
-                              all_groups={} if all_groups else None,
-                              groups_source="memberOf" if all_groups else "")
-            for rid in ids
-        }
-        member_query = batching.query_string({"$select": "id,displayName", "$top": str(MEMBER_PAGE)})
-        user_query = batching.query_string({"$select": USER_SELECT})
-        counter = batching.IdCounter("g")
-        pending: list[SubRequest] = []
-        for rid in ids:
-            seg = batching.path_segment(rid)
-            pending.append(SubRequest(counter(), "GET", f"/users/{seg}?{user_query}", purpose="user", key=rid))
-            if wanted or all_groups:
-                pending.append(
-                    SubRequest(
-                        counter(),
-                        "GET",
-                        f"/users/{seg}/memberOf/microsoft.graph.group?{member_query}",
-                        purpose="memberOf",
-                        key=rid,
-                    )
-                )
-        while pending:
-            answers = await self._execute(pending)
-            follow: list[SubRequest] = []
-            for sub in pending:
-                answer = answers[sub.id]
-                state = states[sub.key or ""]
-                outcome = answer.mapped.outcome
-                if outcome == Outcome.NOT_FOUND and not answer.whole_batch:
-                    state.exists = False
-                    state.enabled = None
-                    state.group_ids = set()
-                    continue
-                if outcome != Outcome.DONE:
-                    raise answer.mapped.error() from answer.error
-                body = answer.body if isinstance(answer.body, dict) else {}
-                if sub.purpose == "user":
-                    state.enabled = body.get("accountEnabled")
-                    state.raw = body
-                    continue
-                for obj in body.get("value") or []:
-                    gid = obj.get("id") if isinstance(obj, dict) else None
-                    if gid in wanted:
-                        state.group_ids.add(gid)
-                    if gid and state.all_groups is not None:
-                        state.all_groups[str(gid)] = str(obj.get("displayName") or "")
-                link = body.get("@odata.nextLink")
-                if link:
-                    url = batching.relative_url(link, self.graph.base_url)
-                    follow.append(SubRequest(counter(), "GET", url, purpose="memberOf", key=sub.key))
-            pending = follow
-        for state in states.values():
-            if not state.exists:
-                state.group_ids = set()
-                state.all_groups = {} if all_groups else None
-        return states
-
-    async def resolve_groups(self, keys: Sequence[str]) -> dict[str, str]:
-        """Group names to ids via ``GET /groups?$filter=displayName eq '...'`` in ``$batch``.
-
-        A key shaped like a GUID is taken as an id as it is. A name held by two groups
-        raises ``TargetError`` (BAD_REQUEST): picking one would be a guess.
-        """
-        resolved: dict[str, str] = {}
-        subs: list[SubRequest] = []
-        counter = batching.IdCounter("n")
-        for key in dict.fromkeys(keys):
-            if batching.GUID_RE.match(key):
-                resolved[key] = key
-                continue
-            query = batching.query_string(
-                {"$filter": f"displayName eq {batching.odata_string(key)}", "$select": "id,displayName"}
-            )
-            subs.append(SubRequest(counter(), "GET", f"/groups?{query}", purpose="group", key=key))
-        if not subs:
-            return resolved
-        for sub, body in await self._read_all(subs):
-            found = [g for g in body.get("value") or [] if isinstance(g, dict) and g.get("id")]
-            if len(found) > 1:
-                raise TargetError(
-                    Outcome.BAD_REQUEST,
-                    f"{len(found)} groups are named {sub.key!r}; give the id in the target file",
-                )
-            if found:
-                resolved[sub.key or ""] = str(found[0]["id"])
-        return resolved
-
-    async def _read_all(self, subs: list[SubRequest]) -> list[tuple[SubRequest, dict[str, Any]]]:
-        """Reads in ``$batch``: each sub-request with its JSON body; any failed one raises
-        ``TargetError`` (a partial answer is no answer)."""
-        answers = await self._execute(subs)
-        out: list[tuple[SubRequest, dict[str, Any]]] = []
-        for sub in subs:
-            answer = answers[sub.id]
-            if answer.mapped.outcome != Outcome.DONE:
-                raise answer.mapped.error() from answer.error
-            out.append((sub, answer.body if isinstance(answer.body, dict) else {}))
-        return out
-
-    async def describe_accounts(self, remote_ids: Sequence[str]) -> dict[str, AccountInfo]:
-        """Who the accounts are: ``GET /users?$filter=id in (...)`` with 15 ids each (Graph's
-        limit for ``in``) and ``$select``, packed 20 to a ``$batch`` (300 accounts per call).
-        Ids that are not users (deleted, or a group or device among a group's members) are
-        left out; a failed sub-request raises ``TargetError``."""
-        ids = list(dict.fromkeys(remote_ids))
-        counter = batching.IdCounter("d")
-        subs: list[SubRequest] = []
-        for start in range(0, len(ids), IN_LIMIT):
-            chunk = ids[start:start + IN_LIMIT]
-            query = batching.query_string({
-                "$filter": f"id in ({','.join(batching.odata_string(i) for i in chunk)})",
-                "$select": DESCRIBE_SELECT, "$top": str(IN_LIMIT)})
-            subs.append(SubRequest(counter(), "GET", f"/users?{query}", purpose="describe"))
-        found: dict[str, AccountInfo] = {}
-        for _sub, body in await self._read_all(subs):
-            for user in body.get("value") or []:
-                if isinstance(user, dict) and user.get("id"):
-                    rid = str(user["id"])
-                    found[rid] = AccountInfo(rid, user.get("userPrincipalName"), user.get("displayName"),
-                                             user.get("employeeId"), user.get("accountEnabled"))
-        return found
-
-    async def group_member_ids(self, group_id: str) -> set[str]:
-        """All direct member ids: every page of ``/groups/{id}/members?$select=id``."""
-        members = self.client.groups.by_group_id(group_id).members
-        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
-            select=["id"], top=MEMBER_PAGE
-        )
-        page = await self._sdk(members.get(RequestConfiguration(query_parameters=query)))
-        ids: set[str] = set()
-        while page is not None:
-            ids.update(str(obj.id) for obj in page.value or [] if obj.id)
-            link = page.odata_next_link
-            if not link:
-                break
-            page = await self._sdk(members.with_url(link).get())
-        return ids
 
     async def check(self) -> TargetHealth:
         """Get a token, then ``GET /groups?$top=1`` (a read: allowed in dry-run)."""
