@@ -14,6 +14,7 @@ from provisioner.identities.models import (
 from provisioner.intake.models import HREvent
 from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation
+from provisioner.reconcile.models import ReconcileCursor
 from provisioner.rollouts.models import PolicyRollout
 from provisioner.tokens.models import ApiToken
 
@@ -30,6 +31,7 @@ __all__ = [
     "Operation",
     "Plan",
     "PolicyRollout",
+    "ReconcileCursor",
     "RevocationCheck",
     "RevocationIncident",
     "TargetAccount",

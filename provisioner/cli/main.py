@@ -307,7 +307,9 @@ def targets_check() -> None:
 @app.command()
 def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of managed groups and "
                                                    "re-plan people whose access drifted")] = False,
-              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+              as_json: Annotated[bool, typer.Option("--json")] = False,
+              full: Annotated[bool, typer.Option(help="read every target whole, not only what changed "
+                                                      "since the last run")] = False) -> None:
     """Compare each target with what the service knows; report (and with --fix correct) drift.
     Exit 0: no drift; 1: drift found; 2: a target could not be read or a fix failed."""
     from provisioner.reconcile.service import ReadRetry
@@ -319,7 +321,7 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
         try:
             report = await do_reconcile(rt.db, rt.ctx, rt.connectors, fix=fix,
                                         max_removals=rt.settings.reconcile_max_removals,
-                                        retry=ReadRetry.from_settings(rt.settings))
+                                        retry=ReadRetry.from_settings(rt.settings), full=full)
             if fix and report.replanned:
                 await rt.drain()
             return report

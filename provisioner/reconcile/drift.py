@@ -1,6 +1,7 @@
-"""Finding drift in one target: read every managed group and every known account back, look
-for leavers' accounts the service has no link for, and name every account concerned. Each read
-is retried (:mod:`.retry`); one that keeps failing is reported and the others go on."""
+"""Finding drift in one target: read every managed group and every known account back (whole,
+or through the target's changes since the last run: :mod:`.changes`), look for leavers'
+accounts the service has no link for, and name every account concerned. Each read is retried
+(:mod:`.retry`); one that keeps failing is reported and the others go on."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from functools import partial
 from provisioner.db import Database
 from provisioner.identities.models import Identity
 from provisioner.reconcile import repository
+from provisioner.reconcile.changes import read_groups, read_through_changes
 from provisioner.reconcile.report import Drift, Kind
 from provisioner.reconcile.repository import Known
-from provisioner.reconcile.retry import ReadRetry
-from provisioner.targets.contract import AccountInfo, Connector, Outcome, TargetError
+from provisioner.reconcile.retry import ReadRetry, failed, unless_fatal
+from provisioner.targets.changes import ChangeReader
+from provisioner.targets.contract import AccountInfo, AccountState, Connector, Outcome, TargetError
 from provisioner.targets.specs import account_spec
 
 log = logging.getLogger(__name__)
@@ -25,27 +28,31 @@ READ_CHUNK = 100  # accounts read back (read_accounts) at a time: a failing read
 
 
 async def target_drift(db: Database, name: str, connector: Connector, group_ids: dict[str, str],
-                       managed: Sequence[str], retry: ReadRetry | None = None,
+                       managed: Sequence[str], retry: ReadRetry | None = None, *, full: bool = False,
                        ) -> tuple[list[Drift], list[str], Known]:
     """Drift in one target (each line naming its account) and problems met.
 
-    Every read is retried (``retry``); one that still fails is reported among the problems
-    and the rest goes on: the other groups, the other accounts, the leavers' lookups."""
+    A target that can say what changed (:class:`ChangeReader`) is read through its changes
+    unless ``full`` (:mod:`.changes`); the drift is the same. Every read is retried
+    (``retry``); one that still fails is reported among the problems and the rest goes on:
+    the other groups, the other accounts, the leavers' lookups."""
     retry = retry or ReadRetry()
     known = await asyncio.to_thread(_known, db, name)
     errors: list[str] = []
-    present = [g for g in managed if g in group_ids]
+    present = {g: group_ids[g] for g in managed if g in group_ids}
     errors += [f"{name}: managed group {g!r} not found" for g in managed if g not in group_ids]
-    actuals = await asyncio.gather(*(
-        retry(name, f"the members of {g!r}", partial(connector.group_member_ids, group_ids[g])) for g in present),
-        return_exceptions=True)
-    failures = [_unless_fatal(a) for a in actuals if isinstance(a, BaseException)]
+    if isinstance(connector, ChangeReader):
+        actuals, states = await read_through_changes(db, name, connector, present, list(known.accounts), retry,
+                                                     errors, full=full)
+    else:
+        actuals, states = await read_groups(name, connector, present, retry), None
+    failures = [a for a in actuals.values() if isinstance(a, TargetError)]
     if failures and len(failures) == len(present):
         raise failures[0]  # no managed group could be read: the target cannot be read
     drift: list[Drift] = []
-    for group, actual in zip(present, actuals, strict=True):
-        if isinstance(actual, BaseException):
-            errors.append(_failed(name, f"the members of managed group {group!r}", _unless_fatal(actual)))
+    for group, actual in actuals.items():
+        if isinstance(actual, TargetError):
+            errors.append(failed(name, f"the members of managed group {group!r}", actual))
             continue
         expected = {rid for i in known.members.get(group, set()) if (rid := known.remote_id_of(i))}
         for remote_id in sorted(actual - expected):
@@ -53,48 +60,40 @@ async def target_drift(db: Database, name: str, connector: Connector, group_ids:
             drift.append(_line(known, name, group, kind, remote_id))
         for remote_id in sorted(expected - actual):
             drift.append(_line(known, name, group, Kind.MEMBER_REMOVED, remote_id))
-    accounts = list(known.accounts)
-    for start in range(0, len(accounts), READ_CHUNK):
-        chunk = accounts[start:start + READ_CHUNK]
-        try:
-            states = await retry(name, f"{len(chunk)} account(s)", partial(connector.read_accounts, chunk, []))
-        except TargetError as exc:
-            errors.append(_failed(name, f"{len(chunk)} account(s) ({chunk[0]} …)", _unless_fatal(exc)))
-            continue
-        for remote_id, state in states.items():
-            account = known.accounts[remote_id]
-            if not state.exists:
-                drift.append(_line(known, name, None, Kind.ACCOUNT_DELETED, remote_id))
-            elif state.enabled is not None and state.enabled != account.enabled:
-                kind = Kind.ACCOUNT_ENABLED if state.enabled else Kind.ACCOUNT_DISABLED
-                drift.append(_line(known, name, None, kind, remote_id))
+    if states is None:
+        states = await _read_accounts(name, connector, list(known.accounts), retry, errors)
+    for remote_id, state in states.items():
+        account = known.accounts[remote_id]
+        if not state.exists:
+            drift.append(_line(known, name, None, Kind.ACCOUNT_DELETED, remote_id))
+        elif state.enabled is not None and state.enabled != account.enabled:
+            kind = Kind.ACCOUNT_ENABLED if state.enabled else Kind.ACCOUNT_DISABLED
+            drift.append(_line(known, name, None, kind, remote_id))
     drift += await _orphans(db, name, connector, known, retry, errors)
     try:
         await _name_accounts(name, connector, known, drift, retry)
     except TargetError as exc:  # the lines stand; they are named from what the service knows
-        errors.append(_failed(name, "who the accounts are (describe)", _unless_fatal(exc)))
+        errors.append(failed(name, "who the accounts are (describe)", unless_fatal(exc)))
         _name_from_known(known, drift, {})
     return drift, errors, known
-
-
-def _failed(target: str, what: str, exc: TargetError) -> str:
-    """The report line (and an alert in the log) of a read that failed for good."""
-    log.error("reconcile: cannot read %s of %s: %s", what, target, exc.detail,
-              extra={"target": target, "alert": "reconcile_unreadable"})
-    return f"{target}: cannot read {what}: {exc.detail}"
-
-
-def _unless_fatal(exc: BaseException) -> TargetError:
-    """A failed read that leaves the rest of the target readable; a target that refuses the
-    service as a whole (STOP: 401/403, credentials) or an unexpected error is raised again."""
-    if isinstance(exc, TargetError) and exc.outcome != Outcome.STOP:
-        return exc
-    raise exc
 
 
 def _known(db: Database, target: str) -> Known:
     with db.read() as session:
         return repository.known(session, target)
+
+
+async def _read_accounts(name: str, connector: Connector, accounts: list[str], retry: ReadRetry,
+                         errors: list[str]) -> dict[str, AccountState]:
+    """Every known account read back, ``READ_CHUNK`` at a time: a failing chunk is reported."""
+    states: dict[str, AccountState] = {}
+    for start in range(0, len(accounts), READ_CHUNK):
+        chunk = accounts[start:start + READ_CHUNK]
+        try:
+            states.update(await retry(name, f"{len(chunk)} account(s)", partial(connector.read_accounts, chunk, [])))
+        except TargetError as exc:
+            errors.append(failed(name, f"{len(chunk)} account(s) ({chunk[0]} …)", unless_fatal(exc)))
+    return states
 
 
 def _line(known: Known, target: str, group: str | None, kind: str, remote_id: str) -> Drift:
@@ -122,14 +121,14 @@ async def _orphans(db: Database, name: str, connector: Connector, known: Known, 
             continue
         except TargetError as exc:
             if exc.outcome != Outcome.BAD_REQUEST:
-                errors.append(_failed(name, f"{what} (from {chunk[0].employee_id})", _unless_fatal(exc)))
+                errors.append(failed(name, f"{what} (from {chunk[0].employee_id})", unless_fatal(exc)))
                 continue
         for spec in chunk:  # one person's lookup refused the chunk (two accounts hold one id): each alone
             try:
                 match = await retry(name, f"the account of {spec.employee_id}", partial(connector.find_account, spec))
             except TargetError as exc:
                 if exc.outcome != Outcome.BAD_REQUEST:
-                    errors.append(_failed(name, f"the account of leaver {spec.employee_id}", _unless_fatal(exc)))
+                    errors.append(failed(name, f"the account of leaver {spec.employee_id}", unless_fatal(exc)))
                     continue
                 person = by_employee[spec.employee_id]
                 out.append(Drift(name, None, Kind.ORPHAN, spec.employee_id, None, display_name=person.display_name,

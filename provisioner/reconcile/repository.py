@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from provisioner.audit.models import AuditRecord
 from provisioner.evidence.models import RevocationIncident
 from provisioner.identities.lifecycle import State
 from provisioner.identities.models import Identity, TargetAccount, TargetMembership
+from provisioner.reconcile.models import ReconcileCursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +100,33 @@ def open_incident(session: Session, identity_id: str, target: str, kind: str,
         RevocationIncident.kind == kind, RevocationIncident.fixed_at.is_(None))
         .order_by(RevocationIncident.id).with_for_update())
     return next((r for r in rows if (r.detail or {}).get("group") == group), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A saved :class:`ReconcileCursor`, detached from the session."""
+
+    delta_link: str
+    seen: dict[str, Any]
+    updated_at: datetime
+
+
+def cursors(session: Session, target: str) -> dict[str, Cursor]:
+    """The target's saved cursors by resource ("groups", "users")."""
+    rows = session.scalars(select(ReconcileCursor).where(ReconcileCursor.target == target))
+    return {r.resource: Cursor(r.delta_link, r.seen, r.updated_at) for r in rows}
+
+
+def save_cursor(session: Session, target: str, resource: str, delta_link: str, seen: dict[str, Any],
+                now: datetime) -> None:
+    row = session.get(ReconcileCursor, (target, resource))
+    if row is None:
+        session.add(ReconcileCursor(target=target, resource=resource, delta_link=delta_link, seen=seen,
+                                    updated_at=now))
+        return
+    row.delta_link, row.seen, row.updated_at = delta_link, seen, now
+
+
+def last_run_at(session: Session) -> datetime | None:
+    """When the last reconciliation run (any process, any trigger) was recorded."""
+    return session.scalar(select(func.max(AuditRecord.at)).where(AuditRecord.kind == "reconcile.run"))

@@ -57,3 +57,18 @@ class ReadRetry:
                 self.retries += 1
                 attempt += 1
                 await asyncio.sleep(delay)
+
+
+def failed(target: str, what: str, exc: TargetError) -> str:
+    """The report line (and an alert in the log) of a read that failed for good."""
+    log.error("reconcile: cannot read %s of %s: %s", what, target, exc.detail,
+              extra={"target": target, "alert": "reconcile_unreadable"})
+    return f"{target}: cannot read {what}: {exc.detail}"
+
+
+def unless_fatal(exc: BaseException) -> TargetError:
+    """A failed read that leaves the rest of the target readable; a target that refuses the
+    service as a whole (STOP: 401/403, credentials) or an unexpected error is raised again."""
+    if isinstance(exc, TargetError) and exc.outcome != Outcome.STOP:
+        return exc
+    raise exc

@@ -38,9 +38,11 @@ MAX_REMOVALS = Settings.model_fields["reconcile_max_removals"].default
 
 
 async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Connector], *,
-                    fix: bool, max_removals: int = MAX_REMOVALS, retry: ReadRetry | None = None) -> ReconcileReport:
+                    fix: bool, max_removals: int = MAX_REMOVALS, retry: ReadRetry | None = None,
+                    full: bool = False) -> ReconcileReport:
     """``max_removals``: the most unknown members removed from one target in one run;
-    ``retry``: how reads are retried (:class:`ReadRetry.from_settings`; its defaults otherwise).
+    ``retry``: how reads are retried (:class:`ReadRetry.from_settings`; its defaults otherwise);
+    ``full``: read every target whole, not through its changes since the last run (:mod:`.changes`).
 
     A target, or a part of one (a group, a chunk of accounts), that cannot be read even after
     the retries is reported (``errors``: exit 2) and the run goes on with the rest."""
@@ -54,7 +56,8 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
         managed = target.managed_group_names()
         try:
             group_ids, readable = await _group_ids(db, resolver, name, connector, managed, retry, report)
-            drift, errors, knowns[name] = await target_drift(db, name, connector, group_ids, readable, retry)
+            drift, errors, knowns[name] = await target_drift(db, name, connector, group_ids, readable, retry,
+                                                              full=full)
         except TargetError as exc:
             report.errors.append(f"{name}: cannot read the target: {exc.detail}")
             log.error("reconcile: cannot read %s: %s", name, exc.detail,
