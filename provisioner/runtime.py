@@ -25,8 +25,7 @@ from provisioner.intake.processor import ProcessStats, process_due
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.policies.loader import load_policies
 from provisioner.queue.worker import Worker
-from provisioner.reconcile.service import ReadRetry
-from provisioner.reconcile.service import reconcile as run_reconcile
+from provisioner.reconcile.schedule import scheduled_reconcile
 from provisioner.rollouts import service as rollouts
 from provisioner.rollouts.schemas import RolloutResult
 from provisioner.settings import Settings
@@ -162,11 +161,8 @@ class Runtime:
     async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True) -> None:
         scheduler = AsyncIOScheduler(timezone="UTC")
         if reconcile:
-            async def _reconcile() -> None:
-                report = await run_reconcile(self.db, self.ctx, self.connectors, fix=self.settings.reconcile_fix,
-                                             max_removals=self.settings.reconcile_max_removals,
-                                             retry=ReadRetry.from_settings(self.settings))
-                log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
+            async def _reconcile() -> None:  # one at a time across processes (reconcile/schedule.py)
+                await scheduled_reconcile(self.db, self.ctx, self.connectors, self.settings)
             scheduler.add_job(_reconcile, "interval", minutes=self.settings.reconcile_minutes,
                               id="reconcile", max_instances=1, coalesce=True)
         if self.settings.audit_anchor_minutes > 0:
