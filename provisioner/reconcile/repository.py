@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from provisioner.audit.models import AuditRecord
@@ -119,12 +120,12 @@ def cursors(session: Session, target: str) -> dict[str, Cursor]:
 
 def save_cursor(session: Session, target: str, resource: str, delta_link: str, seen: dict[str, Any],
                 now: datetime) -> None:
-    row = session.get(ReconcileCursor, (target, resource))
-    if row is None:
-        session.add(ReconcileCursor(target=target, resource=resource, delta_link=delta_link, seen=seen,
-                                    updated_at=now))
-        return
-    row.delta_link, row.seen, row.updated_at = delta_link, seen, now
+    """An upsert (``ON CONFLICT``, both engines): two runs (the schedule and an operator's) may
+    save the same cursor at once; each saves a link with the picture it belongs to."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    values = {"delta_link": delta_link, "seen": seen, "updated_at": now}
+    stmt = dialect.insert(ReconcileCursor).values(target=target, resource=resource, **values)
+    session.execute(stmt.on_conflict_do_update(index_elements=["target", "resource"], set_=values))
 
 
 def last_run_at(session: Session) -> datetime | None:

@@ -4,8 +4,12 @@ naming the account), and with ``fix`` corrected: unknown members leave the manag
 (``unknown_members: remove``, verified by reading the group back) and the people concerned are
 re-planned. Leavers' accounts the service has no link for are reported, never changed.
 
-Modules: :mod:`.drift` finds drift in one target, :mod:`.fix` acts on it and records the run,
-:mod:`.report` is the outcome, :mod:`.repository` every query."""
+A target that can say what changed (Entra ID: Graph delta queries) is read whole the first
+time and through its changes after that (``full`` reads it whole again); the drift is the same.
+
+Modules: :mod:`.drift` finds drift in one target, :mod:`.changes` reads a target through its
+changes, :mod:`.fix` acts on it and records the run, :mod:`.report` is the outcome,
+:mod:`.schedule` the scheduled run (one across processes), :mod:`.repository` every query."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ is followed as Graph gives it, to the end (or, in a delta round, to the ``@odata
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +26,6 @@ from provisioner.targets.entra.batching import SubRequest
 if TYPE_CHECKING:
     from provisioner.targets.entra.client import GraphClient
     from provisioner.targets.entra.connector import SubAnswer
-
-log = logging.getLogger(__name__)
 
 _ERRORS: dict[str, Any] = {"XXX": ODataError}
 USER_SELECT = "id,accountEnabled,userPrincipalName"
