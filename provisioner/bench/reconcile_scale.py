@@ -4,9 +4,10 @@ changes (Graph delta queries), with no drift and with drift made behind the serv
 :func:`time_reconcile` takes a service whose database and Graph tenant are already populated
 (for example by the initial-load benchmark) and a Graph client to make the drift with. Run
 alone (``python -m provisioner.bench.reconcile_scale --people 2000``) it populates an in-process
-service first: N people through the real pipeline (HR events, planner, worker, msgraph-sdk
-connector against the Graph sandbox), each in 8 Entra groups out of 62 (2 for everyone, 6 of
-their department's, 10 departments).
+service first, each person in 8 Entra groups out of 62 (2 for everyone, 6 of their department's,
+10 departments): ``--seed pipeline`` hires them through the real service (HR events, planner,
+worker, msgraph-sdk connector against the Graph sandbox); ``--seed bulk`` (the default, for
+large N) writes the same end state straight into the database and the sandbox.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import random
 import resource
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,47 @@ def _hire(n: int) -> dict[str, Any]:
             "attributes": {"given_name": "Recon", "family_name": f"Person{n}", "department": f"Dept {n % DEPARTMENTS}"}}
 
 
-async def standalone(people: int, database_url: str | None, drift: float, work: Path) -> dict[str, Any]:
+def _seed_bulk(svc: Any, people: int) -> None:
+    """N people as the pipeline would leave them, written straight into the database and the
+    Graph sandbox (the pipeline takes minutes per thousand on a shared machine): each person's
+    account and the groups the bench policies give them, in both."""
+    from provisioner.db import insert_rows
+    from provisioner.identities.lifecycle import State
+    from provisioner.identities.models import Identity, TargetAccount, TargetMembership
+
+    now = utcnow()
+    group_ids = svc.group_ids
+    rows: dict[Any, list[dict[str, Any]]] = {Identity: [], TargetAccount: [], TargetMembership: []}
+    members: dict[str, list[str]] = {}
+    for n in range(people):
+        hire = _hire(n)
+        attrs = hire["attributes"]
+        login = f"recon.person{n}@bench.example"
+        remote_id = svc.sandbox.seed_user(login, display_name=f"Recon Person{n}", employee_id=hire["employee_id"])
+        identity_id = str(uuid.UUID(int=n + 1))
+        rows[Identity].append({
+            "id": identity_id, "source": "hr", "employee_id": hire["employee_id"], "state": State.ACTIVE.value,
+            "given_name": attrs["given_name"], "family_name": attrs["family_name"],
+            "display_name": f"Recon Person{n}", "department": attrs["department"], "extra": {}, "active": True,
+            "version": 1, "created_at": now, "updated_at": now})
+        rows[TargetAccount].append({
+            "identity_id": identity_id, "target": "entra", "remote_id": remote_id, "login": login, "enabled": True,
+            "linked": False, "synced": {}, "created_at": now, "updated_at": now})
+        for group in EVERYONE + [f"D{n % DEPARTMENTS} Group {k}" for k in range(DEPARTMENT_GROUPS)]:
+            members.setdefault(group, []).append(remote_id)
+            rows[TargetMembership].append({"identity_id": identity_id, "target": "entra", "group_key": group,
+                                           "group_remote_id": group_ids[group], "created_at": now})
+    for group, ids in members.items():
+        for remote_id in ids:
+            svc.sandbox.add_member_directly(group_ids[group], remote_id)
+    with svc.db.transaction() as session:
+        for model, batch in rows.items():
+            insert_rows(session, model, batch)
+        for group, gid in group_ids.items():
+            identities.save_target_group(session, "entra", group, gid, now)
+
+
+async def standalone(people: int, database_url: str | None, drift: float, work: Path, seed: str) -> dict[str, Any]:
     from provisioner.demo.harness import SandboxedService
 
     policies, targets = _config(work / "config")
@@ -153,16 +195,19 @@ async def standalone(people: int, database_url: str | None, drift: float, work: 
                            sandbox_options={"page_size": 200})
     try:
         started = time.perf_counter()
-        for start in range(0, people, 500):
-            resp = await svc.send([_hire(n) for n in range(start, min(people, start + 500))])
-            resp.raise_for_status()
-        await svc.drain(max_wait=3600)
+        if seed == "bulk":
+            _seed_bulk(svc, people)
+        else:
+            for start in range(0, people, 500):
+                resp = await svc.send([_hire(n) for n in range(start, min(people, start + 500))])
+                resp.raise_for_status()
+            await svc.drain(max_wait=3600)
         populated = time.perf_counter() - started
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.sandbox.app),
                                      base_url="http://127.0.0.1/v1.0",
                                      headers={"Authorization": f"Bearer {svc.sandbox_token}"}) as graph:
             figures = await time_reconcile(svc.runtime, graph, drift=drift)
-        return {"engine": svc.db.dialect, "populate_seconds": round(populated, 1), **asdict(figures)}
+        return {"engine": svc.db.dialect, "seed": seed, "populate_seconds": round(populated, 1), **asdict(figures)}
     finally:
         await svc.close()
 
@@ -172,15 +217,17 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=2000)
     parser.add_argument("--drift", type=float, default=0.01)
     parser.add_argument("--postgres", help="a PostgreSQL server URL: a temporary database on it (else SQLite)")
+    parser.add_argument("--seed", choices=["bulk", "pipeline"], default="bulk",
+                        help="people written straight in (bulk) or hired through the service (pipeline)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reconcile-scale-") as tmp:
         if args.postgres:
             from provisioner.bench.common import temporary_postgres_database
 
             with temporary_postgres_database(args.postgres) as url:
-                out = asyncio.run(standalone(args.people, url, args.drift, Path(tmp)))
+                out = asyncio.run(standalone(args.people, url, args.drift, Path(tmp), args.seed))
         else:
-            out = asyncio.run(standalone(args.people, None, args.drift, Path(tmp)))
+            out = asyncio.run(standalone(args.people, None, args.drift, Path(tmp), args.seed))
     print(json.dumps(out, indent=2))
 
 
