@@ -26,11 +26,22 @@ class Person:
     terminated: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A linked account, as reconciliation needs it (a row, not an ORM object: 20,000 of them
+    load in a fraction of the time)."""
+
+    identity_id: str
+    remote_id: str
+    login: str | None
+    enabled: bool
+
+
 @dataclass
 class Known:
     """What the service knows of one target."""
 
-    accounts: dict[str, TargetAccount] = field(default_factory=dict)  # by remote id
+    accounts: dict[str, Account] = field(default_factory=dict)  # by remote id
     members: dict[str, set[str]] = field(default_factory=dict)  # group key -> identity ids
     people: dict[str, Person] = field(default_factory=dict)  # by identity id
     remote_ids: dict[str, str] = field(default_factory=dict)  # identity id -> remote id
@@ -48,18 +59,20 @@ def _person(identity: Identity) -> Person:
 
 
 def known(session: Session, target: str) -> Known:
+    """Columns, not ORM objects: three queries whatever the size of the target."""
     out = Known()
-    for account in session.scalars(select(TargetAccount).where(TargetAccount.target == target)):
-        session.expunge(account)
-        out.accounts[account.remote_id] = account
-        out.remote_ids[account.identity_id] = account.remote_id
+    a, i = TargetAccount, Identity
+    rows = session.execute(
+        select(a.identity_id, a.remote_id, a.login, a.enabled, i.employee_id, i.display_name, i.state)
+        .join(i, i.id == a.identity_id).where(a.target == target))
+    terminated = State.TERMINATED.value
+    for identity_id, remote_id, login, enabled, employee_id, display_name, state in rows:
+        out.accounts[remote_id] = Account(identity_id, remote_id, login, bool(enabled))
+        out.remote_ids[identity_id] = remote_id
+        out.people[identity_id] = Person(identity_id, employee_id, display_name, state == terminated)
     for identity_id, group_key in session.execute(
             select(TargetMembership.identity_id, TargetMembership.group_key).where(TargetMembership.target == target)):
         out.members.setdefault(group_key, set()).add(identity_id)
-    ids = list({a.identity_id for a in out.accounts.values()})
-    for start in range(0, len(ids), 500):
-        for identity in session.scalars(select(Identity).where(Identity.id.in_(ids[start:start + 500]))):
-            out.people[identity.id] = _person(identity)
     return out
 
 

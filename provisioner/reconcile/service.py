@@ -25,11 +25,12 @@ from provisioner.reconcile import repository
 from provisioner.reconcile.drift import target_drift
 from provisioner.reconcile.fix import record, remove_unknown_members
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
-from provisioner.reconcile.repository import Known
+from provisioner.reconcile.repository import Known, Person
 from provisioner.reconcile.retry import ReadRetry
 from provisioner.rollouts import repository as rollout_records
 from provisioner.rollouts import service as rollouts
 from provisioner.rollouts.fingerprint import fingerprint
+from provisioner.rollouts.schemas import PolicyDriftItem
 from provisioner.settings import Settings
 from provisioner.targets.contract import Connector, Outcome, TargetError
 
@@ -55,6 +56,9 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
     retries_before = retry.retries
     resolver = GroupIds(db, ctx)
     knowns: dict[str, Known] = {}
+    # Who the policies would now give or take a group: read from the database while the
+    # targets are read (at company size it takes seconds; it needs nothing from them).
+    policy = asyncio.ensure_future(asyncio.to_thread(_policy_items, db, ctx))
     for name, connector in connectors.items():
         target = ctx.targets[name]
         managed = target.managed_group_names()
@@ -81,7 +85,7 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
             await remove_unknown_members(db, name, connector, group_ids, drift, report, max_removals, retry)
         report.drift += drift
     report.read_retries = retry.retries - retries_before
-    report.drift += await asyncio.to_thread(_policy_drift, db, ctx, knowns, report)
+    report.drift += _policy_drift(await _policy_result(policy, report), knowns)
     await asyncio.to_thread(record, db, ctx, report, fix)
     return report
 
@@ -114,21 +118,33 @@ def _saved_group_ids(db: Database, target: str) -> dict[str, str]:
         return identities.target_groups(session, target)
 
 
-def _policy_drift(db: Database, ctx: PlanningContext, knowns: dict[str, Known],
-                  report: ReconcileReport) -> list[Drift]:
+PolicyItems = tuple[list[PolicyDriftItem], dict[str, Person], bool]
+
+
+def _policy_items(db: Database, ctx: PlanningContext) -> PolicyItems:
     """People whose known access differs from what the policies now say (a policy changed
-    without a rollout, or a rollout still held for approval)."""
+    without a rollout, or a rollout still held for approval), and whether it is held."""
+    with db.read() as session:
+        items = list(rollouts.policy_drift(session, ctx))
+        people = repository.people_by_employee_id(session, [i.employee_id for i in items])
+        # A rollout of this policy set waiting for approval is change control: --fix must not
+        # apply it person by person behind the approver's back.
+        held = bool(items) and rollout_records.held(session, fingerprint(ctx.policies, ctx.targets)) is not None
+    return items, people, held
+
+
+async def _policy_result(policy: asyncio.Future[PolicyItems], report: ReconcileReport) -> PolicyItems:
     try:
-        with db.read() as session:
-            items = list(rollouts.policy_drift(session, ctx))
-            people = repository.people_by_employee_id(session, [i.employee_id for i in items])
-            # A rollout of this policy set waiting for approval is change control: --fix must not
-            # apply it person by person behind the approver's back.
-            held = bool(items) and rollout_records.held(session, fingerprint(ctx.policies, ctx.targets)) is not None
+        return await policy
     except Exception as exc:  # never silent: the run reports it (exit 2)
         log.exception("reconcile: policy drift could not be computed", extra={"alert": "reconcile_policy_drift"})
         report.errors.append(f"policy drift could not be computed: {exc}")
-        return []
+        return [], {}, False
+
+
+def _policy_drift(found: PolicyItems, knowns: dict[str, Known]) -> list[Drift]:
+    """A line per person, target and group, naming the account from what the target said."""
+    items, people, held = found
     lines: list[Drift] = []
     for item in items:
         person = people.get(item.employee_id)
