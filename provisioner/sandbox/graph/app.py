@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from provisioner.sandbox.graph import inspect
 from provisioner.sandbox.graph.batch import BatchProcessor
 from provisioner.sandbox.graph.delta import DeltaQuery
 from provisioner.sandbox.graph.dispatch import Router
@@ -246,6 +247,7 @@ class GraphSandbox:
         app.add_api_route(
             VERSION_ROOT + "/{path:path}", self._handle, methods=_METHODS, include_in_schema=False
         )
+        inspect.register(app, self)  # /_sandbox/...: counters and the tenant for benchmarks
         return app
 
 
