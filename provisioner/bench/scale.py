@@ -46,7 +46,8 @@ from provisioner.bench import scale_extra
 from provisioner.bench.scale_people import BATCH, Company, add_rollout_policy, generate
 from provisioner.bench.scale_procs import ReadBack, diff, settle, wait_read_back
 from provisioner.bench.scale_report import Results, render
-from provisioner.bench.scale_stage import WRITES_PER_SECOND, Stage, database, record_peaks
+from provisioner.bench.scale_stage import Stage, database, record_peaks
+from provisioner.sandbox.graph.throttle import WRITE_LIMIT, WRITE_WINDOW_SECONDS
 
 SCALE_TARGET = 20_000
 FIGURES = ("load", "planning", "rollout", "reconcile", "throughput", "help")
@@ -63,6 +64,11 @@ class Options:
     throughput_people: int | None = None
 
 
+def budget_rate(opts: Options) -> float:
+    """Graph's write budget at the sandbox's scale: 3,000 per 150 s / scale (500/s at 25)."""
+    return WRITE_LIMIT / WRITE_WINDOW_SECONDS * opts.scale
+
+
 def _load_figures(stage: Stage, opts: Options, results: Results) -> None:
     company, n = stage.company, len(stage.company.rows)
     before = stage.sandbox.stats()
@@ -71,11 +77,12 @@ def _load_figures(stage: Stage, opts: Options, results: Results) -> None:
     used = diff(after, before)
     min_writes = company.minimum_writes()
     min_calls = math.ceil(min_writes / BATCH) + math.ceil(n / BATCH)
-    budget = min_writes / WRITES_PER_SECOND
+    budget = min_writes / budget_rate(opts)
     results.add("1", "initial load: import -> all read back / budget-bound minimum",
                 back.seconds / budget if back.complete else None, "x", 1.5,
                 note=(f"{back.seconds:.1f} s" if back.complete else "INCOMPLETE")
-                + f" vs {min_writes:,} writes / 500 per s = {budget:.1f} s; import process {import_wall:.1f} s")
+                + f" vs {min_writes:,} writes / {budget_rate(opts):g} per s = {budget:.1f} s; import process "
+                  f"{import_wall:.1f} s")
     results.add("2", "Graph writes / minimum writes", used["writes"] / min_writes, "x", 1.05,
                 note=f"{used['writes']:,} / {min_writes:,} ({n:,} creates + "
                      f"{min_writes - n:,} bind PATCHes of 20)")
@@ -153,7 +160,7 @@ def _reconcile_figures(stage: Stage, opts: Options, results: Results) -> None:
 def _main_run(opts: Options, company: Company, folder: Path, results: Results, console: Console) -> None:
     skip = set(opts.skip)
     with database(opts.postgres_url, folder, "main") as url:
-        stage = Stage(folder / "main", company, url, scale=opts.scale)
+        stage = Stage(folder / "main", company, url, scale=opts.scale, writes_per_second=budget_rate(opts))
         try:
             stage.start_service()
             console.print(f"service up; importing {len(company.rows):,} people", highlight=False)
@@ -169,6 +176,29 @@ def _main_run(opts: Options, company: Company, folder: Path, results: Results, c
             record_peaks(results, stage.procs.peak_mb)
 
 
+def measure(opts: Options, console: Console, folder: Path) -> Results:
+    """Every figure not skipped, in one run, under ``folder`` (the processes' logs stay there)."""
+    company = generate(opts.people, opts.groups_per_person)
+    results = Results()
+    results.notes.append(f"{opts.people:,} people, {company.memberships:,} memberships in "
+                         f"{len(company.members_per_group())} groups ({company.memberships / opts.people:.1f} "
+                         f"per person); sandbox throttle scale {opts.scale:g} = {budget_rate(opts):g} writes/s "
+                         f"(the target's client-side limit the same); the service polls due events and the "
+                         f"queue every 0.2 s")
+    if "load" not in opts.skip:
+        _main_run(opts, company, folder, results, console)
+    if "planning" not in opts.skip:
+        console.print("planning rate", highlight=False)
+        scale_extra.planning(opts, folder, results)
+    if "throughput" not in opts.skip:
+        console.print("throughput, one process vs two", highlight=False)
+        scale_extra.throughput(opts, folder, results)
+    if "help" not in opts.skip:
+        scale_extra.help_time(results)
+    results.figures.sort(key=lambda f: (int(f.number.rstrip("ab")), f.number))
+    return results
+
+
 def run(opts: Options, console: Console) -> int:
     engine = "PostgreSQL" if opts.postgres_url else "SQLite"
     unknown = set(opts.skip) - set(FIGURES)
@@ -177,26 +207,10 @@ def run(opts: Options, console: Console) -> int:
         return 2
     console.rule(f"provisioner bench scale --people {opts.people} --groups-per-person {opts.groups_per_person} "
                  f"--scale {opts.scale:g} ({engine})")
-    company = generate(opts.people, opts.groups_per_person)
     folder = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    results = Results()
-    results.notes.append(f"{opts.people:,} people, {company.memberships:,} memberships in "
-                         f"{len(company.members_per_group())} groups ({company.memberships / opts.people:.1f} "
-                         f"per person); sandbox throttle scale {opts.scale:g} = {WRITES_PER_SECOND * opts.scale / 25:g}"
-                         f" writes/s; the service polls due events and the queue every 0.2 s")
     code = 1
     try:
-        if "load" not in opts.skip:
-            _main_run(opts, company, folder, results, console)
-        if "planning" not in opts.skip:
-            console.print("planning rate", highlight=False)
-            scale_extra.planning(opts, folder, results)
-        if "throughput" not in opts.skip:
-            console.print("throughput, one process vs two", highlight=False)
-            scale_extra.throughput(opts, folder, results)
-        if "help" not in opts.skip:
-            scale_extra.help_time(results)
-        results.figures.sort(key=lambda f: (int(f.number.rstrip("ab")), f.number))
+        results = measure(opts, console, folder)
         title = (f"bench scale on {engine}: {opts.people:,} people x {opts.groups_per_person} groups; "
                  f"targets are for {SCALE_TARGET:,}")
         render(results, title, console)
