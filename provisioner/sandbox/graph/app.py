@@ -11,6 +11,9 @@ request, direct or a ``$batch`` item, goes through one pipeline (:meth:`GraphSan
 
 Authentication is checked once per HTTP request (batch items inherit the batch's): a bearer token
 is required, equal to ``token`` when one was given; otherwise 401 ``InvalidAuthenticationToken``.
+
+Outside ``/v1.0``, ``/_sandbox/...`` (:mod:`.inspect`) gives benchmarks the counters and the
+tenant of a sandbox run as a process; the service never calls it.
 """
 
 from __future__ import annotations
