@@ -92,13 +92,13 @@ def _load_figures(stage: Stage, opts: Options, results: Results) -> None:
     results.notes.append(f"load: Graph calls by method {json.dumps(used['by_method'], sort_keys=True)}, "
                          f"{used['reads']:,} reads, {used['throttled']:,} answered 429; tenant: "
                          f"{after['users']:,} users, {company.memberships:,} memberships expected")
-    if not back.complete:
+    if not back.complete or back.wrong:
         _missing(results, "load", back)
 
 
 def _missing(results: Results, phase: str, back: ReadBack) -> None:
     results.problems.append(f"{phase}: {len(back.missing_accounts):,} account(s) and {back.missing_total:,} "
-                            f"membership(s) missing at the end")
+                            f"membership(s) missing at the end, {len(back.wrong):,} wrong")
     results.problems += [f"{phase}: no account for {e}" for e in back.missing_accounts[:20]]
     results.problems += [f"{phase}: not in {m}" for m in back.missing_memberships[:20]]
     results.problems += [f"{phase}: wrong: {w}" for w in back.wrong[:20]]
@@ -123,7 +123,7 @@ def _rollout_figures(stage: Stage, opts: Options, results: Results) -> None:
     results.add("5b", "rollout Graph writes / minimum", used["writes"] / minimum, "x", 1.05,
                 note=f"{used['writes']:,} / {minimum:,} bind PATCHes; {used['http_calls']:,} HTTP calls, "
                      f"by method {json.dumps(used['by_method'], sort_keys=True)}")
-    if not back.complete:
+    if not back.complete or back.wrong:
         _missing(results, "rollout", back)
 
 
