@@ -89,9 +89,11 @@ def _load_figures(stage: Stage, opts: Options, results: Results) -> None:
     results.add("3", "Graph HTTP calls / minimum calls", used["http_calls"] / min_calls, "x", 1.1,
                 note=f"{used['http_calls']:,} / {min_calls:,} (ceil(writes/20) + ceil({n:,} lookups/20)); "
                      f"{used['batch_calls']:,} $batch with {used['sub_requests']:,} items")
-    results.notes.append(f"load: Graph calls by method {json.dumps(used['by_method'], sort_keys=True)}, "
-                         f"{used['reads']:,} reads, {used['throttled']:,} answered 429; tenant: "
-                         f"{after['users']:,} users, {company.memberships:,} memberships expected")
+    routes = sorted(used["by_route"].items(), key=lambda kv: -kv[1])
+    results.notes.append(f"load: Graph calls by method {json.dumps(used['by_method'], sort_keys=True)} "
+                         f"({', '.join(f'{route} {n:,}' for route, n in routes)}), {used['reads']:,} reads, "
+                         f"{used['throttled']:,} answered 429; tenant: {after['users']:,} users, "
+                         f"{company.memberships:,} memberships expected")
     if not back.complete or back.wrong:
         _missing(results, "load", back)
 
