@@ -34,4 +34,3 @@ def test_scale_path_small_reads_everything_back_at_minimum_writes(engine: str, t
     assert 0 < figures["7"].measured < 2_000, out  # the peak RSS of real processes was read
     # Graph writes against the minimum (60 creates + per group ceil(members/20) binds)
     assert figures["2"].measured <= 1.05, out
-    assert figures["5b"].measured <= 1.05, out  # the rollout: ceil(60/20) = 3 bind PATCHes
