@@ -25,7 +25,9 @@ Graph counters are the sandbox's (``/_sandbox/stats``), never the service's beli
 8. two worker processes vs one on PostgreSQL (``scale_extra.throughput``);
 9. ``provisioner --help`` wall time.
 
-Exit 1 when an account or membership is missing at the end of the load or the rollout.
+Figures 5 and 6 run on the loaded tenant (``--skip load`` leaves them out too); 4 and 8 on stages
+of their own. Exit 1 when an account or membership is missing (or an account is duplicated) at
+the end of the load or the rollout.
 """
 
 from __future__ import annotations
