@@ -39,6 +39,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,10 +72,14 @@ def budget_rate(opts: Options) -> float:
     return WRITE_LIMIT / WRITE_WINDOW_SECONDS * opts.scale
 
 
-def _load_figures(stage: Stage, opts: Options, results: Results) -> None:
+def _say(console: Console) -> Callable[[str], None]:
+    return lambda line: console.print(line, highlight=False)
+
+
+def _load_figures(stage: Stage, opts: Options, results: Results, console: Console) -> None:
     company, n = stage.company, len(stage.company.rows)
     before = stage.sandbox.stats()
-    import_wall, back, _ = stage.load(opts.timeout)
+    import_wall, back, _ = stage.load(opts.timeout, _say(console))
     after = settle(stage.sandbox)
     used = diff(after, before)
     min_writes = company.minimum_writes()
@@ -108,7 +113,7 @@ def _missing(results: Results, phase: str, back: ReadBack) -> None:
     results.problems += [f"{phase}: wrong: {w}" for w in back.wrong[:20]]
 
 
-def _rollout_figures(stage: Stage, opts: Options, results: Results) -> None:
+def _rollout_figures(stage: Stage, opts: Options, results: Results, console: Console) -> None:
     company, n = stage.company, len(stage.company.rows)
     add_rollout_policy(stage.policies, company)
     before = stage.sandbox.stats()
@@ -117,7 +122,7 @@ def _rollout_figures(stage: Stage, opts: Options, results: Results) -> None:
     if stage.serve is not None and stage.serve.poll() is None:
         stage.serve.send_signal(signal.SIGHUP)  # as the command asks: running processes plan with the set
     back = wait_read_back(stage.sandbox, company.expected, t0, opts.timeout, users_at_least=n,
-                          memberships_at_least=company.memberships)
+                          memberships_at_least=company.memberships, say=_say(console))
     used = diff(settle(stage.sandbox), before)
     minimum = math.ceil(n / BATCH)
     results.add("5a", "policy rollout (+1 group for all): reload -> all read back",
@@ -168,10 +173,10 @@ def _main_run(opts: Options, company: Company, folder: Path, results: Results, c
         try:
             stage.start_service()
             console.print(f"service up; importing {len(company.rows):,} people", highlight=False)
-            _load_figures(stage, opts, results)
+            _load_figures(stage, opts, results, console)
             if "rollout" not in skip:
                 console.print("policy rollout", highlight=False)
-                _rollout_figures(stage, opts, results)
+                _rollout_figures(stage, opts, results, console)
             if "reconcile" not in skip:
                 console.print("reconcile", highlight=False)
                 _reconcile_figures(stage, opts, results)

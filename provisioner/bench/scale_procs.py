@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,12 +206,19 @@ def judge(tenant: dict[str, Any], expected: dict[str, set[str]]) -> tuple[list[s
 
 
 def wait_read_back(sandbox: SandboxClient, expected: dict[str, set[str]], started: float, timeout: float,
-                   *, users_at_least: int, memberships_at_least: int) -> ReadBack:
+                   *, users_at_least: int, memberships_at_least: int,
+                   say: Callable[[str], None] | None = None) -> ReadBack:
     """Poll the counts (cheap) and, once they are reached, compare the whole tenant with
-    ``expected``; complete when nothing is missing. Times are from ``started`` (monotonic)."""
+    ``expected``; complete when nothing is missing. Times are from ``started`` (monotonic);
+    ``say`` hears the counts every 15 s."""
+    shown = time.monotonic()
     while True:
         now = time.monotonic()
         s = sandbox.stats()
+        if say is not None and now - shown >= 15:
+            shown = now
+            say(f"{now - started:6.0f} s: {s['users']:,} of {users_at_least:,} accounts, {s['memberships']:,} of "
+                f"{memberships_at_least:,} memberships, {s['writes']:,} Graph writes so far")
         if s["users"] >= users_at_least and s["memberships"] >= memberships_at_least:
             accounts, memberships, total, wrong = judge(sandbox.tenant(), expected)
             if not accounts and not total:

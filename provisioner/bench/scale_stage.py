@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ class Stage:
             self.procs.start("worker", "worker")
         wait_http(f"http://127.0.0.1:{self.api_port}/healthz")
 
-    def load(self, timeout: float) -> tuple[float, ReadBack, Any]:
+    def load(self, timeout: float, say: Callable[[str], None] | None = None) -> tuple[float, ReadBack, Any]:
         """``provisioner import`` (timed as a process) and the wait for the read-back."""
         company = self.company
         t0 = time.monotonic()
@@ -76,7 +76,7 @@ class Stage:
         if imported.code != 0:
             raise RuntimeError(f"provisioner import exited {imported.code}: {imported.output[-2000:]}")
         back = wait_read_back(self.sandbox, company.expected, t0, timeout, users_at_least=len(company.rows),
-                              memberships_at_least=company.memberships)
+                              memberships_at_least=company.memberships, say=say)
         return imported.wall, back, imported
 
     def close(self) -> None:
