@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite bench bench-scim bench-scim-targets bench-revocation serve lint clean
+.PHONY: demo test test-sqlite bench bench-scim bench-scim-targets bench-revocation bench-scale serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ bench-revocation: $(STAMP)
 .PHONY: bench-kill-soak
 bench-kill-soak: $(STAMP)
 	$(BIN)/provisioner bench kill-soak --trials 10 --people 200
+
+# Every company-scale figure in one run: 20,000 people x ~8 groups into the Graph sandbox at
+# 500 writes/s, all real processes (PostgreSQL with PROVISIONER_BENCH_POSTGRES_URL set, else
+# SQLite; fewer people with PEOPLE=2000). Exits 1 if an account or membership is missing.
+PEOPLE ?= 20000
+bench-scale: $(STAMP)
+	$(BIN)/provisioner bench scale --people $(PEOPLE)
 
 serve: $(STAMP)
 	$(BIN)/provisioner serve

@@ -492,5 +492,32 @@ def bench_kill_soak(trials: int = 10, people: int = 200,
                                        postgres_url=postgres_url, console=console)))
 
 
+@bench_app.command("scale")
+def bench_scale(people: int = 20_000,
+                groups_per_person: Annotated[int, typer.Option(help="Entra groups per person (1 is all staff)")] = 8,
+                scale: Annotated[float, typer.Option(help="the Graph sandbox's throttle scale (25: 500 writes/s)")] = 25.0,
+                skip: Annotated[Optional[list[str]], typer.Option(
+                    help="figures to leave out: load (with rollout, reconcile), rollout, reconcile, planning, "
+                         "throughput, help; repeat or separate with commas")] = None,
+                timeout: Annotated[float, typer.Option(help="seconds each phase may take")] = 1800.0,
+                throughput_people: Annotated[Optional[int], typer.Option(
+                    help="hires in figure 8's backlog (default: 5,000 or --people if fewer)")] = None,
+                postgres_url: Annotated[Optional[str], typer.Option(
+                    envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                    help="run on scratch databases on this PostgreSQL server (default: SQLite)")] = None) -> None:
+    """Every figure of the company-scale targets in one run (real processes, the Graph sandbox at
+    500 writes/s): load time, Graph writes and calls against the minimum, planning rate, policy
+    rollout, reconcile, peak RSS, two workers vs one, --help. Exit 1 if anything is missing."""
+    from provisioner.bench.scale import Options
+    from provisioner.bench.scale import run as run_scale
+
+    if people < 1 or groups_per_person < 1:
+        fail("--people and --groups-per-person must be at least 1")
+    names = tuple(n.strip() for item in (skip or []) for n in item.split(",") if n.strip())
+    raise typer.Exit(run_scale(Options(people=people, groups_per_person=groups_per_person, postgres_url=postgres_url,
+                                       scale=scale, skip=names, timeout=timeout,
+                                       throughput_people=throughput_people), console))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

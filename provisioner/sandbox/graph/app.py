@@ -11,6 +11,9 @@ request, direct or a ``$batch`` item, goes through one pipeline (:meth:`GraphSan
 
 Authentication is checked once per HTTP request (batch items inherit the batch's): a bearer token
 is required, equal to ``token`` when one was given; otherwise 401 ``InvalidAuthenticationToken``.
+
+Outside ``/v1.0``, ``/_sandbox/...`` (:mod:`.inspect`) gives benchmarks the counters and the
+tenant of a sandbox run as a process; the service never calls it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from provisioner.sandbox.graph import inspect
 from provisioner.sandbox.graph.batch import BatchProcessor
 from provisioner.sandbox.graph.delta import DeltaQuery
 from provisioner.sandbox.graph.dispatch import Router
@@ -246,6 +250,7 @@ class GraphSandbox:
         app.add_api_route(
             VERSION_ROOT + "/{path:path}", self._handle, methods=_METHODS, include_in_schema=False
         )
+        inspect.register(app, self)  # /_sandbox/...: counters and the tenant for benchmarks
         return app
 
 
