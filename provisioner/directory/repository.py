@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
+from provisioner.db import insert_rows
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
 
 
@@ -28,8 +29,7 @@ def member_group_ids_for(session: Session, identity_ids: Sequence[str]) -> dict[
 
 def add_members(session: Session, pairs: Sequence[tuple[str, str]]) -> None:
     """Add (group id, identity id) memberships in one statement."""
-    if pairs:
-        session.execute(insert(DirectoryGroupMember), [{"group_id": g, "identity_id": i} for g, i in pairs])
+    insert_rows(session, DirectoryGroupMember, [{"group_id": g, "identity_id": i} for g, i in pairs])
 
 
 def remove_member_pairs(session: Session, pairs: Sequence[tuple[str, str]]) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from provisioner.db import insert_rows
 from provisioner.identities.models import (
     Identity,
     LifecycleTransition,
@@ -165,6 +166,10 @@ def membership_keys(session: Session, identity_ids: Sequence[str]) -> set[tuple[
                                .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
         out.update((r[0], r[1], r[2]) for r in rows)
     return out
+
+
+def insert_transitions(session: Session, rows: list[dict]) -> None:
+    insert_rows(session, LifecycleTransition, rows)
 
 
 def insert_memberships(session: Session, rows: list[dict]) -> None:

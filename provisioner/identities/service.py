@@ -161,6 +161,13 @@ class Preloaded:
 
     people: dict[str, Identity | None]
     names: UserNames = field(default_factory=UserNames)
+    transitions: list[dict[str, Any]] = field(default_factory=list)  # stored by ``store``
+
+    def store(self, session: Session) -> None:
+        """Write the people and the transitions kept for one bulk insert."""
+        session.flush()
+        repository.insert_transitions(session, self.transitions)
+        self.transitions = []
 
     def person(self, session: Session, employee_id: str) -> Identity | None:
         if employee_id not in self.people:
@@ -182,6 +189,14 @@ def assign_user_name(session: Session, identity: Identity, naming: Naming, suffi
                 names.take(candidate)
             return candidate
         suffix += 1
+
+
+def _record(session: Session, preloaded: Preloaded | None, **transition: Any) -> None:
+    """A transition asked of the state machine; in a batch, kept for one insert (``store``)."""
+    if preloaded is not None:
+        preloaded.transitions.append(transition)
+    else:
+        session.add(LifecycleTransition(**transition))
 
 
 def _later(a: datetime | None, b: datetime) -> datetime:
@@ -220,9 +235,8 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
             else transition(current, event_type))
     if not step.accepted:
         if identity is not None:
-            session.add(LifecycleTransition(identity_id=identity.id, event_id=event_id,
-                                            event_type=event_type.value, from_state=current,
-                                            to_state=None, accepted=False, reason=step.reason, at=now))
+            _record(session, preloaded, identity_id=identity.id, event_id=event_id, event_type=event_type.value,
+                    from_state=current, to_state=None, accepted=False, reason=step.reason, at=now)
         append(session, "lifecycle.rejected", employee_id, event_id=event_id,
                event_type=event_type.value, from_state=current, reason=step.reason)
         return Applied(identity, step, {})
@@ -253,9 +267,8 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
     identity.updated_at = now
     if preloaded is None:
         session.flush()
-    session.add(LifecycleTransition(identity_id=identity.id, event_id=event_id,
-                                    event_type=event_type.value, from_state=current,
-                                    to_state=step.to_state.value, accepted=True, at=now))
+    _record(session, preloaded, identity_id=identity.id, event_id=event_id, event_type=event_type.value,
+            from_state=current, to_state=step.to_state.value, accepted=True, reason=None, at=now)
     append(session, "lifecycle.transition", employee_id, event_id=event_id,
            event_type=event_type.value, from_state=current, to_state=step.to_state.value,
            changed=sorted(changed), kept_newer=sorted(clock.skipped))

@@ -296,6 +296,7 @@ def _apply_batch(db: Database, ctx: PlanningContext, event_pks: list[int], stats
             batch = _read_batch(session, ctx, events)
             with deferred(session):  # the audit chain's head is locked once, at the end
                 requests = [r for e in events if (r := apply_event(session, ctx, e, mine, batch)) is not None]
+                batch.people.store(session)
                 plan_many(session, ctx, requests)
     except Exception as exc:
         log.warning("a batch of %d HR events raised (%s); applying them one transaction each",

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
-from provisioner.db import insert_rows
+from provisioner.db import insert_rows, reserve_ids
 from provisioner.directory import service as directory
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
@@ -254,11 +253,12 @@ def plan_many(session: Session, ctx: PlanningContext, requests: Sequence[PlanReq
     directory.sync_memberships_many(
         session, {r.identity.id: {t: set(v["desired_groups"]) for t, v in result.diff["targets"].items()}
                   for r, result in zip(requests, results, strict=True)}, groups)
-    for r, result in zip(requests, results, strict=True):
-        result.plan = Plan(identity_id=r.identity.id, trigger=r.trigger, kind=result.kind, diff=result.diff,
-                           created_at=now)
-    session.add_all([result.plan for result in results])
-    session.flush()
+    rows = []
+    for r, result, plan_id in zip(requests, results, reserve_ids(session, Plan, len(results)), strict=True):
+        rows.append({"id": plan_id, "identity_id": r.identity.id, "trigger": r.trigger, "kind": result.kind,
+                     "diff": result.diff, "created_at": now})
+        result.plan = Plan(**rows[-1])  # as stored (inserted in bulk, not through the session)
+    insert_rows(session, Plan, rows)
     _enqueue(session, ctx, requests, results, now)
     # A read-back with nothing of its target to wait for (the account was found disabled
     # already) is ready now; the others are released by the worker as their target's work ends.
@@ -280,12 +280,11 @@ def _priority(kind: str, immediate: bool) -> int:
 
 
 _CREATES, _OWNED_CREATES, _REST = range(3)  # insert order: what is depended on goes in first
-_INSERT_RETURNING_ID = insert(Operation).returning(Operation.id, sort_by_parameter_order=True)
 
 
 def _enqueue(session: Session, ctx: PlanningContext, requests: Sequence[PlanRequest],
              results: Sequence[PlanResult], now: datetime) -> None:
-    """Insert the plans' operations (three bulk inserts). Grants wait for the account: a create
+    """Insert the plans' operations in bulk (ids reserved first). Grants wait for the account: a create
     planned now, or one still under way from before; another target's create waits for the
     login owner's (a taken name gets a suffix there)."""
     phases: tuple[list[dict[str, Any]], ...] = ([], [], [])
@@ -322,15 +321,9 @@ def _enqueue(session: Session, ctx: PlanningContext, requests: Sequence[PlanRequ
                 phases[_OWNED_CREATES].append(row)
             else:
                 phases[_CREATES if row is create else _REST].append(row)
-    ids: dict[int, int] = {}  # id(row) -> the operation id it was given
-    waits_on = {id(row): on for row, on in depends}
-    for phase, rows in enumerate(phases):
-        for row in rows:
-            on = waits_on.get(id(row))
-            if on is not None:
-                row["depends_on_id"] = on if isinstance(on, int) else ids[id(on)]
-        if phase == _REST:
-            insert_rows(session, Operation, rows)
-        elif rows:
-            got = session.execute(_INSERT_RETURNING_ID, rows).scalars().all()
-            ids.update({id(row): op_id for row, op_id in zip(rows, got, strict=True)})
+    ordered = [row for rows in phases for row in rows]
+    for row, op_id in zip(ordered, reserve_ids(session, Operation, len(ordered)), strict=True):
+        row["id"] = op_id
+    for row, on in depends:
+        row["depends_on_id"] = on if isinstance(on, int) else on["id"]
+    insert_rows(session, Operation, ordered)
