@@ -325,7 +325,7 @@ def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500,
     stats = ProcessStats()
     skip_locked = db.dialect == "postgresql"
     clock = _UrgentCheck()
-    size = 50  # the first batch; then sized to take about BATCH_SECONDS
+    size = min(50, BATCH_MAX)  # the first batch; then sized to take about BATCH_SECONDS
 
     def urgent() -> int:
         if not clock.due():
