@@ -36,4 +36,5 @@ def remove_member_pairs(session: Session, pairs: Sequence[tuple[str, str]]) -> N
     """Remove (group id, identity id) memberships."""
     for start in range(0, len(pairs), 300):
         session.execute(delete(DirectoryGroupMember).where(
-            tuple_(DirectoryGroupMember.group_id, DirectoryGroupMember.identity_id).in_(list(pairs[start:start + 300]))))
+            tuple_(DirectoryGroupMember.group_id, DirectoryGroupMember.identity_id)
+            .in_(list(pairs[start:start + 300]))))

@@ -10,11 +10,12 @@ event in a batch; their later events are claimed again in the next round.
 
 Isolation: if anything in a batch raises, the batch is rolled back and its events are applied
 again one transaction each, so only the bad one fails. An event whose processing raises (a
-value the database refuses, a bug) is rolled back and marked ``failed`` with the reason, counted, logged as an alert (``fate``), and the run
-goes on with everyone else's events. The person's later events wait behind it, except a cancel
-and a terminate or leave of someone with a record (``repository.claim_due``); after the cause is
-fixed, ``provisioner events replay`` sets it back to pending. An error that says the database was
-busy or unavailable (``db.is_transient``) leaves the event pending for the next round instead.
+value the database refuses, a bug) is rolled back and marked ``failed`` with the reason,
+counted, logged as an alert (``fate``), and the run goes on with everyone else's events. The
+person's later events wait behind it, except a cancel and a terminate or leave of someone with a
+record (``repository.claim_due``); after the cause is fixed, ``provisioner events replay`` sets
+it back to pending. An error that says the database was busy or unavailable (``db.is_transient``)
+leaves the event pending for the next round instead.
 """
 
 from __future__ import annotations
