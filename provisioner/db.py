@@ -285,3 +285,22 @@ def insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]])
         for row in rows:
             copy.write_row([jsonutil.dumps(row[c]) if j and row[c] is not None else row[c]
                             for c, j in zip(columns, is_json, strict=True)])
+
+
+def reserve_ids(session: Session, model: type[Base], count: int) -> list[int]:
+    """``count`` new values of ``model``'s integer ``id``, so that rows which refer to each other
+    are inserted in bulk (``insert_rows``) without reading ids back row by row.
+
+    PostgreSQL: drawn from the column's sequence in one statement. SQLite: after the largest id
+    (a write transaction holds SQLite's one write lock, so nobody else takes them meanwhile).
+    """
+    if count <= 0:
+        return []
+    table = model.__table__
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
+                                      "FROM generate_series(1, :n)"), {"n": count}).scalars())
+    session.flush()  # rows still pending in the session take their ids first
+    top = conn.execute(text(f'SELECT coalesce(max(id), 0) FROM "{table.name}"')).scalar_one()
+    return list(range(top + 1, top + 1 + count))

@@ -112,8 +112,10 @@ class Runtime:
         return result
 
     # -- jobs ------------------------------------------------------------------------------------
-    async def process_events(self) -> ProcessStats:
-        stats = await asyncio.to_thread(process_due, self.db, self.ctx)
+    async def process_events(self, stop: asyncio.Event | None = None) -> ProcessStats:
+        """Apply due HR events; a set ``stop`` ends the run within a batch."""
+        stats = await asyncio.to_thread(process_due, self.db, self.ctx,
+                                        should_stop=stop.is_set if stop is not None else None)
         if stats.applied:
             self.worker.wake()
         return stats
@@ -137,7 +139,7 @@ class Runtime:
     async def _event_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.process_events()
+                await self.process_events(stop)
             except Exception:
                 log.exception("processing HR events failed; will retry")
             self._events_ready.clear()

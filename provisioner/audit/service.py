@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,9 +97,14 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
 def append_many(session: Session, entries: list[Entry]) -> int:
     """Append entries in order; locks the chain head so concurrent appenders queue.
 
-    Core inserts, not ORM objects: every HR event and operation attempt lands here.
+    Core inserts, not ORM objects: every HR event and operation attempt lands here. Inside
+    :func:`deferred` the entries are kept and appended when it ends (0 is returned).
     """
     if not entries:
+        return 0
+    kept: list[Entry] | None = session.info.get(_DEFERRED)
+    if kept is not None:
+        kept.extend(entries)
         return 0
     conn = session.connection()
     head = conn.execute(_LOCK_HEAD).one()
@@ -118,6 +125,26 @@ def append_many(session: Session, entries: list[Entry]) -> int:
                               "new_mac": head_mac(key, seq, prev) if key is not None else None,
                               "new_key_id": key_id(key) if key is not None else None})
     return seq
+
+
+_DEFERRED = "provisioner.audit.deferred"
+
+
+@contextmanager
+def deferred(session: Session) -> Iterator[None]:
+    """Keep what is appended inside and append it, in order, when the block ends: a batch of
+    HR events locks the chain head once, at the end of its transaction. If the block raises,
+    nothing is appended (the caller's transaction rolls back)."""
+    if session.info.get(_DEFERRED) is not None:
+        yield
+        return
+    kept: list[Entry] = []
+    session.info[_DEFERRED] = kept
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
+    append_many(session, kept)
 
 
 def append(session: Session, kind: str, subject: str | None, /, **data: Any) -> int:

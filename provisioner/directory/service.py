@@ -31,14 +31,27 @@ def ensure_policy_groups(session: Session, declared: dict[str, list[str]]) -> di
 def sync_memberships(session: Session, identity_id: str, desired: dict[str, set[str]],
                      groups: dict[tuple[str, str], DirectoryGroup]) -> None:
     """Make the identity a member of exactly the policy groups it is granted."""
-    want = {groups[(t, g)].id for t, names in desired.items() for g in names if (t, g) in groups}
+    sync_memberships_many(session, {identity_id: desired}, groups)
+
+
+def sync_memberships_many(session: Session, desired: dict[str, dict[str, set[str]]],
+                          groups: dict[tuple[str, str], DirectoryGroup]) -> None:
+    """Make each identity (``identity id -> target -> group names``) a member of exactly the
+    policy groups it is granted; each group changed gets one new version."""
     policy_ids = {g.id for g in groups.values()}
-    have = repository.member_group_ids(session, identity_id) & policy_ids
+    members = repository.member_group_ids_for(session, list(desired))
+    adds: list[tuple[str, str]] = []
+    removes: list[tuple[str, str]] = []
+    touched: set[str] = set()
+    for identity_id, names in desired.items():
+        want = {groups[(t, g)].id for t, group_names in names.items() for g in group_names if (t, g) in groups}
+        have = members.get(identity_id, set()) & policy_ids
+        adds.extend((group_id, identity_id) for group_id in sorted(want - have))
+        removes.extend((group_id, identity_id) for group_id in sorted(have - want))
+        touched |= (want - have) | (have - want)
+    repository.add_members(session, adds)
+    repository.remove_member_pairs(session, removes)
     now = utcnow()
-    touched = (want - have) | (have - want)
-    for group_id in want - have:
-        repository.add_member(session, group_id, identity_id)
-    repository.remove_members(session, identity_id, have - want)
     for group in groups.values():
         if group.id in touched:
             group.version += 1

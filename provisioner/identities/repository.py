@@ -8,6 +8,7 @@ from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from provisioner.db import insert_rows
 from provisioner.identities.models import (
     Identity,
     LifecycleTransition,
@@ -22,6 +23,18 @@ def by_employee_id(session: Session, employee_id: str, *, lock: bool = False) ->
     if lock:
         stmt = stmt.with_for_update()
     return session.scalar(stmt)
+
+
+def by_employee_ids(session: Session, employee_ids: Iterable[str], *, lock: bool = False) -> dict[str, Identity]:
+    """These people's records by employee id (locked in id order, as ``lock_ids``)."""
+    ids = sorted(set(employee_ids))
+    out: dict[str, Identity] = {}
+    for start in range(0, len(ids), 500):
+        stmt = select(Identity).where(Identity.employee_id.in_(ids[start:start + 500])).order_by(Identity.id)
+        if lock:
+            stmt = stmt.with_for_update()
+        out.update({i.employee_id: i for i in session.scalars(stmt)})
+    return out
 
 
 def get(session: Session, identity_id: str, *, lock: bool = False) -> Identity | None:
@@ -46,6 +59,15 @@ def user_name_taken(session: Session, user_name: str, exclude_id: str | None = N
     if exclude_id is not None:
         stmt = stmt.where(Identity.id != exclude_id)
     return session.scalar(stmt.limit(1)) is not None
+
+
+def user_names_taken(session: Session, user_names: Iterable[str]) -> set[str]:
+    """Which of these logins some identity has."""
+    names = sorted(set(user_names))
+    out: set[str] = set()
+    for start in range(0, len(names), 500):
+        out.update(session.scalars(select(Identity.user_name).where(Identity.user_name.in_(names[start:start + 500]))))
+    return out
 
 
 def transitions(session: Session, identity_id: str) -> Sequence[LifecycleTransition]:
@@ -144,6 +166,10 @@ def membership_keys(session: Session, identity_ids: Sequence[str]) -> set[tuple[
                                .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
         out.update((r[0], r[1], r[2]) for r in rows)
     return out
+
+
+def insert_transitions(session: Session, rows: list[dict]) -> None:
+    insert_rows(session, LifecycleTransition, rows)
 
 
 def insert_memberships(session: Session, rows: list[dict]) -> None:

@@ -1,12 +1,14 @@
 """Apply an HR change to a person's identity record through the lifecycle state machine.
 
 HR owns the HR attributes (the columns listed in ``HR_ATTRIBUTES``); targets own the ids they
-assign (``TargetAccount``). The service never commits: the job that calls it does.
+assign (``TargetAccount``). The service never commits: the job that calls it does. A batch of
+events reads its people and the logins they may take once (``Preloaded``) instead of per event.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -120,15 +122,81 @@ def _set_attributes(identity: Identity, attrs: dict[str, Any], *, replace: bool,
     return changed
 
 
-def assign_user_name(session: Session, identity: Identity, naming: Naming, suffix: int = 1) -> str:
+class UserNames:
+    """Logins known to be taken or free, read once for a batch of people (``preload``) and kept
+    up to date as the batch assigns them; anything not read is asked of the database."""
+
+    def __init__(self) -> None:
+        self.taken: dict[str, bool] = {}
+
+    def preload(self, session: Session, candidates: Iterable[str]) -> None:
+        wanted = [c for c in set(candidates) if c not in self.taken]
+        found = repository.user_names_taken(session, wanted) if wanted else set()
+        self.taken.update({c: c in found for c in wanted})
+
+    def is_taken(self, session: Session, candidate: str, identity: Identity) -> bool:
+        known = self.taken.get(candidate)
+        if known is None:
+            return repository.user_name_taken(session, candidate, exclude_id=identity.id)
+        return known
+
+    def take(self, candidate: str) -> None:
+        self.taken[candidate] = True
+
+
+def login_candidate(naming: Naming, employee_id: str, attributes: dict[str, Any]) -> str | None:
+    """The first login a new person with these HR attributes would be offered (to preload)."""
+    attrs = {name: _coerce(name, attributes.get(name)) for name in HR_ATTRIBUTES}
+    attrs.update(employee_id=employee_id, source="hr", user_name=None, email=None)
+    try:
+        return with_suffix(login_local_part(naming.template, attrs), naming.domain, 1)
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class Preloaded:
+    """What a batch of HR events read up front: its people by employee id (locked; None: no
+    record yet) and the logins they may take."""
+
+    people: dict[str, Identity | None]
+    names: UserNames = field(default_factory=UserNames)
+    transitions: list[dict[str, Any]] = field(default_factory=list)  # stored by ``store``
+
+    def store(self, session: Session) -> None:
+        """Write the people and the transitions kept for one bulk insert."""
+        session.flush()
+        repository.insert_transitions(session, self.transitions)
+        self.transitions = []
+
+    def person(self, session: Session, employee_id: str) -> Identity | None:
+        if employee_id not in self.people:
+            self.people[employee_id] = repository.by_employee_id(session, employee_id, lock=True)
+        return self.people[employee_id]
+
+
+def assign_user_name(session: Session, identity: Identity, naming: Naming, suffix: int = 1,
+                     names: UserNames | None = None) -> str:
     """The person's login: unique among identities; a later collision in a target bumps it."""
     local = login_local_part(naming.template, attributes_of(identity))
     while True:
         candidate = with_suffix(local, naming.domain, suffix)
-        if not repository.user_name_taken(session, candidate, exclude_id=identity.id):
+        taken = (names.is_taken(session, candidate, identity) if names is not None
+                 else repository.user_name_taken(session, candidate, exclude_id=identity.id))
+        if not taken:
             identity.user_name = identity.email = candidate
+            if names is not None:
+                names.take(candidate)
             return candidate
         suffix += 1
+
+
+def _record(session: Session, preloaded: Preloaded | None, **transition: Any) -> None:
+    """A transition asked of the state machine; in a batch, kept for one insert (``store``)."""
+    if preloaded is not None:
+        preloaded.transitions.append(transition)
+    else:
+        session.add(LifecycleTransition(**transition))
 
 
 def _later(a: datetime | None, b: datetime) -> datetime:
@@ -137,7 +205,8 @@ def _later(a: datetime | None, b: datetime) -> datetime:
 
 def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType, event_id: str,
                    effective_at: datetime, attributes: dict[str, Any], naming: Naming,
-                   pre_hire: bool = False, ordered: bool = True) -> Applied:
+                   pre_hire: bool = False, ordered: bool = True,
+                   preloaded: Preloaded | None = None) -> Applied:
     """Move the person through the state machine and take HR's attributes (README, "Event
     semantics"):
 
@@ -149,10 +218,12 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
 
     ``ordered=False`` skips the lifecycle ordering (an immediate termination, a contract end).
     ``pre_hire`` creates the record of a future joiner ahead of their start (state pre_hire,
-    no access) from a hire event that is not yet due.
+    no access) from a hire event that is not yet due. ``preloaded``: the batch's people and
+    logins, read once (nothing is flushed here then: the batch flushes once).
     """
     now = utcnow()
-    identity = repository.by_employee_id(session, employee_id, lock=True)
+    identity = (preloaded.person(session, employee_id) if preloaded is not None
+                else repository.by_employee_id(session, employee_id, lock=True))
     current = State(identity.state) if identity is not None else None
     lifecycle = event_type in LIFECYCLE_EVENTS
     if (identity is not None and lifecycle and ordered and not pre_hire
@@ -164,9 +235,8 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
             else transition(current, event_type))
     if not step.accepted:
         if identity is not None:
-            session.add(LifecycleTransition(identity_id=identity.id, event_id=event_id,
-                                            event_type=event_type.value, from_state=current,
-                                            to_state=None, accepted=False, reason=step.reason, at=now))
+            _record(session, preloaded, identity_id=identity.id, event_id=event_id, event_type=event_type.value,
+                    from_state=current, to_state=None, accepted=False, reason=step.reason, at=now)
         append(session, "lifecycle.rejected", employee_id, event_id=event_id,
                event_type=event_type.value, from_state=current, reason=step.reason)
         return Applied(identity, step, {})
@@ -176,6 +246,8 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
                             state=step.to_state, extra={}, active=True, version=0,
                             created_at=now, updated_at=now)
         session.add(identity)
+        if preloaded is not None:
+            preloaded.people[employee_id] = identity
     replace = event_type in (EventType.HIRE, EventType.REHIRE) and not pre_hire
     clock = _Clock(identity, None if pre_hire else effective_at)
     changed = _set_attributes(identity, attributes, replace=replace and not created, clock=clock)
@@ -184,7 +256,7 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
                   f"({', '.join(clock.skipped)}): an older update never overwrites a newer one")
         return Applied(identity, Transition(current, None, False, reason), {}, superseded=True)
     if identity.user_name is None:
-        assign_user_name(session, identity, naming)
+        assign_user_name(session, identity, naming, names=preloaded.names if preloaded is not None else None)
     identity.state = step.to_state.value
     identity.active = step.to_state == State.ACTIVE
     if not pre_hire:
@@ -193,10 +265,10 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
             identity.lifecycle_effective_at = _later(identity.lifecycle_effective_at, effective_at)
     identity.version += 1
     identity.updated_at = now
-    session.flush()
-    session.add(LifecycleTransition(identity_id=identity.id, event_id=event_id,
-                                    event_type=event_type.value, from_state=current,
-                                    to_state=step.to_state.value, accepted=True, at=now))
+    if preloaded is None:
+        session.flush()
+    _record(session, preloaded, identity_id=identity.id, event_id=event_id, event_type=event_type.value,
+            from_state=current, to_state=step.to_state.value, accepted=True, reason=None, at=now)
     append(session, "lifecycle.transition", employee_id, event_id=event_id,
            event_type=event_type.value, from_state=current, to_state=step.to_state.value,
            changed=sorted(changed), kept_newer=sorted(clock.skipped))

@@ -11,6 +11,7 @@ past when HR sends it applies at once, before anything is provisioned.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,13 +44,16 @@ def _event_id(session: Session, employee_id: str, end_date: date) -> tuple[str, 
 
 
 def schedule(session: Session, identity: Identity, timezone: str, now: datetime,
-             cause: str) -> HREvent | None:
-    """Make the person's pending contract end match their ``end_date`` and state; returns it."""
+             cause: str, pending: Sequence[HREvent] | None = None) -> HREvent | None:
+    """Make the person's pending contract end match their ``end_date`` and state; returns it.
+    ``pending``: the person's pending contract ends, if a batch read them already."""
     employee_id = identity.employee_id or ""
     wanted = (ends_at(identity.end_date, timezone)
               if identity.end_date is not None and identity.state != State.TERMINATED else None)
     keep: HREvent | None = None
-    for event in repository.pending_from_source(session, employee_id, SOURCE):
+    if pending is None:
+        pending = repository.pending_from_source(session, employee_id, SOURCE)
+    for event in pending:
         if keep is None and wanted is not None and event.effective_at == wanted:
             keep = event
             continue

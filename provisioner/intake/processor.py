@@ -1,14 +1,21 @@
 """Apply due HR events: state machine, attributes, then a stored plan with queued operations.
 
-Runs as a job (the scheduler, ``provisioner serve`` and the demo call it); each event is its
-own transaction, so one bad event never holds up the rest. Immediate terminations go first.
+Runs as a job (the scheduler, ``provisioner serve`` and the demo call it). Immediate
+terminations go first. Revocations (terminate, leave) and cancels are applied one transaction
+each, ahead of everything else; joiners, movers, returns and rehires are applied in batches
+(``BATCHED``): one transaction per batch, the batch's people and logins read once and its plans
+stored in bulk (``planner.service.plan_many``), a batch kept short (``BATCH_SECONDS``) so that
+terminations arriving meanwhile are looked for between batches. One person has at most one
+event in a batch; their later events are claimed again in the next round.
 
-Isolation: an event whose processing raises (a value the database refuses, a bug) is rolled
-back and marked ``failed`` with the reason, counted, logged as an alert (``fate``), and the run
-goes on with everyone else's events. The person's later events wait behind it, except a cancel
-and a terminate or leave of someone with a record (``repository.claim_due``); after the cause is
-fixed, ``provisioner events replay`` sets it back to pending. An error that says the database was
-busy or unavailable (``db.is_transient``) leaves the event pending for the next round instead.
+Isolation: if anything in a batch raises, the batch is rolled back and its events are applied
+again one transaction each, so only the bad one fails. An event whose processing raises (a
+value the database refuses, a bug) is rolled back and marked ``failed`` with the reason,
+counted, logged as an alert (``fate``), and the run goes on with everyone else's events. The
+person's later events wait behind it, except a cancel and a terminate or leave of someone with a
+record (``repository.claim_due``); after the cause is fixed, ``provisioner events replay`` sets
+it back to pending. An error that says the database was busy or unavailable (``db.is_transient``)
+leaves the event pending for the next round instead.
 """
 
 from __future__ import annotations
@@ -21,17 +28,22 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from provisioner.audit.service import append
+from provisioner.audit.service import append, deferred
 from provisioner.clock import utcnow
 from provisioner.db import Database, is_transient
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import EventType
 from provisioner.identities.models import Identity
-from provisioner.identities.service import LIFECYCLE_EVENTS, apply_hr_event
+from provisioner.identities.service import (
+    LIFECYCLE_EVENTS,
+    Preloaded,
+    apply_hr_event,
+    login_candidate,
+)
 from provisioner.intake import contract_end as contract_end_
 from provisioner.intake import repository
 from provisioner.intake.models import EventStatus, HREvent
-from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.planner.service import PlanningContext, PlanRequest, plan_many
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,22 @@ def _finish(event: HREvent, status: str, reason: str | None = None) -> None:
 
 
 def process_event(session: Session, ctx: PlanningContext, event: HREvent, stats: ProcessStats) -> None:
+    request = apply_event(session, ctx, event, stats)
+    if request is not None:
+        plan_many(session, ctx, [request])
+
+
+@dataclass
+class _Batch:
+    """What a batch read once: its people and logins, and their pending contract ends."""
+
+    people: Preloaded
+    contract_ends: dict[str, list[HREvent]]
+
+
+def apply_event(session: Session, ctx: PlanningContext, event: HREvent, stats: ProcessStats,
+                batch: _Batch | None = None) -> PlanRequest | None:
+    """Apply one event to the person's record; returns the plan to make, if any."""
     etype = EventType(event.type)
     if etype == EventType.CANCEL:
         target = repository.get(session, event.cancels_event_id or "")
@@ -78,8 +106,10 @@ def process_event(session: Session, ctx: PlanningContext, event: HREvent, stats:
             stats.cancelled += 1
         append(session, "hr_event.cancel", event.employee_id, event_id=event.event_id,
                cancels=event.cancels_event_id, result=event.status, reason=event.status_reason)
-        return
-    identity = identities.by_employee_id(session, event.employee_id, lock=True)
+        return None
+    preloaded = batch.people if batch is not None else None
+    identity = (preloaded.person(session, event.employee_id) if preloaded is not None
+                else identities.by_employee_id(session, event.employee_id, lock=True))
     previous = identity.state if identity is not None else None
     attributes = event.payload.get("attributes", {})
     bad_dates = _dates_problem(identity, etype, attributes)
@@ -88,22 +118,22 @@ def process_event(session: Session, ctx: PlanningContext, event: HREvent, stats:
         append(session, "lifecycle.rejected", event.employee_id, event_id=event.event_id,
                event_type=etype.value, from_state=previous, reason=bad_dates)
         stats.rejected += 1
-        return
+        return None
     contract_end = event.source == contract_end_.SOURCE
     applied = apply_hr_event(session, employee_id=event.employee_id, event_type=etype,
                              event_id=event.event_id, effective_at=event.effective_at,
                              attributes=attributes, naming=ctx.naming,
-                             ordered=not (event.immediate or contract_end))
+                             ordered=not (event.immediate or contract_end), preloaded=preloaded)
     if applied.superseded:
         reason = applied.transition.reason
         _finish(event, EventStatus.SUPERSEDED, reason)
         append(session, "hr_event.superseded", event.employee_id, event_id=event.event_id, reason=reason)
         stats.superseded += 1
-        return
+        return None
     if not applied.transition.accepted:
         _finish(event, EventStatus.REJECTED, applied.transition.reason)
         stats.rejected += 1
-        return
+        return None
     assert applied.identity is not None
     _finish(event, EventStatus.APPLIED)
     _note_late(event)
@@ -113,17 +143,19 @@ def process_event(session: Session, ctx: PlanningContext, event: HREvent, stats:
     # now, before anything is provisioned for the person.
     now = utcnow()
     ending = contract_end_.schedule(session, applied.identity, ctx.contract_end_timezone, now,
-                                    cause=event.event_id)
+                                    cause=event.event_id,
+                                    pending=batch.contract_ends.get(event.employee_id, [])
+                                    if batch is not None else None)
     if ending is not None and ending.effective_at <= now and ending.id != event.id:
         ended = apply_hr_event(session, employee_id=event.employee_id, event_type=EventType.TERMINATE,
                                event_id=ending.event_id, effective_at=ending.effective_at,
-                               attributes={}, naming=ctx.naming, ordered=False)
+                               attributes={}, naming=ctx.naming, ordered=False, preloaded=preloaded)
         if ended.transition.accepted:
             _finish(ending, EventStatus.APPLIED)
             stats.applied += 1
             immediate = True
-    plan_identity(session, ctx, applied.identity, trigger=f"event:{event.event_id}",
-                  previous_state=previous, immediate=immediate)
+    return PlanRequest(applied.identity, trigger=f"event:{event.event_id}", previous_state=previous,
+                       immediate=immediate)
 
 
 def _dates_problem(identity: Identity | None, etype: EventType, attributes: dict) -> str | None:
@@ -236,33 +268,109 @@ def _pre_hire(ctx: PlanningContext) -> Work:
     return work
 
 
-def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500) -> ProcessStats:
-    """Apply every due event (in batches of ``limit``) and open pre-hire records.
+# Planned in batches; revocations and cancels are applied one transaction each, first.
+BATCHED = frozenset({EventType.HIRE, EventType.UPDATE, EventType.TRANSFER, EventType.RETURN, EventType.REHIRE})
+BATCH_MAX = 200  # events in one batch transaction
+BATCH_SECONDS = 0.25  # a batch's size follows the rate measured, so it takes about this long
 
-    Terminations go first: a batch is claimed with them at its head, and while a long batch of
-    joiners is applied, terminations that arrived meanwhile are looked for every
-    ``URGENT_CHECK_SECONDS`` and applied before the rest of the batch (revocation never waits
-    behind an onboarding wave)."""
+
+def _read_batch(session: Session, ctx: PlanningContext, events: list[HREvent]) -> _Batch:
+    """The batch's people (locked), the logins new people would take, their contract ends."""
+    employee_ids = [e.employee_id for e in events]
+    found = identities.by_employee_ids(session, employee_ids, lock=True)
+    people = Preloaded({e: found.get(e) for e in employee_ids})
+    naming = ctx.naming
+    people.names.preload(session, [c for e in events if people.people[e.employee_id] is None
+                                   and (c := login_candidate(naming, e.employee_id,
+                                                             e.payload.get("attributes", {}))) is not None])
+    return _Batch(people, repository.pending_from_source_many(session, employee_ids, contract_end_.SOURCE))
+
+
+def _apply_batch(db: Database, ctx: PlanningContext, event_pks: list[int], stats: ProcessStats,
+                 skip_locked: bool, should_stop: Callable[[], bool]) -> int:
+    """The events in one transaction (one person at most once); if anything raises, the batch
+    is rolled back and its events applied one transaction each (only the bad one fails)."""
+    mine = ProcessStats()  # counted only once the transaction commits
+    try:
+        with db.transaction() as session:
+            events = repository.lock_pending_many(session, event_pks, skip_locked=skip_locked)
+            batch = _read_batch(session, ctx, events)
+            with deferred(session):  # the audit chain's head is locked once, at the end
+                requests = [r for e in events if (r := apply_event(session, ctx, e, mine, batch)) is not None]
+                batch.people.store(session)
+                plan_many(session, ctx, requests)
+    except Exception as exc:
+        log.warning("a batch of %d HR events raised (%s); applying them one transaction each",
+                    len(event_pks), failure_reason(exc))
+        done = 0
+        for pk in event_pks:
+            if should_stop():
+                break
+            done += _apply_one(db, ctx, pk, stats, skip_locked)
+        return done
+    stats.add(mine)
+    return len(events)
+
+
+def process_due(db: Database, ctx: PlanningContext, *, limit: int = 500,
+                should_stop: Callable[[], bool] | None = None) -> ProcessStats:
+    """Apply every due event (claimed ``limit`` at a time) and open pre-hire records.
+
+    Terminations go first: a round is claimed with them at its head and applied one
+    transaction each; while the round's batches of joiners are applied, terminations that
+    arrived meanwhile are looked for every ``URGENT_CHECK_SECONDS`` (between batches, each at
+    most about ``BATCH_SECONDS`` long) and applied first (revocation never waits behind an
+    onboarding wave). ``should_stop`` is asked between events and batches: a stopping process
+    stops within a batch's time."""
+    stopping = should_stop or (lambda: False)
     stats = ProcessStats()
     skip_locked = db.dialect == "postgresql"
     clock = _UrgentCheck()
-    while True:
+    size = min(50, BATCH_MAX)  # the first batch; then sized to take about BATCH_SECONDS
+
+    def urgent() -> int:
+        if not clock.due():
+            return 0
+        with db.read() as session:
+            found = repository.due_terminations(session, utcnow(), limit)
+        return sum(_apply_one(db, ctx, pk, stats, skip_locked) for pk in found if not stopping())
+
+    while not stopping():
         with db.transaction() as session:
-            ids = [e.id for e in repository.claim_due(session, utcnow(), limit, skip_locked=False)]
-        if not ids:
+            claimed = [(e.id, e.employee_id, e.type) for e in
+                       repository.claim_due(session, utcnow(), limit, skip_locked=False)]
+        if not claimed:
             break
         progressed = 0
-        for event_id in ids:
-            if clock.due():
-                with db.read() as session:
-                    urgent = repository.due_terminations(session, utcnow(), limit)
-                progressed += sum(_apply_one(db, ctx, pk, stats, skip_locked) for pk in urgent)
-            progressed += _apply_one(db, ctx, event_id, stats, skip_locked)
+        people: set[str] = set()
+        pending: list[int] = []
+        for pk, employee_id, kind in claimed:
+            if employee_id in people:
+                continue  # one event per person per round: the next round claims the next one
+            people.add(employee_id)
+            if kind in BATCHED:
+                pending.append(pk)
+                continue
+            if stopping():
+                break
+            progressed += urgent()
+            progressed += _apply_one(db, ctx, pk, stats, skip_locked)
+        while pending and not stopping():
+            progressed += urgent()
+            chunk, pending = pending[:size], pending[size:]
+            started = time.monotonic()
+            progressed += _apply_batch(db, ctx, chunk, stats, skip_locked, stopping)
+            per_event = max(time.monotonic() - started, 1e-3) / len(chunk)
+            size = max(1, min(BATCH_MAX, int(BATCH_SECONDS / per_event)))
         if progressed == 0:
             break
     # Pre-hire records, one transaction each: a hire that cannot be stored fails alone.
+    if stopping():
+        return stats
     with db.read() as session:
         future = [e.id for e in repository.future_hires_without_identity(session, utcnow(), limit)]
     for event_pk in future:
+        if stopping():
+            break
         _apply_one(db, ctx, event_pk, stats, skip_locked, _pre_hire(ctx))
     return stats

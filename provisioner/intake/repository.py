@@ -180,6 +180,16 @@ def lock_pending(session: Session, event_pk: int, *, skip_locked: bool) -> HREve
     return session.scalar(stmt)
 
 
+def lock_pending_many(session: Session, event_pks: Sequence[int], *, skip_locked: bool) -> list[HREvent]:
+    """Those of these events still pending (another processor may have taken some), in the
+    order given."""
+    stmt = select(HREvent).where(HREvent.id.in_(list(event_pks)), HREvent.status == EventStatus.PENDING)
+    if skip_locked:
+        stmt = stmt.order_by(HREvent.id).with_for_update(skip_locked=True)
+    found = {e.id: e for e in session.scalars(stmt)}
+    return [found[pk] for pk in event_pks if pk in found]
+
+
 def listing(session: Session, *, source: str | None = None, status: str | None = None,
             employee_id: str | None = None, since: datetime | None = None,
             after_id: int | None = None, limit: int = 100, newest_first: bool = False) -> Sequence[HREvent]:
@@ -228,6 +238,19 @@ def pending_from_source(session: Session, employee_id: str, source: str) -> Sequ
         select(HREvent).where(HREvent.employee_id == employee_id, HREvent.source == source,
                               HREvent.status == EventStatus.PENDING).order_by(HREvent.id)
     ).all()
+
+
+def pending_from_source_many(session: Session, employee_ids: Iterable[str],
+                             source: str) -> dict[str, list[HREvent]]:
+    """``pending_from_source`` for many people at once."""
+    ids = sorted(set(employee_ids))
+    out: dict[str, list[HREvent]] = {}
+    for start in range(0, len(ids), 500):
+        for event in session.scalars(select(HREvent).where(
+                HREvent.employee_id.in_(ids[start:start + 500]), HREvent.source == source,
+                HREvent.status == EventStatus.PENDING).order_by(HREvent.id)):
+            out.setdefault(event.employee_id, []).append(event)
+    return out
 
 
 def failed_events(session: Session, event_ids: Iterable[str] | None = None) -> Sequence[HREvent]:

@@ -10,19 +10,25 @@ target gives a plan: the operations that make the target match.
 
 Only memberships in managed groups (declared in ``targets/``) are ever removed: known
 memberships are recorded only for those. The planner never talks to a target.
+
+Planning is set-based: :func:`plan_many` reads what it needs for a whole set of people at once
+(accounts, known memberships, creates under way, the policy groups), works out each person's
+plan with the pure :func:`decide` and stores plans, operations and audit records in bulk. One
+person (:func:`plan_identity`, :func:`compute`) is the same code with a set of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from provisioner.audit.service import append
+from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
+from provisioner.db import insert_rows, reserve_ids
 from provisioner.directory import service as directory
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
@@ -75,7 +81,39 @@ class PlanResult:
     diff: dict[str, Any]
     ops: list[PlannedOp] = field(default_factory=list)
     plan: Plan | None = None
-    under_way: dict[str, Operation] = field(default_factory=dict)  # creates still running, by target
+    under_way: dict[str, int] = field(default_factory=dict)  # ids of creates still running, by target
+
+
+@dataclass
+class Known:
+    """What the service knows exists in the targets for one person, read before planning."""
+
+    accounts: dict[str, TargetAccount] = field(default_factory=dict)
+    groups: dict[str, set[str]] = field(default_factory=dict)
+    # Creates already attempted are never withdrawn (queue.cancel_open_for): a plan waits for them.
+    under_way: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    identity: Identity
+    trigger: str
+    previous_state: str | None = None
+    immediate: bool = False
+
+
+def load_known(session: Session, ctx: PlanningContext, people: Sequence[Identity]) -> dict[str, Known]:
+    """Accounts, known memberships and creates under way of these people: three queries."""
+    ids = [p.id for p in people]
+    known = {i: Known() for i in ids}
+    for (identity_id, target), account in identities.accounts_by_identity(session, ids).items():
+        known[identity_id].accounts[target] = account
+    for identity_id, target, group in identities.membership_keys(session, ids):
+        known[identity_id].groups.setdefault(target, set()).add(group)
+    lacking = [i for i in ids if set(ctx.targets) - set(known[i].accounts)]
+    for identity_id, target, op_id in queue.open_creates_for(session, lacking):
+        known[identity_id].under_way[target] = op_id  # ordered by id: the newest wins
+    return known
 
 
 def _plan_kind(state: str, previous: str | None, has_accounts: bool) -> str:
@@ -97,16 +135,22 @@ def _plan_kind(state: str, previous: str | None, has_accounts: bool) -> str:
 def compute(session: Session, ctx: PlanningContext, identity: Identity,
             previous_state: str | None = None,
             unclear: Collection[tuple[str, str]] = ()) -> PlanResult:
-    """Work out the plan for one identity without storing anything. ``unclear`` are group
-    additions whose outcome is unknown (counted as held): still granted, they are sent again."""
+    """Work out the plan for one identity without storing anything (reads what is known of it)."""
+    return decide(ctx, identity, load_known(session, ctx, [identity])[identity.id], previous_state, unclear)
+
+
+def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_state: str | None = None,
+           unclear: Collection[tuple[str, str]] = ()) -> PlanResult:
+    """The planning rules: the plan for one identity from what is known of it (no database).
+    ``unclear`` are group additions whose outcome is unknown (counted as held): still granted,
+    they are sent again."""
     attrs = attributes_of(identity)
     state = identity.state
     desired = desired_groups(ctx.policies, attrs, state)
-    known_accounts = identities.accounts(session, identity.id)
-    known_groups = identities.memberships(session, identity.id)
+    known_accounts = known.accounts
+    known_groups = known.groups
     kind = _plan_kind(state, previous_state, bool(known_accounts))
-    # Creates already attempted are never withdrawn (queue.cancel_open_for): wait for them.
-    under_way = queue.open_creates(session, identity.id) if set(ctx.targets) - set(known_accounts) else {}
+    under_way = known.under_way if set(ctx.targets) - set(known_accounts) else {}
     diff: dict[str, Any] = {"state": state, "targets": {}}
     ops: list[PlannedOp] = []
     for name, target in ctx.targets.items():
@@ -177,64 +221,109 @@ def _deletion(name: str, deprovision: Deprovision, account: TargetAccount) -> li
 def plan_identity(session: Session, ctx: PlanningContext, identity: Identity, *, trigger: str,
                   previous_state: str | None = None, immediate: bool = False) -> PlanResult:
     """Compute, store and enqueue the plan; earlier not-yet-running work is superseded."""
+    return plan_many(session, ctx, [PlanRequest(identity, trigger, previous_state, immediate)])[0]
+
+
+def plan_many(session: Session, ctx: PlanningContext, requests: Sequence[PlanRequest]) -> list[PlanResult]:
+    """Compute, store and enqueue the plans of many people (earlier not-yet-running work of
+    theirs is superseded), in bulk: a fixed number of statements whatever the number of people.
+    A person asked for twice is planned twice, in order (each plan supersedes the one before)."""
+    if len({r.identity.id for r in requests}) < len(requests):
+        return [plan_many(session, ctx, [r])[0] for r in requests]
+    if not requests:
+        return []
     now = utcnow()
-    unclear = queue.cancel_open_for(session, identity.id, now)
-    for target, group in unclear:
+    session.flush()  # people created or changed in this transaction are rows before what refers to them
+    people = [r.identity for r in requests]
+    unclear = queue.cancel_open_for_many(session, [p.id for p in people], now)
+    known = load_known(session, ctx, people)
+    held: list[dict[str, Any]] = []
+    for identity_id, pairs in unclear.items():
         # Maybe added (the answer never came): held until a removal or a resend settles it.
-        identities.add_membership(session, identity.id, target, group, None, now)
-    if unclear:
-        session.flush()
-    result = compute(session, ctx, identity, previous_state, unclear)
+        for target, group in pairs:
+            groups = known[identity_id].groups.setdefault(target, set())
+            if group not in groups:
+                groups.add(group)
+                held.append({"identity_id": identity_id, "target": target, "group_key": group,
+                             "group_remote_id": None, "created_at": now})
+    identities.insert_memberships(session, held)
+    results = [decide(ctx, r.identity, known[r.identity.id], r.previous_state, unclear.get(r.identity.id, ()))
+               for r in requests]
     groups = directory.ensure_policy_groups(session, ctx.managed())
-    directory.sync_memberships(session, identity.id,
-                               {t: set(v["desired_groups"]) for t, v in result.diff["targets"].items()},
-                               groups)
-    plan = Plan(identity_id=identity.id, trigger=trigger, kind=result.kind, diff=result.diff, created_at=now)
-    session.add(plan)
-    session.flush()
-    result.plan = plan
-    if result.kind == "leaver":
-        priority = Priority.IMMEDIATE_TERMINATE if immediate else Priority.LEAVER
-    elif result.kind == "leave":
-        priority = Priority.LEAVER
-    else:
-        priority = Priority.NORMAL
-    _enqueue(session, ctx, plan, identity, result, priority, now)
-    if any(op.kind == OpKind.VERIFY_REVOKED for op in result.ops):
-        # A read-back with nothing of its target to wait for (the account was found disabled
-        # already) is ready now; the others are released by the worker as their target's work ends.
-        queue.release_verifications(session, [plan.id], now)
-    append(session, "plan.created", identity.employee_id or identity.id, plan_id=plan.id,
-           trigger=trigger, kind=result.kind,
-           operations=[[op.target, op.kind.value, op.group_key] for op in result.ops])
-    return result
+    directory.sync_memberships_many(
+        session, {r.identity.id: {t: set(v["desired_groups"]) for t, v in result.diff["targets"].items()}
+                  for r, result in zip(requests, results, strict=True)}, groups)
+    rows = []
+    for r, result, plan_id in zip(requests, results, reserve_ids(session, Plan, len(results)), strict=True):
+        rows.append({"id": plan_id, "identity_id": r.identity.id, "trigger": r.trigger, "kind": result.kind,
+                     "diff": result.diff, "created_at": now})
+        result.plan = Plan(**rows[-1])  # as stored (inserted in bulk, not through the session)
+    insert_rows(session, Plan, rows)
+    _enqueue(session, ctx, requests, results, now)
+    # A read-back with nothing of its target to wait for (the account was found disabled
+    # already) is ready now; the others are released by the worker as their target's work ends.
+    queue.release_verifications(session, [result.plan.id for result in results
+                                          if any(op.kind == OpKind.VERIFY_REVOKED for op in result.ops)], now)
+    append_many(session, [Entry("plan.created", r.identity.employee_id or r.identity.id, {
+        "plan_id": result.plan.id, "trigger": r.trigger, "kind": result.kind,
+        "operations": [[op.target, op.kind.value, op.group_key] for op in result.ops]})
+        for r, result in zip(requests, results, strict=True)])
+    return results
 
 
-def _enqueue(session: Session, ctx: PlanningContext, plan: Plan, identity: Identity, result: PlanResult,
-             priority: int, now: datetime) -> None:
-    # Grants wait for the account: a create planned now, or one still under way from before.
-    creates: dict[str, Operation] = dict(result.under_way)
-    rows: list[Operation] = []
-    for p in result.ops:
-        op = Operation(plan_id=plan.id, identity_id=identity.id, target=p.target, kind=p.kind.value,
-                       group_key=p.group_key, payload={"reason": p.reason, **p.payload}, priority=priority,
-                       status=OpStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now)
-        if p.not_before is not None:
-            # Deferred: outside the plan, so the plan's read-back does not wait for it.
-            op.plan_id, op.next_attempt_at = None, max(now, p.not_before)
-            op.payload = {**op.payload, "plan_id": plan.id}
-        if p.kind == OpKind.VERIFY_REVOKED:
-            op.status, op.priority = OpStatus.WAITING, min(priority, Priority.VERIFY)
-        elif p.kind == OpKind.CREATE_ACCOUNT:
-            creates[p.target] = op
-        rows.append(op)
-    session.add_all(rows)
-    session.flush()
-    owner = creates.get(ctx.login_owner) if ctx.login_owner else None
-    for op in rows:
-        create = creates.get(op.target)
-        if create is not None and op is not create and op.kind != OpKind.VERIFY_REVOKED:
-            op.depends_on_id, op.status = create.id, OpStatus.WAITING
-        elif op is create and owner is not None and op is not owner:
-            # The login is settled by the login owner's create (a taken name gets a suffix there).
-            op.depends_on_id, op.status = owner.id, OpStatus.WAITING
+def _priority(kind: str, immediate: bool) -> int:
+    if kind == "leaver":
+        return Priority.IMMEDIATE_TERMINATE if immediate else Priority.LEAVER
+    if kind == "leave":
+        return Priority.LEAVER
+    return Priority.NORMAL
+
+
+_CREATES, _OWNED_CREATES, _REST = range(3)  # insert order: what is depended on goes in first
+
+
+def _enqueue(session: Session, ctx: PlanningContext, requests: Sequence[PlanRequest],
+             results: Sequence[PlanResult], now: datetime) -> None:
+    """Insert the plans' operations in bulk (ids reserved first). Grants wait for the account: a create
+    planned now, or one still under way from before; another target's create waits for the
+    login owner's (a taken name gets a suffix there)."""
+    phases: tuple[list[dict[str, Any]], ...] = ([], [], [])
+    depends: list[tuple[dict[str, Any], dict[str, Any] | int]] = []
+    for r, result in zip(requests, results, strict=True):
+        plan_id = result.plan.id
+        priority = _priority(result.kind, r.immediate)
+        creates: dict[str, dict[str, Any] | int] = dict(result.under_way)
+        rows: list[tuple[PlannedOp, dict[str, Any]]] = []
+        for p in result.ops:
+            row = {"plan_id": plan_id, "identity_id": r.identity.id, "target": p.target, "kind": p.kind.value,
+                   "group_key": p.group_key, "payload": {"reason": p.reason, **p.payload}, "priority": priority,
+                   "status": OpStatus.PENDING, "depends_on_id": None, "attempts": 0, "next_attempt_at": now,
+                   "created_at": now}
+            if p.not_before is not None:
+                # Deferred: outside the plan, so the plan's read-back does not wait for it.
+                row["plan_id"], row["next_attempt_at"] = None, max(now, p.not_before)
+                row["payload"] = {**row["payload"], "plan_id": plan_id}
+            if p.kind == OpKind.VERIFY_REVOKED:
+                row["status"], row["priority"] = OpStatus.WAITING, min(priority, Priority.VERIFY)
+            elif p.kind == OpKind.CREATE_ACCOUNT:
+                creates[p.target] = row
+            rows.append((p, row))
+        owner = creates.get(ctx.login_owner) if ctx.login_owner else None
+        for p, row in rows:
+            create = creates.get(p.target)
+            if create is not None and row is not create and p.kind != OpKind.VERIFY_REVOKED:
+                row["status"] = OpStatus.WAITING
+                depends.append((row, create))
+                phases[_REST].append(row)
+            elif row is create and owner is not None and row is not owner:
+                row["status"] = OpStatus.WAITING
+                depends.append((row, owner))
+                phases[_OWNED_CREATES].append(row)
+            else:
+                phases[_CREATES if row is create else _REST].append(row)
+    ordered = [row for rows in phases for row in rows]
+    for row, op_id in zip(ordered, reserve_ids(session, Operation, len(ordered)), strict=True):
+        row["id"] = op_id
+    for row, on in depends:
+        row["depends_on_id"] = on if isinstance(on, int) else on["id"]
+    insert_rows(session, Operation, ordered)

@@ -53,30 +53,46 @@ def _attempted_create():
 
 
 def cancel_open_for(session: Session, identity_id: str, now: datetime) -> list[tuple[str, str]]:
-    """Withdraw an identity's not-yet-running operations (a newer plan replaces them), except
+    """Withdraw an identity's not-yet-running operations (see ``cancel_open_for_many``)."""
+    return cancel_open_for_many(session, [identity_id], now).get(identity_id, [])
+
+
+def cancel_open_for_many(session: Session, identity_ids: Sequence[str],
+                         now: datetime) -> dict[str, list[tuple[str, str]]]:
+    """Withdraw these identities' not-yet-running operations (newer plans replace them), except
     creates already attempted (see ``_attempted_create``).
 
-    Returns the (target, group) of withdrawn group additions that had been attempted: their
-    outcome is unclear (a timeout may have added the member), so the planner counts them as
-    held, and a removal or a resend follows from the new plan."""
-    withdrawn = ((Operation.identity_id == identity_id)
-                 & Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)) & ~_attempted_create())
-    unclear = session.execute(select(Operation.target, Operation.group_key).where(
-        withdrawn, Operation.kind == "add_member", Operation.attempts > 0,
-        Operation.group_key.is_not(None))).tuples().all()
-    session.execute(update(Operation).where(withdrawn)
-                    .values(status=OpStatus.CANCELLED, completed_at=now, last_error="superseded by a newer plan"))
-    return sorted(set(unclear))
+    Returns, per identity, the (target, group) of withdrawn group additions that had been
+    attempted: their outcome is unclear (a timeout may have added the member), so the planner
+    counts them as held, and a removal or a resend follows from the new plan."""
+    ids = sorted(set(identity_ids))
+    unclear: dict[str, set[tuple[str, str]]] = {}
+    for start in range(0, len(ids), 500):
+        withdrawn = (Operation.identity_id.in_(ids[start:start + 500])
+                     & Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)) & ~_attempted_create())
+        for identity_id, target, group in session.execute(
+                select(Operation.identity_id, Operation.target, Operation.group_key).where(
+                    withdrawn, Operation.kind == "add_member", Operation.attempts > 0,
+                    Operation.group_key.is_not(None))).tuples():
+            unclear.setdefault(identity_id, set()).add((target, group))
+        session.execute(update(Operation).where(withdrawn)
+                        .values(status=OpStatus.CANCELLED, completed_at=now, last_error="superseded by a newer plan"))
+    return {identity_id: sorted(pairs) for identity_id, pairs in unclear.items()}
 
 
-def open_creates(session: Session, identity_id: str) -> dict[str, Operation]:
-    """Creates still under way for this person, by target: running, or attempted and waiting
-    to be retried. A new plan waits for them instead of planning others."""
-    rows = session.scalars(select(Operation).where(
-        Operation.identity_id == identity_id, Operation.kind == "create_account",
-        or_(Operation.status == OpStatus.RUNNING,
-            and_(Operation.status == OpStatus.PENDING, Operation.attempts > 0))).order_by(Operation.id))
-    return {op.target: op for op in rows}
+def open_creates_for(session: Session, identity_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+    """Creates still under way for these people, as (identity, target, operation id) in id
+    order: running, or attempted and waiting to be retried. A new plan waits for them instead
+    of planning others."""
+    ids = sorted(set(identity_ids))
+    out: list[tuple[str, str, int]] = []
+    for start in range(0, len(ids), 500):
+        out.extend(session.execute(select(Operation.identity_id, Operation.target, Operation.id).where(
+            Operation.identity_id.in_(ids[start:start + 500]), Operation.kind == "create_account",
+            or_(Operation.status == OpStatus.RUNNING,
+                and_(Operation.status == OpStatus.PENDING, Operation.attempts > 0))).order_by(Operation.id)).tuples())
+    out.sort(key=lambda row: row[2])
+    return out
 
 
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:

@@ -5,7 +5,7 @@ serve``, ``provisioner worker``, the demo harness) and on reload (``provisioner 
 SIGHUP to ``provisioner serve``) :func:`roll_out` compares it with the last applied set; if it is
 new, it computes the population-wide diff (``rollouts.diff``), asks :func:`decide` whether to
 apply it now or hold it for approval, re-plans the affected people in chunks (each chunk one
-transaction) and records the set in ``policy_rollouts`` and the audit trail. One process at a time
+transaction, planned in bulk) and records the set in ``policy_rollouts`` and the audit trail. One process at a time
 (``Database.named_lock``), so processes starting together roll a set out once.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from provisioner.audit.service import append
 from provisioner.clock import utcnow
 from provisioner.db import Database, NamedLock
-from provisioner.planner.service import PlanningContext, plan_identity
+from provisioner.planner.service import PlanningContext, PlanRequest, plan_many
 from provisioner.policies.loader import load_policies
 from provisioner.rollouts import repository
 from provisioner.rollouts.diff import population_diff
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = "policy-rollout"
 LOCK_TIMEOUT = 600.0  # another process rolling a set out: wait for it, then find the set applied
-CHUNK = 100  # people re-planned per transaction
+CHUNK = 500  # people re-planned per transaction, in bulk (planner.service.plan_many)
 
 
 def policy_drift(session: Session, ctx: PlanningContext) -> list[PolicyDriftItem]:
@@ -120,9 +120,10 @@ def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp:
             result.outcome = "stopped"
             return result
         with db.transaction() as session:
-            for identity in repository.lock_identities(session, diff.affected[start:start + CHUNK]):
-                plan_identity(session, ctx, identity, trigger=f"policy:{fp[:12]}", previous_state=identity.state)
-                result.replanned += 1
+            people = repository.lock_identities(session, diff.affected[start:start + CHUNK])
+            plan_many(session, ctx, [PlanRequest(identity, trigger=f"policy:{fp[:12]}", previous_state=identity.state)
+                                     for identity in people])
+            result.replanned += len(people)
     with db.transaction() as session:
         repository.supersede_held(session, fp, f"replaced by policy set {fp}")
         if held is not None:  # the limit was raised: the held rollout is the one applied

@@ -188,11 +188,13 @@ async def test_a_group_addition_given_up_without_an_answer_is_still_removed_when
 
 async def test_a_termination_arriving_during_a_long_batch_of_joiners_is_applied_before_the_rest(
         service, entra: EntraView, monkeypatch):
-    """The processor looks for due terminations between a batch's events: a leaver's event is
-    never queued behind an onboarding wave that was already being applied."""
+    """The processor looks for due terminations between the batches of a round (each batch
+    short): a leaver's event waits for at most one batch, never behind an onboarding wave that
+    was already being applied."""
     from provisioner.intake import processor
 
     monkeypatch.setattr(processor, "URGENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(processor, "BATCH_MAX", 10)  # batches much shorter than the wave
     await service.send(hire("lb0", "LB0", "Leaving", "Soon", "Sales"))
     await service.drain()
     await service.send([hire(f"lbj{n}", f"LBJ{n}", "Join", f"Er{n}", "Sales") for n in range(150)])
