@@ -14,7 +14,6 @@ from provisioner.cli.events import events_app, print_person_events
 from provisioner.cli.hr_import import import_csv
 from provisioner.cli.policy import policy_app
 from provisioner.scim.cli import scim_app
-from provisioner.targets.config import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Identity lifecycle provisioning: HR events drive Entra ID and SCIM apps.")
@@ -36,6 +35,7 @@ app.add_typer(events_app, name="events")
 
 def _runtime(**kw):
     from provisioner.runtime import Runtime
+    from provisioner.targets.config import ConfigError
 
     cfg = settings()
     try:
@@ -362,7 +362,7 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
     import os
 
     from provisioner.sandbox.graph.serve import serve as serve_sandbox
-    from provisioner.targets.config import load_targets
+    from provisioner.targets.config import ConfigError, load_targets
 
     try:
         targets = load_targets(settings().targets_dir)

@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.common import console, fail, open_db, settings
-from provisioner.targets.config import ConfigError
 
 policy_app = typer.Typer(no_args_is_help=True, help="Role policies under policies/.")
 SHOWN = 10  # people named per group in the table (--json names everyone)
@@ -21,7 +20,7 @@ SHOWN = 10  # people named per group in the table (--json names everyone)
 def policy_check() -> None:
     """Validate every policy and target file; errors as file:line: reason."""
     from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import load_targets
+    from provisioner.targets.config import ConfigError, load_targets
 
     cfg = settings()
     problems: list[str] = []
@@ -47,7 +46,7 @@ def _context(directory: Path):
     problem in any file is printed as file:line: reason (exit 1), as ``policy check`` does."""
     from provisioner.planner.service import PlanningContext
     from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import load_targets
+    from provisioner.targets.config import ConfigError, load_targets
 
     if not directory.is_dir():
         fail(f"{directory}: no such policy folder")
