@@ -176,3 +176,16 @@ def next_attempt_at(session: Session) -> datetime | None:
 
 def dependents(session: Session, op_id: int) -> Sequence[Operation]:
     return session.scalars(select(Operation).where(Operation.depends_on_id == op_id)).all()
+
+
+def release_claims(session: Session, op_ids: Sequence[int], worker_id: str, now: datetime) -> int:
+    """Give back a stopping worker's claims that have no outcome: pending again, claimable
+    now. Only while still its own (a lease that ran out may belong to another worker now);
+    the attempt stays counted (the call may have reached the target)."""
+    result = session.execute(
+        update(Operation)
+        .where(Operation.id.in_(list(op_ids)), Operation.status == OpStatus.RUNNING,
+               Operation.claimed_by == worker_id)
+        .values(status=OpStatus.PENDING, claimed_by=None, lease_until=None, next_attempt_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount
