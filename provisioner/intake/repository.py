@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, or_, select, tuple_
+from sqlalchemy import Select, String, and_, bindparam, exists, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from provisioner.db import insert_rows
@@ -300,3 +300,26 @@ def held_behind(session: Session, event: HREvent) -> Sequence[HREvent]:
                               tuple_(HREvent.effective_at, HREvent.id) > tuple_(event.effective_at, event.id),
                               HREvent.type.not_in(NEVER_HELD))
         .order_by(HREvent.effective_at, HREvent.id)).all()
+
+
+# -- following one import to the end (provisioner/cli/progress.py) -----------------------------
+def _imported(sources: Sequence[str], since: datetime):
+    return and_(HREvent.source.in_(list(sources)), HREvent.received_at >= since)
+
+
+def import_counts(session: Session, sources: Sequence[str], since: datetime, now: datetime) -> dict[str, int]:
+    """The events of these sources received since ``since`` (one import) by status; pending
+    ones that are not due yet are counted as ``not_due`` instead."""
+    not_due = and_(HREvent.status == EventStatus.PENDING, HREvent.immediate.is_(False), HREvent.effective_at > now)
+    counts: dict[str, int] = {}
+    for status, later, n in session.execute(
+            select(HREvent.status, not_due, func.count()).where(_imported(sources, since))
+            .group_by(HREvent.status, not_due)).tuples():
+        key = "not_due" if later else status
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def import_triggers(sources: Sequence[str], since: datetime) -> Select:
+    """The plan triggers (``event:<event_id>``) of these events, for the queue's progress."""
+    return select(literal("event:", String) + HREvent.event_id).where(_imported(sources, since))

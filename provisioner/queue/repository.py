@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation, OpStatus, Priority
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
@@ -189,3 +190,12 @@ def release_claims(session: Session, op_ids: Sequence[int], worker_id: str, now:
         .values(status=OpStatus.PENDING, claimed_by=None, lease_until=None, next_attempt_at=now)
         .execution_options(synchronize_session=False))
     return result.rowcount
+
+
+def progress_of(session: Session, triggers: Select | Sequence[str]) -> list[tuple[str, str, str, int]]:
+    """(target, kind, status, count) of the operations of the plans with these triggers (one
+    import's events, one policy rollout): what ``--wait`` follows to the end."""
+    return list(session.execute(
+        select(Operation.target, Operation.kind, Operation.status, func.count())
+        .join(Plan, Plan.id == Operation.plan_id).where(Plan.trigger.in_(triggers))
+        .group_by(Operation.target, Operation.kind, Operation.status)).tuples())
