@@ -109,7 +109,9 @@ def policy_diff(directory: Annotated[Optional[Path], typer.Argument(
 
 
 @policy_app.command("reload")
-def policy_reload() -> None:
+def policy_reload(wait: Annotated[bool, typer.Option(
+        "--wait", help="follow the rollout's operations until done (a running 'provisioner serve' does "
+                       "them); exit 1 if any ended dead")] = False) -> None:
     """Roll the configured policy files out now: re-plan everyone they change (then SIGHUP running processes)."""
     from provisioner.rollouts.service import roll_out
 
@@ -133,6 +135,17 @@ def policy_reload() -> None:
                   f"{counts['gains']} membership(s) to gain, {counts['losses']} to lose", highlight=False)
     console.print("send running 'provisioner serve' and 'provisioner worker' processes SIGHUP (or restart "
                   "them) so that they plan with this set too", highlight=False)
+    if wait and result.outcome == "applied":
+        from provisioner.cli.common import run
+        from provisioner.cli.progress import Work, follow
+
+        # The rollout's plans carry the trigger policy:<fingerprint> (provisioner/rollouts).
+        db = open_db(cfg, migrate=False)
+        try:
+            code = run(follow(db, Work(triggers=[f"policy:{result.fingerprint[:12]}"])))
+        finally:
+            db.dispose()
+        raise typer.Exit(code)
 
 
 @policy_app.command("rollouts")
