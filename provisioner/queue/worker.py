@@ -4,6 +4,8 @@ Each round is claim (one transaction) -> call the targets (no transaction open) 
 transaction). A worker killed between the call and the record leaves its operations ``running``
 with a lease; once the lease runs out another worker claims them again, and because every
 operation is idempotent against the target (see ``decide``) the effect happens exactly once.
+A worker told to stop (SIGTERM) claims nothing more, records what its rounds have, and gives
+back what has no outcome yet instead of leaving it under its lease (``run_forever``).
 """
 
 from __future__ import annotations
