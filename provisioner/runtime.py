@@ -181,6 +181,13 @@ class Runtime:
         finally:
             scheduler.shutdown(wait=False)
 
+    def request_stop(self, stop: asyncio.Event) -> None:
+        """SIGTERM/SIGINT: set ``stop`` and wake what waits for work, so nothing new is started
+        (the worker finishes or gives back its rounds: ``Worker.run_forever``)."""
+        stop.set()
+        self.worker.wake()
+        self._events_ready.set()
+
     async def aclose(self) -> None:
         for connector in self.connectors.values():
             await connector.aclose()

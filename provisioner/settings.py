@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     worker_revocation_loops: int = 1
     revocation_backoff_max_seconds: float = 60.0
     lease_seconds: float = 120.0
+    # SIGTERM/SIGINT: rounds under way may go on calling their targets this long, then stop;
+    # their outcomes are recorded and operations without one go back to the queue.
+    stop_grace_seconds: float = 3.0
     max_attempts: int = 10
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 900.0

@@ -1,18 +1,22 @@
-"""Shared CLI plumbing: settings, database, one-line errors."""
+"""Shared CLI plumbing: settings, database, one-line errors.
+
+The CLI modules import only typer and rich at the top: everything else (the database, the
+settings, the SDKs) is imported inside the command that needs it, so ``provisioner --help``
+and every ``<command> --help`` start at once (tests/cli/test_startup.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from provisioner.db import Database
-from provisioner.migrations import upgrade
-from provisioner.settings import Settings, get_settings
+if TYPE_CHECKING:
+    from provisioner.db import Database
+    from provisioner.settings import Settings
 
 # Piped or captured output gets wide lines instead of wrapped table cells.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -27,6 +31,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings() -> Settings:
+    from provisioner.settings import get_settings
+
     try:
         return get_settings()
     except Exception as exc:  # pydantic's message names the variable
@@ -34,6 +40,9 @@ def settings() -> Settings:
 
 
 def open_db(cfg: Settings, *, migrate: bool = True) -> Database:
+    from provisioner.db import Database
+    from provisioner.migrations import upgrade
+
     try:
         if migrate:
             upgrade(cfg.database_url)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from provisioner.cli.common import console, fail, open_db, settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 events_app = typer.Typer(no_args_is_help=True, help="HR events and their fate (applied, rejected, ...).")
 

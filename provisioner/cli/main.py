@@ -14,7 +14,6 @@ from provisioner.cli.events import events_app, print_person_events
 from provisioner.cli.hr_import import import_csv
 from provisioner.cli.policy import policy_app
 from provisioner.scim.cli import scim_app
-from provisioner.targets.config import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Identity lifecycle provisioning: HR events drive Entra ID and SCIM apps.")
@@ -36,6 +35,7 @@ app.add_typer(events_app, name="events")
 
 def _runtime(**kw):
     from provisioner.runtime import Runtime
+    from provisioner.targets.config import ConfigError
 
     cfg = settings()
     try:
@@ -52,6 +52,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = No
                                                 "(--no-workers: API only, scale out with 'provisioner worker')")] = True) -> None:
     """Run the API, the workers and the scheduler in one process."""
     import asyncio
+    import signal
 
     import uvicorn
 
@@ -63,16 +64,24 @@ def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = No
 
     async def main() -> None:
         stop = asyncio.Event()
+        # SIGTERM/SIGINT: uvicorn stops accepting, gives open requests a few seconds, then the
+        # background work is stopped (the worker records or gives back what it holds).
         server = uvicorn.Server(uvicorn.Config(rt.create_app(), host=host or cfg.host,
-                                               port=port or cfg.port, log_config=None, access_log=False))
+                                               port=port or cfg.port, log_config=None, access_log=False,
+                                               timeout_graceful_shutdown=max(1, round(cfg.stop_grace_seconds))))
         background = asyncio.create_task(rt.run_background(stop) if workers else stop.wait())
         rollout = asyncio.create_task(rt.start(stop))  # a changed policy set, beside serving
         rt.reload_on_sighup()
+        # uvicorn handles SIGTERM/SIGINT while it serves, then restores these handlers and sends
+        # the signal again: it reaches this one (not the default, which would end the process
+        # before the background work has stopped).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(rt.request_stop, stop))
         try:
             await server.serve()
         finally:
-            stop.set()
-            rt.worker.wake()
+            rt.request_stop(stop)
             await background
             await rollout
             await rt.aclose()
@@ -96,7 +105,7 @@ def worker() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, rt.request_stop, stop)
         rt.reload_on_sighup()
         try:
             await asyncio.gather(rt.start(stop), rt.run_background(stop, events=True, reconcile=False))
@@ -364,7 +373,7 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
     import os
 
     from provisioner.sandbox.graph.serve import serve as serve_sandbox
-    from provisioner.targets.config import load_targets
+    from provisioner.targets.config import ConfigError, load_targets
 
     try:
         targets = load_targets(settings().targets_dir)

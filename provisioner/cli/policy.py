@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.common import console, fail, open_db, settings
-from provisioner.targets.config import ConfigError
 
 policy_app = typer.Typer(no_args_is_help=True, help="Role policies under policies/.")
 SHOWN = 10  # people named per group in the table (--json names everyone)
@@ -21,7 +20,7 @@ SHOWN = 10  # people named per group in the table (--json names everyone)
 def policy_check() -> None:
     """Validate every policy and target file; errors as file:line: reason."""
     from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import load_targets
+    from provisioner.targets.config import ConfigError, load_targets
 
     cfg = settings()
     problems: list[str] = []
@@ -47,7 +46,7 @@ def _context(directory: Path):
     problem in any file is printed as file:line: reason (exit 1), as ``policy check`` does."""
     from provisioner.planner.service import PlanningContext
     from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import load_targets
+    from provisioner.targets.config import ConfigError, load_targets
 
     if not directory.is_dir():
         fail(f"{directory}: no such policy folder")
@@ -110,7 +109,9 @@ def policy_diff(directory: Annotated[Optional[Path], typer.Argument(
 
 
 @policy_app.command("reload")
-def policy_reload() -> None:
+def policy_reload(wait: Annotated[bool, typer.Option(
+        "--wait", help="follow the rollout's operations until done (a running 'provisioner serve' does "
+                       "them); exit 1 if any ended dead")] = False) -> None:
     """Roll the configured policy files out now: re-plan everyone they change (then SIGHUP running processes)."""
     from provisioner.rollouts.service import roll_out
 
@@ -134,6 +135,17 @@ def policy_reload() -> None:
                   f"{counts['gains']} membership(s) to gain, {counts['losses']} to lose", highlight=False)
     console.print("send running 'provisioner serve' and 'provisioner worker' processes SIGHUP (or restart "
                   "them) so that they plan with this set too", highlight=False)
+    if wait and result.outcome == "applied":
+        from provisioner.cli.common import run
+        from provisioner.cli.progress import Work, follow
+
+        # The rollout's plans carry the trigger policy:<fingerprint> (provisioner/rollouts).
+        db = open_db(cfg, migrate=False)
+        try:
+            code = run(follow(db, Work(triggers=[f"policy:{result.fingerprint[:12]}"])))
+        finally:
+            db.dispose()
+        raise typer.Exit(code)
 
 
 @policy_app.command("rollouts")

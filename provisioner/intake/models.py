@@ -42,4 +42,6 @@ class HREvent(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (Index("ix_hr_events_due", "status", "immediate", "effective_at"),)
+    # The claim reads due events in (effective_at, id) order straight off these (claim_due).
+    __table_args__ = (Index("ix_hr_events_due", "status", "immediate", "effective_at", "id"),
+                      Index("ix_hr_events_terminations", "status", "type", "immediate", "effective_at", "id"))

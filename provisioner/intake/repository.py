@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, or_, select, tuple_
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, String, and_, bindparam, exists, func, literal, or_, select, tuple_
+from sqlalchemy.orm import Session
 
 from provisioner.db import insert_rows
 from provisioner.identities.lifecycle import State
@@ -55,20 +55,8 @@ NEVER_HELD = ("cancel",)
 REVOKING = ("terminate", "leave")
 
 
-def _held_behind_failure(event=HREvent):
-    """``event`` (HREvent or an alias) waits behind an earlier failed event of its person."""
-    failed = aliased(HREvent)
-    behind = exists().where(
-        failed.employee_id == event.employee_id,
-        failed.status == EventStatus.FAILED,
-        tuple_(failed.effective_at, failed.id) < tuple_(event.effective_at, event.id),
-    )
-    revokes = and_(event.type.in_(REVOKING), exists().where(Identity.employee_id == event.employee_id))
-    return and_(behind, event.type.not_in(NEVER_HELD), ~revokes)
-
-
 def _is_held(kind: str, at: datetime, pk: int, failed_first: tuple[datetime, int] | None, known: bool) -> bool:
-    """The same rule as ``_held_behind_failure``, for rows already read."""
+    """``kind`` at (``at``, ``pk``) waits behind the person's earliest failed event ``failed_first``."""
     if failed_first is None or failed_first >= (at, pk) or kind in NEVER_HELD:
         return False
     return not (kind in REVOKING and known)
@@ -79,59 +67,126 @@ def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool)
     order. An event is held back while an earlier due event of the same person is still
     pending, so one person's events apply in order even with several processors, and while an
     earlier event of the person failed (see ``NEVER_HELD`` / ``REVOKING`` for what never waits;
-    an event held that way holds nothing back itself)."""
-    earlier = aliased(HREvent)
-    blocked = exists().where(
-        and_(
-            earlier.employee_id == HREvent.employee_id,
-            earlier.status == EventStatus.PENDING,
-            earlier.effective_at <= now,
-            tuple_(earlier.effective_at, earlier.id) < tuple_(HREvent.effective_at, HREvent.id),
-            ~_held_behind_failure(earlier),
-        )
-    )
-    # An immediate termination fires now, whatever its effective time, waiting only for the
-    # same person's earlier due events (their hire, say) and ahead of everyone else's work.
-    stmt = (
-        select(HREvent)
-        .where(HREvent.status == EventStatus.PENDING, ~blocked, ~_held_behind_failure(),
-               or_(HREvent.immediate.is_(True), HREvent.effective_at <= now))
-        .order_by(HREvent.immediate.desc(), (HREvent.type == "terminate").desc(), HREvent.effective_at, HREvent.id)
-        .limit(limit)
-    )
+    an event held that way holds nothing back itself).
+
+    The cost follows ``limit``, not the backlog: candidates are read page by page in index
+    order (``_due_streams``), and whether each is held back is decided from one read of its
+    people's pending and failed events (``_Holds``)."""
+    chosen = _claimable(session, now, limit, _due_streams(now, terminations_only=False))
+    if not chosen:
+        return []
+    # (Still pending is checked here, not in SQL: SQLite would then walk the status index.)
+    stmt = select(HREvent).where(HREvent.id.in_(chosen))
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True, of=HREvent)
-    return session.scalars(stmt).all()
+    found = {e.id: e for e in session.scalars(stmt) if e.status == EventStatus.PENDING}
+    return [found[pk] for pk in chosen if pk in found]
 
 
 def due_terminations(session: Session, now: datetime, limit: int) -> list[int]:
-    """Due terminations not held back by an earlier due event of the same person: looked for
-    between the events of a long batch, so cheap indexed queries (no correlated subquery)."""
-    due = or_(HREvent.immediate.is_(True), HREvent.effective_at <= now)
-    found = session.execute(
-        select(HREvent.id, HREvent.employee_id, HREvent.effective_at)
-        .where(HREvent.status == EventStatus.PENDING, HREvent.type == "terminate", due)
-        .order_by(HREvent.immediate.desc(), HREvent.effective_at, HREvent.id).limit(limit)).tuples().all()
-    if not found:
-        return []
-    people = {e for _, e, _ in found}
-    # Held behind a failed event (see _held_behind_failure): read once for these people.
-    failed: dict[str, tuple[datetime, int]] = {}
-    for pk, employee_id, at in session.execute(
-            select(HREvent.id, HREvent.employee_id, HREvent.effective_at)
-            .where(HREvent.employee_id.in_(people), HREvent.status == EventStatus.FAILED)).tuples():
-        failed[employee_id] = min(failed.get(employee_id, (at, pk)), (at, pk))
-    known = set(session.scalars(select(Identity.employee_id).where(Identity.employee_id.in_(list(failed))))
-                ) if failed else set()
-    earliest: dict[str, tuple[datetime, int]] = {}
-    for pk, employee_id, at, kind in session.execute(
-            select(HREvent.id, HREvent.employee_id, HREvent.effective_at, HREvent.type)
-            .where(HREvent.employee_id.in_(people), HREvent.status == EventStatus.PENDING,
-                   HREvent.effective_at <= now)).tuples():
-        if not _is_held(kind, at, pk, failed.get(employee_id), employee_id in known):
-            earliest[employee_id] = min(earliest.get(employee_id, (at, pk)), (at, pk))
-    return [pk for pk, employee_id, at in found if earliest.get(employee_id, (at, pk)) >= (at, pk)
-            and not _is_held("terminate", at, pk, failed.get(employee_id), employee_id in known)]
+    """Due terminations not held back by an earlier due event of the same person (immediate
+    ones first): looked for between the events of a long batch, so as cheap as ``claim_due``."""
+    return _claimable(session, now, limit, _due_streams(now, terminations_only=True))
+
+
+class _Row(NamedTuple):
+    id: int
+    employee_id: str
+    effective_at: datetime
+    type: str
+
+
+_ROW = (HREvent.id, HREvent.employee_id, HREvent.effective_at, HREvent.type)
+
+
+def _due_streams(now: datetime, *, terminations_only: bool) -> list[Select]:
+    """Due pending events in claim order, as statements each ordered by (effective_at, id) on an
+    index (``ix_hr_events_due``, ``ix_hr_events_terminations``): immediate terminations, the
+    other due terminations, then everything else that is due. (Only a terminate may be
+    immediate: the intake refuses anything else.)"""
+    pending = HREvent.status == EventStatus.PENDING
+    due = HREvent.effective_at <= now
+    streams = [
+        select(*_ROW).where(pending, HREvent.immediate.is_(True)),
+        select(*_ROW).where(pending, HREvent.type == "terminate", HREvent.immediate.is_(False), due),
+    ]
+    if not terminations_only:
+        streams.append(select(*_ROW).where(pending, HREvent.immediate.is_(False), due,
+                                           HREvent.type != "terminate"))
+    return streams
+
+
+def _claimable(session: Session, now: datetime, limit: int, streams: list[Select]) -> list[int]:
+    """The first ``limit`` rows of the streams, in order, that are not held back. A page whose
+    rows are all held back is followed by the next one (keyset paging), so due events further
+    on are still found."""
+    chosen: list[int] = []
+    holds = _Holds(session, now)
+    page = max(limit, 50)
+    for stream in streams:
+        after: tuple[datetime, int] | None = None
+        while len(chosen) < limit:
+            stmt = stream
+            if after is not None:
+                stmt = stmt.where(tuple_(HREvent.effective_at, HREvent.id) > tuple_(*after))
+            rows = [_Row(*r) for r in session.execute(
+                stmt.order_by(HREvent.effective_at, HREvent.id).limit(page)).tuples()]
+            holds.learn({r.employee_id for r in rows})
+            chosen.extend(r.id for r in rows if not holds.held(r))
+            if len(rows) < page:
+                break
+            after = (rows[-1].effective_at, rows[-1].id)
+        if len(chosen) >= limit:
+            break
+    return chosen[:limit]
+
+
+_PEOPLE_CHUNK = 100  # people per look-up: small enough that PostgreSQL probes the index
+
+
+class _Holds:
+    """What holds people's events back, read once per person (two indexed queries per page of
+    candidates): their earliest failed event, whether they have a record, and their earliest
+    pending due event that is not itself held."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now = session, now
+        self.seen: set[str] = set()
+        self.failed: dict[str, tuple[datetime, int]] = {}
+        self.known: set[str] = set()
+        self.earliest: dict[str, tuple[datetime, int]] = {}
+
+    def learn(self, people: set[str]) -> None:
+        new = list(people - self.seen)
+        if not new:
+            return
+        self.seen.update(new)
+        pending: list[tuple[int, str, datetime, str]] = []
+        for start in range(0, len(new), _PEOPLE_CHUNK):
+            part = new[start:start + _PEOPLE_CHUNK]
+            # Every event of these people (a few each), the status sorted out here: with it in
+            # SQL, SQLite would walk the status index (the whole backlog) instead.
+            for pk, employee_id, at, kind, status in self.session.execute(
+                    select(*_ROW, HREvent.status).where(HREvent.employee_id.in_(part))).tuples():
+                if status == EventStatus.FAILED:
+                    self.failed[employee_id] = min(self.failed.get(employee_id, (at, pk)), (at, pk))
+                elif status == EventStatus.PENDING and at <= self.now:
+                    pending.append((pk, employee_id, at, kind))
+        failing = [e for e in new if e in self.failed]
+        for start in range(0, len(failing), 500):
+            self.known.update(self.session.scalars(
+                select(Identity.employee_id).where(Identity.employee_id.in_(failing[start:start + 500]))))
+        for pk, employee_id, at, kind in pending:
+            if not self._behind_failure(kind, at, pk, employee_id):
+                self.earliest[employee_id] = min(self.earliest.get(employee_id, (at, pk)), (at, pk))
+
+    def _behind_failure(self, kind: str, at: datetime, pk: int, employee_id: str) -> bool:
+        return _is_held(kind, at, pk, self.failed.get(employee_id), employee_id in self.known)
+
+    def held(self, row: _Row) -> bool:
+        key = (row.effective_at, row.id)
+        return (self.earliest.get(row.employee_id, key) < key
+                or self._behind_failure(row.type, row.effective_at, row.id, row.employee_id))
 
 
 def future_hires_without_identity(session: Session, now: datetime, limit: int) -> Sequence[HREvent]:
@@ -268,3 +323,26 @@ def held_behind(session: Session, event: HREvent) -> Sequence[HREvent]:
                               tuple_(HREvent.effective_at, HREvent.id) > tuple_(event.effective_at, event.id),
                               HREvent.type.not_in(NEVER_HELD))
         .order_by(HREvent.effective_at, HREvent.id)).all()
+
+
+# -- following one import to the end (provisioner/cli/progress.py) -----------------------------
+def _imported(sources: Sequence[str], since: datetime):
+    return and_(HREvent.source.in_(list(sources)), HREvent.received_at >= since)
+
+
+def import_counts(session: Session, sources: Sequence[str], since: datetime, now: datetime) -> dict[str, int]:
+    """The events of these sources received since ``since`` (one import) by status; pending
+    ones that are not due yet are counted as ``not_due`` instead."""
+    not_due = and_(HREvent.status == EventStatus.PENDING, HREvent.immediate.is_(False), HREvent.effective_at > now)
+    counts: dict[str, int] = {}
+    for status, later, n in session.execute(
+            select(HREvent.status, not_due, func.count()).where(_imported(sources, since))
+            .group_by(HREvent.status, not_due)).tuples():
+        key = "not_due" if later else status
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def import_triggers(sources: Sequence[str], since: datetime) -> Select:
+    """The plan triggers (``event:<event_id>``) of these events, for the queue's progress."""
+    return select(literal("event:", String) + HREvent.event_id).where(_imported(sources, since))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation, OpStatus, Priority
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
@@ -192,3 +193,25 @@ def next_attempt_at(session: Session) -> datetime | None:
 
 def dependents(session: Session, op_id: int) -> Sequence[Operation]:
     return session.scalars(select(Operation).where(Operation.depends_on_id == op_id)).all()
+
+
+def release_claims(session: Session, op_ids: Sequence[int], worker_id: str, now: datetime) -> int:
+    """Give back a stopping worker's claims that have no outcome: pending again, claimable
+    now. Only while still its own (a lease that ran out may belong to another worker now);
+    the attempt stays counted (the call may have reached the target)."""
+    result = session.execute(
+        update(Operation)
+        .where(Operation.id.in_(list(op_ids)), Operation.status == OpStatus.RUNNING,
+               Operation.claimed_by == worker_id)
+        .values(status=OpStatus.PENDING, claimed_by=None, lease_until=None, next_attempt_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def progress_of(session: Session, triggers: Select | Sequence[str]) -> list[tuple[str, str, str, int]]:
+    """(target, kind, status, count) of the operations of the plans with these triggers (one
+    import's events, one policy rollout): what ``--wait`` follows to the end."""
+    return list(session.execute(
+        select(Operation.target, Operation.kind, Operation.status, func.count())
+        .join(Plan, Plan.id == Operation.plan_id).where(Plan.trigger.in_(triggers))
+        .group_by(Operation.target, Operation.kind, Operation.status)).tuples())

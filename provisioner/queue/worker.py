@@ -4,6 +4,8 @@ Each round is claim (one transaction) -> call the targets (no transaction open) 
 transaction). A worker killed between the call and the record leaves its operations ``running``
 with a lease; once the lease runs out another worker claims them again, and because every
 operation is idempotent against the target (see ``decide``) the effect happens exactly once.
+A worker told to stop (SIGTERM) claims nothing more, records what its rounds have, and gives
+back what has no outcome yet instead of leaving it under its lease (``run_forever``).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._hurry: asyncio.Event | None = None  # set when a stopping worker stops waiting for its calls
         self.halted_until: dict[str, datetime] = {}
         self.groups = GroupIds(db, ctx)
 
@@ -384,11 +387,14 @@ class Worker:
             # holds back another's results (nor the read-back they release).
             report = RoundReport(claimed=len(target_jobs))
             with lanes.revocation_lane(any(Priority.is_revocation(j.priority) for j in target_jobs)):
-                await self._run_target(target, target_jobs, report)
+                finished = await self._unless_hurried(self._run_target(target, target_jobs, report))
             # Recorded whatever it takes (provisioner.queue.isolation): the calls are done.
             replan.update(await asyncio.to_thread(
                 isolation.record_round, self.db, self._record, report, worker_id=self.worker_id,
                 target=target, wait_seconds=self.settings.lease_seconds))
+            if not finished:  # stopping: what has no outcome yet goes back to the queue
+                answered = {s.job.op_id for s in report.settled}
+                await asyncio.to_thread(self._release, [j.op_id for j in target_jobs if j.op_id not in answered])
 
         await asyncio.gather(*(target_round(t, js) for t, js in by_target.items()))
         if replan:
@@ -406,8 +412,13 @@ class Worker:
     async def run_forever(self, stop: asyncio.Event, *, loops: int | None = None) -> None:
         """``worker_concurrency`` loops taking any work (revocation first), and
         ``worker_revocation_loops`` reserved loops taking only revocation work, so a leaver's
-        operations are claimed at once even while every other loop is busy with joiners."""
+        operations are claimed at once even while every other loop is busy with joiners.
+
+        Once ``stop`` is set nothing new is claimed and the rounds under way finish and are
+        recorded; a round still calling its target ``stop_grace_seconds`` later stops calling,
+        records the outcomes it has and puts the rest back in the queue (``_release``)."""
         self._loop = asyncio.get_running_loop()
+        self._hurry = asyncio.Event()
         async def loop(revocation_only: bool = False) -> None:
             while not stop.is_set():
                 try:
@@ -421,5 +432,52 @@ class Worker:
                         await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
                     except TimeoutError:
                         pass
-        await asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)),
-                             *(loop(True) for _ in range(self.settings.worker_revocation_loops)))
+        work = asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)),
+                              *(loop(True) for _ in range(self.settings.worker_revocation_loops)))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                self._wake.set()  # idle loops end now
+                await asyncio.wait({work}, timeout=self.settings.stop_grace_seconds)
+                if not work.done():
+                    log.info("stopping: rounds still calling their targets after %.0f s are cut short; "
+                             "their outcomes so far are recorded, the rest goes back to the queue",
+                             self.settings.stop_grace_seconds)
+                    self._hurry.set()
+            await work
+        finally:
+            stopped.cancel()
+
+    async def _unless_hurried(self, call) -> bool:
+        """Run a round's target calls to the end (True), or until the worker is stopping and
+        out of patience (False: the calls are cancelled; what they settled stays in the report)."""
+        task = asyncio.ensure_future(call)
+        hurry = self._hurry
+        if hurry is None:
+            await task
+            return True
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            await asyncio.wait({task, hurried}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurried.cancel()
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # (we are being cancelled ourselves)
+                raise
+        return False
+
+    def _release(self, op_ids: list[int]) -> None:
+        """Claims given back unfinished when stopping: claimable again at once, as if their
+        lease had run out (every operation is idempotent against its target, see ``decide``)."""
+        if not op_ids:
+            return
+        with self.db.transaction() as session:
+            released = queue.release_claims(session, op_ids, self.worker_id, utcnow())
+        log.info("stopping: %d operation(s) without an outcome put back in the queue", released)

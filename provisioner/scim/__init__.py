@@ -5,6 +5,17 @@ groups through it. :func:`provisioner.scim.app.mount_scim` mounts it; ``provisio
 issues its bearer tokens.
 """
 
-from provisioner.scim.app import mount_scim
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["mount_scim"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded when first used, so ``provisioner scim --help`` does not load the endpoint.
+    if name == "mount_scim":
+        from provisioner.scim.app import mount_scim
+
+        return mount_scim
+    raise AttributeError(name)

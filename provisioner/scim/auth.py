@@ -15,20 +15,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from provisioner.tokens.models import ApiToken
+from provisioner.tokens.scopes import SCOPE_READ, SCOPE_WRITE
 
-SCOPE_READ = "scim:read"
-SCOPE_WRITE = "scim:write"
-
-
-class TokenScope(StrEnum):
-    """What ``token create --scope`` accepts."""
-
-    read = "read"
-    read_write = "read-write"
-
-    def scopes(self) -> set[str]:
-        """The token scopes this choice grants."""
-        return {SCOPE_READ} if self is TokenScope.read else {SCOPE_READ, SCOPE_WRITE}
+# (TokenScope, what `--scope` accepts, is in provisioner.tokens.scopes: the CLI loads it without all this.)
 
 
 class Access(StrEnum):

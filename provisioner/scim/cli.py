@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 
 from provisioner.cli.common import console, err_console, fail, open_db, settings
-from provisioner.scim.auth import TokenScope
-from provisioner.tokens.service import TokenError, create_token, revoke_token
+from provisioner.tokens.scopes import TokenScope
 
 scim_app = typer.Typer(help="The SCIM 2.0 endpoint at /scim/v2.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens of SCIM clients.", no_args_is_help=True)
@@ -30,6 +29,8 @@ def create(
     ] = TokenScope.read,
 ) -> None:
     """Issue a token; it is printed once, on stdout, and cannot be shown again."""
+    from provisioner.tokens.service import TokenError, create_token
+
     db = open_db(settings())
     try:
         with db.transaction() as session:
@@ -48,6 +49,8 @@ def create(
 @token_app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
     """Revoke a token: requests with it are refused (401) from now on."""
+    from provisioner.tokens.service import TokenError, revoke_token
+
     db = open_db(settings())
     try:
         with db.transaction() as session:

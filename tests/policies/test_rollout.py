@@ -417,3 +417,22 @@ def test_sighup_makes_a_running_serve_roll_out_edited_policy_files(database_url,
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+async def test_policy_reload_wait_follows_the_rollout_to_the_end(svc, entra, cli, policies):
+    """``--wait``: progress of the rollout's operations while the service carries them out, then
+    a summary; when it returns the change is already in Graph."""
+    import asyncio
+
+    await provision(svc)
+    edit_policies(policies)
+    waiting = asyncio.ensure_future(asyncio.to_thread(cli, "policy", "reload", "--wait"))
+    while not waiting.done():
+        await svc.drain(max_wait=5)
+        await asyncio.sleep(0.1)
+    result = await waiting
+    assert result.exit_code == 0, result.output
+    assert "entra operations" in result.output  # the bar
+    done = next(line for line in result.output.splitlines() if line.startswith("done:"))
+    assert "entra: " in done and " dead" not in done, done
+    assert_after(entra)
