@@ -5,23 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.queue.models import Operation, OpStatus, Priority
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
+ADD_MEMBER = "add_member"
 
 
 def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
           skip_locked: bool, targets: Iterable[str] | None = None,
-          revocation: bool | None = None) -> list[Operation]:
+          revocation: bool | None = None, additions: bool = True) -> list[Operation]:
     """Claim ready operations, most urgent first (leavers before everything else).
 
     Ready means pending and due, or running with an expired lease (its worker died). On
     PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side.
     ``revocation=True`` claims only revocation work (``Priority.is_revocation``), ``False``
-    only the rest; the worker never mixes the two in one round.
+    only the rest; the worker never mixes the two in one round. ``additions=False`` leaves out
+    pending group additions (the worker claims those group by group: ``claim_additions``).
     """
     ready = or_(
         and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
@@ -31,18 +33,111 @@ def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, lim
     if revocation is not None:
         stmt = stmt.where(Operation.priority < Priority.NORMAL if revocation
                           else Operation.priority >= Priority.NORMAL)
+    if not additions:
+        stmt = stmt.where(or_(Operation.kind != ADD_MEMBER, Operation.status == OpStatus.RUNNING))
     if targets is not None:
         stmt = stmt.where(Operation.target.in_(list(targets)))
     stmt = stmt.order_by(Operation.priority, Operation.next_attempt_at, Operation.id).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
-    ops = list(session.scalars(stmt))
+    return _take(list(session.scalars(stmt)), worker_id, now, lease)
+
+
+def _take(ops: list[Operation], worker_id: str, now: datetime, lease: timedelta) -> list[Operation]:
     for op in ops:
         op.status = OpStatus.RUNNING
         op.claimed_by = worker_id
         op.lease_until = now + lease
         op.attempts += 1
     return ops
+
+
+def claim_additions(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
+                    per_request: int, hold: timedelta, skip_locked: bool,
+                    targets: Iterable[str] | None = None) -> tuple[list[Operation], datetime | None]:
+    """Claim ready group additions (priority NORMAL and above) group by group, in whole requests
+    of ``per_request`` members (Graph's ``members@odata.bind`` takes 20), so a group's additions
+    arriving over several rounds still go out 20 to a request.
+
+    A group's last additions short of a whole request are held while more of that group are on
+    their way (additions still waiting on their account's create) and the oldest of them has been
+    ready for less than ``hold`` (or some are due again within ``hold``, after a 429); the next
+    round packs them with the ones arriving. Nothing is
+    held longer than ``hold``, and a group with nothing more on its way goes out at once (a
+    mover's one addition). Revocation work never comes here.
+
+    Returns the claimed operations and, when some were held, when the first held group is due.
+    Cost: pages of ``limit + per_request`` rows along ``ix_operations_additions`` (kind, status,
+    target, group_key, next_attempt_at); later pages only past held groups (fewer than
+    ``per_request`` rows each), and one indexed existence check per held remainder. PostgreSQL:
+    claims of additions take turns (a transaction advisory lock) so two workers never split one
+    group's request between them; rows are locked ``FOR UPDATE SKIP LOCKED`` against a planner
+    withdrawing them.
+    """
+    if skip_locked:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+                        {"name": "provisioner.claim_additions"})
+    base = select(Operation).where(
+        Operation.kind == ADD_MEMBER, Operation.status == OpStatus.PENDING,
+        Operation.priority >= Priority.NORMAL, Operation.next_attempt_at <= now)
+    if targets is not None:
+        base = base.where(Operation.target.in_(list(targets)))
+    base = base.order_by(Operation.target, Operation.group_key, Operation.next_attempt_at, Operation.id)
+    page = max(1, limit) + per_request
+    chosen: list[Operation] = []
+    held_until: datetime | None = None
+    after: tuple[str, str | None] | None = None
+    while len(chosen) < limit:
+        stmt = base
+        if after is not None:
+            stmt = stmt.where(or_(Operation.target > after[0],
+                                  and_(Operation.target == after[0], Operation.group_key > after[1])))
+        stmt = stmt.limit(page)
+        if skip_locked:
+            stmt = stmt.with_for_update(skip_locked=True)
+        groups: dict[tuple[str, str | None], list[Operation]] = {}
+        rows = list(session.scalars(stmt))
+        for op in rows:
+            groups.setdefault((op.target, op.group_key), []).append(op)
+        keys = list(groups)
+        cut = keys[-1] if len(rows) == page else None  # this group may go on past the page
+        done = cut is None
+        for index, key in enumerate(keys):
+            members, room = groups[key], limit - len(chosen)
+            if key == cut and index > 0:
+                after = keys[index - 1]  # read it whole on the next page
+                break
+            whole = min(len(members), room) // per_request * per_request
+            chosen.extend(members[:whole])
+            rest = members[whole:]
+            if key == cut or len(members) > room:
+                done = True  # the round is full (or one large group fills it)
+                break
+            if not rest:
+                continue
+            oldest = rest[0].next_attempt_at
+            if oldest <= now - hold or not _more_additions_coming(session, key, now, hold):
+                chosen.extend(rest)
+            else:
+                due = oldest + hold
+                held_until = due if held_until is None else min(held_until, due)
+        else:
+            after = keys[-1] if keys else after
+        if done or not rows:
+            break
+    return _take(chosen, worker_id, now, lease), held_until
+
+
+def _more_additions_coming(session: Session, key: tuple[str, str | None], now: datetime, hold: timedelta) -> bool:
+    """Additions of this group waiting on their account's create, or due again within ``hold``
+    (a retry after a 429)."""
+    target, group = key
+    same = (Operation.kind == ADD_MEMBER, Operation.target == target, Operation.group_key == group)
+    waiting = select(Operation.id).where(*same, Operation.status == OpStatus.WAITING).limit(1)
+    soon = select(Operation.id).where(*same, Operation.status == OpStatus.PENDING,
+                                      Operation.next_attempt_at > now,
+                                      Operation.next_attempt_at <= now + hold).limit(1)
+    return session.scalar(waiting) is not None or session.scalar(soon) is not None
 
 
 def _attempted_create():
