@@ -54,54 +54,67 @@ def _take(ops: list[Operation], worker_id: str, now: datetime, lease: timedelta)
 
 def claim_additions(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
                     per_request: int, hold: timedelta, skip_locked: bool,
-                    targets: Iterable[str] | None = None) -> tuple[list[Operation], datetime | None]:
+                    targets: Iterable[str]) -> tuple[list[Operation], datetime | None]:
     """Claim ready group additions (priority NORMAL and above) group by group, in whole requests
     of ``per_request`` members (Graph's ``members@odata.bind`` takes 20), so a group's additions
     arriving over several rounds still go out 20 to a request.
 
     A group's last additions short of a whole request are held while more of that group are on
-    their way (additions still waiting on their account's create) and the oldest of them has been
-    ready for less than ``hold`` (or some are due again within ``hold``, after a 429); the next
-    round packs them with the ones arriving. Nothing is
-    held longer than ``hold``, and a group with nothing more on its way goes out at once (a
-    mover's one addition). Revocation work never comes here.
+    their way (additions still waiting on their account's create, or due again within ``hold``
+    after a 429) and the oldest of them has been ready for less than ``hold``; the next round
+    packs them with the ones arriving. Nothing is held longer than ``hold``, and a group with
+    nothing more on its way goes out at once (a mover's one addition). Revocation work never
+    comes here.
 
     Returns the claimed operations and, when some were held, when the first held group is due.
-    Cost: pages of ``limit + per_request`` rows along ``ix_operations_additions`` (kind, status,
-    target, group_key, next_attempt_at); later pages only past held groups (fewer than
-    ``per_request`` rows each), and one indexed existence check per held remainder. PostgreSQL:
-    claims of additions take turns (a transaction advisory lock) so two workers never split one
-    group's request between them; rows are locked ``FOR UPDATE SKIP LOCKED`` against a planner
-    withdrawing them.
+    Cost: per target, pages of ``limit + per_request`` rows read in the order of
+    ``ix_operations_additions`` (kind, status, target, group_key, next_attempt_at; no sort);
+    later pages only past held groups (fewer than ``per_request`` rows each), and one indexed
+    existence check per held remainder. PostgreSQL: claims of additions take turns (a
+    transaction advisory lock) so two workers never split one group's request between them;
+    rows are locked ``FOR UPDATE SKIP LOCKED`` against a planner withdrawing them.
     """
     if skip_locked:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
                         {"name": "provisioner.claim_additions"})
-    base = select(Operation).where(
-        Operation.kind == ADD_MEMBER, Operation.status == OpStatus.PENDING,
-        Operation.priority >= Priority.NORMAL, Operation.next_attempt_at <= now)
-    if targets is not None:
-        base = base.where(Operation.target.in_(list(targets)))
-    base = base.order_by(Operation.target, Operation.group_key, Operation.next_attempt_at, Operation.id)
+    chosen: list[Operation] = []
+    held_until: datetime | None = None
+    for target in sorted(set(targets)):
+        if len(chosen) >= limit:
+            break
+        taken, held = _claim_target_additions(session, target, now, limit - len(chosen),
+                                              per_request=per_request, hold=hold, skip_locked=skip_locked)
+        chosen.extend(taken)
+        if held is not None:
+            held_until = held if held_until is None else min(held_until, held)
+    return _take(chosen, worker_id, now, lease), held_until
+
+
+def _claim_target_additions(session: Session, target: str, now: datetime, limit: int, *, per_request: int,
+                            hold: timedelta, skip_locked: bool) -> tuple[list[Operation], datetime | None]:
+    # ``priority + 0``: a filter, not an index range (SQLite would otherwise take the general
+    # claim index and sort every ready operation).
+    base = (select(Operation)
+            .where(Operation.kind == ADD_MEMBER, Operation.status == OpStatus.PENDING,
+                   Operation.target == target, Operation.next_attempt_at <= now,
+                   Operation.priority + 0 >= Priority.NORMAL)
+            .order_by(Operation.group_key, Operation.next_attempt_at))
     page = max(1, limit) + per_request
     chosen: list[Operation] = []
     held_until: datetime | None = None
-    after: tuple[str, str | None] | None = None
+    after: str | None = None
     while len(chosen) < limit:
-        stmt = base
-        if after is not None:
-            stmt = stmt.where(or_(Operation.target > after[0],
-                                  and_(Operation.target == after[0], Operation.group_key > after[1])))
+        stmt = base if after is None else base.where(Operation.group_key > after)
         stmt = stmt.limit(page)
         if skip_locked:
             stmt = stmt.with_for_update(skip_locked=True)
-        groups: dict[tuple[str, str | None], list[Operation]] = {}
+        groups: dict[str | None, list[Operation]] = {}
         rows = list(session.scalars(stmt))
         for op in rows:
-            groups.setdefault((op.target, op.group_key), []).append(op)
+            groups.setdefault(op.group_key, []).append(op)
         keys = list(groups)
         cut = keys[-1] if len(rows) == page else None  # this group may go on past the page
-        done = cut is None
+        done = not rows or cut is None
         for index, key in enumerate(keys):
             members, room = groups[key], limit - len(chosen)
             if key == cut and index > 0:
@@ -116,16 +129,14 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
             if not rest:
                 continue
             oldest = rest[0].next_attempt_at
-            if oldest <= now - hold or not _more_additions_coming(session, key, now, hold):
+            if oldest <= now - hold or not _more_additions_coming(session, (target, key), now, hold):
                 chosen.extend(rest)
             else:
                 due = oldest + hold
                 held_until = due if held_until is None else min(held_until, due)
-        else:
-            after = keys[-1] if keys else after
-        if done or not rows:
+        if done:
             break
-    return _take(chosen, worker_id, now, lease), held_until
+    return chosen, held_until
 
 
 def _more_additions_coming(session: Session, key: tuple[str, str | None], now: datetime, hold: timedelta) -> bool:
