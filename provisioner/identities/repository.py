@@ -148,7 +148,7 @@ def membership_keys(session: Session, identity_ids: Sequence[str]) -> set[tuple[
 
 def insert_memberships(session: Session, rows: list[dict]) -> None:
     if rows:
-        session.execute(insert(TargetMembership), rows)
+        session.execute(insert(TargetMembership.__table__), rows)  # Core executemany: no ORM bookkeeping
 
 
 def delete_memberships(session: Session, keys: list[tuple[str, str, str]]) -> None:

@@ -12,7 +12,8 @@ from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
 from provisioner.identities.naming import login_local_part, with_suffix
 from provisioner.identities.service import Naming, attributes_of
-from provisioner.queue.models import Operation, Priority
+from provisioner.queue.models import Priority
+from provisioner.queue.repository import Claimed
 from provisioner.targets.contract import (
     AccountSpec,
     OpKind,
@@ -47,7 +48,7 @@ class Job:
                         account=self.spec)
 
 
-def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[Job]:
+def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job]:
     jobs: list[Job] = []
     people = identities.identities_by_id(session, [op.identity_id for op in ops])
     accounts = identities.accounts_by_identity(session, [op.identity_id for op in ops])

@@ -13,15 +13,31 @@ from provisioner.planner import repository as plans
 
 
 class KnownState:
+    """The people and their accounts are loaded on first use (a round of group additions needs
+    neither); their memberships and latest plans at once."""
+
     def __init__(self, session: Session, identity_ids: list[str]) -> None:
         self.session = session
-        self.people: dict[str, Identity] = identities.identities_by_id(session, identity_ids)
-        self.accounts: dict[tuple[str, str], TargetAccount] = identities.accounts_by_identity(session, identity_ids)
+        self._ids = identity_ids
+        self._people: dict[str, Identity] | None = None
+        self._accounts: dict[tuple[str, str], TargetAccount] | None = None
         self.members = identities.membership_keys(session, identity_ids)
         self.latest_plan = plans.latest_plan_ids(session, identity_ids)
         self._group_ids: dict[str, dict[str, str]] = {}
         self._added: list[dict] = []
         self._removed: list[tuple[str, str, str]] = []
+
+    @property
+    def people(self) -> dict[str, Identity]:
+        if self._people is None:
+            self._people = identities.identities_by_id(self.session, self._ids)
+        return self._people
+
+    @property
+    def accounts(self) -> dict[tuple[str, str], TargetAccount]:
+        if self._accounts is None:
+            self._accounts = identities.accounts_by_identity(self.session, self._ids)
+        return self._accounts
 
     def account(self, identity_id: str, target: str) -> TargetAccount | None:
         return self.accounts.get((identity_id, target))

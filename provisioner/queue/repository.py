@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -12,11 +14,29 @@ from provisioner.queue.models import Operation, OpStatus, Priority
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
 ADD_MEMBER = "add_member"
+CHUNK = 500  # ids in one ``IN (...)``
+OPS = Operation.__table__
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed operation as the worker needs it (a row, not an ORM object: a round claims
+    hundreds, and the claim and its record are one statement each, not one per row)."""
+
+    id: int
+    plan_id: int | None
+    identity_id: str
+    target: str
+    kind: str
+    group_key: str | None
+    payload: dict[str, Any]
+    priority: int
+    attempts: int  # counting this attempt
 
 
 def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
           skip_locked: bool, targets: Iterable[str] | None = None,
-          revocation: bool | None = None, additions: bool = True) -> list[Operation]:
+          revocation: bool | None = None, additions: bool = True) -> list[Claimed]:
     """Claim ready operations, most urgent first (leavers before everything else).
 
     Ready means pending and due, or running with an expired lease (its worker died). On
@@ -29,7 +49,7 @@ def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, lim
         and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
         and_(Operation.status == OpStatus.RUNNING, Operation.lease_until < now),
     )
-    stmt = select(Operation).where(ready)
+    stmt = select(OPS).where(ready)
     if revocation is not None:
         stmt = stmt.where(Operation.priority < Priority.NORMAL if revocation
                           else Operation.priority >= Priority.NORMAL)
@@ -40,21 +60,23 @@ def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, lim
     stmt = stmt.order_by(Operation.priority, Operation.next_attempt_at, Operation.id).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
-    return _take(list(session.scalars(stmt)), worker_id, now, lease)
+    return _take(session, list(session.execute(stmt)), worker_id, now, lease)
 
 
-def _take(ops: list[Operation], worker_id: str, now: datetime, lease: timedelta) -> list[Operation]:
-    for op in ops:
-        op.status = OpStatus.RUNNING
-        op.claimed_by = worker_id
-        op.lease_until = now + lease
-        op.attempts += 1
-    return ops
+def _take(session: Session, rows: list[Any], worker_id: str, now: datetime, lease: timedelta) -> list[Claimed]:
+    """Mark the selected rows running under this worker's lease: one UPDATE per ``CHUNK``."""
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(OPS).where(OPS.c.id.in_(ids[start:start + CHUNK]))
+                        .values(status=OpStatus.RUNNING, claimed_by=worker_id, lease_until=now + lease,
+                                attempts=OPS.c.attempts + 1))
+    return [Claimed(r.id, r.plan_id, r.identity_id, r.target, r.kind, r.group_key, dict(r.payload or {}),
+                    r.priority, r.attempts + 1) for r in rows]
 
 
 def claim_additions(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
                     per_request: int, hold: timedelta, skip_locked: bool,
-                    targets: Iterable[str]) -> tuple[list[Operation], datetime | None]:
+                    targets: Iterable[str]) -> tuple[list[Claimed], datetime | None]:
     """Claim ready group additions (priority NORMAL and above) group by group, in whole requests
     of ``per_request`` members (Graph's ``members@odata.bind`` takes 20), so a group's additions
     arriving over several rounds still go out 20 to a request.
@@ -87,20 +109,20 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
         chosen.extend(taken)
         if held is not None:
             held_until = held if held_until is None else min(held_until, held)
-    return _take(chosen, worker_id, now, lease), held_until
+    return _take(session, chosen, worker_id, now, lease), held_until
 
 
 def _claim_target_additions(session: Session, target: str, now: datetime, limit: int, *, per_request: int,
-                            hold: timedelta, skip_locked: bool) -> tuple[list[Operation], datetime | None]:
+                            hold: timedelta, skip_locked: bool) -> tuple[list[Any], datetime | None]:
     # ``priority + 0``: a filter, not an index range (SQLite would otherwise take the general
     # claim index and sort every ready operation).
-    base = (select(Operation)
+    base = (select(OPS)
             .where(Operation.kind == ADD_MEMBER, Operation.status == OpStatus.PENDING,
                    Operation.target == target, Operation.next_attempt_at <= now,
                    Operation.priority + 0 >= Priority.NORMAL)
             .order_by(Operation.group_key, Operation.next_attempt_at))
     page = max(1, limit) + per_request
-    chosen: list[Operation] = []
+    chosen: list[Any] = []
     held_until: datetime | None = None
     after: str | None = None
     while len(chosen) < limit:
@@ -108,8 +130,8 @@ def _claim_target_additions(session: Session, target: str, now: datetime, limit:
         stmt = stmt.limit(page)
         if skip_locked:
             stmt = stmt.with_for_update(skip_locked=True)
-        groups: dict[str | None, list[Operation]] = {}
-        rows = list(session.scalars(stmt))
+        groups: dict[str | None, list[Any]] = {}
+        rows = list(session.execute(stmt))
         for op in rows:
             groups.setdefault(op.group_key, []).append(op)
         keys = list(groups)
@@ -186,11 +208,31 @@ def open_creates(session: Session, identity_id: str) -> dict[str, Operation]:
 
 
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:
-    if op_ids:
-        session.execute(update(Operation)
-                        .where(Operation.depends_on_id.in_(list(op_ids)),
-                               Operation.status == OpStatus.WAITING)
+    ids = list(op_ids)
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(OPS).where(OPS.c.depends_on_id.in_(ids[start:start + CHUNK]),
+                                          OPS.c.status == OpStatus.WAITING)
                         .values(status=OpStatus.PENDING, next_attempt_at=now))
+
+
+def still_claimed(session: Session, op_ids: Sequence[int], worker_id: str) -> set[int]:
+    """Of these operations, the ones still running under this worker's claim (the others' lease
+    ran out and another worker has them now)."""
+    ids, out = list(op_ids), set()
+    for start in range(0, len(ids), CHUNK):
+        out.update(session.scalars(select(OPS.c.id).where(
+            OPS.c.id.in_(ids[start:start + CHUNK]), OPS.c.status == OpStatus.RUNNING,
+            OPS.c.claimed_by == worker_id)))
+    return out
+
+
+def mark_succeeded(session: Session, op_ids: Sequence[int], worker_id: str, now: datetime) -> None:
+    """Operations of this worker's claim done: one UPDATE per ``CHUNK``, not one per row."""
+    ids = list(op_ids)
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(OPS).where(OPS.c.id.in_(ids[start:start + CHUNK]),
+                                          OPS.c.status == OpStatus.RUNNING, OPS.c.claimed_by == worker_id)
+                        .values(status=OpStatus.SUCCEEDED, completed_at=now, lease_until=None, last_error=None))
 
 
 def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:

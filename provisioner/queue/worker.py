@@ -201,29 +201,43 @@ class Worker:
         audit: list[Entry] = []
         succeeded: list[int] = []
         failed: list[int] = []
+        done: list[int] = []  # succeeded as claimed: marked in one statement
         with self.db.transaction() as session, session.no_autoflush:
             # The people first, in one order: a plan being made for one of them finishes before
             # this record reads which plan is their latest (or waits for this one to commit).
             identities.lock_ids(session, [s.job.identity_id for s in report.settled])
-            ops = {op.id: op for op in queue.by_ids(session, [s.job.op_id for s in report.settled])}
+            # Ours still: the others' lease ran out and another worker has them now.
+            mine = queue.still_claimed(session, [s.job.op_id for s in report.settled], self.worker_id)
+            # Only outcomes other than plain success change a row field by field (ORM objects).
+            ops = {op.id: op for op in queue.by_ids(session, [
+                s.job.op_id for s in report.settled if s.job.op_id in mine and s.action != Action.SUCCEED])}
             known = KnownState(session, [s.job.identity_id for s in report.settled])
             for s in report.settled:
-                op = ops[s.job.op_id]
-                if op.status != OpStatus.RUNNING or op.claimed_by != self.worker_id:
-                    continue  # our lease ran out and someone else has it now
-                self._apply_action(known, op, s, now, replan, succeeded, failed)
-                audit.append(Entry("operation.attempt", s.job.employee_id or s.job.identity_id, {
-                    "op_id": op.id, "plan_id": op.plan_id, "target": op.target, "kind": op.kind,
-                    "group": op.group_key, "attempt": op.attempts, "outcome": s.result.outcome.value,
-                    "action": s.action.value, "status": op.status, "detail": s.result.detail[:500],
+                job = s.job
+                if job.op_id not in mine:
+                    continue
+                if s.action == Action.SUCCEED:
+                    self._succeed(known, s, now, replan)
+                    done.append(job.op_id)
+                    status, attempt = OpStatus.SUCCEEDED, job.attempts
+                else:
+                    op = ops[job.op_id]
+                    self._apply_action(known, op, s, now, replan, succeeded, failed)
+                    status, attempt = op.status, op.attempts
+                audit.append(Entry("operation.attempt", job.employee_id or job.identity_id, {
+                    "op_id": job.op_id, "plan_id": job.plan_id, "target": job.target, "kind": job.kind.value,
+                    "group": job.group_key, "attempt": attempt, "outcome": s.result.outcome.value,
+                    "action": s.action.value, "status": status, "detail": s.result.detail[:500],
                     "http_status": s.result.status_code}))
             for job, state, target in report.checks:
                 self._record_check(known, job, state, target, now, audit)
             known.flush()
             session.flush()
+            queue.mark_succeeded(session, done, self.worker_id, now)
+            succeeded += done
             queue.release_dependents(session, succeeded, now)
             queue.fail_dependents(session, failed, now, "an operation it depends on failed")
-            queue.release_verifications(session, [ops[s.job.op_id].plan_id for s in report.settled], now)
+            queue.release_verifications(session, [s.job.plan_id for s in report.settled], now)
             append_many(session, audit)
             session.flush()
             for identity_id in sorted(replan):
@@ -243,6 +257,14 @@ class Worker:
             log.exception("re-planning identity %s after a round failed; the next plan of this person "
                           "(an event, reconcile) converges it", identity_id,
                           extra={"identity_id": identity_id, "alert": "replan_failed"})
+
+    def _succeed(self, known: KnownState, s: Settled, now: datetime, replan: set[str]) -> None:
+        """What a succeeded operation changes besides its row (marked with the round's others)."""
+        job = s.job
+        self._apply_known_state(known, job, s.result, now)
+        latest = known.latest_plan.get(job.identity_id)
+        if latest is not None and job.plan_id is not None and latest != job.plan_id:
+            replan.add(job.identity_id)  # finished after a newer plan: check it still fits
 
     def _apply_action(self, known: KnownState, op: Operation, s: Settled, now: datetime,
                       replan: set[str], succeeded: list[int], failed: list[int]) -> None:
@@ -272,14 +294,7 @@ class Worker:
                 op.status, op.next_attempt_at = OpStatus.PENDING, now
                 op.attempts -= 1  # a taken login is not a failed attempt
                 return
-        if action == Action.SUCCEED:
-            op.status, op.completed_at = OpStatus.SUCCEEDED, now
-            succeeded.append(op.id)
-            self._apply_known_state(known, job, result, now)
-            latest = known.latest_plan.get(job.identity_id)
-            if latest is not None and op.plan_id is not None and latest != op.plan_id:
-                replan.add(job.identity_id)  # finished after a newer plan: check it still fits
-        elif action == Action.RETRY:
+        if action == Action.RETRY:
             if result.status_code == 429:
                 # Throttling is the remote pacing us, not a failure: it does not use up attempts
                 # (bounded separately, so a permanently throttled target still surfaces).
