@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -135,13 +135,19 @@ def accounts_by_identity(session: Session, identity_ids: Sequence[str]) -> dict[
     return out
 
 
-def membership_keys(session: Session, identity_ids: Sequence[str]) -> set[tuple[str, str, str]]:
+def membership_keys(session: Session, identity_ids: Sequence[str], *,
+                    groups: Collection[str] | None = None) -> set[tuple[str, str, str]]:
+    """These people's known memberships (of ``groups`` only, when given)."""
     ids = list(set(identity_ids))
     out: set[tuple[str, str, str]] = set()
+    if groups is not None and not groups:
+        return out
     for start in range(0, len(ids), 500):
-        rows = session.execute(select(TargetMembership.identity_id, TargetMembership.target,
-                                      TargetMembership.group_key)
-                               .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
+        stmt = (select(TargetMembership.identity_id, TargetMembership.target, TargetMembership.group_key)
+                .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
+        if groups is not None:
+            stmt = stmt.where(TargetMembership.group_key.in_(sorted(groups)))
+        rows = session.execute(stmt)
         out.update((r[0], r[1], r[2]) for r in rows)
     return out
 

@@ -3,6 +3,7 @@ bulk: a round settles hundreds of operations, and one query per operation would 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -16,12 +17,15 @@ class KnownState:
     """The people and their accounts are loaded on first use (a round of group additions needs
     neither); their memberships and latest plans at once."""
 
-    def __init__(self, session: Session, identity_ids: list[str]) -> None:
+    def __init__(self, session: Session, identity_ids: list[str], *,
+                 groups: Collection[str | None] | None = None) -> None:
+        """``groups``: the only group keys this round adds or removes (None: any)."""
         self.session = session
         self._ids = identity_ids
         self._people: dict[str, Identity] | None = None
         self._accounts: dict[tuple[str, str], TargetAccount] | None = None
-        self.members = identities.membership_keys(session, identity_ids)
+        self._groups = None if groups is None else {g for g in groups if g is not None}
+        self.members = identities.membership_keys(session, identity_ids, groups=self._groups)
         self.latest_plan = plans.latest_plan_ids(session, identity_ids)
         self._group_ids: dict[str, dict[str, str]] = {}
         self._added: list[dict] = []
@@ -56,7 +60,12 @@ class KnownState:
             self._group_ids[target] = identities.target_groups(self.session, target)
         return self._group_ids[target].get(group_key)
 
+    def _loaded(self, group_key: str) -> None:
+        if self._groups is not None and group_key not in self._groups:
+            raise RuntimeError(f"memberships of group {group_key!r} were not loaded for this round")
+
     def add_membership(self, identity_id: str, target: str, group_key: str, now: datetime) -> None:
+        self._loaded(group_key)
         key = (identity_id, target, group_key)
         if key in self.members:
             return
@@ -68,6 +77,7 @@ class KnownState:
                             "group_remote_id": self.group_remote_id(target, group_key), "created_at": now})
 
     def remove_membership(self, identity_id: str, target: str, group_key: str) -> None:
+        self._loaded(group_key)
         key = (identity_id, target, group_key)
         if key not in self.members:
             return

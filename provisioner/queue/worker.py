@@ -211,7 +211,9 @@ class Worker:
             # Only outcomes other than plain success change a row field by field (ORM objects).
             ops = {op.id: op for op in queue.by_ids(session, [
                 s.job.op_id for s in report.settled if s.job.op_id in mine and s.action != Action.SUCCEED])}
-            known = KnownState(session, [s.job.identity_id for s in report.settled])
+            # Memberships: of the round's groups only (a read-back may find any group: all).
+            known = KnownState(session, [s.job.identity_id for s in report.settled],
+                               groups=None if report.checks else {s.job.group_key for s in report.settled})
             for s in report.settled:
                 job = s.job
                 if job.op_id not in mine:
@@ -348,12 +350,14 @@ class Worker:
             self._know_account(known, job, result.remote_id,
                                result.login or (job.spec.login if job.spec else None), now, linked=False)
             return
-        account = known.account(job.identity_id, job.target)
         if kind == OpKind.ADD_MEMBER and job.group_key:
             known.add_membership(job.identity_id, job.target, job.group_key, now)
-        elif kind == OpKind.REMOVE_MEMBER and job.group_key:
+            return
+        if kind == OpKind.REMOVE_MEMBER and job.group_key:
             known.remove_membership(job.identity_id, job.target, job.group_key)
-        elif account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
+            return
+        account = known.account(job.identity_id, job.target)  # (loads the round's accounts)
+        if account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
             account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
         elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
             account.synced, account.updated_at = job.fields or {}, now
