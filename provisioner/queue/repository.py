@@ -16,6 +16,8 @@ OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
 ADD_MEMBER = "add_member"
 CHUNK = 500  # ids in one ``IN (...)``
 OPS = Operation.__table__
+CLAIMED = (OPS.c.id, OPS.c.plan_id, OPS.c.identity_id, OPS.c.target, OPS.c.kind, OPS.c.group_key, OPS.c.payload,
+           OPS.c.priority, OPS.c.attempts, OPS.c.next_attempt_at)  # what a claim reads of a row
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, lim
         and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
         and_(Operation.status == OpStatus.RUNNING, Operation.lease_until < now),
     )
-    stmt = select(OPS).where(ready)
+    stmt = select(*CLAIMED).where(ready)
     if revocation is not None:
         stmt = stmt.where(Operation.priority < Priority.NORMAL if revocation
                           else Operation.priority >= Priority.NORMAL)
@@ -116,7 +118,7 @@ def _claim_target_additions(session: Session, target: str, now: datetime, limit:
                             hold: timedelta, skip_locked: bool) -> tuple[list[Any], datetime | None]:
     # ``priority + 0``: a filter, not an index range (SQLite would otherwise take the general
     # claim index and sort every ready operation).
-    base = (select(OPS)
+    base = (select(*CLAIMED)
             .where(Operation.kind == ADD_MEMBER, Operation.status == OpStatus.PENDING,
                    Operation.target == target, Operation.next_attempt_at <= now,
                    Operation.priority + 0 >= Priority.NORMAL)

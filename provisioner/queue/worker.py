@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter as TallyCounter
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -65,6 +66,12 @@ class RoundReport:
     claimed: int = 0
     settled: list[Settled] = field(default_factory=list)
     checks: list[tuple[Job, AccountState | None, str]] = field(default_factory=list)
+    counted: TallyCounter[tuple[str, str, str]] = field(default_factory=TallyCounter)  # (target, kind, action)
+
+    def count(self) -> None:
+        for labels, n in self.counted.items():
+            OPS_DONE.labels(*labels).inc(n)
+        self.counted.clear()
 
 
 class Worker:
@@ -188,7 +195,7 @@ class Worker:
                 linked: tuple[str, str | None] | None = None) -> None:
         action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts)
         report.settled.append(Settled(job, result, action, linked))
-        OPS_DONE.labels(job.target, job.kind.value, action.value).inc()
+        report.counted[(job.target, job.kind.value, action.value)] += 1  # (metrics: once per round)
 
     # -- record --------------------------------------------------------------------------------
     def _record(self, report: RoundReport) -> set[str]:
@@ -412,6 +419,7 @@ class Worker:
             report = RoundReport(claimed=len(target_jobs))
             with lanes.revocation_lane(any(Priority.is_revocation(j.priority) for j in target_jobs)):
                 await self._run_target(target, target_jobs, report)
+            report.count()
             # Recorded whatever it takes (provisioner.queue.isolation): the calls are done.
             replan.update(await asyncio.to_thread(
                 isolation.record_round, self.db, self._record, report, worker_id=self.worker_id,
