@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -176,4 +177,27 @@ def manager_remote_ids(session: Session, pairs: Sequence[tuple[str, str]]) -> di
         for employee_id, target, remote_id in rows:
             if (employee_id, target) in wanted:
                 out[(employee_id, target)] = remote_id
+    return out
+
+
+def account_refs(session: Session, identity_ids: Sequence[str]) -> dict[tuple[str, str], Any]:
+    """(identity id, target) -> a row of the account's ``remote_id`` and ``login``: what a worker
+    round needs of accounts it does not change (no ORM objects for hundreds of rows)."""
+    ids = sorted(set(identity_ids))
+    out: dict[tuple[str, str], Any] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(TargetAccount.identity_id, TargetAccount.target, TargetAccount.remote_id,
+                                      TargetAccount.login)
+                               .where(TargetAccount.identity_id.in_(ids[start:start + 500])))
+        out.update({(r.identity_id, r.target): r for r in rows})
+    return out
+
+
+def employee_ids(session: Session, identity_ids: Sequence[str]) -> dict[str, str | None]:
+    """Identity id -> employee id."""
+    ids = sorted(set(identity_ids))
+    out: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(Identity.id, Identity.employee_id).where(Identity.id.in_(ids[start:start + 500])))
+        out.update((identity_id, employee_id) for identity_id, employee_id in rows)
     return out
