@@ -131,7 +131,9 @@ class Runtime:
             while loop.time() < deadline:
                 counts = await asyncio.gather(*(self.worker.run_once() for _ in range(loops)))
                 if not sum(counts):
-                    break
+                    if not self.worker.held_for():
+                        break
+                    await asyncio.sleep(min(self.worker.held_for(), 0.1))  # held group additions
                 ran += sum(counts)
             if stats.total == 0 and ran == 0:
                 return

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -157,13 +158,19 @@ def accounts_by_identity(session: Session, identity_ids: Sequence[str]) -> dict[
     return out
 
 
-def membership_keys(session: Session, identity_ids: Sequence[str]) -> set[tuple[str, str, str]]:
+def membership_keys(session: Session, identity_ids: Sequence[str], *,
+                    groups: Collection[str] | None = None) -> set[tuple[str, str, str]]:
+    """These people's known memberships (of ``groups`` only, when given)."""
     ids = list(set(identity_ids))
     out: set[tuple[str, str, str]] = set()
+    if groups is not None and not groups:
+        return out
     for start in range(0, len(ids), 500):
-        rows = session.execute(select(TargetMembership.identity_id, TargetMembership.target,
-                                      TargetMembership.group_key)
-                               .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
+        stmt = (select(TargetMembership.identity_id, TargetMembership.target, TargetMembership.group_key)
+                .where(TargetMembership.identity_id.in_(ids[start:start + 500])))
+        if groups is not None:
+            stmt = stmt.where(TargetMembership.group_key.in_(sorted(groups)))
+        rows = session.execute(stmt)
         out.update((r[0], r[1], r[2]) for r in rows)
     return out
 
@@ -174,7 +181,7 @@ def insert_transitions(session: Session, rows: list[dict]) -> None:
 
 def insert_memberships(session: Session, rows: list[dict]) -> None:
     if rows:
-        session.execute(insert(TargetMembership), rows)
+        session.execute(insert(TargetMembership.__table__), rows)  # Core executemany: no ORM bookkeeping
 
 
 def delete_memberships(session: Session, keys: list[tuple[str, str, str]]) -> None:
@@ -196,4 +203,27 @@ def manager_remote_ids(session: Session, pairs: Sequence[tuple[str, str]]) -> di
         for employee_id, target, remote_id in rows:
             if (employee_id, target) in wanted:
                 out[(employee_id, target)] = remote_id
+    return out
+
+
+def account_refs(session: Session, identity_ids: Sequence[str]) -> dict[tuple[str, str], Any]:
+    """(identity id, target) -> a row of the account's ``remote_id`` and ``login``: what a worker
+    round needs of accounts it does not change (no ORM objects for hundreds of rows)."""
+    ids = sorted(set(identity_ids))
+    out: dict[tuple[str, str], Any] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(TargetAccount.identity_id, TargetAccount.target, TargetAccount.remote_id,
+                                      TargetAccount.login)
+                               .where(TargetAccount.identity_id.in_(ids[start:start + 500])))
+        out.update({(r.identity_id, r.target): r for r in rows})
+    return out
+
+
+def employee_ids(session: Session, identity_ids: Sequence[str]) -> dict[str, str | None]:
+    """Identity id -> employee id."""
+    ids = sorted(set(identity_ids))
+    out: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(Identity.id, Identity.employee_id).where(Identity.id.in_(ids[start:start + 500])))
+        out.update((identity_id, employee_id) for identity_id, employee_id in rows)
     return out

@@ -46,7 +46,7 @@ def reason_of(exc: BaseException) -> str:
 
 
 # -- building ----------------------------------------------------------------------------------
-def build_isolated(session: Session, ops: list[Operation], naming: Naming) -> list[Job]:
+def build_isolated(session: Session, ops: list[queue.Claimed], naming: Naming) -> list[Job]:
     """``build_jobs`` for the batch; if it raises, operation by operation (see module doc)."""
     if not ops:
         return []
@@ -67,7 +67,9 @@ def build_isolated(session: Session, ops: list[Operation], naming: Naming) -> li
             if is_transient(exc):
                 raise
             log.debug("building operation %s raised", op.id, exc_info=exc)
-            _dead(session, op, utcnow(), f"the call could not be prepared: {reason_of(exc)}")
+            row = queue.get(session, op.id)
+            if row is not None:
+                _dead(session, row, utcnow(), f"the call could not be prepared: {reason_of(exc)}")
     return jobs
 
 

@@ -12,7 +12,8 @@ from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
 from provisioner.identities.naming import login_local_part, with_suffix
 from provisioner.identities.service import Naming, attributes_of
-from provisioner.queue.models import Operation, Priority
+from provisioner.queue.models import Priority
+from provisioner.queue.repository import Claimed
 from provisioner.targets.contract import (
     AccountSpec,
     OpKind,
@@ -47,17 +48,22 @@ class Job:
                         account=self.spec)
 
 
-def build_jobs(session: Session, ops: list[Operation], naming: Naming) -> list[Job]:
+def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job]:
     jobs: list[Job] = []
-    people = identities.identities_by_id(session, [op.identity_id for op in ops])
-    accounts = identities.accounts_by_identity(session, [op.identity_id for op in ops])
+    # Whole people only where an account is described (creates, updates); the rest need only
+    # their employee id and account ids (a round of group additions reads no ORM objects).
+    described = (OpKind.CREATE_ACCOUNT, OpKind.UPDATE_ACCOUNT)
+    people = identities.identities_by_id(session, [op.identity_id for op in ops if op.kind in described])
+    employee_ids = identities.employee_ids(session, [op.identity_id for op in ops if op.kind not in described])
+    accounts = identities.account_refs(session, [op.identity_id for op in ops])
     managers = identities.manager_remote_ids(session, [
         (people[op.identity_id].manager_employee_id, op.target) for op in ops
-        if op.kind in (OpKind.CREATE_ACCOUNT, OpKind.UPDATE_ACCOUNT) and people[op.identity_id].manager_employee_id])
+        if op.kind in described and people[op.identity_id].manager_employee_id])
     for op in ops:
-        identity = people[op.identity_id]
+        identity = people.get(op.identity_id)
         kind = OpKind(op.kind)
-        job = Job(op.id, kind, op.target, op.identity_id, identity.employee_id, op.plan_id,
+        job = Job(op.id, kind, op.target, op.identity_id,
+                  identity.employee_id if identity is not None else employee_ids[op.identity_id], op.plan_id,
                   op.attempts, op.group_key, dict(op.payload or {}), priority=op.priority)
         account = accounts.get((op.identity_id, op.target))
         if kind == OpKind.CREATE_ACCOUNT:

@@ -3,6 +3,7 @@ bulk: a round settles hundreds of operations, and one query per operation would 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -13,15 +14,34 @@ from provisioner.planner import repository as plans
 
 
 class KnownState:
-    def __init__(self, session: Session, identity_ids: list[str]) -> None:
+    """The people and their accounts are loaded on first use (a round of group additions needs
+    neither); their memberships and latest plans at once."""
+
+    def __init__(self, session: Session, identity_ids: list[str], *,
+                 groups: Collection[str | None] | None = None) -> None:
+        """``groups``: the only group keys this round adds or removes (None: any)."""
         self.session = session
-        self.people: dict[str, Identity] = identities.identities_by_id(session, identity_ids)
-        self.accounts: dict[tuple[str, str], TargetAccount] = identities.accounts_by_identity(session, identity_ids)
-        self.members = identities.membership_keys(session, identity_ids)
+        self._ids = identity_ids
+        self._people: dict[str, Identity] | None = None
+        self._accounts: dict[tuple[str, str], TargetAccount] | None = None
+        self._groups = None if groups is None else {g for g in groups if g is not None}
+        self.members = identities.membership_keys(session, identity_ids, groups=self._groups)
         self.latest_plan = plans.latest_plan_ids(session, identity_ids)
         self._group_ids: dict[str, dict[str, str]] = {}
         self._added: list[dict] = []
         self._removed: list[tuple[str, str, str]] = []
+
+    @property
+    def people(self) -> dict[str, Identity]:
+        if self._people is None:
+            self._people = identities.identities_by_id(self.session, self._ids)
+        return self._people
+
+    @property
+    def accounts(self) -> dict[tuple[str, str], TargetAccount]:
+        if self._accounts is None:
+            self._accounts = identities.accounts_by_identity(self.session, self._ids)
+        return self._accounts
 
     def account(self, identity_id: str, target: str) -> TargetAccount | None:
         return self.accounts.get((identity_id, target))
@@ -40,7 +60,12 @@ class KnownState:
             self._group_ids[target] = identities.target_groups(self.session, target)
         return self._group_ids[target].get(group_key)
 
+    def _loaded(self, group_key: str) -> None:
+        if self._groups is not None and group_key not in self._groups:
+            raise RuntimeError(f"memberships of group {group_key!r} were not loaded for this round")
+
     def add_membership(self, identity_id: str, target: str, group_key: str, now: datetime) -> None:
+        self._loaded(group_key)
         key = (identity_id, target, group_key)
         if key in self.members:
             return
@@ -52,6 +77,7 @@ class KnownState:
                             "group_remote_id": self.group_remote_id(target, group_key), "created_at": now})
 
     def remove_membership(self, identity_id: str, target: str, group_key: str) -> None:
+        self._loaded(group_key)
         key = (identity_id, target, group_key)
         if key not in self.members:
             return

@@ -60,4 +60,6 @@ class Operation(Base):
     __table_args__ = (
         Index("ix_operations_claim", "status", "priority", "next_attempt_at"),
         Index("ix_operations_depends", "depends_on_id"),
+        # Group additions claimed group by group (queue.repository.claim_additions).
+        Index("ix_operations_additions", "kind", "status", "target", "group_key", "next_attempt_at"),
     )

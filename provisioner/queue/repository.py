@@ -3,47 +3,177 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation, OpStatus, Priority
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
+ADD_MEMBER = "add_member"
+CHUNK = 500  # ids in one ``IN (...)``
+OPS = Operation.__table__
+CLAIMED = (OPS.c.id, OPS.c.plan_id, OPS.c.identity_id, OPS.c.target, OPS.c.kind, OPS.c.group_key, OPS.c.payload,
+           OPS.c.priority, OPS.c.attempts, OPS.c.next_attempt_at)  # what a claim reads of a row
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed operation as the worker needs it (a row, not an ORM object: a round claims
+    hundreds, and the claim and its record are one statement each, not one per row)."""
+
+    id: int
+    plan_id: int | None
+    identity_id: str
+    target: str
+    kind: str
+    group_key: str | None
+    payload: dict[str, Any]
+    priority: int
+    attempts: int  # counting this attempt
 
 
 def claim(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
           skip_locked: bool, targets: Iterable[str] | None = None,
-          revocation: bool | None = None) -> list[Operation]:
+          revocation: bool | None = None, additions: bool = True) -> list[Claimed]:
     """Claim ready operations, most urgent first (leavers before everything else).
 
     Ready means pending and due, or running with an expired lease (its worker died). On
     PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side.
     ``revocation=True`` claims only revocation work (``Priority.is_revocation``), ``False``
-    only the rest; the worker never mixes the two in one round.
+    only the rest; the worker never mixes the two in one round. ``additions=False`` leaves out
+    pending group additions (the worker claims those group by group: ``claim_additions``).
     """
     ready = or_(
         and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now),
         and_(Operation.status == OpStatus.RUNNING, Operation.lease_until < now),
     )
-    stmt = select(Operation).where(ready)
+    stmt = select(*CLAIMED).where(ready)
     if revocation is not None:
         stmt = stmt.where(Operation.priority < Priority.NORMAL if revocation
                           else Operation.priority >= Priority.NORMAL)
+    if not additions:
+        stmt = stmt.where(or_(Operation.kind != ADD_MEMBER, Operation.status == OpStatus.RUNNING))
     if targets is not None:
         stmt = stmt.where(Operation.target.in_(list(targets)))
     stmt = stmt.order_by(Operation.priority, Operation.next_attempt_at, Operation.id).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
-    ops = list(session.scalars(stmt))
-    for op in ops:
-        op.status = OpStatus.RUNNING
-        op.claimed_by = worker_id
-        op.lease_until = now + lease
-        op.attempts += 1
-    return ops
+    return _take(session, list(session.execute(stmt)), worker_id, now, lease)
+
+
+def _take(session: Session, rows: list[Any], worker_id: str, now: datetime, lease: timedelta) -> list[Claimed]:
+    """Mark the selected rows running under this worker's lease: one UPDATE per ``CHUNK``."""
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(OPS).where(OPS.c.id.in_(ids[start:start + CHUNK]))
+                        .values(status=OpStatus.RUNNING, claimed_by=worker_id, lease_until=now + lease,
+                                attempts=OPS.c.attempts + 1))
+    return [Claimed(r.id, r.plan_id, r.identity_id, r.target, r.kind, r.group_key, dict(r.payload or {}),
+                    r.priority, r.attempts + 1) for r in rows]
+
+
+def claim_additions(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
+                    per_request: int, hold: timedelta, skip_locked: bool,
+                    targets: Iterable[str]) -> tuple[list[Claimed], datetime | None]:
+    """Claim ready group additions (priority NORMAL and above) group by group, in whole requests
+    of ``per_request`` members (Graph's ``members@odata.bind`` takes 20), so a group's additions
+    arriving over several rounds still go out 20 to a request.
+
+    A group's last additions short of a whole request are held while more of that group are on
+    their way (additions still waiting on their account's create, or due again within ``hold``
+    after a 429) and the oldest of them has been ready for less than ``hold``; the next round
+    packs them with the ones arriving. Nothing is held longer than ``hold``, and a group with
+    nothing more on its way goes out at once (a mover's one addition). Revocation work never
+    comes here.
+
+    Returns the claimed operations and, when some were held, when the first held group is due.
+    Cost: per target, pages of ``limit + per_request`` rows read in the order of
+    ``ix_operations_additions`` (kind, status, target, group_key, next_attempt_at; no sort);
+    later pages only past held groups (fewer than ``per_request`` rows each), and one indexed
+    existence check per held remainder. PostgreSQL: claims of additions take turns (a
+    transaction advisory lock) so two workers never split one group's request between them;
+    rows are locked ``FOR UPDATE SKIP LOCKED`` against a planner withdrawing them.
+    """
+    if skip_locked:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+                        {"name": "provisioner.claim_additions"})
+    chosen: list[Operation] = []
+    held_until: datetime | None = None
+    for target in sorted(set(targets)):
+        if len(chosen) >= limit:
+            break
+        taken, held = _claim_target_additions(session, target, now, limit - len(chosen),
+                                              per_request=per_request, hold=hold, skip_locked=skip_locked)
+        chosen.extend(taken)
+        if held is not None:
+            held_until = held if held_until is None else min(held_until, held)
+    return _take(session, chosen, worker_id, now, lease), held_until
+
+
+def _claim_target_additions(session: Session, target: str, now: datetime, limit: int, *, per_request: int,
+                            hold: timedelta, skip_locked: bool) -> tuple[list[Any], datetime | None]:
+    # ``priority + 0``: a filter, not an index range (SQLite would otherwise take the general
+    # claim index and sort every ready operation).
+    base = (select(*CLAIMED)
+            .where(Operation.kind == ADD_MEMBER, Operation.status == OpStatus.PENDING,
+                   Operation.target == target, Operation.next_attempt_at <= now,
+                   Operation.priority + 0 >= Priority.NORMAL)
+            .order_by(Operation.group_key, Operation.next_attempt_at))
+    page = max(1, limit) + per_request
+    chosen: list[Any] = []
+    held_until: datetime | None = None
+    after: str | None = None
+    while len(chosen) < limit:
+        stmt = base if after is None else base.where(Operation.group_key > after)
+        stmt = stmt.limit(page)
+        if skip_locked:
+            stmt = stmt.with_for_update(skip_locked=True)
+        groups: dict[str | None, list[Any]] = {}
+        rows = list(session.execute(stmt))
+        for op in rows:
+            groups.setdefault(op.group_key, []).append(op)
+        keys = list(groups)
+        cut = keys[-1] if len(rows) == page else None  # this group may go on past the page
+        done = not rows or cut is None
+        for index, key in enumerate(keys):
+            members, room = groups[key], limit - len(chosen)
+            if key == cut and index > 0:
+                after = keys[index - 1]  # read it whole on the next page
+                break
+            whole = min(len(members), room) // per_request * per_request
+            chosen.extend(members[:whole])
+            rest = members[whole:]
+            if key == cut or len(members) > room:
+                done = True  # the round is full (or one large group fills it)
+                break
+            if not rest:
+                continue
+            oldest = rest[0].next_attempt_at
+            if oldest <= now - hold or not _more_additions_coming(session, (target, key), now, hold):
+                chosen.extend(rest)
+            else:
+                due = oldest + hold
+                held_until = due if held_until is None else min(held_until, due)
+        if done:
+            break
+    return chosen, held_until
+
+
+def _more_additions_coming(session: Session, key: tuple[str, str | None], now: datetime, hold: timedelta) -> bool:
+    """Additions of this group waiting on their account's create, or due again within ``hold``
+    (a retry after a 429)."""
+    target, group = key
+    same = (Operation.kind == ADD_MEMBER, Operation.target == target, Operation.group_key == group)
+    waiting = select(Operation.id).where(*same, Operation.status == OpStatus.WAITING).limit(1)
+    soon = select(Operation.id).where(*same, Operation.status == OpStatus.PENDING,
+                                      Operation.next_attempt_at > now,
+                                      Operation.next_attempt_at <= now + hold).limit(1)
+    return session.scalar(waiting) is not None or session.scalar(soon) is not None
 
 
 def _attempted_create():
@@ -97,11 +227,31 @@ def open_creates_for(session: Session, identity_ids: Sequence[str]) -> list[tupl
 
 
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:
-    if op_ids:
-        session.execute(update(Operation)
-                        .where(Operation.depends_on_id.in_(list(op_ids)),
-                               Operation.status == OpStatus.WAITING)
+    ids = list(op_ids)
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(OPS).where(OPS.c.depends_on_id.in_(ids[start:start + CHUNK]),
+                                          OPS.c.status == OpStatus.WAITING)
                         .values(status=OpStatus.PENDING, next_attempt_at=now))
+
+
+def still_claimed(session: Session, op_ids: Sequence[int], worker_id: str) -> set[int]:
+    """Of these operations, the ones still running under this worker's claim (the others' lease
+    ran out and another worker has them now)."""
+    ids, out = list(op_ids), set()
+    for start in range(0, len(ids), CHUNK):
+        out.update(session.scalars(select(OPS.c.id).where(
+            OPS.c.id.in_(ids[start:start + CHUNK]), OPS.c.status == OpStatus.RUNNING,
+            OPS.c.claimed_by == worker_id)))
+    return out
+
+
+def mark_succeeded(session: Session, op_ids: Sequence[int], worker_id: str, now: datetime) -> None:
+    """Operations of this worker's claim done: one UPDATE per ``CHUNK``, not one per row."""
+    ids = list(op_ids)
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(OPS).where(OPS.c.id.in_(ids[start:start + CHUNK]),
+                                          OPS.c.status == OpStatus.RUNNING, OPS.c.claimed_by == worker_id)
+                        .values(status=OpStatus.SUCCEEDED, completed_at=now, lease_until=None, last_error=None))
 
 
 def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter as TallyCounter
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcom
                    ["target", "kind", "action"])
 MAX_VERIFY_ROUNDS = 3
 MAX_THROTTLED = 200
+ADDITIONS_PER_REQUEST = 20  # members in one Graph members@odata.bind PATCH (the largest target batch)
 
 
 @dataclass
@@ -66,6 +68,12 @@ class RoundReport:
     claimed: int = 0
     settled: list[Settled] = field(default_factory=list)
     checks: list[tuple[Job, AccountState | None, str]] = field(default_factory=list)
+    counted: TallyCounter[tuple[str, str, str]] = field(default_factory=TallyCounter)  # (target, kind, action)
+
+    def count(self) -> None:
+        for labels, n in self.counted.items():
+            OPS_DONE.labels(*labels).inc(n)
+        self.counted.clear()
 
 
 class Worker:
@@ -78,6 +86,7 @@ class Worker:
         self._hurry: asyncio.Event | None = None  # set when a stopping worker stops waiting for its calls
         self.halted_until: dict[str, datetime] = {}
         self.groups = GroupIds(db, ctx)
+        self.held_until: datetime | None = None  # group additions held for more of their group
 
     def wake(self) -> None:
         """Start a round now instead of at the next poll; safe from any thread (the SCIM
@@ -94,14 +103,20 @@ class Worker:
         live = [t for t in self.connectors if self.halted_until.get(t, now) <= now]
         if not live:
             return [], 0
+        lease, skip_locked = timedelta(seconds=self.settings.lease_seconds), self.db.dialect == "postgresql"
         with self.db.transaction() as session:
             def claim(revocation: bool) -> list[Operation]:
-                return queue.claim(session, self.worker_id, now, timedelta(seconds=self.settings.lease_seconds),
-                                   self.settings.worker_batch_size, revocation=revocation,
-                                   skip_locked=self.db.dialect == "postgresql", targets=live)
+                return queue.claim(session, self.worker_id, now, lease, self.settings.worker_batch_size,
+                                   revocation=revocation, skip_locked=skip_locked, targets=live,
+                                   additions=revocation)
             ops = claim(True)
             if not ops and not revocation_only:
-                ops = claim(False)
+                # Group additions group by group, 20 to a request (Graph's members@odata.bind).
+                ops, self.held_until = queue.claim_additions(
+                    session, self.worker_id, now, lease, self.settings.member_add_claim_size,
+                    per_request=ADDITIONS_PER_REQUEST, hold=timedelta(seconds=self.settings.member_add_hold_seconds),
+                    skip_locked=skip_locked, targets=live)
+                ops += claim(False)
             # One operation whose call cannot be prepared is dead-lettered, never the round.
             return isolation.build_isolated(session, ops, self.ctx.naming), len(ops)
 
@@ -183,7 +198,7 @@ class Worker:
                 linked: tuple[str, str | None] | None = None) -> None:
         action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts)
         report.settled.append(Settled(job, result, action, linked))
-        OPS_DONE.labels(job.target, job.kind.value, action.value).inc()
+        report.counted[(job.target, job.kind.value, action.value)] += 1  # (metrics: once per round)
 
     # -- record --------------------------------------------------------------------------------
     def _record(self, report: RoundReport) -> set[str]:
@@ -196,29 +211,45 @@ class Worker:
         audit: list[Entry] = []
         succeeded: list[int] = []
         failed: list[int] = []
+        done: list[int] = []  # succeeded as claimed: marked in one statement
         with self.db.transaction() as session, session.no_autoflush:
             # The people first, in one order: a plan being made for one of them finishes before
             # this record reads which plan is their latest (or waits for this one to commit).
             identities.lock_ids(session, [s.job.identity_id for s in report.settled])
-            ops = {op.id: op for op in queue.by_ids(session, [s.job.op_id for s in report.settled])}
-            known = KnownState(session, [s.job.identity_id for s in report.settled])
+            # Ours still: the others' lease ran out and another worker has them now.
+            mine = queue.still_claimed(session, [s.job.op_id for s in report.settled], self.worker_id)
+            # Only outcomes other than plain success change a row field by field (ORM objects).
+            ops = {op.id: op for op in queue.by_ids(session, [
+                s.job.op_id for s in report.settled if s.job.op_id in mine and s.action != Action.SUCCEED])}
+            # Memberships: of the round's groups only (a read-back may find any group: all).
+            known = KnownState(session, [s.job.identity_id for s in report.settled],
+                               groups=None if report.checks else {s.job.group_key for s in report.settled})
             for s in report.settled:
-                op = ops[s.job.op_id]
-                if op.status != OpStatus.RUNNING or op.claimed_by != self.worker_id:
-                    continue  # our lease ran out and someone else has it now
-                self._apply_action(known, op, s, now, replan, succeeded, failed)
-                audit.append(Entry("operation.attempt", s.job.employee_id or s.job.identity_id, {
-                    "op_id": op.id, "plan_id": op.plan_id, "target": op.target, "kind": op.kind,
-                    "group": op.group_key, "attempt": op.attempts, "outcome": s.result.outcome.value,
-                    "action": s.action.value, "status": op.status, "detail": s.result.detail[:500],
+                job = s.job
+                if job.op_id not in mine:
+                    continue
+                if s.action == Action.SUCCEED:
+                    self._succeed(known, s, now, replan)
+                    done.append(job.op_id)
+                    status, attempt = OpStatus.SUCCEEDED, job.attempts
+                else:
+                    op = ops[job.op_id]
+                    self._apply_action(known, op, s, now, replan, succeeded, failed)
+                    status, attempt = op.status, op.attempts
+                audit.append(Entry("operation.attempt", job.employee_id or job.identity_id, {
+                    "op_id": job.op_id, "plan_id": job.plan_id, "target": job.target, "kind": job.kind.value,
+                    "group": job.group_key, "attempt": attempt, "outcome": s.result.outcome.value,
+                    "action": s.action.value, "status": status, "detail": s.result.detail[:500],
                     "http_status": s.result.status_code}))
             for job, state, target in report.checks:
                 self._record_check(known, job, state, target, now, audit)
             known.flush()
             session.flush()
+            queue.mark_succeeded(session, done, self.worker_id, now)
+            succeeded += done
             queue.release_dependents(session, succeeded, now)
             queue.fail_dependents(session, failed, now, "an operation it depends on failed")
-            queue.release_verifications(session, [ops[s.job.op_id].plan_id for s in report.settled], now)
+            queue.release_verifications(session, [s.job.plan_id for s in report.settled], now)
             append_many(session, audit)
             session.flush()
             for identity_id in sorted(replan):
@@ -238,6 +269,14 @@ class Worker:
             log.exception("re-planning identity %s after a round failed; the next plan of this person "
                           "(an event, reconcile) converges it", identity_id,
                           extra={"identity_id": identity_id, "alert": "replan_failed"})
+
+    def _succeed(self, known: KnownState, s: Settled, now: datetime, replan: set[str]) -> None:
+        """What a succeeded operation changes besides its row (marked with the round's others)."""
+        job = s.job
+        self._apply_known_state(known, job, s.result, now)
+        latest = known.latest_plan.get(job.identity_id)
+        if latest is not None and job.plan_id is not None and latest != job.plan_id:
+            replan.add(job.identity_id)  # finished after a newer plan: check it still fits
 
     def _apply_action(self, known: KnownState, op: Operation, s: Settled, now: datetime,
                       replan: set[str], succeeded: list[int], failed: list[int]) -> None:
@@ -267,14 +306,7 @@ class Worker:
                 op.status, op.next_attempt_at = OpStatus.PENDING, now
                 op.attempts -= 1  # a taken login is not a failed attempt
                 return
-        if action == Action.SUCCEED:
-            op.status, op.completed_at = OpStatus.SUCCEEDED, now
-            succeeded.append(op.id)
-            self._apply_known_state(known, job, result, now)
-            latest = known.latest_plan.get(job.identity_id)
-            if latest is not None and op.plan_id is not None and latest != op.plan_id:
-                replan.add(job.identity_id)  # finished after a newer plan: check it still fits
-        elif action == Action.RETRY:
+        if action == Action.RETRY:
             if result.status_code == 429:
                 # Throttling is the remote pacing us, not a failure: it does not use up attempts
                 # (bounded separately, so a permanently throttled target still surfaces).
@@ -328,12 +360,14 @@ class Worker:
             self._know_account(known, job, result.remote_id,
                                result.login or (job.spec.login if job.spec else None), now, linked=False)
             return
-        account = known.account(job.identity_id, job.target)
         if kind == OpKind.ADD_MEMBER and job.group_key:
             known.add_membership(job.identity_id, job.target, job.group_key, now)
-        elif kind == OpKind.REMOVE_MEMBER and job.group_key:
+            return
+        if kind == OpKind.REMOVE_MEMBER and job.group_key:
             known.remove_membership(job.identity_id, job.target, job.group_key)
-        elif account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
+            return
+        account = known.account(job.identity_id, job.target)  # (loads the round's accounts)
+        if account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
             account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
         elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
             account.synced, account.updated_at = job.fields or {}, now
@@ -388,6 +422,7 @@ class Worker:
             report = RoundReport(claimed=len(target_jobs))
             with lanes.revocation_lane(any(Priority.is_revocation(j.priority) for j in target_jobs)):
                 finished = await self._unless_hurried(self._run_target(target, target_jobs, report))
+            report.count()
             # Recorded whatever it takes (provisioner.queue.isolation): the calls are done.
             replan.update(await asyncio.to_thread(
                 isolation.record_round, self.db, self._record, report, worker_id=self.worker_id,
@@ -401,13 +436,22 @@ class Worker:
             self.wake()  # the new plans' work is ready now
         return claimed
 
+    def held_for(self) -> float:
+        """Seconds until group additions held by the last claim go out (0: none held)."""
+        if self.held_until is None:
+            return 0.0
+        return max(0.0, (self.held_until - utcnow()).total_seconds())
+
     async def run_until_idle(self, *, max_wait: float = 30.0, loops: int = 1) -> None:
-        """Run until nothing is ready now (tests, the demo, benchmarks)."""
+        """Run until nothing is ready now, held group additions included (tests, the demo,
+        benchmarks)."""
         deadline = asyncio.get_running_loop().time() + max_wait
         while asyncio.get_running_loop().time() < deadline:
             counts = await asyncio.gather(*(self.run_once() for _ in range(loops)))
             if sum(counts) == 0:
-                return
+                if not self.held_for():
+                    return
+                await asyncio.sleep(min(self.held_for(), 0.1))
 
     async def run_forever(self, stop: asyncio.Event, *, loops: int | None = None) -> None:
         """``worker_concurrency`` loops taking any work (revocation first), and
@@ -428,8 +472,11 @@ class Worker:
                     done = 0
                 if done == 0:
                     self._wake.clear()
+                    pause = self.settings.worker_poll_seconds
+                    if self.held_for():  # held group additions go out when their hold ends
+                        pause = min(pause, self.held_for() + 0.01)
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                        await asyncio.wait_for(self._wake.wait(), pause)
                     except TimeoutError:
                         pass
         work = asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)),

@@ -308,14 +308,14 @@ async def test_recording_transport_counts_sdk_calls_and_never_logs_the_token(
 ):
     caplog.set_level(logging.DEBUG)
     uid = graph_sandbox.seed_user("a@example.test", display_name="A", employee_id="E1")
-    await entra_over_sandbox.find_account(person(employee_id="E1"))
+    assert (await entra_over_sandbox.check()).reachable  # an SDK request builder's GET
     await entra_over_sandbox.apply([TargetOp(1, OpKind.DISABLE_ACCOUNT, account_id=uid)])
     recorder = entra_over_sandbox.recorder
     assert recorder.calls == graph_sandbox.stats.http_calls == 2
     assert recorder.calls_by_method == {"GET": 1, "POST": 1}
     records = [r for r in caplog.records if r.name == "provisioner.calls"]
     assert [(r.method, r.path, r.status) for r in records] == [
-        ("GET", "/v1.0/users", "200"),
+        ("GET", "/v1.0/groups", "200"),
         ("POST", "/v1.0/$batch", "200"),
     ]
     assert all(r.target == "entra-test" and r.ms >= 0 for r in records)

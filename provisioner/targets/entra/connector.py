@@ -26,7 +26,6 @@ from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from provisioner.targets import lanes
 from provisioner.targets.config import EntraTarget
@@ -38,7 +37,7 @@ from provisioner.targets.contract import (
     TargetHealth,
     TargetOp,
 )
-from provisioner.targets.entra import batching, errors
+from provisioner.targets.entra import batching, errors, lookups
 from provisioner.targets.entra.batching import BIND, CREATE, SubRequest
 from provisioner.targets.entra.client import GraphClient, build_graph_client
 from provisioner.targets.entra.credentials import GRAPH_SCOPE, build_credential
@@ -259,39 +258,26 @@ class EntraConnector(EntraReads):
     # ---- reads --------------------------------------------------------------------------
 
     async def find_account(self, spec: AccountSpec) -> tuple[str, str | None] | None:
-        """Match before create: the account holding ``employeeId eq '...'``.
-
-        Only when the spec has no employee id is ``userPrincipalName eq '...'`` used instead:
-        an account that merely holds the login is someone else's (or nobody's) and must not
-        be linked; the create then answers EXISTS and the planner picks another login.
-        Quotes are doubled (OData string literal). Two accounts holding one employee id
-        raise ``TargetError`` (BAD_REQUEST): linking either would be a guess.
-        """
-        if spec.employee_id:
-            prop, value = "employeeId", spec.employee_id
-        elif spec.login:
-            prop, value = "userPrincipalName", spec.login
-        else:
-            return None
-        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-            filter=f"{prop} eq {batching.odata_string(value)}",
-            select=["id", "userPrincipalName", "employeeId"],
-            top=2,
-        )
-        page = await self._sdk(self.client.users.get(RequestConfiguration(query_parameters=query)))
-        users = list(page.value or []) if page is not None else []
-        if len(users) > 1:
-            raise TargetError(
-                Outcome.BAD_REQUEST, f"{len(users)} accounts match {prop}; refusing to guess"
-            )
-        if not users:
-            return None
-        return str(users[0].id), users[0].user_principal_name
+        """Match before create: the account holding this person's employee id (only without
+        one, their userPrincipalName: an account that merely holds the login is someone
+        else's). See ``find_accounts``."""
+        return (await self.find_accounts([spec])).get(spec.employee_id)
 
     async def find_accounts(self, specs: Sequence[AccountSpec]) -> dict[str, tuple[str, str | None]]:
-        """``find_account`` for each person, concurrently."""
-        found = await asyncio.gather(*(self.find_account(spec) for spec in specs))
-        return {spec.employee_id: match for spec, match in zip(specs, found, strict=True) if match is not None}
+        """Match before create for many people: ``employeeId in (...)`` lookups of 15 people
+        each, 20 to a ``$batch`` (:mod:`provisioner.targets.entra.lookups`). Two accounts
+        holding one employee id, or any lookup failing, raise ``TargetError``."""
+        subs = lookups.lookup_requests(specs)
+        if not subs:
+            return {}
+        answers = await self._execute(subs)
+        bodies: list[tuple[SubRequest, dict[str, Any]]] = []
+        for sub in subs:
+            answer = answers[sub.id]
+            if answer.mapped.outcome != Outcome.DONE:
+                raise answer.mapped.error() from answer.error
+            bodies.append((sub, answer.body if isinstance(answer.body, dict) else {}))
+        return lookups.matches(specs, bodies)
 
     async def check(self) -> TargetHealth:
         """Get a token, then ``GET /groups?$top=1`` (a read: allowed in dry-run)."""
