@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0008_claim_indexes"
-down_revision: str | None = "0005_e"
+down_revision: str | None = "0006_reconcile_cursors"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
