@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # members@odata.bind), up to member_add_claim_size a round; a group's last few are held up to
     # member_add_hold_seconds while more of that group are on their way (queue.repository.claim_additions).
     member_add_claim_size: int = Field(1000, ge=1)
-    member_add_hold_seconds: float = Field(1.5, ge=0)
+    member_add_hold_seconds: float = Field(10.0, ge=0)
     max_attempts: int = 10
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 900.0

@@ -62,6 +62,16 @@ def _is_held(kind: str, at: datetime, pk: int, failed_first: tuple[datetime, int
     return not (kind in REVOKING and known)
 
 
+def has_due(session: Session, now: datetime) -> bool:
+    """Whether any HR event is due and still to be applied (two probes of ``ix_hr_events_due``,
+    each stopping at its first row): the worker holds back partial group additions meanwhile."""
+    pending = HREvent.status == EventStatus.PENDING
+    for due in (HREvent.immediate.is_(True), and_(HREvent.immediate.is_(False), HREvent.effective_at <= now)):
+        if session.scalar(select(HREvent.id).where(pending, due).limit(1)) is not None:
+            return True
+    return False
+
+
 def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool) -> Sequence[HREvent]:
     """Due pending events, terminations first (immediate ones ahead of all), then in effective
     order. An event is held back while an earlier due event of the same person is still

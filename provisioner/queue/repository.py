@@ -79,7 +79,7 @@ def _take(session: Session, rows: list[Any], worker_id: str, now: datetime, leas
 
 def claim_additions(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
                     per_request: int, hold: timedelta, skip_locked: bool,
-                    targets: Iterable[str]) -> tuple[list[Claimed], datetime | None]:
+                    targets: Iterable[str], planning: bool = False) -> tuple[list[Claimed], datetime | None]:
     """Claim ready group additions (priority NORMAL and above) group by group, in whole requests
     of ``per_request`` members (Graph's ``members@odata.bind`` takes 20), so a group's additions
     arriving over several rounds still go out 20 to a request.
@@ -87,9 +87,10 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
     A group's last additions short of a whole request are held while more of that group are on
     their way (additions still waiting on their account's create, or due again within ``hold``
     after a 429) and the oldest of them has been ready for less than ``hold``; the next round
-    packs them with the ones arriving. Nothing is held longer than ``hold``, and a group with
-    nothing more on its way goes out at once (a mover's one addition). Revocation work never
-    comes here.
+    packs them with the ones arriving. ``planning`` says HR events are still to be planned (an
+    import under way): every group may get more. Nothing is held longer than ``hold``, and a
+    group with nothing more on its way goes out at once (a mover's one addition). Revocation work
+    never comes here.
 
     Returns the claimed operations and, when some were held, when the first held group is due.
     Cost: per target, pages of ``limit + per_request`` rows read in the order of
@@ -107,8 +108,8 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
     for target in sorted(set(targets)):
         if len(chosen) >= limit:
             break
-        taken, held = _claim_target_additions(session, target, now, limit - len(chosen),
-                                              per_request=per_request, hold=hold, skip_locked=skip_locked)
+        taken, held = _claim_target_additions(session, target, now, limit - len(chosen), per_request=per_request,
+                                              hold=hold, skip_locked=skip_locked, planning=planning)
         chosen.extend(taken)
         if held is not None:
             held_until = held if held_until is None else min(held_until, held)
@@ -116,7 +117,7 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
 
 
 def _claim_target_additions(session: Session, target: str, now: datetime, limit: int, *, per_request: int,
-                            hold: timedelta, skip_locked: bool) -> tuple[list[Any], datetime | None]:
+                            hold: timedelta, skip_locked: bool, planning: bool) -> tuple[list[Any], datetime | None]:
     # ``priority + 0``: a filter, not an index range (SQLite would otherwise take the general
     # claim index and sort every ready operation).
     base = (select(*CLAIMED)
@@ -154,7 +155,7 @@ def _claim_target_additions(session: Session, target: str, now: datetime, limit:
             if not rest:
                 continue
             oldest = rest[0].next_attempt_at
-            if oldest <= now - hold or not _more_additions_coming(session, (target, key), now, hold):
+            if oldest <= now - hold or not (planning or _more_additions_coming(session, (target, key), now, hold)):
                 chosen.extend(rest)
             else:
                 due = oldest + hold

@@ -28,6 +28,7 @@ from provisioner.db import Database
 from provisioner.evidence import checks
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
+from provisioner.intake import repository as intake
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.queue import isolation
 from provisioner.queue import repository as queue
@@ -112,10 +113,11 @@ class Worker:
             ops = claim(True)
             if not ops and not revocation_only:
                 # Group additions group by group, 20 to a request (Graph's members@odata.bind).
+                # HR events still to be planned (an import under way) bring more additions.
                 ops, self.held_until = queue.claim_additions(
                     session, self.worker_id, now, lease, self.settings.member_add_claim_size,
                     per_request=ADDITIONS_PER_REQUEST, hold=timedelta(seconds=self.settings.member_add_hold_seconds),
-                    skip_locked=skip_locked, targets=live)
+                    skip_locked=skip_locked, targets=live, planning=intake.has_due(session, now))
                 ops += claim(False)
             # One operation whose call cannot be prepared is dead-lettered, never the round.
             return isolation.build_isolated(session, ops, self.ctx.naming), len(ops)
