@@ -270,14 +270,7 @@ class EntraConnector(EntraReads):
         subs = lookups.lookup_requests(specs)
         if not subs:
             return {}
-        answers = await self._execute(subs)
-        bodies: list[tuple[SubRequest, dict[str, Any]]] = []
-        for sub in subs:
-            answer = answers[sub.id]
-            if answer.mapped.outcome != Outcome.DONE:
-                raise answer.mapped.error() from answer.error
-            bodies.append((sub, answer.body if isinstance(answer.body, dict) else {}))
-        return lookups.matches(specs, bodies)
+        return lookups.matches(specs, await self._read_all(subs))
 
     async def check(self) -> TargetHealth:
         """Get a token, then ``GET /groups?$top=1`` (a read: allowed in dry-run)."""

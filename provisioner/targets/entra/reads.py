@@ -155,13 +155,18 @@ class EntraReads:
 
     async def _read_all(self, subs: list[SubRequest]) -> list[tuple[SubRequest, dict[str, Any]]]:
         """Reads in ``$batch``: each sub-request with its JSON body; any failed one raises
-        ``TargetError`` (a partial answer is no answer)."""
+        ``TargetError`` (a partial answer is no answer). A 403 on a read is our permission to
+        read (``User.Read.All``, ``GroupMember.Read.All``), not one object's protection as a 403
+        on a write sub-request is: the whole target refuses us (STOP: halted, not dead-lettered)."""
         answers = await self._execute(subs)
         out: list[tuple[SubRequest, dict[str, Any]]] = []
         for sub in subs:
             answer = answers[sub.id]
-            if answer.mapped.outcome != Outcome.DONE:
-                raise answer.mapped.error() from answer.error
+            mapped = answer.mapped
+            if mapped.status_code == 403:
+                mapped = errors.Mapped(Outcome.STOP, mapped.detail, None, 403, mapped.code)
+            if mapped.outcome != Outcome.DONE:
+                raise mapped.error() from answer.error
             out.append((sub, answer.body if isinstance(answer.body, dict) else {}))
         return out
 
