@@ -30,7 +30,7 @@ from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
 from provisioner.intake import repository as intake
 from provisioner.planner.service import PlanningContext, plan_identity
-from provisioner.queue import isolation
+from provisioner.queue import isolation, stopping
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
@@ -423,7 +423,7 @@ class Worker:
             # holds back another's results (nor the read-back they release).
             report = RoundReport(claimed=len(target_jobs))
             with lanes.revocation_lane(any(Priority.is_revocation(j.priority) for j in target_jobs)):
-                finished = await self._unless_hurried(self._run_target(target, target_jobs, report))
+                finished = await stopping.unless_hurried(self._run_target(target, target_jobs, report), self._hurry)
             report.count()
             # Recorded whatever it takes (provisioner.queue.isolation): the calls are done.
             replan.update(await asyncio.to_thread(
@@ -483,44 +483,8 @@ class Worker:
                         pass
         work = asyncio.gather(*(loop() for _ in range(loops or self.settings.worker_concurrency)),
                               *(loop(True) for _ in range(self.settings.worker_revocation_loops)))
-        stopped = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                self._wake.set()  # idle loops end now
-                await asyncio.wait({work}, timeout=self.settings.stop_grace_seconds)
-                if not work.done():
-                    log.info("stopping: rounds still calling their targets after %.0f s are cut short; "
-                             "their outcomes so far are recorded, the rest goes back to the queue",
-                             self.settings.stop_grace_seconds)
-                    self._hurry.set()
-            await work
-        finally:
-            stopped.cancel()
-
-    async def _unless_hurried(self, call) -> bool:
-        """Run a round's target calls to the end (True), or until the worker is stopping and
-        out of patience (False: the calls are cancelled; what they settled stays in the report)."""
-        task = asyncio.ensure_future(call)
-        hurry = self._hurry
-        if hurry is None:
-            await task
-            return True
-        hurried = asyncio.ensure_future(hurry.wait())
-        try:
-            await asyncio.wait({task, hurried}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hurried.cancel()
-        if task.done():
-            task.result()
-            return True
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            if asyncio.current_task().cancelling():  # (we are being cancelled ourselves)
-                raise
-        return False
+        await stopping.until_stopped(work, stop, grace=self.settings.stop_grace_seconds,
+                                     wake=self._wake, hurry=self._hurry)
 
     def _release(self, op_ids: list[int]) -> None:
         """Claims given back unfinished when stopping: claimable again at once, as if their
