@@ -11,6 +11,7 @@ is followed as Graph gives it, to the end (or, in a delta round, to the ``@odata
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -199,7 +200,9 @@ class EntraReads:
         url = f"{self.graph.base_url}/groups/{batching.path_segment(group_id)}/members?{query}"
         ids: set[str] = set()
         async for page in self._pages(url):
-            ids.update(str(obj["id"]) for obj in page.get("value") or [] if isinstance(obj, dict) and obj.get("id"))
+            # Interned: a person in 8 groups is one id string, not 8 (160,000 memberships, 20,000 ids).
+            ids.update(sys.intern(str(obj["id"])) for obj in page.get("value") or []
+                       if isinstance(obj, dict) and obj.get("id"))
         return ids
 
     # ---- changes since the last read (Graph delta queries) --------------------------------
@@ -248,7 +251,7 @@ class EntraReads:
                     changes.enabled.pop(uid, None)
                     continue
                 changes.removed.discard(uid)
-                changes.enabled[uid] = entry.get("accountEnabled")
+                changes.enabled[sys.intern(uid)] = entry.get("accountEnabled")
             changes.link = page.get("@odata.deltaLink") or changes.link
         return changes
 
