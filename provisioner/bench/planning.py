@@ -13,6 +13,7 @@ target: this is the service's own cost, from pending event to queued operations.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import tempfile
 import time
@@ -23,11 +24,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from provisioner.bench.common import temporary_postgres_database
 from provisioner.clock import utcnow
-from provisioner.db import Database
+from provisioner.db import Database, insert_rows
+from provisioner.identities.models import Identity, TargetAccount, TargetMembership
 from provisioner.intake import repository as events
 from provisioner.intake.models import EventStatus
 from provisioner.intake.processor import process_due
@@ -35,10 +37,12 @@ from provisioner.migrations import upgrade
 from provisioner.planner.models import Plan
 from provisioner.planner.service import PlanningContext
 from provisioner.policies.loader import load_policies
-from provisioner.queue.models import Operation
+from provisioner.queue.models import Operation, OpStatus
 from provisioner.rollouts import service as rollouts
 from provisioner.settings import Settings
 from provisioner.targets.config import load_targets
+from provisioner.targets.contract import OpKind
+from provisioner.targets.specs import account_fields
 
 DEPARTMENTS = ("Engineering", "Sales", "Finance", "Support", "Legal")
 SITES = ("DE-BER", "DE-MUC", "US-NYC", "GB-LON")
@@ -61,6 +65,7 @@ class PlanningFigures:
     claim_seconds: float  # of ``seconds``, in ``intake.repository.claim_due`` (finding due events)
     events_per_second_without_claim: float
     cpu_seconds: float  # this process's CPU time (SQLite: all the work; PostgreSQL: the client's)
+    peak_rss_mb: float | None  # this process's VmHWM when planning ends (None off Linux)
 
 
 @dataclass
@@ -71,6 +76,7 @@ class RolloutFigures:
     people_per_second: float
     statements: int
     replanned: int
+    peak_rss_mb: float | None  # VmHWM during the rollout alone (reset before it; None off Linux)
 
 
 def write_config(root: Path) -> tuple[Path, Path]:
@@ -126,6 +132,27 @@ def store_hires(db: Database, count: int) -> None:
     for start in range(0, len(rows), 5000):
         with db.transaction() as session:
             events.insert_events(session, rows[start:start + 5000])
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set (VmHWM) in MB, or None where /proc is not there."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux ``clear_refs`` 5), to measure one phase."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
 
 
 @contextmanager
@@ -193,26 +220,59 @@ def measure_planning(db_url: str, events_count: int, ctx: PlanningContext) -> Pl
         return PlanningFigures(db.dialect, events_count, round(seconds, 2), round(events_count / seconds, 1),
                                statements, round(statements / events_count, 3), plans, operations,
                                counter.commits, round(claims[0], 2),
-                               round(events_count / max(seconds - claims[0], 1e-9), 1), round(cpu, 2))
+                               round(events_count / max(seconds - claims[0], 1e-9), 1), round(cpu, 2),
+                               peak_rss_mb())
     finally:
         db.dispose()
 
 
+def settle(db: Database) -> None:
+    """As if a worker had done every planned operation: each create an account (its attributes
+    synced), each addition a known membership, every operation succeeded. A rollout then meets
+    the state it meets after an initial load (a company's accounts and memberships to read)."""
+    now = utcnow()
+    with db.transaction() as session:
+        ops = session.execute(select(Operation.identity_id, Operation.target, Operation.kind, Operation.group_key)
+                              .where(Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)))).all()
+        people = {i.id: i for i in session.scalars(select(Identity))}
+        accounts, memberships = [], []
+        for identity_id, target, kind, group in ops:
+            if kind == OpKind.CREATE_ACCOUNT.value:
+                identity = people[identity_id]
+                accounts.append({"identity_id": identity_id, "target": target, "remote_id": f"r-{identity_id}",
+                                 "login": f"{identity.given_name}.{identity.family_name}@example.com",
+                                 "enabled": True, "linked": False, "synced": account_fields(identity),
+                                 "created_at": now, "updated_at": now})
+            elif kind == OpKind.ADD_MEMBER.value:
+                memberships.append({"identity_id": identity_id, "target": target, "group_key": group,
+                                    "group_remote_id": None, "created_at": now})
+        insert_rows(session, TargetAccount, accounts)
+        insert_rows(session, TargetMembership, memberships)
+        session.execute(update(Operation).where(Operation.status.in_((OpStatus.PENDING, OpStatus.WAITING)))
+                        .values(status=OpStatus.SUCCEEDED))
+        session.expunge_all()
+
+
 def measure_rollout(db_url: str, ctx: PlanningContext, policies_dir: Path) -> RolloutFigures:
-    """Add a policy granting one more group to everyone and roll it out (everyone re-planned)."""
+    """Add a policy granting one more group to everyone (their accounts and memberships made,
+    :func:`settle`) and roll it out: everyone re-planned."""
     db = Database(db_url)
     try:
+        settle(db)
         settings = Settings(policies_dir=policies_dir, database_url=db_url)
         rollouts.roll_out(db, ctx, settings, trigger="bench", files={})  # the set as loaded: recorded
         (policies_dir / "everyone-extra.yaml").write_text(
             "name: everyone-extra\nbirthright: true\ngrants:\n  entra:\n    groups: [Everyone Extra]\n")
         counter = StatementCounter(db)
+        gc.collect()
+        reset_peak_rss()
         started = time.perf_counter()
         result = rollouts.reload_policies(db, ctx, settings, trigger="bench")
         seconds = time.perf_counter() - started
+        peak = peak_rss_mb()
         people = result.counts.get("population", result.replanned) if result.counts else result.replanned
         return RolloutFigures(db.dialect, people, round(seconds, 2), round(result.replanned / seconds, 1),
-                              counter.count, result.replanned)
+                              counter.count, result.replanned, peak)
     finally:
         db.dispose()
 
