@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,7 +79,7 @@ def _take(session: Session, rows: list[Any], worker_id: str, now: datetime, leas
 
 def claim_additions(session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int, *,
                     per_request: int, hold: timedelta, skip_locked: bool,
-                    targets: Iterable[str], planning: bool = False) -> tuple[list[Claimed], datetime | None]:
+                    targets: Iterable[str], planning: Callable[[], bool] = lambda: False) -> tuple[list[Claimed], datetime | None]:
     """Claim ready group additions (priority NORMAL and above) group by group, in whole requests
     of ``per_request`` members (Graph's ``members@odata.bind`` takes 20), so a group's additions
     arriving over several rounds still go out 20 to a request.
@@ -87,8 +87,8 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
     A group's last additions short of a whole request are held while more of that group are on
     their way (additions still waiting on their account's create, or due again within ``hold``
     after a 429) and the oldest of them has been ready for less than ``hold``; the next round
-    packs them with the ones arriving. ``planning`` says HR events are still to be planned (an
-    import under way): every group may get more. Nothing is held longer than ``hold``, and a
+    packs them with the ones arriving. ``planning()`` says HR events are still to be planned (an
+    import under way): every group may get more; it is asked only when a group has a remainder. Nothing is held longer than ``hold``, and a
     group with nothing more on its way goes out at once (a mover's one addition). Revocation work
     never comes here.
 
@@ -117,7 +117,7 @@ def claim_additions(session: Session, worker_id: str, now: datetime, lease: time
 
 
 def _claim_target_additions(session: Session, target: str, now: datetime, limit: int, *, per_request: int,
-                            hold: timedelta, skip_locked: bool, planning: bool) -> tuple[list[Any], datetime | None]:
+                            hold: timedelta, skip_locked: bool, planning: Callable[[], bool]) -> tuple[list[Any], datetime | None]:
     # ``priority + 0``: a filter, not an index range (SQLite would otherwise take the general
     # claim index and sort every ready operation).
     base = (select(*CLAIMED)
@@ -155,7 +155,7 @@ def _claim_target_additions(session: Session, target: str, now: datetime, limit:
             if not rest:
                 continue
             oldest = rest[0].next_attempt_at
-            if oldest <= now - hold or not (planning or _more_additions_coming(session, (target, key), now, hold)):
+            if oldest <= now - hold or not (planning() or _more_additions_coming(session, (target, key), now, hold)):
                 chosen.extend(rest)
             else:
                 due = oldest + hold

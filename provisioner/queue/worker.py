@@ -11,6 +11,7 @@ back what has no outcome yet instead of leaving it under its lease (``run_foreve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -117,7 +118,8 @@ class Worker:
                 ops, self.held_until = queue.claim_additions(
                     session, self.worker_id, now, lease, self.settings.member_add_claim_size,
                     per_request=ADDITIONS_PER_REQUEST, hold=timedelta(seconds=self.settings.member_add_hold_seconds),
-                    skip_locked=skip_locked, targets=live, planning=intake.has_due(session, now))
+                    skip_locked=skip_locked, targets=live,
+                    planning=functools.cache(lambda: intake.has_due(session, now)))
                 ops += claim(False)
             # One operation whose call cannot be prepared is dead-lettered, never the round.
             return isolation.build_isolated(session, ops, self.ctx.naming), len(ops)
