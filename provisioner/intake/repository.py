@@ -63,13 +63,10 @@ def _is_held(kind: str, at: datetime, pk: int, failed_first: tuple[datetime, int
 
 
 def has_due(session: Session, now: datetime) -> bool:
-    """Whether any HR event is due and still to be applied (two probes of ``ix_hr_events_due``,
-    each stopping at its first row): the worker holds back partial group additions meanwhile."""
-    pending = HREvent.status == EventStatus.PENDING
-    for due in (HREvent.immediate.is_(True), and_(HREvent.immediate.is_(False), HREvent.effective_at <= now)):
-        if session.scalar(select(HREvent.id).where(pending, due).limit(1)) is not None:
-            return True
-    return False
+    """Whether any HR event is due and still to be applied (the claim's own streams, each probed
+    for its first row): the worker holds back partial group additions meanwhile."""
+    return any(session.scalar(stream.limit(1)) is not None
+               for stream in _due_streams(now, terminations_only=False))
 
 
 def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool) -> Sequence[HREvent]:
