@@ -155,7 +155,8 @@ def _claim_target_additions(session: Session, target: str, now: datetime, limit:
             if not rest:
                 continue
             oldest = rest[0].next_attempt_at
-            if oldest <= now - hold or not (planning() or _more_additions_coming(session, (target, key), now, hold)):
+            if oldest <= now - hold or not (planning() or _more_additions_coming(session, (target, key), now, hold,
+                                                                                 len(members))):
                 chosen.extend(rest)
             else:
                 due = oldest + hold
@@ -165,16 +166,20 @@ def _claim_target_additions(session: Session, target: str, now: datetime, limit:
     return chosen, held_until
 
 
-def _more_additions_coming(session: Session, key: tuple[str, str | None], now: datetime, hold: timedelta) -> bool:
-    """Additions of this group waiting on their account's create, or due again within ``hold``
-    (a retry after a 429)."""
+def _more_additions_coming(session: Session, key: tuple[str, str | None], now: datetime, hold: timedelta,
+                           seen: int) -> bool:
+    """More additions of this group than the ``seen`` just read as ready: ones waiting on their
+    account's create, due within ``hold`` (a retry after a 429), or made ready after the page
+    was read (PostgreSQL reads each statement afresh: a create recorded meanwhile releases its
+    additions between the page and this check). One indexed count, stopped at ``seen + 1``."""
     target, group = key
-    same = (Operation.kind == ADD_MEMBER, Operation.target == target, Operation.group_key == group)
-    waiting = select(Operation.id).where(*same, Operation.status == OpStatus.WAITING).limit(1)
-    soon = select(Operation.id).where(*same, Operation.status == OpStatus.PENDING,
-                                      Operation.next_attempt_at > now,
-                                      Operation.next_attempt_at <= now + hold).limit(1)
-    return session.scalar(waiting) is not None or session.scalar(soon) is not None
+    more = (select(Operation.id)
+            .where(Operation.kind == ADD_MEMBER, Operation.target == target, Operation.group_key == group,
+                   or_(Operation.status == OpStatus.WAITING,
+                       and_(Operation.status == OpStatus.PENDING, Operation.next_attempt_at <= now + hold,
+                            Operation.priority + 0 >= Priority.NORMAL)))
+            .limit(seen + 1).subquery())
+    return (session.scalar(select(func.count()).select_from(more)) or 0) > seen
 
 
 def _filter(column):
