@@ -1,6 +1,7 @@
 """Every table, imported in one place for Alembic and schema creation."""
 
 from provisioner.audit.models import AuditHead, AuditRecord
+from provisioner.change_control.models import AccessRequest
 from provisioner.db import Base
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
 from provisioner.evidence.models import RevocationCheck, RevocationIncident
@@ -19,6 +20,7 @@ from provisioner.rollouts.models import PolicyRollout
 from provisioner.tokens.models import ApiToken
 
 __all__ = [
+    "AccessRequest",
     "ApiToken",
     "AuditHead",
     "AuditRecord",

@@ -19,6 +19,9 @@ from sqlalchemy.orm import Session
 
 from provisioner.api.app import create_app
 from provisioner.audit.service import chain_key, read_head
+from provisioner.change_control.approvals_gate import rules_for
+from provisioner.change_control.approvals_service import expire_due
+from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.intake.processor import ProcessStats, process_due
@@ -60,6 +63,7 @@ class Runtime:
         app = create_app(self.settings, self.db, on_events_accepted=self._events_ready.set,
                          on_identity_changed=self.identity_changed, target_halts=self.target_halts)
         app.state.planning = self.ctx
+        app.state.wake_worker = self.worker.wake  # a decision planned work: run it now
         return app
 
     def target_halts(self) -> dict[str, datetime | None]:
@@ -120,12 +124,27 @@ class Runtime:
             self.worker.wake()
         return stats
 
+    async def expire_access(self) -> int:
+        """End approvals and SoD exceptions whose time is up; the planner revokes the access."""
+        if not rules_for(self.ctx).active:
+            return 0
+
+        def job() -> int:
+            with self.db.transaction() as session:
+                return expire_due(session, self.ctx, utcnow())
+
+        ended = await asyncio.to_thread(job)
+        if ended:
+            self.worker.wake()
+        return ended
+
     async def drain(self, *, max_wait: float = 60.0, loops: int | None = None) -> None:
         """Apply due events and run the queue until nothing more is ready now."""
         loops = loops or self.settings.worker_concurrency
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait
         while loop.time() < deadline:
+            expired = await self.expire_access()
             stats = await self.process_events()
             ran = 0
             while loop.time() < deadline:
@@ -135,7 +154,7 @@ class Runtime:
                         break
                     await asyncio.sleep(min(self.worker.held_for(), 0.1))  # held group additions
                 ran += sum(counts)
-            if stats.total == 0 and ran == 0:
+            if stats.total == 0 and ran == 0 and not expired:
                 return
 
     async def _event_loop(self, stop: asyncio.Event) -> None:
@@ -174,6 +193,13 @@ class Runtime:
                 await asyncio.to_thread(self.log_audit_anchor)
             scheduler.add_job(_anchor, "interval", minutes=self.settings.audit_anchor_minutes, id="audit_anchor",
                               max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        async def _expiry() -> None:
+            try:
+                await self.expire_access()
+            except Exception:
+                log.exception("ending expired approvals failed; will retry")
+        scheduler.add_job(_expiry, "interval", seconds=self.settings.change_control_expiry_seconds,
+                          id="change_control_expiry", max_instances=1, coalesce=True)
         scheduler.start()
         try:
             tasks = [self.worker.run_forever(stop)]

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # ("audit anchor: head SEQ:HASH"), an anchor outside the database; 0: never.
     audit_anchor_minutes: float = Field(15.0, ge=0)
 
+    # Change control (provisioner/change_control): a separation-of-duties exception must expire
+    # within this many days; an approval without an expiry lasts until the policies stop granting
+    # the group, or approval_max_days when set. Expired access is revoked by a job every
+    # change_control_expiry_seconds (and by `drain`).
+    sod_exception_max_days: int = Field(90, ge=1)
+    approval_max_days: int | None = Field(None, ge=1)
+    change_control_expiry_seconds: float = Field(60.0, gt=0)
+
     # Readiness (GET /readyz): 503 when a target is halted or one of these is exceeded (None: not
     # checked). Ages in seconds: the oldest open operation, due HR event, unverified leaver.
     readiness_max_queue_age_seconds: float | None = 3600.0

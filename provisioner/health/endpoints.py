@@ -56,4 +56,9 @@ def readyz(request: Request) -> JSONResponse:
                                   s403="An API token without the admin scope")},
             openapi_extra=contract(security=METRICS))
 def prometheus(request: Request) -> Response:
-    return Response(metrics.exposition(_snapshot(request, by_status=True)), media_type=CONTENT_TYPE_LATEST)
+    from provisioner.change_control import approvals_metrics
+
+    body = metrics.exposition(_snapshot(request, by_status=True))
+    with request.app.state.db.transaction() as session:  # approvals waiting, SoD conflicts held
+        body += approvals_metrics.exposition(session, getattr(request.app.state, "planning", None))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -27,6 +27,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from provisioner.audit.service import Entry, append_many
+from provisioner.change_control import approvals_planning as change_control
+from provisioner.change_control.approvals_gate import Gate, gate, rules_for
 from provisioner.clock import utcnow
 from provisioner.db import insert_rows, reserve_ids
 from provisioner.directory import service as directory
@@ -82,6 +84,7 @@ class PlanResult:
     ops: list[PlannedOp] = field(default_factory=list)
     plan: Plan | None = None
     under_way: dict[str, int] = field(default_factory=dict)  # ids of creates still running, by target
+    gate: Gate | None = None  # change control: grants waiting for a decision (change_control)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Known:
     groups: dict[str, set[str]] = field(default_factory=dict)
     # Creates already attempted are never withdrawn (queue.cancel_open_for): a plan waits for them.
     under_way: dict[str, int] = field(default_factory=dict)
+    decisions: list[Any] = field(default_factory=list)  # change control: approvals and SoD flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,9 @@ def load_known(session: Session, ctx: PlanningContext, people: Sequence[Identity
     lacking = [i for i in ids if set(ctx.targets) - set(known[i].accounts)]
     for identity_id, target, op_id in queue.open_creates_for(session, lacking):
         known[identity_id].under_way[target] = op_id  # ordered by id: the newest wins
+    if rules_for(ctx).active:
+        for row in change_control.live_decisions(session, ids):
+            known[row.identity_id].decisions.append(row)
     return known
 
 
@@ -147,6 +154,10 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
     attrs = attributes_of(identity)
     state = identity.state
     desired = desired_groups(ctx.policies, attrs, state)
+    rules = rules_for(ctx)
+    gated = gate(rules, attrs, desired, known.groups, known.decisions, utcnow()) if rules.active else None
+    if gated is not None:
+        desired = gated.allowed  # what waits for an approver is not planned (removals never wait)
     known_accounts = known.accounts
     known_groups = known.groups
     kind = _plan_kind(state, previous_state, bool(known_accounts))
@@ -202,7 +213,9 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
         }
         ops.extend(t_ops)
     diff["kind"] = kind
-    return PlanResult(kind=kind, diff=diff, ops=ops, under_way=under_way)
+    if gated is not None and gated.waits:
+        diff["awaiting_approval"] = gated.as_diff()
+    return PlanResult(kind=kind, diff=diff, ops=ops, under_way=under_way, gate=gated)
 
 
 def _deletion(name: str, deprovision: Deprovision, account: TargetAccount) -> list[PlannedOp]:
@@ -249,6 +262,8 @@ def plan_many(session: Session, ctx: PlanningContext, requests: Sequence[PlanReq
     identities.insert_memberships(session, held)
     results = [decide(ctx, r.identity, known[r.identity.id], r.previous_state, unclear.get(r.identity.id, ()))
                for r in requests]
+    change_control.record(session, [(r.identity, r.trigger, result) for r, result in zip(requests, results, strict=True)
+                                     if result.gate is not None], now)
     groups = directory.ensure_policy_groups(session, ctx.managed())
     directory.sync_memberships_many(
         session, {r.identity.id: {t: set(v["desired_groups"]) for t, v in result.diff["targets"].items()}

@@ -91,6 +91,16 @@ def load_policy_file(path: Path, targets: Mapping[str, TargetConfig] | None = No
                     line = lines.get(("grants", target, "groups", index), where)
                     problems.append(f"{path}:{line}: grants.{target}.groups: {group!r} is not a "
                                     f"managed group of target {target!r}; declare it in its targets/ file")
+        for index, conflict in enumerate(policy.conflicts):
+            for g_index, ref in enumerate(conflict.groups):
+                line = lines.get(("conflicts", index, "groups", g_index), lines.get(("conflicts",), 1))
+                target = targets.get(ref.target)
+                if target is None:
+                    problems.append(f"{path}:{line}: conflicts.{index}.groups: no target named {ref.target!r}")
+                elif ref.group not in target.managed_group_names() and ref.group.lower() not in {
+                        g.id.lower() for g in target.managed_groups if g.id}:
+                    problems.append(f"{path}:{line}: conflicts.{index}.groups: {ref.group!r} is not a managed "
+                                    f"group of target {ref.target!r}; declare it in its targets/ file")
         if problems:
             raise ConfigError(problems)
         policy = _names_for_ids(policy, targets)
@@ -104,19 +114,31 @@ def _names_for_ids(policy: Policy, targets: Mapping[str, TargetConfig]) -> Polic
         by_id = {g.id.lower(): g.name for g in targets[target].managed_groups if g.id}
         groups = [by_id.get(group.lower(), group) for group in grant.groups]
         grants[target] = grant.model_copy(update={"groups": groups})
-    return policy.model_copy(update={"grants": grants})
+    conflicts = []
+    for conflict in policy.conflicts:
+        refs = []
+        for ref in conflict.groups:
+            by_id = {g.id.lower(): g.name for g in targets[ref.target].managed_groups if g.id}
+            refs.append(ref.model_copy(update={"group": by_id.get(ref.group.lower(), ref.group)}))
+        conflicts.append(conflict.model_copy(update={"groups": refs}))
+    return policy.model_copy(update={"grants": grants, "conflicts": conflicts})
 
 
 def load_policies(directory: Path, targets: Mapping[str, TargetConfig] | None = None) -> list[Policy]:
     policies: list[Policy] = []
     problems: list[str] = []
     names: dict[str, Path] = {}
+    seen_rules: dict[str, Path] = {}
     for path in sorted(directory.glob("*.y*ml")):
         try:
             policy = load_policy_file(path, targets)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
+        clash = {c.name for c in policy.conflicts} & seen_rules.keys()
+        for rule in sorted(clash):
+            problems.append(f"{path}:1: conflicts: rule {rule!r} is also defined in {seen_rules[rule]}")
+        seen_rules.update({c.name: path for c in policy.conflicts})
         if policy.name in names:
             problems.append(f"{path}:1: name: policy {policy.name!r} is also defined in {names[policy.name]}")
         names[policy.name] = path

@@ -12,6 +12,15 @@ and what they grant in each target.
       entra: {groups: [Engineering, GitHub Users]}
 
 ``birthright: true`` applies a policy to everyone (no ``when``).
+
+Change control (``provisioner/change_control``): a grant with ``approval: required`` waits for an
+approver before it reaches the target; ``conflicts`` declares groups nobody may hold together
+(separation of duties). A file may hold only ``conflicts`` (no ``when`` nor ``grants``)::
+
+    name: payments-sod
+    conflicts:
+      - name: pay-and-approve
+        groups: [{target: entra, group: Finance}, {target: wiki, group: Wiki Editors}]
 """
 
 from __future__ import annotations
@@ -83,6 +92,21 @@ Condition = Annotated[
 
 class TargetGrant(_Strict):
     groups: list[str] = Field(default_factory=list)
+    approval: Literal["required"] | None = Field(
+        None, description="'required': these grants wait for an approver before they reach the target")
+
+
+class GroupRef(_Strict):
+    target: str
+    group: str
+
+
+class Conflict(_Strict):
+    """Separation of duties: nobody may hold two of these groups at once (across targets too)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = None
+    groups: list[GroupRef] = Field(min_length=2)
 
 
 class Policy(_Strict):
@@ -93,10 +117,15 @@ class Policy(_Strict):
     states: list[Literal["pre_hire", "active", "on_leave"]] = Field(
         default_factory=lambda: [State.ACTIVE.value, State.ON_LEAVE.value],
         description="lifecycle states in which the grants apply (never 'terminated')")
-    grants: dict[str, TargetGrant]
+    grants: dict[str, TargetGrant] = Field(default_factory=dict)
+    conflicts: list[Conflict] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _when_or_birthright(self) -> Policy:
+        if not self.grants and self.conflicts and not self.birthright and self.when is None:
+            return self  # a file of separation-of-duties rules only
+        if not self.grants and "grants" not in self.model_fields_set:
+            raise ValueError("give 'grants' (or only 'conflicts', for separation-of-duties rules)")
         if self.birthright and self.when is not None:
             raise ValueError("a birthright policy applies to everyone: remove 'when'")
         if not self.birthright and self.when is None:

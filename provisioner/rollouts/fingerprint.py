@@ -40,7 +40,10 @@ def _condition(value: Any) -> Any:
 
 def canonical_policy(policy: Policy) -> dict[str, Any]:
     data = policy.model_dump(mode="json", by_alias=True, exclude_none=True,
-                             exclude={"description", "grants", "states", "when"})
+                             exclude={"description", "grants", "states", "when", "conflicts"})
+    if policy.conflicts:  # separation of duties (absent: the form, and so the hash, of before)
+        data["conflicts"] = sorted((canonical(c.model_dump(mode="json", exclude_none=True)).decode()
+                                    for c in policy.conflicts))
     if policy.when is not None:
         data["when"] = _condition(policy.when.model_dump(mode="json", by_alias=True, exclude_none=True))
     data["states"] = sorted(set(policy.states))

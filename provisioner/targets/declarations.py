@@ -47,6 +47,8 @@ class ManagedGroup(BaseModel):
     name: str
     id: str | None = None  # the target's object id, when known; otherwise resolved by name
     description: str | None = None
+    # 'required': a sensitive group; every grant of it waits for an approver (provisioner/change_control).
+    approval: Literal["required"] | None = None
 
 
 class Throttle(BaseModel):

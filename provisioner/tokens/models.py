@@ -16,7 +16,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    # Space-separated scopes: "auditor", "scim:read", "scim:write", "admin".
+    # Space-separated scopes: "admin", "approver", "auditor", "viewer", "scim:read", "scim:write".
     scopes: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

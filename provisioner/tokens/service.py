@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 from provisioner.clock import utcnow
 from provisioner.tokens.models import ApiToken
 
-SCOPES = {"auditor", "admin", "scim:read", "scim:write"}
+# Roles: admin (everything), approver (decides approvals and SoD exceptions), auditor (evidence
+# and reads), viewer (reads only); SCIM clients: scim:read, scim:write.
+ROLES = ("admin", "approver", "auditor", "viewer")
+SCOPES = {*ROLES, "scim:read", "scim:write"}
 
 
 class TokenError(ValueError):
@@ -49,7 +52,14 @@ def revoke_token(session: Session, name: str) -> None:
 
 def token_scopes(session: Session, presented: str) -> set[str] | None:
     """The scopes of a presented bearer token, or None if it is unknown or revoked."""
+    found = token_identity(session, presented)
+    return found[1] if found is not None else None
+
+
+def token_identity(session: Session, presented: str) -> tuple[str, set[str]] | None:
+    """The name (who acts, as decisions record it) and scopes of a presented bearer token, or
+    None if it is unknown or revoked."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(presented)))
     if row is None or row.revoked_at is not None:
         return None
-    return set(row.scopes.split())
+    return row.name, set(row.scopes.split())
