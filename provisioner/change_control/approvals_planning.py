@@ -58,7 +58,7 @@ def record(session: Session, planned: Sequence[tuple[Identity, str, Any]], now: 
             if row.status == RequestStatus.PENDING and (row.kind, *key) not in waiting:
                 row.status, row.decided_at = RequestStatus.WITHDRAWN, now
                 row.comment = "no longer needed: the policies no longer grant it, or nothing conflicts"
-            elif row.status == RequestStatus.APPROVED and key not in gate.desired:
+            elif row.status in (RequestStatus.APPROVED, RequestStatus.REJECTED) and key not in gate.desired:
                 row.status = RequestStatus.ENDED  # granted no more: a new grant asks again
             else:
                 continue

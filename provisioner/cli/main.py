@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from provisioner.cli.approvals import approvals_app, sod_app
 from provisioner.cli.bench import bench_app
 from provisioner.cli.common import console, fail, open_db, run, settings
 from provisioner.cli.events import events_app, print_person_events
@@ -31,6 +32,8 @@ for sub, name in ((ops_app, "ops"), (audit_app, "audit"), (evidence_app, "eviden
     app.add_typer(sub, name=name)
 app.add_typer(scim_app, name="scim", help="The SCIM 2.0 endpoint's client tokens.")
 app.add_typer(events_app, name="events")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(sod_app, name="sod")
 
 
 def _runtime(**kw):
@@ -154,6 +157,12 @@ def plan(employee_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
                 table.add_row(target, f"{t['account']} -> {t['desired_account']}", op["kind"],
                               op["group"] or "", op["reason"])
         console.print(table)
+        for wait in step.get("awaiting_approval", []):
+            what = (f"blocked by separation of duties ({wait['rule']})" if wait["kind"] == "sod"
+                    else "rejected: not asked again while the attributes stay the same"
+                    if wait["status"] == "rejected" else "awaiting approval")
+            ref = f" (request {wait['request_id']})" if wait.get("request_id") else ""
+            console.print(f"  {wait['target']}:{wait['group']} {what}{ref}", highlight=False)
 
 
 # -- queue ---------------------------------------------------------------------------------------
@@ -262,12 +271,13 @@ def evidence_export(
 
 # -- tokens, targets, db, sandbox, reconcile -------------------------------------------------------
 @token_app.command("create")
-def token_create(name: str, scope: Annotated[str, typer.Option(help="auditor or admin")] = "auditor") -> None:
+def token_create(name: str, scope: Annotated[str, typer.Option(
+        help="admin, approver (decides approvals), auditor (evidence, reads) or viewer (reads)")] = "auditor") -> None:
     """Create an API token; it is printed once and stored only as a hash."""
-    from provisioner.tokens.service import TokenError, create_token
+    from provisioner.tokens.service import ROLES, TokenError, create_token
 
-    if scope not in ("auditor", "admin"):
-        fail("--scope must be auditor or admin (SCIM client tokens: 'provisioner scim token create')")
+    if scope not in ROLES:
+        fail(f"--scope must be one of {', '.join(ROLES)} (SCIM client tokens: 'provisioner scim token create')")
     db = open_db(settings())
     try:
         with db.transaction() as session:

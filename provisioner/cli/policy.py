@@ -39,6 +39,32 @@ def policy_check() -> None:
             console.print(line, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"ok: {len(policies)} policies, {len(targets)} target(s)")
+    if any(p.conflicts for p in policies):
+        _conflicts_held(cfg, policies, targets)
+
+
+def _conflicts_held(cfg, policies, targets) -> None:
+    """Separation of duties: name the people who hold a conflict now (exit 1 if one has no
+    exception)."""
+    from provisioner.change_control.sod_service import held_conflicts
+    from provisioner.cli.approvals import _print_held
+    from provisioner.planner.service import PlanningContext
+
+    db = open_db(cfg)
+    try:
+        with db.read() as session:
+            held = held_conflicts(session, PlanningContext(policies=policies, targets=targets))
+    finally:
+        db.dispose()
+    rules = sum(len(p.conflicts) for p in policies)
+    if not held:
+        console.print(f"separation of duties: {rules} rule(s), nobody holds a conflict")
+        return
+    _print_held(held)
+    if any(not h["exception"] for h in held):
+        console.print("people above hold a conflict without an exception: remove a group, fix the policy, or "
+                      "grant a time-bound exception ('provisioner sod exception grant')", highlight=False)
+        raise typer.Exit(1)
 
 
 def _context(directory: Path):
