@@ -61,7 +61,7 @@ def list_approvals(_: Reader, session: SessionDep, status: Status | None = "pend
                                         limit=max(1, min(limit, 5000)))}
 
 
-@router.get("/approvals/{request_id}", responses=problems(401, 403, 404), openapi_extra=contract(security=READER))
+@router.get("/approvals/{request_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
 def show_approval(request_id: int, _: Reader, session: SessionDep) -> dict[str, Any]:
     found = service.show(session, request_id, utcnow())
     if found is None:

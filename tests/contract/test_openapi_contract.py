@@ -70,7 +70,7 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
         timestamp = int(time.time())
         headers.update({signing.SOURCE_HEADER: HR_SOURCE, signing.TIMESTAMP_HEADER: str(timestamp),
                         signing.SIGNATURE_HEADER: signing.sign(_CREDENTIALS["hr_secret"], timestamp, message)})
-    for scheme in ("adminToken", "auditorToken", "scimToken"):
+    for scheme in ("adminToken", "auditorToken", "approverToken", "readerToken", "scimToken"):
         if scheme in schemes:
             headers["Authorization"] = f"Bearer {_CREDENTIALS[scheme]}"
     case.headers = headers
@@ -82,6 +82,8 @@ async def api_schema(service: SandboxedService) -> AsyncIterator[Any]:
     with service.db.transaction() as session:
         tokens = {"adminToken": create_token(session, "contract-admin", {"admin"}),
                   "auditorToken": create_token(session, "contract-auditor", {"auditor"}),
+                  "approverToken": create_token(session, "contract-approver", {"approver"}),
+                  "readerToken": create_token(session, "contract-viewer", {"viewer"}),
                   "scimToken": create_token(session, "contract-scim", {"scim:read", "scim:write"})}
     assert (await service.send(hire("contract-1", "C1", "Ada", "Lovelace", "Finance"))).status_code == 202
     await service.drain()
