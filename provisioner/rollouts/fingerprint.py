@@ -42,8 +42,8 @@ def canonical_policy(policy: Policy) -> dict[str, Any]:
     data = policy.model_dump(mode="json", by_alias=True, exclude_none=True,
                              exclude={"description", "grants", "states", "when", "conflicts"})
     if policy.conflicts:  # separation of duties (absent: the form, and so the hash, of before)
-        data["conflicts"] = sorted((canonical(c.model_dump(mode="json", exclude_none=True)).decode()
-                                    for c in policy.conflicts))
+        data["conflicts"] = sorted(canonical({"name": c.name, "groups": sorted([r.target, r.group] for r in c.groups)})
+                                   .decode() for c in policy.conflicts)
     if policy.when is not None:
         data["when"] = _condition(policy.when.model_dump(mode="json", by_alias=True, exclude_none=True))
     data["states"] = sorted(set(policy.states))
