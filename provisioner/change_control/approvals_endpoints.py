@@ -25,6 +25,7 @@ from provisioner.change_control.approvals_schemas import (
 )
 from provisioner.change_control.models import RequestKind, RequestStatus
 from provisioner.clock import utcnow
+from provisioner.identities import repository as identities
 
 router = APIRouter(tags=["change control"])
 Reader = Annotated[str, Depends(scope_dependency(("viewer", "auditor", "approver")))]
@@ -51,8 +52,6 @@ def list_approvals(_: Reader, session: SessionDep, status: Status | None = "pend
     """Requests (pending by default) with their diff: person, target, group, the granting policies."""
     identity_id = None
     if employee_id is not None:
-        from provisioner.identities import repository as identities
-
         person = identities.by_employee_id(session, employee_id)
         if person is None:
             return {"requests": []}
