@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from provisioner.api.auth import scope_dependency
 from provisioner.api.deps import SessionDep
@@ -18,6 +18,7 @@ from provisioner.api.responses import ADMIN, APPROVER, READER, contract, problem
 from provisioner.change_control import approvals_service as service
 from provisioner.change_control import sod_service
 from provisioner.change_control.approvals_schemas import (
+    INT_MAX,
     BulkDecisionIn,
     DecisionIn,
     ExceptionIn,
@@ -31,6 +32,7 @@ router = APIRouter(tags=["change control"])
 Reader = Annotated[str, Depends(scope_dependency(("viewer", "auditor", "approver")))]
 Approver = Annotated[str, Depends(scope_dependency("approver"))]
 Admin = Annotated[str, Depends(scope_dependency("admin"))]
+RequestIdPath = Annotated[int, Path(ge=1, le=INT_MAX)]
 Status = Literal["pending", "approved", "rejected", "expired", "revoked", "withdrawn", "ended"]
 
 
@@ -48,7 +50,7 @@ def _wake(request: Request) -> None:
 @router.get("/approvals", responses=problems(400, 401, 403), openapi_extra=contract(security=READER))
 def list_approvals(_: Reader, session: SessionDep, status: Status | None = "pending",
                    kind: Literal["approval", "sod"] | None = None, employee_id: str | None = None,
-                   limit: int = 500) -> dict[str, Any]:
+                   limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
     """Requests (pending by default) with their diff: person, target, group, the granting policies."""
     identity_id = None
     if employee_id is not None:
@@ -57,11 +59,11 @@ def list_approvals(_: Reader, session: SessionDep, status: Status | None = "pend
             return {"requests": []}
         identity_id = person.id
     return {"requests": service.listing(session, utcnow(), status=status, kind=kind, identity_id=identity_id,
-                                        limit=max(1, min(limit, 5000)))}
+                                        limit=limit)}
 
 
 @router.get("/approvals/{request_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
-def show_approval(request_id: int, _: Reader, session: SessionDep) -> dict[str, Any]:
+def show_approval(request_id: RequestIdPath, _: Reader, session: SessionDep) -> dict[str, Any]:
     found = service.show(session, request_id, utcnow())
     if found is None:
         raise Problem(404, "Not found", f"no approval request {request_id}")
@@ -91,7 +93,7 @@ def decide_many(body: BulkDecisionIn, request: Request, actor: Approver, session
 
 @router.post("/approvals/{request_id}/{decision}", responses=problems(400, 401, 403, 404, 409),
              openapi_extra=contract(security=APPROVER))
-def decide_one(request_id: int, decision: Literal["approve", "reject"], body: DecisionIn, request: Request,
+def decide_one(request_id: RequestIdPath, decision: Literal["approve", "reject"], body: DecisionIn, request: Request,
                actor: Approver, session: SessionDep) -> dict[str, Any]:
     """Approve (the grant is applied) or reject (it is not, and is not asked again while the
     person's attributes stay the same) one request. Your own request: 403."""

@@ -13,6 +13,7 @@ from provisioner.db import insert_rows
 from provisioner.identities.models import Identity, TargetMembership
 
 _CHUNK = 500
+_INT_MAX = 2_147_483_647  # ids are INTEGER: a larger one names nothing (PostgreSQL would refuse it)
 
 
 def live_for(session: Session, identity_ids: Sequence[str]) -> list[AccessRequest]:
@@ -50,7 +51,7 @@ def listing(session: Session, *, status: str | None = RequestStatus.PENDING, kin
     if rule is not None:
         stmt = stmt.where(AccessRequest.rule == rule)
     if ids is not None:
-        stmt = stmt.where(AccessRequest.id.in_(list(ids)))
+        stmt = stmt.where(AccessRequest.id.in_([i for i in ids if 0 < i <= _INT_MAX]))
     stmt = stmt.order_by(AccessRequest.id).limit(limit)
     if lock:
         stmt = stmt.with_for_update(of=AccessRequest)

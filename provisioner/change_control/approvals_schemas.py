@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+INT_MAX = 2_147_483_647  # request ids are INTEGER columns (PostgreSQL refuses larger values)
+RequestId = Annotated[int, Field(ge=1, le=INT_MAX)]
 
 
 class _Body(BaseModel):
@@ -23,7 +26,7 @@ class BulkDecisionIn(DecisionIn):
     """Approve or reject many requests: ``ids``, or ``all: true`` for every pending one."""
 
     decision: Literal["approve", "reject"]
-    ids: list[int] | None = Field(None, min_length=1, max_length=10_000)
+    ids: list[RequestId] | None = Field(None, min_length=1, max_length=10_000)
     all: bool = False
 
     @model_validator(mode="after")

@@ -111,6 +111,7 @@ async def test_approvals_from_the_cli(cli_env, graph):
     decided = json.loads(invoke("approvals", "list", "--status", "approved", "--json").output)
     assert [(r["employee_id"], r["decided_by"], r["comment"]) for r in decided] == [("F4", "dave", "controller")]
     assert invoke("approvals", "show", "424242").exit_code == 2
+    assert invoke("approvals", "show", "99999999999").exit_code == 2  # beyond INTEGER: not found, on PostgreSQL too
     created = invoke("token", "create", "vic", "--scope", "viewer")
     assert created.exit_code == 0 and created.output.startswith("pvt_")
     assert invoke("audit", "verify").exit_code == 0
