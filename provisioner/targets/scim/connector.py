@@ -155,7 +155,8 @@ class ScimConnector(ScimReads):
                 results[op_id] = result_of(op_id, answer)
 
     async def _send_one(self, call: Call, results: dict[int, OpResult]) -> None:
-        reply = await self.send(call.method, call.path, json=call.body, writes_=len(call.op_ids))
+        reply = await self.send(call.method, call.path, json=call.body, params=call.params,
+                                writes_=len(call.op_ids))
         self._settle(call, answer_of(reply), reply.body, reply.headers.get("Location"), results)
 
     async def _send_bulk(self, calls: list[Call], caps: Capabilities, results: dict[int, OpResult]) -> None:

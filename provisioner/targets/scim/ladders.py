@@ -49,6 +49,7 @@ class LadderRun:
         self.results: dict[int, OpResult] = {}
         self.history: dict[int, list[str]] = defaultdict(list)
         self.override: dict[int, str] = {}
+        self.second_look: set[int] = set()  # operations sent again in the same form after a miss
 
     def form_of(self, op: TargetOp) -> str:
         operation = operation_of(op.kind)
@@ -191,6 +192,14 @@ class LadderRun:
                         continue
                     missing = self._missing(a, source, read=True) or ""
                 if not missing:
+                    continue
+                if op_id not in self.second_look and (a.operation, a.form) not in self.forms.refused:
+                    # Once more in the same form before learning: a change made in between by
+                    # someone else (a lost update on the app's side) looks the same as a form
+                    # the app ignores, and must not downgrade the operation for good.
+                    self.second_look.add(op_id)
+                    self.override[op_id] = a.form
+                    again.append(a.op)
                     continue
                 reason = f"{what} but {missing}"
             elif is_form_refusal(status, None, result.detail):

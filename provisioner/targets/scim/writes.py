@@ -27,6 +27,7 @@ from provisioner.targets.scim import mapping
 from provisioner.targets.scim.capabilities import Capabilities
 from provisioner.targets.scim.config import ScimTarget
 
+USER_ANSWER = {"excludedAttributes": "groups"}  # the User back from a PATCH, without its groups
 BULK_OVERHEAD = 200  # bytes of envelope per BulkRequest, a safe margin under maxPayloadSize
 
 
@@ -43,6 +44,9 @@ class Call:
     members: list[tuple[int, str, str]] = field(default_factory=list)  # (op id, add|remove, user id)
     group_id: str | None = None
     forms: dict[int, str] = field(default_factory=dict)  # op id -> the form it is sent in (forms.py)
+    # Asks the server to answer with the resource (RFC 7644 §3.5.2: with ``attributes`` it
+    # MUST return 200 and the resource), so the effect is confirmed without a read. Not in Bulk.
+    params: dict[str, str] | None = None
     status: int | None = None  # the answer, once sent (for verification)
     reply: Any = None
 
@@ -149,7 +153,8 @@ def group_call(config: ScimTarget, group_id: str, members: list[tuple[int, str, 
                forms: dict[int, str]) -> Call:
     value_list = {op_id for op_id, form in forms.items() if form == "value_list"}
     return Call("PATCH", f"Groups/{seg(group_id)}", member_patch(config, members, value_list),
-                [m[0] for m in members], "group", members=members, group_id=group_id, forms=dict(forms))
+                [m[0] for m in members], "group", members=members, group_id=group_id, forms=dict(forms),
+                params={"attributes": "members"})
 
 
 def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], form: str,
@@ -177,7 +182,8 @@ def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], fo
         active = kind == OpKind.ENABLE_ACCOUNT
         if form == "patch":
             plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}", mapping.active_patch(active),
-                                   [op.op_id], "user", forms={op.op_id: form}))
+                                   [op.op_id], "user", forms={op.op_id: form},
+                                   params=USER_ANSWER))
         else:
             plan.user_puts.append(FallbackWrite(op, active=active))
     elif kind == OpKind.UPDATE_ACCOUNT:
@@ -186,7 +192,7 @@ def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], fo
         elif form == "patch":
             plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}",
                                    mapping.update_patch(user_mapping, op.account), [op.op_id], "user",
-                                   forms={op.op_id: form}))
+                                   forms={op.op_id: form}, params=USER_ANSWER))
         else:
             plan.user_puts.append(FallbackWrite(op, update=True))
     else:
