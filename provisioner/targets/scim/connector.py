@@ -181,7 +181,8 @@ class ScimConnector(ScimReads):
                 merged = sorted((call for calls, _, _ in batch for call in calls), key=lambda c: c.last)
                 try:
                     packs = writes.pack_bulk(merged, caps)
-                    await asyncio.gather(*(self._bulk(p, sink) for p in packs if not p[0].last))
+                    for wave in writes.waves([p for p in packs if not p[0].last]):
+                        await asyncio.gather(*(self._bulk(p, sink) for p in wave))
                     await asyncio.gather(*(self._bulk(p, sink) for p in packs if p[0].last))
                 except BaseException as exc:  # DryRunBlocked, a bug: every waiting round hears it
                     for _, _, done in batch:

@@ -202,7 +202,9 @@ class LadderRun:
                     again.append(a.op)
                     continue
                 reason = f"{what} but {missing}"
-            elif is_form_refusal(status, None, result.detail):
+            elif is_form_refusal(status, None, result.detail) or (
+                    status == 400 and (a.operation, a.form) == (forms_mod.MEMBER_REMOVE, forms_mod.VALUE_LIST)):
+                # (Entra ID's value-list removal is not RFC 7644 §3.5.2.2: a 400 is about the form.)
                 reason = f"{what}" + (f" ({result.detail})" if result.detail else "")
             else:
                 continue  # transient, not found, a bad value...: the queue decides

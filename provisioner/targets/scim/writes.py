@@ -216,7 +216,10 @@ def pack_bulk(calls: Sequence[Call], caps: Capabilities) -> list[list[Call]]:
     for call in calls:
         item = len(orjson.dumps(call.bulk_operation("0000000000"))) + 1
         new_phase = bool(current) and call.last and not current[-1].last
-        if current and (len(current) >= caps.max_operations or size + item > limit or new_phase):
+        # Two changes of one group in one request: servers may apply Bulk operations at once and
+        # lose one of them (read-modify-write); the second goes in a later request.
+        same_group = call.purpose == "group" and any(c.path == call.path for c in current)
+        if current and (len(current) >= caps.max_operations or size + item > limit or new_phase or same_group):
             packs.append(current)
             current, size = [], BULK_OVERHEAD
         current.append(call)
@@ -224,6 +227,20 @@ def pack_bulk(calls: Sequence[Call], caps: Capabilities) -> list[list[Call]]:
     if current:
         packs.append(current)
     return packs
+
+
+def waves(packs: Sequence[list[Call]]) -> list[list[list[Call]]]:
+    """Bulk requests that may go at once: none changes a group an earlier one of its wave does."""
+    out: list[list[list[Call]]] = []
+    touched: set[str] = set()
+    for pack in packs:
+        paths = {c.path for c in pack if c.purpose == "group"}
+        if not out or paths & touched:
+            out.append([])
+            touched = set()
+        out[-1].append(pack)
+        touched |= paths
+    return out
 
 
 def bulk_body(calls: Sequence[Call], fail_on_errors: int | None) -> dict[str, Any]:
