@@ -171,7 +171,7 @@ class LadderRun:
                 (groups_to_read if a.group_id else users_to_read).add(a.group_id or a.op.account_id or "")
             else:
                 verdict[a.op.op_id] = missing
-        read_groups = await self._read_all(groups_to_read, verify.read_group_members)
+        read_groups = await self._read_all(groups_to_read, verify.read_group)
         read_users = await self._read_all(users_to_read, verify.read_user)
         again: list[TargetOp] = []
         for a in attempts:

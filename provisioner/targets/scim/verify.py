@@ -103,10 +103,10 @@ def user_missing(body: Any, user_mapping: dict[str, str], spec: AccountSpec | No
     return missing
 
 
-async def read_group_members(conn: ScimConnector, group_id: str) -> set[str]:
-    """Raises ``TargetError`` when the group cannot be read (the write stays unconfirmed)."""
-    body = await conn.read(f"Groups/{seg(group_id)}", {"attributes": "members"})
-    return group_members_read(body)
+async def read_group(conn: ScimConnector, group_id: str) -> dict[str, Any]:
+    """The group's members (``group_members_read``); raises ``TargetError`` when the group
+    cannot be read (the write stays unconfirmed)."""
+    return await conn.read(f"Groups/{seg(group_id)}", {"attributes": "members"})
 
 
 async def read_user(conn: ScimConnector, remote_id: str) -> dict[str, Any]:
