@@ -77,6 +77,38 @@ async def test_removal_answered_200_without_effect_is_not_succeeded_and_the_next
     assert not any(op == "member_add" for op, _ in learnt)  # additions were not downgraded
 
 
+async def test_removal_answered_204_without_effect_is_found_by_reading_the_group(make):
+    """No resource in the answer: one read of the group (attributes=members) confirms."""
+    svc, log, faults, wiki = make()
+    rid = await hired_in_engineering(svc, wiki, "L9")
+    faults.script("ignore_204", times=2, method="PATCH", path="/Groups", contains=FILTER_REMOVE)
+    log.clear()
+    await svc.send(event("L9-t", "transfer", "L9", department="Sales"))
+    await svc.drain()
+    assert faults.injected["ignore_204"] == 2
+    assert rid not in await svc.scim["wiki"].group_members("Wiki Editors")
+    [removal] = ops_of(svc, "remove_member")
+    assert removal.status == "succeeded" and removal.attempts == 1
+    assert log.counts()[("GET", "Groups")] >= 2  # the reads after each 204
+    assert lessons(svc)[("member_remove", "filter")].endswith("answered 204 but the member is still listed")
+
+
+async def test_with_bulk_a_form_without_effect_falls_back_too(make):
+    """Inside Bulk the answers carry no resource (scim2-server): confirmed by reading; a
+    removal Bulk applies without effect (its filter form ignored) falls back to a PUT."""
+    svc, log, faults, wiki = make(scim_options={"wiki": {"bulk": True}})
+    rid = await hired_in_engineering(svc, wiki, "LB")
+    faults.script("ignore_204", times=2, method="POST", path="/Bulk", contains=FILTER_REMOVE)
+    await svc.send(event("LB-t", "transfer", "LB", department="Sales"))
+    await svc.drain()
+    assert faults.injected["ignore_204"] == 2
+    assert rid not in await svc.scim["wiki"].group_members("Wiki Editors")
+    assert await wiki.groups("LB") == {"Wiki Readers"}
+    [removal] = ops_of(svc, "remove_member")
+    assert removal.status == "succeeded" and removal.attempts == 1
+    assert ("member_remove", "filter") in lessons(svc)
+
+
 async def test_501_on_removal_by_filter_downgrades_only_removal(make):
     svc, log, faults, wiki = make()
     faults.script("501", times=1000, method="PATCH", path="/Groups", contains=FILTER_REMOVE)

@@ -23,8 +23,10 @@ import orjson
 KINDS = ("slow", "429", "500", "503", "drop_before", "drop_after")
 # Scripted only (never chosen by ``chaos``): what apps do to forms they do not support.
 # "501": refused as not implemented; "ignore": answered 200 with the resource as it was,
-# nothing applied (as django-scim2's group PUT does with ``members``).
-FORM_KINDS = ("501", "ignore")
+# nothing applied (as django-scim2's group PUT does with ``members``); "ignore_204": answered
+# 204 No Content, nothing applied (the client must read to find out); for Bulk a BulkResponse
+# answering 204 to each operation, none applied.
+FORM_KINDS = ("501", "ignore", "ignore_204")
 
 
 @dataclass
@@ -122,6 +124,13 @@ class FaultTransport(httpx.AsyncBaseTransport):
             return self._error(int(kind), "injected server error", {"Retry-After": "0"} if kind == "503" else None)
         elif kind == "501":
             return self._error(501, "not implemented")
+        elif kind == "ignore_204":
+            if request.url.path.rstrip("/").endswith("/Bulk"):  # every operation "done", none applied
+                ops = (orjson.loads(request.content or b"{}") or {}).get("Operations") or []
+                items = [{"method": o.get("method"), "bulkId": o.get("bulkId"), "status": "204"} for o in ops]
+                body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"], "Operations": items}
+                return httpx.Response(200, content=orjson.dumps(body), headers={"Content-Type": "application/scim+json"})
+            return httpx.Response(204)
         elif kind == "ignore":
             # Nothing applied; the answer is the resource as it is (a 2xx that is no proof).
             read = httpx.Request("GET", request.url.copy_with(query=None),
