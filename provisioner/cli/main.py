@@ -320,6 +320,18 @@ def targets_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
         raise typer.Exit(1)
 
 
+@targets_app.command("forget")
+def targets_forget(target: str) -> None:
+    """Forget the write forms learned not to work for TARGET (e.g. after the app was upgraded):
+    the next start tries the best forms again, and learns again what still does not work."""
+    from provisioner.targets.learned import repository as learned
+
+    db = open_db(settings())
+    with db.transaction() as session:
+        count = learned.forget(session, target)
+    console.print(f"forgot {count} learned form(s) of {target}; restart the workers to try them again")
+
+
 def _learned_summary(learned: dict) -> str:
     """``member_remove: put (refused: filter, value_list)`` for each operation that learned."""
     lines = [f"{op}: {info['using']} (refused: {', '.join(info['refused'])})"
