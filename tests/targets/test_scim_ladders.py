@@ -203,3 +203,51 @@ async def test_patch_never_for_users_still_patches_groups(make):
     counts = log.counts()
     assert counts[("PATCH", "Groups")] >= 2 and counts[("PUT", "Groups")] == 0
     assert counts[("PATCH", "Users")] == 0 and counts[("PUT", "Users")] >= 1
+
+
+async def test_targets_check_cli_shows_learned_forms(make, tmp_path, monkeypatch):
+    """`provisioner targets check` (table and --json) against the wiki served on loopback."""
+    import asyncio
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from provisioner.cli.main import app
+    from provisioner.sandbox.scim.app import serve_in_thread
+    from provisioner.settings import get_settings
+
+    svc, log, faults, wiki = make()
+    faults.script("501", times=1000, method="PATCH", path="/Groups", contains=FILTER_REMOVE)
+    await hired_in_engineering(svc, wiki, "LC")
+    await svc.send(event("LC-t", "transfer", "LC", department="Sales"))
+    await svc.drain()
+    url, server = serve_in_thread(svc.scim["wiki"])
+    try:
+        folder, policies = tmp_path / "cli-targets", tmp_path / "cli-policies"
+        folder.mkdir()
+        policies.mkdir()
+        for path in svc.settings.targets_dir.glob("*.y*ml"):
+            data = yaml.safe_load(path.read_text())
+            if data.get("kind") == "scim" and data.get("name") == "wiki":
+                data["base_url"] = url
+                (folder / path.name).write_text(yaml.safe_dump(data))
+        monkeypatch.setenv("PROVISIONER_DATABASE_URL", svc.settings.database_url)
+        monkeypatch.setenv("PROVISIONER_POLICIES_DIR", str(policies))
+        monkeypatch.setenv("PROVISIONER_TARGETS_DIR", str(folder))
+        get_settings.cache_clear()
+        runner = CliRunner()
+        result = await asyncio.to_thread(runner.invoke, app, ["targets", "check", "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        [wiki_health] = json.loads(result.output)
+        forms = wiki_health["capabilities"]["learned_forms"]
+        assert forms["member_remove"]["using"] == "put"
+        assert set(forms["member_remove"]["refused"]) == {"filter", "value_list"}
+        table = await asyncio.to_thread(runner.invoke, app, ["targets", "check"], catch_exceptions=False)
+        assert "member_remove: put (refused: filter, value_list)" in " ".join(table.output.split())
+        forgot = await asyncio.to_thread(runner.invoke, app, ["targets", "forget", "wiki"], catch_exceptions=False)
+        assert "forgot 2 learned form(s) of wiki" in forgot.output
+        assert lessons(svc) == {}
+    finally:
+        server.should_exit = True
+        get_settings.cache_clear()
