@@ -235,7 +235,6 @@ async def test_membership_patch_applied_but_answer_dropped_member_appears_once(d
         assert (await members(svc, EDITORS)).count(m1) == 1 and m2 not in await members(svc, EDITORS)
         assert sorted(await members(svc, READERS)) == sorted([m1, m2])
         changes = [op for op in wiki_ops(svc) if op.id > hired and op.kind in ("add_member", "remove_member")]
-        print("FAULTLOG", faults.log[-30:]); print("OPS", [(o.id, o.kind, o.group_key, o.status, o.attempts, o.last_error) for o in changes])
         assert {(op.kind, op.group_key, op.status, op.attempts) for op in changes} == {
             ("add_member", EDITORS, OpStatus.SUCCEEDED, 2), ("remove_member", EDITORS, OpStatus.SUCCEEDED, 2)}
 
