@@ -17,6 +17,7 @@ from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation
 from provisioner.reconcile.models import ReconcileCursor
 from provisioner.rollouts.models import PolicyRollout
+from provisioner.targets.learned.models import LearnedForm
 from provisioner.tokens.models import ApiToken
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "DirectoryGroupMember",
     "HREvent",
     "Identity",
+    "LearnedForm",
     "LifecycleTransition",
     "Operation",
     "Plan",

@@ -34,6 +34,7 @@ from provisioner.rollouts.schemas import RolloutResult
 from provisioner.settings import Settings
 from provisioner.targets.config import ConfigError, load_targets
 from provisioner.targets.contract import Connector
+from provisioner.targets.learned import service as learned
 from provisioner.targets.registry import build_connectors
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class Runtime:
         ctx = PlanningContext(policies=policies, targets=targets,
                               contract_end_timezone=settings.contract_end_timezone)
         connectors = build_connectors(targets, transports=transports, dry_run=dry_run)
-        return cls(settings, db or Database(settings.database_url), ctx, connectors)
+        db = db or Database(settings.database_url)
+        learned.attach(db, connectors)  # start from what the apps were found not to do
+        return cls(settings, db, ctx, connectors)
 
     # -- API -------------------------------------------------------------------------------------
     def create_app(self) -> FastAPI:

@@ -21,6 +21,12 @@ import httpx
 import orjson
 
 KINDS = ("slow", "429", "500", "503", "drop_before", "drop_after")
+# Scripted only (never chosen by ``chaos``): what apps do to forms they do not support.
+# "501": refused as not implemented; "ignore": answered 200 with the resource as it was,
+# nothing applied (as django-scim2's group PUT does with ``members``); "ignore_204": answered
+# 204 No Content, nothing applied (the client must read to find out); for Bulk a BulkResponse
+# answering 204 to each operation, none applied.
+FORM_KINDS = ("501", "ignore", "ignore_204")
 
 
 @dataclass
@@ -31,6 +37,7 @@ class _Scripted:
     path: str | None
     retry_after: float
     delay: float
+    contains: str | None = None
 
 
 class FaultTransport(httpx.AsyncBaseTransport):
@@ -48,9 +55,10 @@ class FaultTransport(httpx.AsyncBaseTransport):
         self.forwarded = 0
 
     def script(self, kind: str, *, times: int = 1, method: str | None = None, path: str | None = None,
-               retry_after: float = 0.05, delay: float = 0.2) -> None:
-        assert kind in KINDS, kind
-        self.scripted.append(_Scripted(kind, times, method, path, retry_after, delay))
+               retry_after: float = 0.05, delay: float = 0.2, contains: str | None = None) -> None:
+        """``contains``: only requests whose body holds this text (e.g. ``members[value eq``)."""
+        assert kind in KINDS + FORM_KINDS, kind
+        self.scripted.append(_Scripted(kind, times, method, path, retry_after, delay, contains))
 
     def chaos(self, rate: float, *, kinds: tuple[str, ...] = KINDS, retry_after: float = 0.05,
               delay: float = 0.2) -> None:
@@ -76,6 +84,8 @@ class FaultTransport(httpx.AsyncBaseTransport):
             if item.method and request.method != item.method:
                 continue
             if item.path and item.path not in request.url.path:
+                continue
+            if item.contains and item.contains not in (request.content or b"").decode(errors="replace"):
                 continue
             item.times -= 1
             return item.kind, item.retry_after, item.delay
@@ -112,6 +122,22 @@ class FaultTransport(httpx.AsyncBaseTransport):
             return self._error(429, "Too many requests", {"Retry-After": f"{retry_after:g}"})
         elif kind in ("500", "503"):
             return self._error(int(kind), "injected server error", {"Retry-After": "0"} if kind == "503" else None)
+        elif kind == "501":
+            return self._error(501, "not implemented")
+        elif kind == "ignore_204":
+            if request.url.path.rstrip("/").endswith("/Bulk"):  # every operation "done", none applied
+                ops = (orjson.loads(request.content or b"{}") or {}).get("Operations") or []
+                items = [{"method": o.get("method"), "bulkId": o.get("bulkId"), "status": "204"} for o in ops]
+                body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"], "Operations": items}
+                return httpx.Response(200, content=orjson.dumps(body), headers={"Content-Type": "application/scim+json"})
+            return httpx.Response(204)
+        elif kind == "ignore":
+            # Nothing applied; the answer is the resource as it is (a 2xx that is no proof).
+            read = httpx.Request("GET", request.url.copy_with(query=None),
+                                 headers={k: v for k, v in request.headers.items() if k.lower() == "authorization"})
+            current = await self.inner.handle_async_request(read)
+            await current.aread()
+            return httpx.Response(200, content=current.content, headers={"Content-Type": "application/scim+json"})
         elif kind == "drop_before":
             raise httpx.ConnectError("connection refused (injected)", request=request)
         self.forwarded += 1

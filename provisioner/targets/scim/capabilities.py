@@ -54,7 +54,7 @@ def from_config(body: Any, profile: Compatibility) -> Capabilities:
         max_results = int(spc.filter.max_results)
     return Capabilities(
         bulk=bulk and max_ops > 0, max_operations=max(1, max_ops), max_payload=max(1024, max_payload),
-        patch=patch, group_patch=patch and profile.group_patch == "auto",
+        patch=patch, group_patch=supported("patch") and profile.group_patch == "auto",
         etag=supported("etag") and profile.etag == "auto",
         filter=spc is None or supported("filter"), max_results=max(1, max_results),
         sort=supported("sort"))

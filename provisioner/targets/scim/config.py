@@ -90,7 +90,10 @@ class Compatibility(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     bulk: Literal["auto", "never"] = "auto"
-    patch: Literal["auto", "never"] = "auto"  # never: GET + PUT for users
+    # never: GET + PUT for users; group memberships follow ``group_patch`` and the server alone.
+    # Whatever is set here, a form the app turns out not to do is learned per operation and the
+    # next one used (targets/scim/forms.py; shown by `provisioner targets check`).
+    patch: Literal["auto", "never"] = "auto"
     # never: a server that refuses PATCH on /Groups although it announces PATCH: memberships
     # are changed by GET + PUT of the whole group (with If-Match when ETags are offered).
     group_patch: Literal["auto", "never"] = "auto"

@@ -2,14 +2,16 @@
 
 It reads the server's ServiceProviderConfig and adapts: Bulk when offered, PATCH for
 memberships (many members per operation), GET + PUT with ``If-Match`` where PATCH is not
-offered, filters for lookups. Answers become outcomes in one place (:mod:`errors`); the
+offered, filters for lookups. Every write's effect is confirmed and each operation climbs its
+own ladder of forms when the app refuses one or answers without the effect (:mod:`ladders`,
+:mod:`forms`). Answers become outcomes in one place (:mod:`errors`); the
 connector never retries, the queue does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +32,9 @@ from provisioner.targets.scim import errors, writes
 from provisioner.targets.scim.capabilities import Capabilities
 from provisioner.targets.scim.config import ScimTarget
 from provisioner.targets.scim.errors import Answer, answer_of, result_of
+from provisioner.targets.scim.forms import LearnedForms, Lesson
 from provisioner.targets.scim.http import Reply, ScimHttp
+from provisioner.targets.scim.ladders import LadderRun
 from provisioner.targets.scim.memberships import (
     GroupMemberships,
 )
@@ -38,6 +42,8 @@ from provisioner.targets.scim.reads import ScimReads
 from provisioner.targets.scim.updates import FallbackUpdates
 from provisioner.targets.scim.writes import Call
 from provisioner.targets.transport import RecordingTransport
+
+log = logging.getLogger(__name__)
 
 CAPABILITIES_TTL = 300.0  # seconds a ServiceProviderConfig read is trusted
 MAX_HOLD_SECONDS = 5.0  # a longer Retry-After is waited out in the queue, not in the worker
@@ -57,7 +63,7 @@ class ScimConnector(ScimReads):
         self._slots = lanes.Slots(config.throttle.concurrency)  # one kept for revocation (lanes)
         self._caps: Capabilities | None = None
         self._caps_at = 0.0
-        self._group_patch_refused = False  # learnt from a 501 (see ``apply``)
+        self.forms = LearnedForms(config)  # what this app was found not to do (forms.py)
         # Bulk group commit, one per lane: a leaver's calls never wait in (or share) joiner Bulk requests.
         self._bulk_waiting: dict[bool, list[tuple[list[Call], dict[int, OpResult], asyncio.Future[None]]]] = {
             False: [], True: []}
@@ -111,56 +117,30 @@ class ScimConnector(ScimReads):
             body = await self.read("ServiceProviderConfig")
             self._caps = caps_mod.from_config(body, self.config.compatibility)
             self._caps_at = time.monotonic()
-        if self._group_patch_refused and self._caps.group_patch:
-            self._caps = dataclasses.replace(self._caps, group_patch=False)
         return self._caps
 
     # ---- writes -----------------------------------------------------------------------------
 
     async def apply(self, ops: Sequence[TargetOp]) -> list[OpResult]:
+        """Each operation in the form learned to work for this app, its effect confirmed, the
+        next form tried when it is missing (:mod:`ladders`)."""
         if not ops:
             return []
-        caps = await self.capabilities()
-        plan = writes.plan_writes(self.config, caps, ops, self.mapping)
-        results: dict[int, OpResult] = {r.op_id: r for r in plan.results}
-        first = [c for c in plan.calls if not c.last]
-        last = [c for c in plan.calls if c.last]
-        if caps.bulk and plan.calls:
-            await self._send_bulk(plan.calls, caps, results)
-        else:
-            await asyncio.gather(*(self._send_one(c, results) for c in first))
-        fallbacks = [self.updates.put_user(w) for w in plan.user_puts]
-        fallbacks += [self.updates.put_group(g, m) for g, m in plan.group_puts.items()]
-        for part in await asyncio.gather(*fallbacks):
-            results.update({r.op_id: r for r in part})
-        refused = [c for c in plan.calls if c.purpose == "group" and results.get(c.op_ids[0]) is not None
-                   and results[c.op_ids[0]].status_code == 501]
-        if refused:
-            # The server announces PATCH but refuses it on /Groups (RFC 7644 §3.12: 501): from
-            # now on memberships go by GET + PUT of the group, starting with these.
-            self._group_patch_refused = True
-            by_group: dict[str, list[tuple[int, str, str]]] = {}
-            for call in refused:
-                by_group.setdefault(call.group_id or "", []).extend(call.members)
-            for part in await asyncio.gather(*(self.updates.put_group(g, m) for g, m in by_group.items())):
-                results.update({r.op_id: r for r in part})
-        if last and not caps.bulk:
-            await asyncio.gather(*(self._send_one(c, results) for c in last))
-        retry = [c for c in plan.calls if c.purpose == "group" and len(c.members) > 1
-                 and results.get(c.op_ids[0]) is not None
-                 and results[c.op_ids[0]].outcome in (Outcome.BAD_REQUEST, Outcome.NOT_FOUND)]
-        if retry:
-            # A multi-member PATCH is all or nothing: one bad member fails it. Send each member
-            # on its own so every operation gets its own outcome.
-            singles = [writes.Call("PATCH", c.path, writes.member_patch(self.config, [m]), [m[0]], "group",
-                                   members=[m], group_id=c.group_id) for c in retry for m in c.members]
-            await asyncio.gather(*(self._send_one(c, results) for c in singles))
-        for op in ops:
-            results.setdefault(op.op_id, OpResult(op.op_id, Outcome.TRANSIENT, detail="no answer recorded"))
-        return [results[op_id] for op_id in dict.fromkeys(op.op_id for op in ops)]
+        return await LadderRun(self, await self.capabilities()).apply(ops)
+
+    async def report_learned(self, lesson: Lesson) -> None:
+        """Hand a newly learned form to the runtime's hook (it persists it); never fails a write."""
+        hook = self.forms.on_learned
+        if hook is None or self.dry_run:
+            return
+        try:
+            await asyncio.to_thread(hook, lesson)
+        except Exception:
+            log.exception("%s: could not keep what was learned about %s", self.name, lesson.operation)
 
     def _settle(self, call: Call, answer: Answer, body: Any, location: str | None,
                 results: dict[int, OpResult]) -> None:
+        call.status, call.reply = answer.status, body
         for op_id in call.op_ids:
             if call.purpose == "create" and answer.outcome == Outcome.DONE:
                 data = body if isinstance(body, dict) else {}
@@ -175,7 +155,8 @@ class ScimConnector(ScimReads):
                 results[op_id] = result_of(op_id, answer)
 
     async def _send_one(self, call: Call, results: dict[int, OpResult]) -> None:
-        reply = await self.send(call.method, call.path, json=call.body, writes_=len(call.op_ids))
+        reply = await self.send(call.method, call.path, json=call.body, params=call.params,
+                                writes_=len(call.op_ids))
         self._settle(call, answer_of(reply), reply.body, reply.headers.get("Location"), results)
 
     async def _send_bulk(self, calls: list[Call], caps: Capabilities, results: dict[int, OpResult]) -> None:
@@ -200,7 +181,8 @@ class ScimConnector(ScimReads):
                 merged = sorted((call for calls, _, _ in batch for call in calls), key=lambda c: c.last)
                 try:
                     packs = writes.pack_bulk(merged, caps)
-                    await asyncio.gather(*(self._bulk(p, sink) for p in packs if not p[0].last))
+                    for wave in writes.waves([p for p in packs if not p[0].last]):
+                        await asyncio.gather(*(self._bulk(p, sink) for p in wave))
                     await asyncio.gather(*(self._bulk(p, sink) for p in packs if p[0].last))
                 except BaseException as exc:  # DryRunBlocked, a bug: every waiting round hears it
                     for _, _, done in batch:
@@ -254,6 +236,7 @@ class ScimConnector(ScimReads):
             caps = await self.capabilities(refresh=True)
             health.reachable = True
             health.capabilities.update(caps.describe())
+            health.capabilities["learned_forms"] = self.forms.describe(caps)
             await self.read("Users", {"count": 1, "attributes": "id"})
             health.credentials_ok = True
             names = self.config.managed_group_names()

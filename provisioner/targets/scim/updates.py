@@ -1,6 +1,8 @@
 """Changes for servers without PATCH: read the resource, change it, PUT it back
 (RFC 7644 §3.5.1), with ``If-Match`` when the server offers ETags (§3.14) so a change made
-in between is never overwritten; a 412 reads again, a few times, then the queue retries."""
+in between is never overwritten; a 412 reads again, a few times, then the queue retries.
+Each change comes back with the body the server answered (or the one it read, when nothing
+was to change) for :mod:`verify` to confirm."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ class FallbackUpdates:
     def __init__(self, connector: ScimConnector) -> None:
         self.connector = connector
 
-    async def _put(self, path: str, change: Any, n_ops: int) -> errors.Answer:
-        """GET, apply ``change(body) -> body | None`` (None: nothing to do), PUT."""
+    async def _put(self, path: str, change: Any, n_ops: int) -> tuple[errors.Answer, Any]:
+        """GET, apply ``change(body) -> body | None`` (None: nothing to do), PUT; the answer and
+        the resource it carries (the one read, when nothing was to change)."""
         conn = self.connector
         caps = await conn.capabilities()
         answer = errors.Answer(Outcome.TRANSIENT, None, "not attempted")
@@ -31,11 +34,11 @@ class FallbackUpdates:
             reply = await conn.send("GET", path)
             answer = errors.answer_of(reply)
             if answer.outcome != Outcome.DONE:
-                return answer
+                return answer, None
             current = reply.body if isinstance(reply.body, dict) else {}
             body = change(current)
             if body is None:
-                return errors.Answer(Outcome.DONE, reply.status, "already so")
+                return errors.Answer(Outcome.DONE, reply.status, "already so"), current
             headers = {}
             version = (current.get("meta") or {}).get("version") or reply.headers.get("ETag")
             if caps.etag and version:
@@ -43,10 +46,10 @@ class FallbackUpdates:
             reply = await conn.send("PUT", path, json=body, headers=headers, writes_=n_ops)
             answer = errors.answer_of(reply)
             if reply.status != 412:
-                return answer
-        return answer
+                return answer, reply.body
+        return answer, None
 
-    async def put_user(self, write: FallbackWrite) -> list[OpResult]:
+    async def put_user(self, write: FallbackWrite) -> tuple[OpResult, Any]:
         op = write.op
         conn = self.connector
 
@@ -58,12 +61,12 @@ class FallbackUpdates:
             return mapping.replacement_body(conn.mapping, None, current, active=write.active)
 
         try:
-            answer = await self._put(f"Users/{seg(op.account_id or '')}", change, 1)
+            answer, body = await self._put(f"Users/{seg(op.account_id or '')}", change, 1)
         except (ValidationError, ValueError) as exc:  # refused by scim2-models before sending
-            return [OpResult(op.op_id, Outcome.BAD_REQUEST, detail=f"not a valid SCIM value: {str(exc)[:300]}")]
-        return [errors.result_of(op.op_id, answer)]
+            return OpResult(op.op_id, Outcome.BAD_REQUEST, detail=f"not a valid SCIM value: {str(exc)[:300]}"), None
+        return errors.result_of(op.op_id, answer), body
 
-    async def put_group(self, group_id: str, members: list[tuple[int, str, str]]) -> list[OpResult]:
+    async def put_group(self, group_id: str, members: list[tuple[int, str, str]]) -> tuple[list[OpResult], Any]:
         """Membership changes for a server that takes no PATCH on groups: the whole member
         list is PUT (RFC 7644 §3.5.1 replaces ``members`` as a whole)."""
 
@@ -82,5 +85,5 @@ class FallbackUpdates:
             body["members"] = [{"value": uid} for uid in new]
             return body
 
-        answer = await self._put(f"Groups/{seg(group_id)}", change, len(members))
-        return [errors.result_of(op_id, answer) for op_id, _, _ in members]
+        answer, body = await self._put(f"Groups/{seg(group_id)}", change, len(members))
+        return [errors.result_of(op_id, answer) for op_id, _, _ in members], body

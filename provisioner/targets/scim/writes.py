@@ -13,7 +13,7 @@ to the server.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +27,7 @@ from provisioner.targets.scim import mapping
 from provisioner.targets.scim.capabilities import Capabilities
 from provisioner.targets.scim.config import ScimTarget
 
+USER_ANSWER = {"excludedAttributes": "groups"}  # the User back from a PATCH, without its groups
 BULK_OVERHEAD = 200  # bytes of envelope per BulkRequest, a safe margin under maxPayloadSize
 
 
@@ -42,6 +43,12 @@ class Call:
     last: bool = False  # sent after the others (deletions)
     members: list[tuple[int, str, str]] = field(default_factory=list)  # (op id, add|remove, user id)
     group_id: str | None = None
+    forms: dict[int, str] = field(default_factory=dict)  # op id -> the form it is sent in (forms.py)
+    # Asks the server to answer with the resource (RFC 7644 §3.5.2: with ``attributes`` it
+    # MUST return 200 and the resource), so the effect is confirmed without a read. Not in Bulk.
+    params: dict[str, str] | None = None
+    status: int | None = None  # the answer, once sent (for verification)
+    reply: Any = None
 
     def bulk_operation(self, bulk_id: str) -> dict[str, Any]:
         op: dict[str, Any] = {"method": self.method, "path": "/" + self.path, "bulkId": bulk_id}
@@ -76,26 +83,45 @@ def filter_string(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
-def member_patch(config: ScimTarget, members: Sequence[tuple[int, str, str]]) -> dict[str, Any]:
+def member_patch(config: ScimTarget, members: Sequence[tuple[int, str, str]],
+                 value_list: Collection[int] = ()) -> dict[str, Any]:
     """One PatchOp for a group: the adds as one ``add`` with a value list, each removal as
-    ``members[value eq "id"]`` (RFC 7644 §3.5.2.2), or Entra's value-list form when the
-    compatibility profile says the server wants that."""
+    ``members[value eq "id"]`` (RFC 7644 §3.5.2.2), or Entra's value-list form for the
+    operations in ``value_list`` (or all, when the compatibility profile says so)."""
+    every = config.compatibility.remove_member_style == "value_list"
     adds = [{"value": uid} for _, action, uid in members if action == "add"]
-    removes = [uid for _, action, uid in members if action == "remove"]
+    listed = [uid for op_id, action, uid in members if action == "remove" and (every or op_id in value_list)]
+    filtered = [uid for op_id, action, uid in members
+                if action == "remove" and not (every or op_id in value_list)]
     ops: list[PatchOperation[Group]] = []
     if adds:
         ops.append(PatchOperation[Group](op="add", path="members", value=adds))
-    if removes and config.compatibility.remove_member_style == "value_list":
-        ops.append(PatchOperation[Group](op="remove", path="members", value=[{"value": u} for u in removes]))
-    else:
-        for uid in removes:
-            ops.append(PatchOperation[Group](op="remove", path=f"members[value eq {filter_string(uid)}]"))
+    if listed:
+        ops.append(PatchOperation[Group](op="remove", path="members", value=[{"value": u} for u in listed]))
+    for uid in filtered:
+        ops.append(PatchOperation[Group](op="remove", path=f"members[value eq {filter_string(uid)}]"))
     return PatchOp[Group](operations=ops).model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST)
 
 
+FormOf = Callable[[TargetOp], str]
+
+
+def default_form(caps: Capabilities) -> FormOf:
+    """Without learned forms: what the server's configuration offers."""
+    def form_of(op: TargetOp) -> str:
+        if op.kind in (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER):
+            return ("patch" if op.kind == OpKind.ADD_MEMBER else "filter") if caps.group_patch else "put"
+        return "patch" if caps.patch else "put"
+    return form_of
+
+
 def plan_writes(config: ScimTarget, caps: Capabilities, ops: Sequence[TargetOp],
-                user_mapping: dict[str, str]) -> WritePlan:
+                user_mapping: dict[str, str], form_of: FormOf | None = None) -> WritePlan:
+    """The requests for ``ops``; ``form_of`` names the form of each laddered operation
+    (:mod:`provisioner.targets.scim.forms`)."""
+    form_of = form_of or default_form(caps)
     plan = WritePlan()
+    forms: dict[int, str] = {}
     groups: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     seen: set[int] = set()
     for op in ops:
@@ -103,26 +129,35 @@ def plan_writes(config: ScimTarget, caps: Capabilities, ops: Sequence[TargetOp],
             continue
         seen.add(op.op_id)
         try:
-            _plan_one(plan, groups, caps, op, user_mapping)
+            forms[op.op_id] = form_of(op)
+            _plan_one(plan, groups, forms[op.op_id], op, user_mapping)
         except (ValidationError, ValueError) as exc:
             # scim2-models refuses the value before it is sent (e.g. a work e-mail that is not an
             # address): this operation is a bad request; the others in the round go ahead.
             plan.results.append(OpResult(op.op_id, Outcome.BAD_REQUEST,
                                          detail=f"not a valid SCIM value: {_first_error(exc)}"))
     size = config.compatibility.max_members_per_patch
-    for group_id, members in groups.items():
-        if not caps.group_patch:
-            plan.group_puts[group_id] = members
-            continue
+    for group_id, all_members in groups.items():
+        put = [m for m in all_members if forms[m[0]] == "put"]
+        if put:
+            plan.group_puts[group_id] = put
+        members = [m for m in all_members if forms[m[0]] != "put"]
         for start in range(0, len(members), size):
             part = members[start:start + size]
-            plan.calls.append(Call("PATCH", f"Groups/{seg(group_id)}", member_patch(config, part),
-                                   [m[0] for m in part], "group", members=part, group_id=group_id))
+            plan.calls.append(group_call(config, group_id, part, {m[0]: forms[m[0]] for m in part}))
     plan.calls.sort(key=lambda c: c.last)  # stable: deletions after everything else
     return plan
 
 
-def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], caps: Capabilities,
+def group_call(config: ScimTarget, group_id: str, members: list[tuple[int, str, str]],
+               forms: dict[int, str]) -> Call:
+    value_list = {op_id for op_id, form in forms.items() if form == "value_list"}
+    return Call("PATCH", f"Groups/{seg(group_id)}", member_patch(config, members, value_list),
+                [m[0] for m in members], "group", members=members, group_id=group_id, forms=dict(forms),
+                params={"attributes": "members"})
+
+
+def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], form: str,
               op: TargetOp, user_mapping: dict[str, str]) -> None:
     kind = op.kind
     if kind == OpKind.CREATE_ACCOUNT:
@@ -145,17 +180,19 @@ def _plan_one(plan: WritePlan, groups: dict[str, list[tuple[int, str, str]]], ca
         plan.calls.append(Call("DELETE", f"Users/{seg(op.account_id)}", None, [op.op_id], "delete", last=True))
     elif kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
         active = kind == OpKind.ENABLE_ACCOUNT
-        if caps.patch:
+        if form == "patch":
             plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}", mapping.active_patch(active),
-                                   [op.op_id], "user"))
+                                   [op.op_id], "user", forms={op.op_id: form},
+                                   params=USER_ANSWER))
         else:
             plan.user_puts.append(FallbackWrite(op, active=active))
     elif kind == OpKind.UPDATE_ACCOUNT:
         if op.account is None:
             plan.results.append(OpResult(op.op_id, Outcome.DONE, detail="nothing to update"))
-        elif caps.patch:
+        elif form == "patch":
             plan.calls.append(Call("PATCH", f"Users/{seg(op.account_id)}",
-                                   mapping.update_patch(user_mapping, op.account), [op.op_id], "user"))
+                                   mapping.update_patch(user_mapping, op.account), [op.op_id], "user",
+                                   forms={op.op_id: form}, params=USER_ANSWER))
         else:
             plan.user_puts.append(FallbackWrite(op, update=True))
     else:
@@ -179,7 +216,10 @@ def pack_bulk(calls: Sequence[Call], caps: Capabilities) -> list[list[Call]]:
     for call in calls:
         item = len(orjson.dumps(call.bulk_operation("0000000000"))) + 1
         new_phase = bool(current) and call.last and not current[-1].last
-        if current and (len(current) >= caps.max_operations or size + item > limit or new_phase):
+        # Two changes of one group in one request: servers may apply Bulk operations at once and
+        # lose one of them (read-modify-write); the second goes in a later request.
+        same_group = call.purpose == "group" and any(c.path == call.path for c in current)
+        if current and (len(current) >= caps.max_operations or size + item > limit or new_phase or same_group):
             packs.append(current)
             current, size = [], BULK_OVERHEAD
         current.append(call)
@@ -187,6 +227,20 @@ def pack_bulk(calls: Sequence[Call], caps: Capabilities) -> list[list[Call]]:
     if current:
         packs.append(current)
     return packs
+
+
+def waves(packs: Sequence[list[Call]]) -> list[list[list[Call]]]:
+    """Bulk requests that may go at once: none changes a group an earlier one of its wave does."""
+    out: list[list[list[Call]]] = []
+    touched: set[str] = set()
+    for pack in packs:
+        paths = {c.path for c in pack if c.purpose == "group"}
+        if not out or paths & touched:
+            out.append([])
+            touched = set()
+        out[-1].append(pack)
+        touched |= paths
+    return out
 
 
 def bulk_body(calls: Sequence[Call], fail_on_errors: int | None) -> dict[str, Any]:
