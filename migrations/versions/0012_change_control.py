@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from provisioner.db import UTCDateTime
 
 revision: str = "0012_change_control"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010_scim_learned_forms"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
