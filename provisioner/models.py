@@ -1,6 +1,7 @@
 """Every table, imported in one place for Alembic and schema creation."""
 
 from provisioner.audit.models import AuditHead, AuditRecord
+from provisioner.change_control.holds.models import HoldSet
 from provisioner.db import Base
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
 from provisioner.evidence.models import RevocationCheck, RevocationIncident
@@ -25,6 +26,7 @@ __all__ = [
     "Base",
     "DirectoryGroup",
     "DirectoryGroupMember",
+    "HoldSet",
     "HREvent",
     "Identity",
     "LifecycleTransition",

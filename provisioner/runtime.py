@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.api.app import create_app
 from provisioner.audit.service import chain_key, read_head
+from provisioner.change_control.holds.service import hold_policy
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.intake.processor import ProcessStats, process_due
@@ -51,7 +52,8 @@ class Runtime:
         targets = load_targets(settings.targets_dir)
         policies = load_policies(settings.policies_dir, targets)
         ctx = PlanningContext(policies=policies, targets=targets,
-                              contract_end_timezone=settings.contract_end_timezone)
+                              contract_end_timezone=settings.contract_end_timezone,
+                              holds=hold_policy(settings, targets))
         connectors = build_connectors(targets, transports=transports, dry_run=dry_run)
         return cls(settings, db or Database(settings.database_url), ctx, connectors)
 

@@ -1,0 +1,1 @@
+"""Change control: approvals, mass-change holds, reviewed policy rollouts, separation of duties."""
