@@ -69,6 +69,10 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
                    "description": "An API token with the `admin` scope (`provisioner token create NAME --scope admin`)."},
     "auditorToken": {"type": "http", "scheme": "bearer",
                      "description": "An API token with the `auditor` (or `admin`) scope."},
+    "approverToken": {"type": "http", "scheme": "bearer",
+                      "description": "An API token with the `approver` (or `admin`) scope: change-control decisions."},
+    "readerToken": {"type": "http", "scheme": "bearer",
+                    "description": "An API token with the `viewer`, `auditor` or `approver` (or `admin`) scope."},
     "scimToken": {"type": "http", "scheme": "bearer",
                   "description": "A SCIM token (`provisioner scim token create NAME --scope read|read-write`): "
                                  "reads need `scim:read`, writes `scim:write`."},
@@ -88,6 +92,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 AUDITOR: list[dict[str, list[str]]] = [{"auditorToken": []}]
 SCIM: list[dict[str, list[str]]] = [{"scimToken": []}]
+APPROVER: list[dict[str, list[str]]] = [{"approverToken": []}]
+READER: list[dict[str, list[str]]] = [{"readerToken": []}]
 METRICS: list[dict[str, list[str]]] = [{"metricsToken": []}, {"adminToken": []}]
 HR_SIGNED: list[dict[str, list[str]]] = [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
 

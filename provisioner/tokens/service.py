@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from provisioner.clock import utcnow
 from provisioner.tokens.models import ApiToken
 
-SCOPES = {"auditor", "admin", "scim:read", "scim:write"}
+SCOPES = {"auditor", "admin", "approver", "viewer", "scim:read", "scim:write"}
 
 
 class TokenError(ValueError):

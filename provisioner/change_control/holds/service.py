@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from provisioner.audit.service import append
 from provisioner.change_control.holds import repository
 from provisioner.change_control.holds.models import Cause, HoldSet, HoldStatus
+from provisioner.change_control.holds.schemas import HeldOperation, HoldDecisionOut, HoldSetDetail, HoldSetOut
 from provisioner.queue import repository as queue
 from provisioner.queue.models import OpStatus
 from provisioner.targets.contract import OpKind
@@ -212,3 +213,36 @@ def _decided(session: Session, hold: HoldSet, status: str, held: list, by: str, 
            people=people[:AUDIT_PEOPLE_CAP], op_ids=[op.id for op, _ in held][:AUDIT_PEOPLE_CAP * 4])
     log.info("hold set %d %s by %s: %d operation(s) of %d people", hold.id, status, by, len(held), len(people))
     return Decision(hold, len(held), people)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def listing(session: Session, status: str | None, limit: int, now: datetime) -> list[HoldSetOut]:
+    rows = repository.listing(session, status, limit)
+    counts = repository.held_counts(session, [h.id for h in rows])
+    return [_out(h, counts.get(h.id, (0, 0)), now) for h in rows]
+
+
+def detail(session: Session, hold_id: int, now: datetime) -> HoldSetDetail:
+    hold = repository.get(session, hold_id)
+    if hold is None:
+        raise HoldError(404, f"no hold set {hold_id} (see 'provisioner holds list')")
+    ops = repository.operations(session, hold_id)
+    counts = repository.held_counts(session, [hold_id]).get(hold_id, (0, 0))
+    return HoldSetDetail(**_out(hold, counts, now).model_dump(), operations=[
+        HeldOperation(id=op.id, employee_id=person.employee_id, display_name=person.display_name, kind=op.kind,
+                      group=op.group_key, status=op.status, reason=(op.payload or {}).get("reason"))
+        for op, person in ops])
+
+
+def decision_out(decision: Decision, now: datetime) -> HoldDecisionOut:
+    return HoldDecisionOut(hold=_out(decision.hold, (0, 0), now), operations=decision.operations,
+                           people=decision.people)
+
+
+def _out(hold: HoldSet, counts: tuple[int, int], now: datetime) -> HoldSetOut:
+    end = hold.decided_at or now
+    return HoldSetOut(id=hold.id, target=hold.target, cause=hold.cause, status=hold.status,
+                      opened_at=hold.opened_at, age_seconds=max(0.0, (end - hold.opened_at).total_seconds()),
+                      people=hold.people, population=hold.population, thresholds=hold.thresholds or {},
+                      held_operations=counts[0], held_people=counts[1], decided_at=hold.decided_at,
+                      decided_by=hold.decided_by, comment=hold.comment)
