@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from provisioner.api.auth import require_scope
 from provisioner.api.problems import Problem
 from provisioner.api.responses import METRICS, contract, problems
+from provisioner.clock import utcnow
 from provisioner.health import metrics, service
 
 router = APIRouter(tags=["ops"])
@@ -56,4 +57,9 @@ def readyz(request: Request) -> JSONResponse:
                                   s403="An API token without the admin scope")},
             openapi_extra=contract(security=METRICS))
 def prometheus(request: Request) -> Response:
-    return Response(metrics.exposition(_snapshot(request, by_status=True)), media_type=CONTENT_TYPE_LATEST)
+    from provisioner.change_control.holds.metrics import families as change_control
+
+    snap = _snapshot(request, by_status=True)
+    with request.app.state.db.transaction() as session:
+        extra = change_control(session, utcnow())
+    return Response(metrics.exposition(snap, extra), media_type=CONTENT_TYPE_LATEST)

@@ -20,7 +20,7 @@ Reader = Annotated[str, Depends(reader)]
 Approver = Annotated[str, Depends(approver)]
 
 
-@router.get("", responses=problems(401, 403), openapi_extra=contract(security=READER))
+@router.get("", responses=problems(400, 401, 403), openapi_extra=contract(security=READER))
 def list_holds(_: Reader, session: SessionDep,
                status: Literal["held", "released", "cancelled"] | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[HoldSetOut]:
@@ -28,7 +28,7 @@ def list_holds(_: Reader, session: SessionDep,
     return service.listing(session, status, limit, utcnow())
 
 
-@router.get("/{hold_id}", responses=problems(401, 403, 404), openapi_extra=contract(security=READER))
+@router.get("/{hold_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
 def show_hold(hold_id: int, _: Reader, session: SessionDep) -> HoldSetDetail:
     """One hold set and its operations: who would lose what, and why."""
     try:
@@ -37,13 +37,13 @@ def show_hold(hold_id: int, _: Reader, session: SessionDep) -> HoldSetDetail:
         raise Problem(exc.status, "Not found", str(exc)) from None
 
 
-@router.post("/{hold_id}/release", responses=problems(401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
+@router.post("/{hold_id}/release", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
 def release_hold(hold_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
     """Send the held operations to the targets (they run as planned)."""
     return _decide(service.release, session, hold_id, who, body)
 
 
-@router.post("/{hold_id}/cancel", responses=problems(401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
+@router.post("/{hold_id}/cancel", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
 def cancel_hold(hold_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
     """Withdraw the held operations (recorded); people's state stays as their source said."""
     return _decide(service.cancel, session, hold_id, who, body)

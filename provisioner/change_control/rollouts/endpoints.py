@@ -22,14 +22,14 @@ Approver = Annotated[str, Depends(approver)]
 Status = Literal["applied", "awaiting_approval", "approved", "rejected", "superseded"]
 
 
-@router.get("", responses=problems(401, 403), openapi_extra=contract(security=READER))
+@router.get("", responses=problems(400, 401, 403), openapi_extra=contract(security=READER))
 def list_rollouts(_: Reader, session: SessionDep, status: Status | None = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     """Policy rollouts, newest first, with their counts (``status=awaiting_approval``: the pending ones)."""
     return [service.summary(r) for r in repository.recent(session, limit, status)]
 
 
-@router.get("/{rollout_id}", responses=problems(401, 403, 404), openapi_extra=contract(security=READER))
+@router.get("/{rollout_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
 def show_rollout(rollout_id: int, _: Reader, session: SessionDep,
                  target: Annotated[str | None, Query(max_length=100)] = None,
                  group: Annotated[str | None, Query(max_length=200)] = None,
@@ -43,7 +43,7 @@ def show_rollout(rollout_id: int, _: Reader, session: SessionDep,
     return service.view(row, target=target, group=group, person=person)
 
 
-@router.post("/{rollout_id}/approve", responses=problems(401, 403, 404, 409),
+@router.post("/{rollout_id}/approve", responses=problems(400, 401, 403, 404, 409),
              openapi_extra=contract(security=APPROVER))
 async def approve_rollout(request: Request, rollout_id: int, who: Approver,
                           body: DecisionIn | None = None) -> dict[str, Any]:
@@ -62,7 +62,7 @@ async def approve_rollout(request: Request, rollout_id: int, who: Approver,
             "counts": result.counts, "decided_by": who}
 
 
-@router.post("/{rollout_id}/reject", responses=problems(401, 403, 404, 409),
+@router.post("/{rollout_id}/reject", responses=problems(400, 401, 403, 404, 409),
              openapi_extra=contract(security=APPROVER))
 def reject_rollout(rollout_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None
                    ) -> dict[str, Any]:
