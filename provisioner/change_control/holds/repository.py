@@ -48,13 +48,14 @@ def population(session: Session, target: str) -> int:
     return session.scalar(select(func.count()).select_from(TargetAccount).where(TargetAccount.target == target)) or 0
 
 
-def sweep(session: Session, hold: HoldSet, since: datetime) -> int:
+def sweep(session: Session, hold: HoldSet, since: datetime, now: datetime) -> int:
     """Hold the not-yet-tried work of this cause and target planned in the window before the
-    threshold was crossed (people whose destructive work has not run yet)."""
+    threshold was crossed: of the people whose destructive work is due and has not run yet (a
+    deletion deferred for weeks after a disable that ran is not part of the wave)."""
     base = and_(Operation.cause == hold.cause, Operation.target == hold.target, Operation.created_at >= since,
                 Operation.hold_id.is_(None), Operation.status.in_(UNRUN), Operation.attempts == 0)
     people = list(session.scalars(select(Operation.identity_id).distinct().where(
-        base, Operation.kind.in_(DESTRUCTIVE))))
+        base, Operation.kind.in_(DESTRUCTIVE), Operation.next_attempt_at <= now)))
     held = 0
     for start in range(0, len(people), 500):
         result = session.execute(update(Operation).where(base, Operation.identity_id.in_(people[start:start + 500]))

@@ -138,7 +138,7 @@ class HoldPolicy:
             target=target, cause=cause, status=HoldStatus.HELD, opened_at=now, people=counted,
             population=population, thresholds={"count": limit.count, "share": limit.share,
                                                "window_minutes": self.window.total_seconds() / 60}))
-        swept = repository.sweep(session, hold, since)
+        swept = repository.sweep(session, hold, since, now)
         HOLDS_OPENED.labels(target, cause).inc()
         log.warning("mass change held: %s would touch %d of %d people in %s within %.0f min (more than %d and "
                     "%.0f%%); hold set %d waits for an approver ('provisioner holds show %d')", cause, counted,
