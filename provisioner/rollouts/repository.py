@@ -103,7 +103,7 @@ def open_membership_ops(session: Session) -> list[tuple[str, str, str, str]]:
     """(identity id, target, kind, group) of membership changes still to be made, oldest first:
     what the service is already on its way to."""
     rows = session.execute(select(Operation.identity_id, Operation.target, Operation.kind, Operation.group_key)
-                           .where(Operation.status.in_(OPEN),
+                           .where(Operation.status.in_((*OPEN, OpStatus.HELD)),  # held: waits for an approver
                                   Operation.kind.in_((OpKind.ADD_MEMBER.value, OpKind.REMOVE_MEMBER.value)))
                            .order_by(Operation.id))
     return [(r[0], r[1], r[2], r[3]) for r in rows if r[3] is not None]

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from provisioner.identities.models import Identity
+from provisioner.planner.service import plan_identity
 from provisioner.queue.models import Operation, OpStatus
 from provisioner.reconcile.service import reconcile
 from tests.change_control.conftest import audit
@@ -105,6 +106,17 @@ async def test_snapshot_terminating_30_percent_is_held_then_released(svc, cli, t
 
 async def test_a_cancelled_hold_withdraws_the_operations(svc, cli, tokens, tmp_path):
     holds = await held_snapshot(svc, cli, tokens, tmp_path)
+    # Re-planned by something else meanwhile (the worker converging a person): still held, same set.
+    with svc.db.transaction() as session:
+        person = session.scalar(select(Identity).where(Identity.employee_id == "P7"))
+        plan_identity(session, svc.runtime.ctx, person, trigger="worker:converge", previous_state=person.state)
+    await svc.drain()
+    with svc.db.read() as session:
+        held = session.execute(select(Operation.kind, Operation.hold_id).where(
+            Operation.identity_id == person.id, Operation.status == OpStatus.HELD)).all()
+    assert {hold_id for _, hold_id in held} == {h["id"] for h in holds}
+    assert ("disable_account", next(h["id"] for h in holds if h["target"] == "entra")) in held
+    assert all(state == (True, True) for state in (await enabled(svc, PEOPLE)).values())
     for hold in holds:
         out = cli("holds", "cancel", str(hold["id"]), "--comment", "truncated extract")
         assert out.exit_code == 0, out.output
@@ -114,7 +126,9 @@ async def test_a_cancelled_hold_withdraws_the_operations(svc, cli, tokens, tmp_p
     with svc.db.read() as session:
         ops = session.scalars(select(Operation).where(Operation.hold_id.in_([h["id"] for h in holds]))).all()
     assert ops and {op.status for op in ops} == {OpStatus.CANCELLED}
-    assert all("cancelled by" in op.last_error and "truncated extract" in op.last_error for op in ops)
+    withdrawn = [op for op in ops if "superseded" not in op.last_error]  # P7's first plan was replaced
+    assert {op.identity_id for op in withdrawn} == {op.identity_id for op in ops}
+    assert all("cancelled by" in op.last_error and "truncated extract" in op.last_error for op in withdrawn)
     shown = json.loads(cli("holds", "show", str(holds[0]["id"]), "--json").output)
     assert shown["status"] == "cancelled" and shown["held_operations"] == 0
     assert [r["kind"] for r in audit(svc, "hold.")][-2:] == ["hold.cancelled", "hold.cancelled"]

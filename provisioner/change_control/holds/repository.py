@@ -43,6 +43,20 @@ def window_people(session: Session, target: str, cause: str, since: datetime, op
         Operation.kind.in_(DESTRUCTIVE), Operation.status != OpStatus.CANCELLED, counted)))
 
 
+def open_holds_of(session: Session, identity_ids: Sequence[str]) -> dict[tuple[str, str], tuple[int, str]]:
+    """(identity, target) -> (hold id, cause) of these people's work in open hold sets (held, or
+    just withdrawn by the new plan being screened)."""
+    ids, out = sorted(set(identity_ids)), {}
+    for start in range(0, len(ids), 500):
+        for identity_id, target, hold_id, cause in session.execute(
+                select(Operation.identity_id, Operation.target, HoldSet.id, HoldSet.cause)
+                .join(HoldSet, HoldSet.id == Operation.hold_id)
+                .where(Operation.identity_id.in_(ids[start:start + 500]), HoldSet.status == HoldStatus.HELD)
+                .distinct()).tuples():
+            out[(identity_id, target)] = (hold_id, cause)
+    return out
+
+
 def population(session: Session, target: str) -> int:
     """The target's managed population: the accounts the service knows there."""
     return session.scalar(select(func.count()).select_from(TargetAccount).where(TargetAccount.target == target)) or 0

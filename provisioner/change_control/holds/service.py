@@ -103,11 +103,22 @@ class HoldPolicy:
         with their cause (``triggers``: by identity id, a plan's trigger or a cause) and hold
         them where a threshold is crossed."""
         causes = {i: t if t in Cause.ALL else cause_of(t) for i, t in triggers.items()}
-        people: dict[tuple[str, str], set[str]] = {}
+        holdable = [row for row in rows if row["kind"] in repository.DESTRUCTIVE or row["kind"] in repository.COMPANIONS]
         for row in rows:
+            row["cause"], row["hold_id"] = None, None
+        # A person whose work waits in an open set stays there whatever re-plans them (the
+        # worker converging them, a reconcile, a rollout) until the approver decides; only an
+        # HR event about that person (their source of truth, screened on its own) goes past it.
+        inherited = repository.open_holds_of(session, [row["identity_id"] for row in holdable
+                                                       if causes.get(row["identity_id"]) != Cause.HR])
+        people: dict[tuple[str, str], set[str]] = {}
+        for row in holdable:
             cause, kind = causes.get(row["identity_id"]), row["kind"]
-            row["cause"] = cause if kind in repository.DESTRUCTIVE or kind in repository.COMPANIONS else None
-            row["hold_id"] = None
+            row["cause"] = cause
+            held = inherited.get((row["identity_id"], row["target"])) if cause != Cause.HR else None
+            if held is not None:
+                row["hold_id"], row["cause"], row["status"] = held[0], held[1], OpStatus.HELD
+                continue
             if row["cause"] is not None and kind in repository.DESTRUCTIVE:
                 people.setdefault((row["target"], cause), set()).add(row["identity_id"])  # type: ignore[arg-type]
         for (target, cause), who in sorted(people.items()):
