@@ -23,7 +23,7 @@ from provisioner.tokens.service import create_token
 LOW = {"hold_snapshot_import_count": 2, "hold_snapshot_import_share": 0.2,
        "hold_hr_termination_count": 3, "hold_hr_termination_share": 0.2,
        "hold_reconcile_fix_count": 2, "hold_reconcile_fix_share": 0.2,
-       "policy_rollout_max_auto": 2}
+       "hold_scim_count": 2, "hold_scim_share": 0.2, "policy_rollout_max_auto": 2}
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from provisioner.identities.models import Identity
+from provisioner.identities.models import Identity, TargetAccount
 from provisioner.planner.service import plan_identity
 from provisioner.queue.models import Operation, OpStatus
 from provisioner.reconcile.service import reconcile
+from provisioner.tokens.service import create_token
 from tests.change_control.conftest import audit
 from tests.support import EntraView, event, hire
 from tests.targets.scim_helpers import WikiView
@@ -178,3 +179,35 @@ async def test_a_reconcile_fix_mass_removal_is_held_then_released(svc, cli, toke
     assert not any("Finance" in entra.groups(e) for e in PEOPLE[:6])
     assert svc.sandbox.group_member_ids(finance) == set()
     assert cli("audit", "verify").exit_code == 0
+
+
+async def test_scim_clients_deactivating_many_people_are_held(svc, tokens):
+    """A SCIM client (Okta) of the service's own SCIM endpoint sets active=false for most of its
+    users: the disables that follow are held (cause ``scim``), nothing is disabled in Entra ID."""
+    with svc.db.transaction() as session:
+        scim_token = create_token(session, "okta", {"scim:read", "scim:write"})
+    okta = {"Authorization": f"Bearer {scim_token}"}
+    ids = []
+    for n in range(5):
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"okta{n}@example.com",
+                "name": {"givenName": "Okta", "familyName": f"User{n}"}, "externalId": f"okta-{n}", "active": True}
+        reply = await svc.api.post("/scim/v2/Users", json=body, headers=okta)
+        assert reply.status_code == 201, reply.text
+        ids.append(reply.json()["id"])
+    await svc.drain()
+    with svc.db.read() as session:
+        accounts = dict(session.execute(select(TargetAccount.identity_id, TargetAccount.remote_id)
+                                        .where(TargetAccount.target == "entra")).all())
+    assert set(ids) <= set(accounts)
+    assert all(svc.sandbox.user(accounts[i])["accountEnabled"] for i in ids)
+    for identity_id in ids[:4]:
+        reply = await svc.api.patch(f"/scim/v2/Users/{identity_id}", headers=okta, json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": False}]})
+        assert reply.status_code == 200, reply.text
+    await svc.drain()
+    holds = (await svc.api.get("/change-control/holds", headers=tokens["viewer"])).json()
+    entra = next(h for h in holds if h["target"] == "entra")
+    assert entra["cause"] == "scim" and entra["held_people"] >= 2  # the third and later (more than 2)
+    disabled = [i for i in ids[:4] if not svc.sandbox.user(accounts[i])["accountEnabled"]]
+    assert len(disabled) == 4 - entra["held_people"]  # the first ones, under the threshold, went out
