@@ -43,13 +43,16 @@ def show_rollout(rollout_id: int, _: Reader, session: SessionDep,
     return service.view(row, target=target, group=group, person=person)
 
 
-@router.post("/{rollout_id}/approve", responses=problems(400, 401, 403, 404, 409),
+@router.post("/{rollout_id}/approve", responses=problems(400, 401, 403, 404, 409, 503, s503="This process does not plan"),
              openapi_extra=contract(security=APPROVER))
 async def approve_rollout(request: Request, rollout_id: int, who: Approver,
                           body: DecisionIn | None = None) -> dict[str, Any]:
     """Approve a held rollout: recorded, then everyone it affects is re-planned (the answer
     comes when the re-plan is stored; the workers then make the changes)."""
     state = request.app.state
+    if getattr(state, "planning", None) is None:  # an API without a planning runtime (never `serve`)
+        raise Problem(503, "Service unavailable", "this process does not plan: approve with 'provisioner "
+                                                  "rollouts approve' or on a 'provisioner serve' process")
     try:
         result = await run_in_threadpool(service.approve, state.db, state.planning, state.settings, rollout_id,
                                          who, body.comment if body else None)
