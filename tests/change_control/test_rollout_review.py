@@ -99,6 +99,8 @@ async def test_a_rejected_rollout_is_not_applied_without_a_new_policy_change(svc
     late = await svc.api.post(f"/change-control/rollouts/{rid}/approve", headers=tokens["approver"])
     assert late.status_code == 409 and "rejected" in late.json()["detail"]
     assert cli("rollouts", "approve", str(rid)).exit_code == 2
+    reloaded = cli("policy", "reload")
+    assert reloaded.exit_code == 2 and "rejected by an approver" in reloaded.output
     for _ in range(2):
         assert (await svc.runtime.reload_policies("sighup")).outcome == "rejected"
     assert (await svc.runtime.start()).outcome == "rejected"
