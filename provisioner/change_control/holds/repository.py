@@ -71,11 +71,17 @@ def sweep(session: Session, hold: HoldSet, since: datetime, now: datetime) -> in
     people = list(session.scalars(select(Operation.identity_id).distinct().where(
         base, Operation.kind.in_(DESTRUCTIVE), Operation.next_attempt_at <= now)))
     held = 0
+    skip_locked = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(people), 500):
-        result = session.execute(update(Operation).where(base, Operation.identity_id.in_(people[start:start + 500]))
-                                 .values(status=OpStatus.HELD, hold_id=hold.id)
-                                 .execution_options(synchronize_session=False))
-        held += result.rowcount or 0
+        # Rows another planner is withdrawing right now are skipped, not waited for (it would
+        # be waiting for this screen's lock: a deadlock); its new plan is screened after this one.
+        stmt = select(Operation.id).where(base, Operation.identity_id.in_(people[start:start + 500]))
+        ids = list(session.scalars(stmt.with_for_update(skip_locked=True) if skip_locked else stmt))
+        if ids:
+            result = session.execute(update(Operation).where(Operation.id.in_(ids))
+                                     .values(status=OpStatus.HELD, hold_id=hold.id)
+                                     .execution_options(synchronize_session=False))
+            held += result.rowcount or 0
     return held
 
 
