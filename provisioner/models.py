@@ -2,6 +2,7 @@
 
 from provisioner.audit.models import AuditHead, AuditRecord
 from provisioner.change_control.models import AccessRequest
+from provisioner.change_control.holds.models import HoldSet
 from provisioner.db import Base
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
 from provisioner.evidence.models import RevocationCheck, RevocationIncident
@@ -28,6 +29,7 @@ __all__ = [
     "Base",
     "DirectoryGroup",
     "DirectoryGroupMember",
+    "HoldSet",
     "HREvent",
     "Identity",
     "LearnedForm",

@@ -22,6 +22,7 @@ from provisioner.audit.service import chain_key, read_head
 from provisioner.change_control.approvals_gate import rules_for
 from provisioner.change_control.approvals_service import expire_due
 from provisioner.clock import utcnow
+from provisioner.change_control.holds.service import hold_policy
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.intake.processor import ProcessStats, process_due
@@ -55,7 +56,8 @@ class Runtime:
         targets = load_targets(settings.targets_dir)
         policies = load_policies(settings.policies_dir, targets)
         ctx = PlanningContext(policies=policies, targets=targets,
-                              contract_end_timezone=settings.contract_end_timezone)
+                              contract_end_timezone=settings.contract_end_timezone,
+                              holds=hold_policy(settings, targets))
         connectors = build_connectors(targets, transports=transports, dry_run=dry_run)
         db = db or Database(settings.database_url)
         learned.attach(db, connectors)  # start from what the apps were found not to do

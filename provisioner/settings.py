@@ -75,8 +75,27 @@ class Settings(BaseSettings):
     # the queue's back-off (backoff_base_seconds, backoff_max_seconds; Retry-After honoured).
     reconcile_read_attempts: int = Field(4, ge=1)
     # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
-    # would re-plan more people than this waits for approval; None: no limit, every rollout applies.
-    policy_rollout_max_auto: int | None = None
+    # would re-plan more people than this waits for an approver (`provisioner rollouts approve`);
+    # None: no limit. 50: a tweak for one team applies on its own, a department's or the
+    # company's change is read first (README "Change control"). The first set a database sees is
+    # never held (there is nothing to compare it with: it is the initial provisioning).
+    policy_rollout_max_auto: int | None = Field(50, ge=0)
+
+    # Mass-change holds (provisioner/change_control/holds): per target and cause, destructive
+    # operations (disables, deletions, membership removals) are held for an approver when the
+    # people they touch in the last hold_window_minutes exceed BOTH the count and the share of
+    # the target's managed accounts. Defaults and their reasons: README "Change control".
+    hold_window_minutes: float = Field(60.0, gt=0)
+    hold_hr_termination_count: int = Field(50, ge=0)
+    hold_hr_termination_share: float = Field(0.05, ge=0.0, le=1.0)
+    hold_snapshot_import_count: int = Field(10, ge=0)
+    hold_snapshot_import_share: float = Field(0.02, ge=0.0, le=1.0)
+    hold_policy_rollout_count: int = Field(50, ge=0)
+    hold_policy_rollout_share: float = Field(0.05, ge=0.0, le=1.0)
+    hold_reconcile_fix_count: int = Field(20, ge=0)
+    hold_reconcile_fix_share: float = Field(0.02, ge=0.0, le=1.0)
+    hold_scim_count: int = Field(20, ge=0)
+    hold_scim_share: float = Field(0.02, ge=0.0, le=1.0)
     # Every this many minutes (and at start) `serve`/`worker` log the audit chain's head
     # ("audit anchor: head SEQ:HASH"), an anchor outside the database; 0: never.
     audit_anchor_minutes: float = Field(15.0, ge=0)
@@ -112,7 +131,7 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
-    @field_validator("readiness_max_queue_age_seconds", "readiness_max_event_age_seconds",
+    @field_validator("readiness_max_queue_age_seconds", "readiness_max_event_age_seconds", "policy_rollout_max_auto",
                      "readiness_max_unverified_leaver_seconds", "readiness_max_dead_letters", mode="before")
     @classmethod
     def _unset_limit(cls, value: object) -> object:

@@ -24,6 +24,8 @@ def create_app(settings: Settings, db: Database, *,
                on_identity_changed: Callable[[Session, str, str], None] | None = None,
                target_halts: HaltsProvider | None = None) -> FastAPI:
     from provisioner.change_control.approvals_endpoints import router as change_control_router
+    from provisioner.change_control.holds.endpoints import router as holds_router
+    from provisioner.change_control.rollouts.endpoints import router as rollouts_router
     from provisioner.evidence.endpoints import router as evidence_router
     from provisioner.health.endpoints import router as health_router
     from provisioner.intake.endpoints import router as intake_router
@@ -49,6 +51,8 @@ def create_app(settings: Settings, db: Database, *,
     app.include_router(evidence_router)
     app.include_router(plans_router)
     app.include_router(change_control_router)  # approvals, separation of duties (change_control)
+    app.include_router(holds_router)  # change control: held mass changes, reviewed policy rollouts
+    app.include_router(rollouts_router)
     app.include_router(health_router)  # /readyz, /metrics (alert rules: deploy/prometheus/alerts.yml)
     mount_scim(app)
     openapi.install(app)  # the contract: security, bodies, problem answers, /scim/v2 (api/openapi.py)

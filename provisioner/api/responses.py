@@ -70,8 +70,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "auditorToken": {"type": "http", "scheme": "bearer",
                      "description": "An API token with the `auditor` (or `admin`) scope."},
     "approverToken": {"type": "http", "scheme": "bearer",
-                      "description": "An API token with the `approver` (or `admin`) scope: decides approvals "
-                                     "and separation-of-duties exceptions (`provisioner token create NAME "
+                      "description": "An API token with the `approver` (or `admin`) scope: decides approvals, "
+                                     "separation-of-duties exceptions, held mass changes and policy rollouts (`provisioner token create NAME "
                                      "--scope approver`)."},
     "readerToken": {"type": "http", "scheme": "bearer",
                     "description": "An API token with the `viewer`, `auditor`, `approver` or `admin` scope."},
@@ -96,6 +96,8 @@ AUDITOR: list[dict[str, list[str]]] = [{"auditorToken": []}]
 APPROVER: list[dict[str, list[str]]] = [{"approverToken": []}]
 READER: list[dict[str, list[str]]] = [{"readerToken": []}]
 SCIM: list[dict[str, list[str]]] = [{"scimToken": []}]
+APPROVER: list[dict[str, list[str]]] = [{"approverToken": []}]
+READER: list[dict[str, list[str]]] = [{"readerToken": []}]
 METRICS: list[dict[str, list[str]]] = [{"metricsToken": []}, {"adminToken": []}]
 HR_SIGNED: list[dict[str, list[str]]] = [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
 

@@ -38,7 +38,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from provisioner.bench import soak_diagnose
-from provisioner.bench.common import temporary_postgres_database
+from provisioner.bench.common import NO_BRAKES_ENV, temporary_postgres_database
 from provisioner.bench.soak_people import Population, load_rules, write_config
 from provisioner.bench.soak_readback import Verdict, judge, read_tenant
 from provisioner.db import Database
@@ -279,7 +279,7 @@ async def soak(database_url: str, *, trials: int, people: int, workers: int, kil
            "PROVISIONER_TARGETS_DIR": str(targets_dir), "PROVISIONER_SANDBOX_TOKEN": token,
            "PROVISIONER_HR_SECRETS": json.dumps({SOURCE: secret}), "PROVISIONER_LOG_LEVEL": "WARNING",
            "PROVISIONER_LOG_FORMAT": "text", "PROVISIONER_WORKER_POLL_SECONDS": "0.2",
-           "PROVISIONER_DUE_EVENTS_SECONDS": "0.2", "PROVISIONER_LEASE_SECONDS": str(lease_seconds)}
+           "PROVISIONER_DUE_EVENTS_SECONDS": "0.2", "PROVISIONER_LEASE_SECONDS": str(lease_seconds), **NO_BRAKES_ENV}
     upgrade(database_url)
     db = Database(database_url)
     fleet = Fleet(env, logs, api_port)

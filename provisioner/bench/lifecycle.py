@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from provisioner.bench.common import temporary_postgres_database
+from provisioner.bench.common import NO_BRAKES, temporary_postgres_database
 from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.evidence.models import RevocationCheck
@@ -82,7 +82,7 @@ async def time_to_revoke(runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-ttr-") as tmp:
         policies, targets = _bench_config(Path(tmp), writes_per_second=1000, burst=200)
         svc = SandboxedService(Path(tmp) / "svc", policies_dir=policies, targets_dir=targets,
-                               settings={"worker_poll_seconds": 0.05, "due_events_seconds": 0.05})
+                               settings={"worker_poll_seconds": 0.05, "due_events_seconds": 0.05, **NO_BRAKES})
         stop = asyncio.Event()
         background = asyncio.create_task(svc.runtime.run_background(stop, reconcile=False))
         samples: list[float] = []
@@ -137,7 +137,7 @@ async def mass_leavers(leavers: int, scale: float) -> dict[str, Any]:
                                           burst=burst)
         svc = SandboxedService(Path(tmp) / "svc", policies_dir=policies, targets_dir=targets,
                                sandbox_options={"throttle": True, "scale": scale, "tenant_size": 1000},
-                               settings={"worker_batch_size": 200, "worker_concurrency": 6})
+                               settings={"worker_batch_size": 200, "worker_concurrency": 6, **NO_BRAKES})
         try:
             for start in range(0, leavers, 500):
                 await svc.send([_hire(n, "ml") for n in range(start, min(leavers, start + 500))])

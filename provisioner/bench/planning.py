@@ -259,7 +259,7 @@ def measure_rollout(db_url: str, ctx: PlanningContext, policies_dir: Path) -> Ro
     db = Database(db_url)
     try:
         settle(db)
-        settings = Settings(policies_dir=policies_dir, database_url=db_url)
+        settings = Settings(policies_dir=policies_dir, database_url=db_url, policy_rollout_max_auto=None)
         rollouts.roll_out(db, ctx, settings, trigger="bench", files={})  # the set as loaded: recorded
         (policies_dir / "everyone-extra.yaml").write_text(
             "name: everyone-extra\nbirthright: true\ngrants:\n  entra:\n    groups: [Everyone Extra]\n")

@@ -188,11 +188,12 @@ def _seed_bulk(svc: Any, people: int) -> None:
 
 
 async def standalone(people: int, database_url: str | None, drift: float, work: Path, seed: str) -> dict[str, Any]:
+    from provisioner.bench.common import NO_BRAKES
     from provisioner.demo.harness import SandboxedService
 
     policies, targets = _config(work / "config")
     svc = SandboxedService(work / "svc", database_url=database_url, policies_dir=policies, targets_dir=targets,
-                           sandbox_options={"page_size": 200})
+                           sandbox_options={"page_size": 200}, settings=dict(NO_BRAKES))
     try:
         started = time.perf_counter()
         if seed == "bulk":

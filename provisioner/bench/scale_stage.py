@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from provisioner.bench.common import temporary_postgres_database
+from provisioner.bench.common import NO_BRAKES_ENV, temporary_postgres_database
 from provisioner.bench.scale_people import Company, write_config, write_csv
 from provisioner.bench.scale_procs import Processes, ReadBack, SandboxClient, environment, wait_http, wait_read_back
 from provisioner.bench.scale_report import Results
@@ -51,7 +51,7 @@ class Stage:
             PROVISIONER_TARGETS_DIR=str(self.targets), PROVISIONER_SANDBOX_TOKEN=token,
             PROVISIONER_HR_SECRETS=json.dumps({"scale": uuid.uuid4().hex}), PROVISIONER_LOG_LEVEL="WARNING",
             PROVISIONER_LOG_FORMAT="text", PROVISIONER_WORKER_POLL_SECONDS="0.2",
-            PROVISIONER_DUE_EVENTS_SECONDS="0.2", COLUMNS="100000")
+            PROVISIONER_DUE_EVENTS_SECONDS="0.2", COLUMNS="100000", **NO_BRAKES_ENV)
         self.procs = Processes(self.env, folder / "logs")
         upgrade(database_url)
         args = ["sandbox", "graph", "--port", str(graph_port)]

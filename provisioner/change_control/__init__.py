@@ -6,5 +6,6 @@
   revoke SoD exceptions, and end time-bound access when it expires (through the planner).
 - ``approvals_endpoints`` and ``provisioner/cli/approvals.py``: the HTTP API and the CLI.
 
-Mass-change holds live beside these in ``holds*.py``.
+- ``holds``: mass-change holds (destructive changes of one cause past a threshold wait for an
+  approver); ``rollouts``: reviewing policy rollouts (the population-wide diff) before they apply.
 """

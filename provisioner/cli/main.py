@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from provisioner.cli.approvals import approvals_app, sod_app
+from provisioner.change_control.cli import holds_app, rollouts_app
 from provisioner.cli.bench import bench_app
 from provisioner.cli.common import console, fail, open_db, run, settings
 from provisioner.cli.events import events_app, print_person_events
@@ -34,6 +35,8 @@ app.add_typer(scim_app, name="scim", help="The SCIM 2.0 endpoint's client tokens
 app.add_typer(events_app, name="events")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(sod_app, name="sod")
+app.add_typer(holds_app, name="holds")  # change control (provisioner/change_control)
+app.add_typer(rollouts_app, name="rollouts")
 
 
 def _runtime(**kw):
@@ -150,6 +153,10 @@ def plan(employee_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
             table.add_column(col)
         if "rejected" in step:
             table.add_row("-", "-", "rejected", "", step["rejected"])
+        for held in step.get("held", []):
+            table.add_row(held["target"], "-", f"{held['kind']} (HELD)", held["group"] or "",
+                          f"mass-change hold {held['hold_id']} ({held['cause']}): 'provisioner holds show "
+                          f"{held['hold_id']}'")
         for target, t in step.get("targets", {}).items():
             if not t["operations"]:
                 table.add_row(target, f"{t['account']} -> {t['desired_account']}", "(no change)", "", "")
@@ -448,7 +455,8 @@ def identity(employee_id: str) -> None:
                           f"{t.to_state} {mark} {t.reason or ''}")
         print_person_events(session, employee_id)  # superseded and rejected ones with their reasons
         for op in queue.for_identity(session, person.id)[-20:]:
-            console.print(f"  op {op.id} {op.target} {op.kind} {op.group_key or ''} {op.status}")
+            console.print(f"  op {op.id} {op.target} {op.kind} {op.group_key or ''} {op.status}"
+                          + (f" (mass-change hold {op.hold_id})" if op.status == "held" else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

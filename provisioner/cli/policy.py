@@ -154,8 +154,12 @@ def policy_reload(wait: Annotated[bool, typer.Option(
         return
     if result.outcome == "busy":
         fail("another process is rolling out a policy set; try again when it is done")
+    if result.outcome == "rejected":
+        fail(f"policy set {result.fingerprint[:12]} was rejected by an approver ('provisioner rollouts list'): "
+             "change the policies to make a new rollout")
     counts = result.counts
-    verb = {"applied": "applied", "held": "held for approval (policy_rollout_max_auto)"}[result.outcome]
+    verb = {"applied": "applied", "held": "held for approval (policy_rollout_max_auto): 'provisioner rollouts show "
+            f"{result.rollout_id}', then approve or reject"}[result.outcome]
     console.print(f"policy set {result.fingerprint[:12]} {verb} (rollout {result.rollout_id}): "
                   f"{result.replanned} of {counts['population']} people re-planned, "
                   f"{counts['gains']} membership(s) to gain, {counts['losses']} to lose", highlight=False)

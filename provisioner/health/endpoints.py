@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from provisioner.api.auth import require_scope
 from provisioner.api.problems import Problem
 from provisioner.api.responses import METRICS, contract, problems
+from provisioner.clock import utcnow
 from provisioner.health import metrics, service
 
 router = APIRouter(tags=["ops"])
@@ -57,8 +58,10 @@ def readyz(request: Request) -> JSONResponse:
             openapi_extra=contract(security=METRICS))
 def prometheus(request: Request) -> Response:
     from provisioner.change_control import approvals_metrics
+    from provisioner.change_control.holds.metrics import families as change_control
 
-    body = metrics.exposition(_snapshot(request, by_status=True))
-    with request.app.state.db.transaction() as session:  # approvals waiting, SoD conflicts held
-        body += approvals_metrics.exposition(session, getattr(request.app.state, "planning", None))
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    snap = _snapshot(request, by_status=True)
+    with request.app.state.db.transaction() as session:  # approvals waiting, SoD conflicts, holds
+        extra = change_control(session, utcnow())
+        approvals = approvals_metrics.exposition(session, getattr(request.app.state, "planning", None))
+    return Response(metrics.exposition(snap, extra) + approvals, media_type=CONTENT_TYPE_LATEST)

@@ -5,12 +5,14 @@ processor, the worker and the connectors keep (``provisioner_hr_events_total``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from provisioner.health.service import Snapshot
 
-STATUSES = ("pending", "waiting", "running", "succeeded", "dead", "cancelled")
+STATUSES = ("pending", "waiting", "running", "held", "succeeded", "dead", "cancelled")
 
 
 def _gauge(name: str, doc: str, value: float | None, labels: dict[str, str] | None = None) -> GaugeMetricFamily:
@@ -51,13 +53,14 @@ def families(snap: Snapshot) -> list[GaugeMetricFamily]:
 
 
 class _Once:
-    def __init__(self, snap: Snapshot) -> None:
-        self.snap = snap
+    def __init__(self, snap: Snapshot, extra: Sequence[GaugeMetricFamily]) -> None:
+        self.snap, self.extra = snap, extra
 
     def collect(self):
-        return families(self.snap)
+        return [*families(self.snap), *self.extra]
 
 
-def exposition(snap: Snapshot) -> bytes:
-    """The process's registry (counters, histograms) followed by the scrape-time gauges."""
-    return generate_latest(REGISTRY) + generate_latest(_Once(snap))  # type: ignore[arg-type]
+def exposition(snap: Snapshot, extra: Sequence[GaugeMetricFamily] = ()) -> bytes:
+    """The process's registry (counters, histograms) followed by the scrape-time gauges
+    (``extra``: other packages' scrape-time gauges, e.g. change control's)."""
+    return generate_latest(REGISTRY) + generate_latest(_Once(snap, extra))  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner.change_control.holds.repository import held_for_identity
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import EventType
@@ -29,7 +30,8 @@ def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[s
         if identity is None and not pending:
             raise UnknownEmployee(f"no identity and no pending events for employee {employee_id!r}")
         if identity is not None:
-            steps.append({"after": "now", "state": identity.state, **compute(session, ctx, identity).diff})
+            steps.append({"after": "now", "state": identity.state, **compute(session, ctx, identity).diff,
+                          "held": held_operations(session, identity.id)})
         for event in pending:
             previous = identity.state if identity is not None else None
             ending = event.source == CONTRACT_END
@@ -48,3 +50,10 @@ def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[s
                 step.update(compute(session, ctx, identity, previous).diff)
             steps.append(step)
     return steps
+
+
+def held_operations(session, identity_id: str) -> list[dict[str, Any]]:
+    """The person's operations held by a mass-change hold (waiting for an approver)."""
+    return [{"operation": op.id, "target": op.target, "kind": op.kind, "group": op.group_key, "cause": op.cause,
+             "hold_id": hold.id, "held_since": hold.opened_at.isoformat()}
+            for op, hold in held_for_identity(session, identity_id)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -45,12 +45,17 @@ from provisioner.targets.config import Deprovision, TargetConfig
 from provisioner.targets.contract import OpKind
 from provisioner.targets.specs import account_fields
 
+if TYPE_CHECKING:
+    from provisioner.change_control.holds.service import HoldPolicy
+
 
 @dataclass
 class PlanningContext:
     policies: list[Policy]
     targets: dict[str, TargetConfig]
     contract_end_timezone: str = "UTC"  # end_date ends access at midnight after it, here
+    # Mass-change holds screening each batch of operations (None: nothing is held).
+    holds: HoldPolicy | None = None
 
     @property
     def naming(self) -> Naming:
@@ -104,6 +109,7 @@ class PlanRequest:
     trigger: str
     previous_state: str | None = None
     immediate: bool = False
+    cause: str | None = None  # the mass-change hold cause, when the trigger does not say it
 
 
 def load_known(session: Session, ctx: PlanningContext, people: Sequence[Identity]) -> dict[str, Known]:
@@ -341,4 +347,6 @@ def _enqueue(session: Session, ctx: PlanningContext, requests: Sequence[PlanRequ
         row["id"] = op_id
     for row, on in depends:
         row["depends_on_id"] = on if isinstance(on, int) else on["id"]
+    if ctx.holds is not None:  # destructive work past a cause's thresholds is inserted held
+        ctx.holds.screen(session, ordered, {r.identity.id: r.cause or r.trigger for r in requests}, now)
     insert_rows(session, Operation, ordered)

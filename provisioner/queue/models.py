@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from provisioner.db import Base, JSONType, UTCDateTime
@@ -18,6 +18,9 @@ class OpStatus:
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # permanent failure or attempts exhausted: needs a person (replay)
     CANCELLED = "cancelled"  # superseded by a newer plan before it ran
+    # A mass change held for an approver (provisioner/change_control/holds): never claimed;
+    # released back to pending/waiting or cancelled as a set (``hold_id``).
+    HELD = "held"
 
 
 class Priority:
@@ -56,10 +59,19 @@ class Operation(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Destructive work (and its companions) only: why it was planned, and the hold set it is in.
+    cause: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    hold_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         Index("ix_operations_claim", "status", "priority", "next_attempt_at"),
         Index("ix_operations_depends", "depends_on_id"),
         # Group additions claimed group by group (queue.repository.claim_additions).
         Index("ix_operations_additions", "kind", "status", "target", "group_key", "next_attempt_at"),
+        # Mass-change holds: a cause's destructive work on a target in the sliding window, and
+        # a hold set's operations. Partial: the bulk of the queue (grants, updates) is not in them.
+        Index("ix_operations_cause", "cause", "target", "created_at",
+              postgresql_where=text("cause IS NOT NULL"), sqlite_where=text("cause IS NOT NULL")),
+        Index("ix_operations_hold", "hold_id",
+              postgresql_where=text("hold_id IS NOT NULL"), sqlite_where=text("hold_id IS NOT NULL")),
     )

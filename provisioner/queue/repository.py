@@ -203,8 +203,9 @@ def cancel_open_for(session: Session, identity_id: str, now: datetime) -> list[t
 
 def cancel_open_for_many(session: Session, identity_ids: Sequence[str],
                          now: datetime) -> dict[str, list[tuple[str, str]]]:
-    """Withdraw these identities' not-yet-running operations (newer plans replace them), except
-    creates already attempted (see ``_attempted_create``).
+    """Withdraw these identities' not-yet-running operations (newer plans replace them), held
+    ones too (the new plan is screened again), except creates already attempted (see
+    ``_attempted_create``).
 
     Returns, per identity, the (target, group) of withdrawn group additions that had been
     attempted: their outcome is unclear (a timeout may have added the member), so the planner
@@ -213,7 +214,8 @@ def cancel_open_for_many(session: Session, identity_ids: Sequence[str],
     unclear: dict[str, set[tuple[str, str]]] = {}
     for start in range(0, len(ids), 500):
         withdrawn = (Operation.identity_id.in_(ids[start:start + 500])
-                     & _filter(Operation.status).in_((OpStatus.PENDING, OpStatus.WAITING)) & ~_attempted_create())
+                     & _filter(Operation.status).in_((OpStatus.PENDING, OpStatus.WAITING, OpStatus.HELD))
+                     & ~_attempted_create())
         for identity_id, target, group in session.execute(
                 select(Operation.identity_id, Operation.target, Operation.group_key).where(
                     withdrawn, _filter(Operation.kind) == "add_member", Operation.attempts > 0,

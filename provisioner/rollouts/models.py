@@ -15,7 +15,8 @@ from provisioner.db import Base, JSONType, UTCDateTime
 class RolloutStatus:
     APPLIED = "applied"  # everyone affected was re-planned
     AWAITING_APPROVAL = "awaiting_approval"  # held for review (change control)
-    REJECTED = "rejected"
+    APPROVED = "approved"  # an approver said go; the re-plan is under way (applied when done)
+    REJECTED = "rejected"  # an approver said no: this set stays unapplied until the policies change
     SUPERSEDED = "superseded"  # a newer policy set arrived before this one was applied
 
 

@@ -34,6 +34,32 @@ def held(session: Session, fingerprint: str) -> PolicyRollout | None:
         .order_by(PolicyRollout.id.desc()).limit(1))
 
 
+def approved(session: Session, fingerprint: str) -> PolicyRollout | None:
+    """A rollout of this set an approver approved whose re-plan has not finished."""
+    return session.scalar(select(PolicyRollout).where(
+        PolicyRollout.fingerprint == fingerprint, PolicyRollout.status == RolloutStatus.APPROVED)
+        .order_by(PolicyRollout.id.desc()).limit(1))
+
+
+def rejected(session: Session, fingerprint: str, previous: str | None) -> PolicyRollout | None:
+    """A rejection of this set made against the same applied set: it still stands."""
+    return session.scalar(select(PolicyRollout).where(
+        PolicyRollout.fingerprint == fingerprint, PolicyRollout.status == RolloutStatus.REJECTED,
+        PolicyRollout.previous_fingerprint.is_(None) if previous is None
+        else PolicyRollout.previous_fingerprint == previous).order_by(PolicyRollout.id.desc()).limit(1))
+
+
+def get(session: Session, rollout_id: int, *, lock: bool = False) -> PolicyRollout | None:
+    stmt = select(PolicyRollout).where(PolicyRollout.id == rollout_id)
+    return session.scalar(stmt.with_for_update() if lock else stmt)
+
+
+def pending(session: Session) -> Sequence[PolicyRollout]:
+    """Rollouts waiting for an approver (metrics, listings)."""
+    return session.scalars(select(PolicyRollout).where(PolicyRollout.status == RolloutStatus.AWAITING_APPROVAL)
+                           .order_by(PolicyRollout.id)).all()
+
+
 def supersede_held(session: Session, fingerprint: str, note: str) -> int:
     """Held rollouts of other policy sets: a newer set replaced them before approval."""
     result = session.execute(update(PolicyRollout).where(
@@ -42,8 +68,11 @@ def supersede_held(session: Session, fingerprint: str, note: str) -> int:
     return result.rowcount or 0
 
 
-def recent(session: Session, limit: int = 20) -> Sequence[PolicyRollout]:
-    return session.scalars(select(PolicyRollout).order_by(PolicyRollout.id.desc()).limit(limit)).all()
+def recent(session: Session, limit: int = 20, status: str | None = None) -> Sequence[PolicyRollout]:
+    stmt = select(PolicyRollout)
+    if status is not None:
+        stmt = stmt.where(PolicyRollout.status == status)
+    return session.scalars(stmt.order_by(PolicyRollout.id.desc()).limit(limit)).all()
 
 
 # -- the population ------------------------------------------------------------------------------
@@ -74,7 +103,7 @@ def open_membership_ops(session: Session) -> list[tuple[str, str, str, str]]:
     """(identity id, target, kind, group) of membership changes still to be made, oldest first:
     what the service is already on its way to."""
     rows = session.execute(select(Operation.identity_id, Operation.target, Operation.kind, Operation.group_key)
-                           .where(Operation.status.in_(OPEN),
+                           .where(Operation.status.in_((*OPEN, OpStatus.HELD)),  # held: waits for an approver
                                   Operation.kind.in_((OpKind.ADD_MEMBER.value, OpKind.REMOVE_MEMBER.value)))
                            .order_by(Operation.id))
     return [(r[0], r[1], r[2], r[3]) for r in rows if r[3] is not None]

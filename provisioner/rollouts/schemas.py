@@ -70,7 +70,7 @@ class RolloutResult:
 
     fingerprint: str
     previous_fingerprint: str | None
-    outcome: Literal["unchanged", "applied", "held", "stopped", "busy"]
+    outcome: Literal["unchanged", "applied", "held", "rejected", "stopped", "busy"]
     trigger: str
     counts: dict[str, Any] = field(default_factory=dict)
     replanned: int = 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from provisioner.audit.service import append
+from provisioner.change_control.holds.models import Cause
 from provisioner.clock import utcnow
 from provisioner.db import Database, NamedLock
 from provisioner.planner.service import PlanningContext, PlanRequest, plan_many
@@ -43,15 +44,18 @@ def policy_drift(session: Session, ctx: PlanningContext) -> list[PolicyDriftItem
     return population_diff(session, ctx).items
 
 
-def decide(diff: PopulationDiff, settings: Settings) -> str:
+def decide(diff: PopulationDiff, settings: Settings, previous: str | None = None, *,
+           approved: bool = False) -> str:
     """Apply a rollout now, or hold it for approval: the one place this is decided.
 
-    ``policy_rollout_max_auto`` (default None: no limit) is the most people a rollout may
-    re-plan without approval. Approving a held rollout comes with change control; until then
-    raising the limit (or restoring the previous policies) and restarting releases it.
+    ``policy_rollout_max_auto`` (default 50; None: no limit) is the most people a rollout may
+    re-plan without approval. Above it the rollout waits for an approver
+    (``provisioner rollouts approve``, ``POST /change-control/rollouts/{id}/approve``); raising
+    the limit and restarting also releases it. The first set a database sees (no previous set)
+    and a set an approver approved apply at once.
     """
     limit = settings.policy_rollout_max_auto
-    if limit is None or len(diff.affected) <= limit:
+    if approved or previous is None or limit is None or len(diff.affected) <= limit:
         return RolloutStatus.APPLIED
     return RolloutStatus.AWAITING_APPROVAL
 
@@ -95,17 +99,24 @@ def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp:
         previous = applied.fingerprint if applied is not None else None
         if previous == fp:
             return RolloutResult(fp, previous, "unchanged", trigger)
+        if repository.rejected(session, fp, previous) is not None:
+            # An approver rejected this set against the set applied now: only a policy change
+            # (another fingerprint) makes a new rollout.
+            return RolloutResult(fp, previous, "rejected", trigger)
         held = repository.held(session, fp)
+        approved = repository.approved(session, fp)
         diff = population_diff(session, ctx)
     counts = diff.counts()
-    status = decide(diff, settings)
+    status = decide(diff, settings, previous, approved=approved is not None)
     result = RolloutResult(fp, previous, "applied" if status == RolloutStatus.APPLIED else "held",
                            trigger, counts)
+    # Re-plans of a rollout an approver read are never held again as a mass change.
+    cause = Cause.REVIEWED_ROLLOUT if approved is not None else None
     if status == RolloutStatus.AWAITING_APPROVAL:
         if held is None:
             with db.transaction() as session:
                 repository.supersede_held(session, fp, f"replaced by policy set {fp}")
-                row = _record(session, fp, previous, status, trigger, diff, files, started)
+                row = _record(session, fp, previous, status, trigger, diff, files, started, cap=None)
                 result.rollout_id = row.id
             log.warning("policy rollout held for approval: %d people affected, more than "
                         "policy_rollout_max_auto=%s (policy set %s)", len(diff.affected),
@@ -121,12 +132,17 @@ def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp:
             return result
         with db.transaction() as session:
             people = repository.lock_identities(session, diff.affected[start:start + CHUNK])
-            plan_many(session, ctx, [PlanRequest(identity, trigger=f"policy:{fp[:12]}", previous_state=identity.state)
-                                     for identity in people])
+            plan_many(session, ctx, [PlanRequest(identity, trigger=f"policy:{fp[:12]}", previous_state=identity.state,
+                                                 cause=cause) for identity in people])
             result.replanned += len(people)
     with db.transaction() as session:
         repository.supersede_held(session, fp, f"replaced by policy set {fp}")
-        if held is not None:  # the limit was raised: the held rollout is the one applied
+        if approved is not None:  # the approved rollout is the one applied; its diff is what was read
+            row = session.merge(approved)
+            repository.mark_applied(row, utcnow(), row.decided_by or "approver")
+            session.flush()
+            _audit(session, row, diff)
+        elif held is not None:  # the limit was raised: the held rollout is the one applied
             row = session.merge(held)
             row.previous_fingerprint = previous
             row.counts, row.diff, row.files, row.trigger = counts, diff.as_json(cap=DIFF_PEOPLE_CAP), files, trigger
@@ -142,11 +158,13 @@ def _roll_out_locked(db: Database, ctx: PlanningContext, settings: Settings, fp:
 
 
 def _record(session: Session, fp: str, previous: str | None, status: str, trigger: str,
-            diff: PopulationDiff, files: dict[str, str], started) -> PolicyRollout:
+            diff: PopulationDiff, files: dict[str, str], started, cap: int | None = DIFF_PEOPLE_CAP) -> PolicyRollout:
+    """``cap=None`` for a rollout waiting for review: every person is listed, so the diff can
+    be read per person before deciding."""
     counts = diff.counts()
     row = repository.add(session, PolicyRollout(
         fingerprint=fp, previous_fingerprint=previous, status=status, trigger=trigger, counts=counts,
-        diff=diff.as_json(cap=DIFF_PEOPLE_CAP), files=files, created_at=started,
+        diff=diff.as_json(cap=cap), files=files, created_at=started,
         applied_at=utcnow() if status == RolloutStatus.APPLIED else None))
     _audit(session, row, diff)
     return row
@@ -157,7 +175,7 @@ def _audit(session: Session, row: PolicyRollout, diff: PopulationDiff) -> None:
     if row.previous_fingerprint is not None or diff.affected:
         append(session, "policy.rollout", row.fingerprint, rollout_id=row.id, fingerprint=row.fingerprint,
                previous_fingerprint=row.previous_fingerprint, status=row.status, trigger=row.trigger,
-               decided_by=row.decided_by, counts=row.counts, files=row.files)
+               decided_by=row.decided_by, note=row.note, counts=row.counts, files=row.files)
 
 
 def reload_policies(db: Database, ctx: PlanningContext, settings: Settings, *, trigger: str,

@@ -11,7 +11,15 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle, require_for_method
+from provisioner.targets.declarations import (
+    Deprovision,
+    HoldCause,
+    HoldLimit,
+    ManagedGroup,
+    SecretRef,
+    Throttle,
+    require_for_method,
+)
 from provisioner.targets.scim.config import ScimTarget
 
 __all__ = ["ConfigError", "Deprovision", "EntraAccounts", "EntraAuth", "EntraTarget", "ManagedGroup", "ScimTarget",
@@ -73,6 +81,7 @@ class EntraTarget(BaseModel):
     throttle: Throttle = Field(default_factory=Throttle)
     revoke_sessions: bool = True
     deprovision: Deprovision = Field(default_factory=Deprovision)
+    holds: dict[HoldCause, HoldLimit] = Field(default_factory=dict)  # mass-change thresholds
 
     def managed_group_names(self) -> list[str]:
         return [group.name for group in self.managed_groups]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def require_for_method(model: BaseModel, method: str, need: dict[str, tuple[str, ...]]) -> None:
@@ -77,3 +77,15 @@ class Deprovision(BaseModel):
         if self.mode != "disable_then_delete" and self.delete_after_days is not None:
             raise ValueError("delete_after_days is only used with mode disable_then_delete")
         return self
+
+
+HoldCause = Literal["hr_termination", "snapshot_import", "policy_rollout", "reconcile_fix", "scim"]
+
+
+class HoldLimit(BaseModel):
+    """A target's own mass-change thresholds for one cause (``holds: {snapshot_import: {count:
+    5, share: 0.01}}``), over the settings' (provisioner/change_control/holds)."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=0)
+    share: float = Field(ge=0.0, le=1.0)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from provisioner.clock import utcnow
 from provisioner.tokens.models import ApiToken
 
-# Roles: admin (everything), approver (decides approvals and SoD exceptions), auditor (evidence
+# Roles: admin (everything), approver (decides approvals, SoD exceptions, holds, rollouts), auditor (evidence
 # and reads), viewer (reads only); SCIM clients: scim:read, scim:write.
 ROLES = ("admin", "approver", "auditor", "viewer")
 SCOPES = {*ROLES, "scim:read", "scim:write"}

@@ -232,7 +232,7 @@ async def test_a_rollout_above_the_limit_waits_for_approval_and_changes_nobody(s
     assert_before(entra)
     [record] = rollout_records(svc.db)
     assert record.data["status"] == RolloutStatus.AWAITING_APPROVAL and record.data["counts"]["people"] == 3
-    # The limit raised: the same set applies at the next start, and its held row says so.
+    # The limit raised (to the default, 50): the same set applies at the next start, and its held row says so.
     rt = restarted(svc)
     try:
         result = await rt.start()
@@ -244,9 +244,9 @@ async def test_a_rollout_above_the_limit_waits_for_approval_and_changes_nobody(s
     with svc.db.read() as session:
         rows = session.scalars(select(PolicyRollout).order_by(PolicyRollout.id)).all()
     assert [r.status for r in rows] == [RolloutStatus.APPLIED, RolloutStatus.APPLIED]
-    assert rows[1].id == result.rollout_id and rows[1].decided_by == "policy_rollout_max_auto=None"
+    assert rows[1].id == result.rollout_id and rows[1].decided_by == "policy_rollout_max_auto=50"
     assert [(r.data["status"], r.data["decided_by"]) for r in rollout_records(svc.db)] == [
-        (RolloutStatus.AWAITING_APPROVAL, None), (RolloutStatus.APPLIED, "policy_rollout_max_auto=None")]
+        (RolloutStatus.AWAITING_APPROVAL, None), (RolloutStatus.APPLIED, "policy_rollout_max_auto=50")]
 
 
 @pytest.fixture

@@ -17,7 +17,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle, require_for_method
+from provisioner.targets.declarations import (
+    Deprovision,
+    HoldCause,
+    HoldLimit,
+    ManagedGroup,
+    SecretRef,
+    Throttle,
+    require_for_method,
+)
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -122,6 +130,7 @@ class ScimTarget(BaseModel):
     unknown_members: Literal["remove", "report"] = "remove"
     create_missing_groups: bool = False
     deprovision: Deprovision = Field(default_factory=Deprovision)
+    holds: dict[HoldCause, HoldLimit] = Field(default_factory=dict)  # mass-change thresholds
     compatibility: Compatibility = Field(default_factory=Compatibility)
     throttle: Throttle = Field(default_factory=lambda: Throttle(writes_per_second=0, burst=100, concurrency=4))
     timeout_seconds: float = 30.0

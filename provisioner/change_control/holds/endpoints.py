@@ -1,0 +1,58 @@
+"""``/change-control/holds``: held mass changes, read by viewers, auditors and approvers,
+released or cancelled by approvers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from provisioner.api.deps import SessionDep
+from provisioner.api.problems import Problem
+from provisioner.api.responses import APPROVER, READER, contract, problems
+from provisioner.change_control.access import approver, reader
+from provisioner.change_control.holds import service
+from provisioner.change_control.holds.schemas import DecisionIn, HoldDecisionOut, HoldSetDetail, HoldSetOut
+from provisioner.clock import utcnow
+
+router = APIRouter(prefix="/change-control/holds", tags=["change control"])
+Reader = Annotated[str, Depends(reader)]
+Approver = Annotated[str, Depends(approver)]
+
+
+@router.get("", responses=problems(400, 401, 403), openapi_extra=contract(security=READER))
+def list_holds(_: Reader, session: SessionDep,
+               status: Literal["held", "released", "cancelled"] | None = None,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[HoldSetOut]:
+    """Hold sets, newest first, with how many operations and people are still held."""
+    return service.listing(session, status, limit, utcnow())
+
+
+@router.get("/{hold_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
+def show_hold(hold_id: int, _: Reader, session: SessionDep) -> HoldSetDetail:
+    """One hold set and its operations: who would lose what, and why."""
+    try:
+        return service.detail(session, hold_id, utcnow())
+    except service.HoldError as exc:
+        raise Problem(exc.status, "Not found", str(exc)) from None
+
+
+@router.post("/{hold_id}/release", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
+def release_hold(hold_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
+    """Send the held operations to the targets (they run as planned)."""
+    return _decide(service.release, session, hold_id, who, body)
+
+
+@router.post("/{hold_id}/cancel", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
+def cancel_hold(hold_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
+    """Withdraw the held operations (recorded); people's state stays as their source said."""
+    return _decide(service.cancel, session, hold_id, who, body)
+
+
+def _decide(fn, session, hold_id: int, who: str, body: DecisionIn | None) -> HoldDecisionOut:
+    now = utcnow()
+    try:
+        decision = fn(session, hold_id, who, body.comment if body else None, now)
+    except service.HoldError as exc:
+        raise Problem(exc.status, "Not found" if exc.status == 404 else "Conflict", str(exc)) from None
+    return service.decision_out(decision, now)
