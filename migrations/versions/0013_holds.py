@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import provisioner.db
 
 revision: str = "0013_holds"
-down_revision: str | None = "0009"
+down_revision: str | None = "0012_change_control"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
