@@ -72,3 +72,4 @@ def refused_character(value: str) -> str | None:
     if found is None:
         return None
     return f"U+{ord(found.group()):04X} at position {found.start()}"
+ROW_ID_MAX: Final = 2**31 - 1  # row ids are INTEGER columns: PostgreSQL refuses a larger value

@@ -8,12 +8,13 @@ from datetime import datetime
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
+from provisioner import limits
 from provisioner.change_control.models import LIVE, AccessRequest, RequestKind, RequestStatus
 from provisioner.db import insert_rows
 from provisioner.identities.models import Identity, TargetMembership
 
 _CHUNK = 500
-_INT_MAX = 2_147_483_647  # ids are INTEGER: a larger one names nothing (PostgreSQL would refuse it)
+_INT_MAX = limits.ROW_ID_MAX  # ids are INTEGER: a larger one names nothing (PostgreSQL would refuse it)
 
 
 def live_for(session: Session, identity_ids: Sequence[str]) -> list[AccessRequest]:

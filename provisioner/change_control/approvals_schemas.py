@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-INT_MAX = 2_147_483_647  # request ids are INTEGER columns (PostgreSQL refuses larger values)
+from provisioner import limits
+
+INT_MAX = limits.ROW_ID_MAX  # request ids are INTEGER columns (PostgreSQL refuses larger values)
 RequestId = Annotated[int, Field(ge=1, le=INT_MAX)]
 
 

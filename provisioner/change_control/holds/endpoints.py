@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
+from provisioner import limits
 from provisioner.api.deps import SessionDep
 from provisioner.api.problems import Problem
 from provisioner.api.responses import APPROVER, READER, contract, problems
@@ -18,6 +19,7 @@ from provisioner.clock import utcnow
 router = APIRouter(prefix="/change-control/holds", tags=["change control"])
 Reader = Annotated[str, Depends(reader)]
 Approver = Annotated[str, Depends(approver)]
+RowId = Annotated[int, Path(ge=1, le=limits.ROW_ID_MAX)]
 
 
 @router.get("", responses=problems(400, 401, 403), openapi_extra=contract(security=READER))
@@ -29,7 +31,7 @@ def list_holds(_: Reader, session: SessionDep,
 
 
 @router.get("/{hold_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
-def show_hold(hold_id: int, _: Reader, session: SessionDep) -> HoldSetDetail:
+def show_hold(hold_id: RowId, _: Reader, session: SessionDep) -> HoldSetDetail:
     """One hold set and its operations: who would lose what, and why."""
     try:
         return service.detail(session, hold_id, utcnow())
@@ -38,13 +40,13 @@ def show_hold(hold_id: int, _: Reader, session: SessionDep) -> HoldSetDetail:
 
 
 @router.post("/{hold_id}/release", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
-def release_hold(hold_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
+def release_hold(hold_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
     """Send the held operations to the targets (they run as planned)."""
     return _decide(service.release, session, hold_id, who, body)
 
 
 @router.post("/{hold_id}/cancel", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
-def cancel_hold(hold_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
+def cancel_hold(hold_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
     """Withdraw the held operations (recorded); people's state stays as their source said."""
     return _decide(service.cancel, session, hold_id, who, body)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from provisioner import limits
 from provisioner.api.deps import SessionDep
 from provisioner.api.problems import Problem
 from provisioner.api.responses import APPROVER, READER, contract, problems
@@ -19,6 +20,7 @@ from provisioner.rollouts import repository
 router = APIRouter(prefix="/change-control/rollouts", tags=["change control"])
 Reader = Annotated[str, Depends(reader)]
 Approver = Annotated[str, Depends(approver)]
+RowId = Annotated[int, Path(ge=1, le=limits.ROW_ID_MAX)]
 Status = Literal["applied", "awaiting_approval", "approved", "rejected", "superseded"]
 
 
@@ -30,7 +32,7 @@ def list_rollouts(_: Reader, session: SessionDep, status: Status | None = None,
 
 
 @router.get("/{rollout_id}", responses=problems(400, 401, 403, 404), openapi_extra=contract(security=READER))
-def show_rollout(rollout_id: int, _: Reader, session: SessionDep,
+def show_rollout(rollout_id: RowId, _: Reader, session: SessionDep,
                  target: Annotated[str | None, Query(max_length=100)] = None,
                  group: Annotated[str | None, Query(max_length=200)] = None,
                  person: Annotated[str | None, Query(max_length=200, description="employee id")] = None
@@ -45,7 +47,7 @@ def show_rollout(rollout_id: int, _: Reader, session: SessionDep,
 
 @router.post("/{rollout_id}/approve", responses=problems(400, 401, 403, 404, 409, 503, s503="This process does not plan"),
              openapi_extra=contract(security=APPROVER))
-async def approve_rollout(request: Request, rollout_id: int, who: Approver,
+async def approve_rollout(request: Request, rollout_id: RowId, who: Approver,
                           body: DecisionIn | None = None) -> dict[str, Any]:
     """Approve a held rollout: recorded, then everyone it affects is re-planned (the answer
     comes when the re-plan is stored; the workers then make the changes)."""
@@ -67,7 +69,7 @@ async def approve_rollout(request: Request, rollout_id: int, who: Approver,
 
 @router.post("/{rollout_id}/reject", responses=problems(400, 401, 403, 404, 409),
              openapi_extra=contract(security=APPROVER))
-def reject_rollout(rollout_id: int, who: Approver, session: SessionDep, body: DecisionIn | None = None
+def reject_rollout(rollout_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None
                    ) -> dict[str, Any]:
     """Reject a held rollout: recorded; this policy set is not applied until the policies change."""
     try:
