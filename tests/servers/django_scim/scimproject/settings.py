@@ -33,7 +33,10 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SCIM_DB_PATH", "scim.sqlite3"),
-        "OPTIONS": {"timeout": 30},
+        # Django's runserver is threaded: writers take the lock at BEGIN and wait for it (instead of
+        # failing with "database is locked" when a read lock cannot be upgraded).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL;"},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
