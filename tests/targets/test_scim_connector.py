@@ -107,8 +107,13 @@ async def test_match_before_create_looks_many_people_up_in_few_requests():
         connector.recorder.reset()
         found = await connector.find_accounts([spec(n) for n in range(120)])
         assert set(found) == {f"E{n}" for n in range(0, 120, 3)}
-        # 120 people, 50 to a filter (externalId and userName terms together), + ServiceProviderConfig.
-        assert connector.recorder.calls_by_method["GET"] == 3 + 1
+        # 120 people, 50 to a filter (externalId and userName terms together), + ServiceProviderConfig,
+        # + one listing (40 users, one page) confirming the filters' empty answers.
+        assert connector.recorder.calls_by_method["GET"] == 3 + 1 + 1
+        connector.recorder.reset()
+        await connector.find_accounts([spec(n) for n in range(120, 240)])
+        # The filter was confirmed: no listing again within the confirmation period.
+        assert connector.recorder.calls_by_method["GET"] == 3
     finally:
         await connector.aclose()
 

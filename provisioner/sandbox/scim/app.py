@@ -57,14 +57,21 @@ class ScimSandbox:
 
     def __init__(self, *, token: str | None = None, bulk: bool = True, patch: bool = True,
                  group_patch: bool = True, etag: bool = True, max_operations: int = 1000,
-                 max_payload: int = 1024 * 1024, max_results: int = 1000) -> None:
+                 max_payload: int = 1024 * 1024, max_results: int = 1000, filter: bool = True,
+                 blind_filters: tuple[str, ...] = ()) -> None:
+        """``filter=False`` announces no filtering (the server still answers filters);
+        ``blind_filters`` makes the service's filters on those attributes find nothing (an empty
+        ListResponse), as an app whose filter settings do not map them (django-scim2's shipped
+        group filter maps no attribute); the sandbox's own ``client()`` still filters."""
         self.token = token
+        self.blind_filters = tuple(a.lower() for a in blind_filters)
         config = load_default_service_provider_config()
         config.bulk = Bulk(supported=bulk, max_operations=max_operations, max_payload_size=max_payload)
         config.patch = Patch(supported=patch)
         config.etag = ETag(supported=etag)
         if config.filter is not None:
             config.filter.max_results = max_results
+            config.filter.supported = filter
         provider = ScimProvider.from_discovery(load_default_schemas().values(),
                                                load_default_resource_types().values(), config=config)
         service = _Service(provider, secret=secrets.token_urlsafe(16))
@@ -72,13 +79,15 @@ class ScimSandbox:
         self.storage = AsyncInMemoryStorage()
         self.app = _App(self.storage, provider, service, token)
 
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
+    def transport(self) -> httpx.AsyncBaseTransport:
+        inner = httpx.ASGITransport(app=self.app)
+        return _BlindFilters(inner, self.blind_filters) if self.blind_filters else inner
 
     def client(self) -> httpx.AsyncClient:
         """An HTTP client of the server's own API (for checks from outside the service)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.AsyncClient(transport=self.transport(), base_url="http://scim.test/v2", headers=headers)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://scim.test/v2",
+                                 headers=headers)
 
     # What the server holds, read through its own API.
     async def users(self) -> list[dict[str, Any]]:
@@ -113,6 +122,26 @@ class ScimSandbox:
             reply = await client.post(f"/{resource}", json=body)
             reply.raise_for_status()
             return reply.json()
+
+
+class _BlindFilters(httpx.AsyncBaseTransport):
+    """Answers a filter naming one of ``attributes`` with an empty ListResponse (200)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, attributes: tuple[str, ...]) -> None:
+        self.inner = inner
+        self.attributes = attributes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        expr = request.url.params.get("filter", "").lower()
+        if request.method == "GET" and expr and any(f"{a} " in expr for a in self.attributes):
+            return httpx.Response(200, json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                                             "totalResults": 0, "startIndex": 1, "itemsPerPage": 0,
+                                             "Resources": []},
+                                  headers={"Content-Type": "application/scim+json"})
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def serve_in_thread(sandbox: ScimSandbox, port: int | None = None) -> tuple[str, Any]:

@@ -101,6 +101,9 @@ class ScimConnector(ScimReads):
             wait = errors.retry_after(reply.headers)
             if wait:
                 self.pacer.hold(wait)
+        if writes_ and method in ("POST", "DELETE"):  # a create or delete: listings are stale
+            resource = path.strip("/").split("/", 1)[0]
+            self.listings.invalidate(None if resource == "Bulk" else resource)
         return reply
 
     async def read(self, path: str, params: dict[str, Any] | None = None) -> Any:

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from provisioner.targets.contract import AccountInfo, AccountSpec, AccountState, Outcome, TargetError
 from provisioner.targets.scim.errors import answer_of
+from provisioner.targets.scim.listing import Listings, page_size
 from provisioner.targets.scim.mapping import render
-from provisioner.targets.scim.memberships import GROUPS_FILTER, MANAGED_ONLY, USER_GROUPS, groups_of_user
+from provisioner.targets.scim.memberships import MANAGED_ONLY, USER_GROUPS, groups_of_user
 from provisioner.targets.scim.writes import filter_string, seg
 
 if TYPE_CHECKING:
@@ -54,6 +55,14 @@ class ScimReads:
             if not page or start > total:
                 return found
 
+    @property
+    def listings(self) -> Listings:
+        """Listings cache and what was learned about this app's filters (:mod:`listing`)."""
+        found = getattr(self, "_listings", None)
+        if found is None:
+            found = self._listings = Listings()
+        return found
+
     async def find_accounts(self, specs: Sequence[AccountSpec]) -> dict[str, tuple[str, str | None]]:
         """Match before create, for many people at once: one filter per ``lookups_per_request``
         people, OR-ing an ``eq`` term (RFC 7644 §3.4.2.2) per person and attribute of
@@ -62,39 +71,52 @@ class ScimReads:
 
         An account found by userName whose externalId names someone else is not linked. Two
         accounts for one person are not linked either: picking one would be a guess.
+
+        Without trustworthy filters (:mod:`listing`), the users are listed and matched here;
+        people a filter did not find are confirmed by a listing once in a while.
         """
         attributes = self.config.compatibility.match_attributes
         values = {s.employee_id: render(self.mapping, s) for s in specs}
         people = [eid for eid, v in values.items() if any(v.get(a) for a in attributes)]
         per = self.config.compatibility.lookups_per_request
         caps = await self.capabilities()
+        listings = self.listings
+        if not people:
+            return {}
+        if not caps.filter or not all(listings.trusted("Users", a) for a in attributes):
+            return _match_people(people, values, attributes, await self._user_listing())
 
         async def lookup(chunk: list[str]) -> dict[str, tuple[str, str | None]]:
             terms = sorted({f"{a} eq {filter_string(values[eid][a])}" for eid in chunk for a in attributes
                             if values[eid].get(a)})
             rows = await self.search("Users", " or ".join(terms), "id,userName,externalId",
                                      min(caps.max_results, max(2 * len(terms), 10)))
-            index: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for row in rows:
-                for a in attributes:
-                    if row.get(a):
-                        key = str(row[a]).lower() if a == "userName" else str(row[a])
-                        index.setdefault((a, key), []).append(row)
-            found: dict[str, tuple[str, str | None]] = {}
-            for eid in chunk:
-                mine = values[eid]
-                for a in attributes:
-                    if not mine.get(a):
-                        continue
-                    hits = index.get((a, mine[a].lower() if a == "userName" else mine[a]), [])
-                    hits = [h for h in hits if not h.get("externalId") or h.get("externalId") == mine.get("externalId")]
-                    if len(hits) == 1 and hits[0].get("id"):
-                        found[eid] = (str(hits[0]["id"]), hits[0].get("userName"))
-                        break
-            return found
+            return _match_people(chunk, values, attributes, rows)
 
-        parts = await asyncio.gather(*(lookup(people[i:i + per]) for i in range(0, len(people), per)))
-        return {eid: match for part in parts for eid, match in part.items()}
+        try:
+            parts = await asyncio.gather(*(lookup(people[i:i + per]) for i in range(0, len(people), per)))
+        except TargetError as exc:
+            if exc.outcome != Outcome.BAD_REQUEST:  # 400 invalidFilter, 501: the filter is refused
+                raise
+            for a in attributes:
+                listings.confirmed("Users", a, filter_missed=True)
+            return _match_people(people, values, attributes, await self._user_listing())
+        found = {eid: match for part in parts for eid, match in part.items()}
+        missed = [eid for eid in people if eid not in found]
+        if missed and any(listings.should_confirm("Users", a) for a in attributes):
+            rows = await self._user_listing()
+            listed = _match_people(missed, values, attributes, rows)
+            by_id = {str(r.get("id")): r for r in rows}
+            wrong = {a for eid, (rid, _) in listed.items() for a in attributes
+                     if _same(a, by_id.get(rid, {}).get(a), values[eid].get(a))}
+            for a in attributes:
+                listings.confirmed("Users", a, filter_missed=a in wrong)
+            found.update(listed)
+        return found
+
+    async def _user_listing(self) -> list[dict[str, Any]]:
+        caps = await self.capabilities()
+        return await self.listings.rows(self.read, "Users", "id,userName,externalId", page_size(caps.max_results))
 
     async def find_account(self, spec: AccountSpec) -> tuple[str, str | None] | None:
         return (await self.find_accounts([spec])).get(spec.employee_id)
@@ -129,8 +151,8 @@ class ScimReads:
             listed = groups_of_user(body)
             source = USER_GROUPS
             if listed is None:
-                listed = await self.memberships.by_filter(rid)
-                source = MANAGED_ONLY if listed is None else GROUPS_FILTER
+                read = await self.memberships.by_filter(rid)
+                listed, source = read if read is not None else (None, MANAGED_ONLY)
             states[rid].all_groups, states[rid].groups_source = listed, source
 
         async def isolated(rid: str) -> None:
@@ -232,25 +254,98 @@ class ScimReads:
                                 json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                                       "displayName": name})
         answer = answer_of(reply)
+        self.listings.invalidate("Groups")
         if answer.outcome == Outcome.DONE and isinstance(reply.body, dict) and reply.body.get("id"):
             return str(reply.body["id"])
         if answer.outcome == Outcome.EXISTS:  # created meanwhile by someone else (another process)
-            return (await self.groups_by_name([name])).get(name)
+            # The filter that said "missing" may be what cannot see it: look in a listing too.
+            found = (await self.groups_by_name([name])).get(name)
+            if found is None:
+                found = (await self._groups_listed([name], fresh=True)).get(name)
+                if found is not None:
+                    self.listings.confirmed("Groups", "displayName", filter_missed=True)
+            return found
         raise answer.error(f"creating group {name!r}: {answer.detail}")
 
     async def groups_by_name(self, names: Sequence[str]) -> dict[str, str]:
-        """Existing groups by displayName (OR-ed filters); a name held twice is refused."""
+        """Existing groups by displayName (OR-ed filters); a name held twice is refused. Without
+        trustworthy filters (:mod:`listing`) the groups are listed and matched here; names a
+        filter did not find are confirmed by a listing once in a while."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        caps = await self.capabilities()
+        listings = self.listings
+        if not caps.filter or not listings.trusted("Groups", "displayName"):
+            return await self._groups_listed(names)
         resolved: dict[str, str] = {}
         per = self.config.compatibility.lookups_per_request
-        for start in range(0, len(names), per):
-            chunk = list(names[start:start + per])
-            expr = " or ".join(f"displayName eq {filter_string(n)}" for n in chunk)
-            for row in await self.search("Groups", expr, "id,displayName", max(2 * len(chunk), 10)):
-                name = next((n for n in chunk if n.lower() == str(row.get("displayName", "")).lower()), None)
-                if name is None or not row.get("id"):
-                    continue
-                if name in resolved and resolved[name] != row["id"]:
-                    raise TargetError(Outcome.BAD_REQUEST,
-                                      f"two groups are named {name!r} in {self.name}; give the id in the target file")
-                resolved[name] = str(row["id"])
+        try:
+            for start in range(0, len(names), per):
+                chunk = list(names[start:start + per])
+                expr = " or ".join(f"displayName eq {filter_string(n)}" for n in chunk)
+                rows = await self.search("Groups", expr, "id,displayName", max(2 * len(chunk), 10))
+                resolved.update(_match_groups(chunk, rows, self.name))
+        except TargetError as exc:
+            if exc.outcome != Outcome.BAD_REQUEST:
+                raise
+            listings.confirmed("Groups", "displayName", filter_missed=True)
+            return await self._groups_listed(names)
+        missed = [n for n in names if n not in resolved]
+        if missed and listings.should_confirm("Groups", "displayName"):
+            listed = await self._groups_listed(missed)
+            listings.confirmed("Groups", "displayName", filter_missed=bool(listed))
+            resolved.update(listed)
         return resolved
+
+    async def _groups_listed(self, names: Sequence[str], *, fresh: bool = False) -> dict[str, str]:
+        caps = await self.capabilities()
+        rows = await self.listings.rows(self.read, "Groups", "id,displayName", page_size(caps.max_results),
+                                        fresh=fresh)
+        return _match_groups(list(names), rows, self.name)
+
+
+def _same(attribute: str, theirs: Any, mine: Any) -> bool:
+    if not theirs or not mine:
+        return False
+    return str(theirs).lower() == str(mine).lower() if attribute == "userName" else str(theirs) == str(mine)
+
+
+def _match_people(chunk: Sequence[str], values: dict[str, dict[str, Any]], attributes: Sequence[str],
+                  rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """Each person's account among ``rows``: the one found by the first attribute in order
+    (userName case-insensitively), never one whose externalId names someone else, never a
+    pick between two."""
+    index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        for a in attributes:
+            if row.get(a):
+                key = str(row[a]).lower() if a == "userName" else str(row[a])
+                index.setdefault((a, key), []).append(row)
+    found: dict[str, tuple[str, str | None]] = {}
+    for eid in chunk:
+        mine = values[eid]
+        for a in attributes:
+            if not mine.get(a):
+                continue
+            hits = index.get((a, str(mine[a]).lower() if a == "userName" else str(mine[a])), [])
+            hits = [h for h in hits if not h.get("externalId") or h.get("externalId") == mine.get("externalId")]
+            if len(hits) == 1 and hits[0].get("id"):
+                found[eid] = (str(hits[0]["id"]), hits[0].get("userName"))
+                break
+    return found
+
+
+def _match_groups(names: Sequence[str], rows: Sequence[dict[str, Any]], target: str) -> dict[str, str]:
+    """Group ids by displayName (case-insensitive); a name held by two groups is refused."""
+    wanted = {n.lower(): n for n in names}
+    resolved: dict[str, str] = {}
+    for row in rows:
+        name = wanted.get(str(row.get("displayName", "")).lower())
+        if name is None or not row.get("id"):
+            continue
+        if name in resolved and resolved[name] != str(row["id"]):
+            raise TargetError(Outcome.BAD_REQUEST,
+                              f"two groups are named {name!r} in {target}; give the id in the target file")
+        resolved[name] = str(row["id"])
+    return resolved
