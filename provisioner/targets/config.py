@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from provisioner.targets.declarations import Deprovision, ManagedGroup, SecretRef, Throttle, require_for_method
+from provisioner.targets.entra import mapping as entra_mapping
 from provisioner.targets.scim.config import ScimTarget
 
 __all__ = ["ConfigError", "Deprovision", "EntraAccounts", "EntraAuth", "EntraTarget", "ManagedGroup", "ScimTarget",
@@ -65,6 +66,11 @@ class EntraTarget(BaseModel):
     graph_url: str = "https://graph.microsoft.com/v1.0"
     auth: EntraAuth
     accounts: EntraAccounts
+    # Graph user property -> template of HR attributes, over the defaults
+    # (provisioner.targets.entra.mapping.DEFAULT_MAPPING); null stops writing a property.
+    mapping: dict[str, str | None] = Field(default_factory=dict)
+    # Write the manager (PUT /users/{id}/manager/$ref) from HR's manager_employee_id.
+    manager: bool = True
     managed_groups: list[ManagedGroup] = Field(default_factory=list)
     # Accounts in a managed group the service has no link for: removed by `reconcile --fix`
     # (managed groups are the service's), or only reported.
@@ -73,6 +79,14 @@ class EntraTarget(BaseModel):
     throttle: Throttle = Field(default_factory=Throttle)
     revoke_sessions: bool = True
     deprovision: Deprovision = Field(default_factory=Deprovision)
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        return entra_mapping.check_mapping(value)
+
+    def effective_mapping(self) -> dict[str, str]:
+        return entra_mapping.effective_mapping(self.mapping, self.accounts.usage_location)
 
     def managed_group_names(self) -> list[str]:
         return [group.name for group in self.managed_groups]
