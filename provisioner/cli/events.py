@@ -41,8 +41,8 @@ def events_list(
         fail(f"--status must be one of {', '.join(_statuses())}, not {wanted!r}")
     db = open_db(settings())
     with db.read() as session:
-        rows = [fate.view(e) for e in repository.listing(session, status=wanted, employee_id=employee,
-                                                           source=source, limit=limit, newest_first=True)]
+        rows = fate.views(session, repository.listing(session, status=wanted, employee_id=employee,
+                                                        source=source, limit=limit, newest_first=True))
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -54,6 +54,33 @@ def events_list(
         table.add_row(e["event_id"], e["type"], e["employee_id"], e["source"], e["effective_at"],
                       e["status"], e["reason"] or "")
     console.print(table)
+
+
+@events_app.command("show")
+def events_show(
+    event_id: Annotated[str, typer.Argument(help="the event's event_id")],
+    as_json: Annotated[bool, typer.Option("--json", help="the event as JSON")] = False,
+) -> None:
+    """One HR event: its status, the reason, and any warning it was applied with (and whether
+    the warning is resolved, e.g. the unknown manager has been hired since)."""
+    from provisioner.intake import fate, repository
+
+    db = open_db(settings())
+    with db.read() as session:
+        event = repository.get(session, event_id)
+        if event is None:
+            fail(f"no HR event {event_id!r}: `provisioner events list` shows the known ones")
+        row = fate.views(session, [event])[0]
+    if as_json:
+        console.print_json(json.dumps(row))
+        return
+    for key in ("event_id", "type", "employee_id", "source", "effective_at", "status", "reason", "processed_at"):
+        console.print(f"{key}: {row[key] if row[key] is not None else ''}", highlight=False, soft_wrap=True)
+    for warning in row["warnings"]:
+        state = "resolved" if warning.get("resolved") else "open"
+        console.print(f"warning ({state}) {warning['field']}: {warning['message']}"
+                      + (f" — {warning['resolution']}" if warning.get("resolution") else ""),
+                      highlight=False, soft_wrap=True)
 
 
 def print_person_events(session: Session, employee_id: str) -> int:

@@ -38,6 +38,15 @@ def by_employee_ids(session: Session, employee_ids: Iterable[str], *, lock: bool
     return out
 
 
+def known_employee_ids(session: Session, employee_ids: Iterable[str]) -> set[str]:
+    """Which of these employee ids have a record (one query per 500)."""
+    ids = sorted({e for e in employee_ids if e})
+    out: set[str] = set()
+    for start in range(0, len(ids), 500):
+        out.update(session.scalars(select(Identity.employee_id).where(Identity.employee_id.in_(ids[start:start + 500]))))
+    return out
+
+
 def get(session: Session, identity_id: str, *, lock: bool = False) -> Identity | None:
     stmt = select(Identity).where(Identity.id == identity_id)
     if lock:

@@ -121,7 +121,7 @@ def list_events(request: Request, source: SourceDep,
     with request.app.state.db.read() as session:
         rows = repository.listing(session, source=source, status=status, since=since,
                                   after_id=after, limit=limit)
-        events = [fate.view(e) for e in rows]
+        events = fate.views(session, rows)
     nxt = None
     if len(rows) == limit:
         params = {k: v for k, v in (("status", status), ("since", since.isoformat() if since else None),
@@ -142,4 +142,4 @@ def get_event(request: Request, event_id: str, source: SourceDep) -> dict[str, A
         if event is None or event.source != source:
             raise Problem(404, "Not found", f"event_id: no event {event_id!r} from source {source!r}",
                           type_="urn:provisioner:problem:not-found", event_id=event_id)
-        return fate.view(event)
+        return fate.views(session, [event])[0]

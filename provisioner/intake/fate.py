@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from prometheus_client import Counter
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
+from provisioner.identities import repository as identities
 from provisioner.intake import signing
 from provisioner.intake.models import EventStatus, HREvent
 
@@ -109,9 +111,47 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def view(event: HREvent) -> dict[str, Any]:
-    """An event as its source (and the CLI's --json) sees it."""
+def view(event: HREvent, known: Collection[str] = ()) -> dict[str, Any]:
+    """An event as its source (and the CLI's --json) sees it; ``known``: employee ids that have
+    a record now (a warning about an unknown manager among them is resolved). ``views`` reads them."""
     return {"event_id": event.event_id, "type": event.type, "employee_id": event.employee_id,
             "source": event.source, "status": event.status, "reason": event.status_reason,
+            "warnings": [_resolved(w, known) for w in event.warnings or []],
             "effective_at": _iso(event.effective_at), "received_at": _iso(event.received_at),
             "processed_at": _iso(event.processed_at)}
+
+
+def views(session: Session, events: Sequence[HREvent]) -> list[dict[str, Any]]:
+    """``view`` of many events, reading once who of the people their warnings name exists now."""
+    named = {w.get("value") for e in events for w in e.warnings or [] if w.get("code") == UNKNOWN_MANAGER}
+    known = identities.known_employee_ids(session, [n for n in named if n]) if named else set()
+    return [view(e, known) for e in events]
+
+
+# -- warnings: applied, but something needs a look --------------------------------------------
+UNKNOWN_MANAGER = "unknown_manager"
+
+
+def unknown_manager(manager: str) -> dict[str, Any]:
+    return {"field": "attributes.manager_employee_id", "code": UNKNOWN_MANAGER, "value": manager,
+            "message": f"no person with employee_id {manager!r} is known: the manager is set in the "
+                       "targets when they are hired (check the id if nobody is)"}
+
+
+def warn(event: HREvent, warning: dict[str, Any]) -> None:
+    """Record a warning on an applied event, and log it at WARNING (``alert`` hr_event_warning)."""
+    event.warnings = [*(event.warnings or []), warning]
+    log.warning("HR event %s (%s for %s from %s) applied with a warning: %s", event.event_id, event.type,
+                event.employee_id, event.source, warning["message"],
+                extra={"event_id": event.event_id, "employee_id": event.employee_id, "event_type": event.type,
+                       "source": event.source, "status": event.status, "reason": warning["message"],
+                       "alert": "hr_event_warning"})
+
+
+def _resolved(warning: dict[str, Any], known: Collection[str]) -> dict[str, Any]:
+    if warning.get("code") != UNKNOWN_MANAGER:
+        return dict(warning)
+    resolved = warning.get("value") in known
+    return {**warning, "resolved": resolved,
+            **({"resolution": f"{warning.get('value')} is known now: the manager link is written once "
+                              "their account exists"} if resolved else {})}

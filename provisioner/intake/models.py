@@ -41,6 +41,9 @@ class HREvent(Base):
     status: Mapped[str] = mapped_column(String(limits.EVENT_STATUS), default=EventStatus.PENDING)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Applied with warnings (``fate.warning``): e.g. a manager the service does not know yet,
+    # ``[{"field": "attributes.manager_employee_id", "code": "unknown_manager", "value": "E9", ...}]``.
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, nullable=True)
 
     # The claim reads due events in (effective_at, id) order straight off these (claim_due).
     __table_args__ = (Index("ix_hr_events_due", "status", "immediate", "effective_at", "id"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy.orm import Session
@@ -41,7 +41,7 @@ from provisioner.identities.service import (
     login_candidate,
 )
 from provisioner.intake import contract_end as contract_end_
-from provisioner.intake import repository
+from provisioner.intake import fate, repository
 from provisioner.intake.models import EventStatus, HREvent
 from provisioner.planner.service import PlanningContext, PlanRequest, plan_many
 
@@ -67,8 +67,6 @@ class ProcessStats:
 
 
 def _finish(event: HREvent, status: str, reason: str | None = None) -> None:
-    from provisioner.intake import fate  # (import kept here: only _finish is edited in this change)
-
     event.status, event.status_reason, event.processed_at = status, reason, utcnow()
     fate.settled(event)  # counted, and logged at WARNING if rejected/superseded, once committed
 
@@ -85,6 +83,7 @@ class _Batch:
 
     people: Preloaded
     contract_ends: dict[str, list[HREvent]]
+    known_managers: set[str] = field(default_factory=set)  # managers named in the batch who have a record
 
 
 def apply_event(session: Session, ctx: PlanningContext, event: HREvent, stats: ProcessStats,
@@ -137,6 +136,7 @@ def apply_event(session: Session, ctx: PlanningContext, event: HREvent, stats: P
     assert applied.identity is not None
     _finish(event, EventStatus.APPLIED)
     _note_late(event)
+    _check_manager(session, event, attributes, batch)
     stats.applied += 1
     immediate = event.immediate
     # The contract end follows every change of end_date or state; one already past applies
@@ -156,6 +156,21 @@ def apply_event(session: Session, ctx: PlanningContext, event: HREvent, stats: P
             immediate = True
     return PlanRequest(applied.identity, trigger=f"event:{event.event_id}", previous_state=previous,
                        immediate=immediate)
+
+
+def _check_manager(session: Session, event: HREvent, attributes: dict, batch: _Batch | None) -> None:
+    """A manager the service does not know (no record with that employee id, not even earlier in
+    this batch) is a warning on the event: applied, and the manager link is written when that
+    person arrives (``fate.views`` says whether they have)."""
+    manager = attributes.get("manager_employee_id")
+    if not manager:
+        return
+    if batch is not None:
+        known = manager in batch.known_managers or batch.people.people.get(manager) is not None
+    else:
+        known = bool(identities.known_employee_ids(session, [manager]))
+    if not known:
+        fate.warn(event, fate.unknown_manager(manager))
 
 
 def _dates_problem(identity: Identity | None, etype: EventType, attributes: dict) -> str | None:
@@ -283,7 +298,9 @@ def _read_batch(session: Session, ctx: PlanningContext, events: list[HREvent]) -
     people.names.preload(session, [c for e in events if people.people[e.employee_id] is None
                                    and (c := login_candidate(naming, e.employee_id,
                                                              e.payload.get("attributes", {}))) is not None])
-    return _Batch(people, repository.pending_from_source_many(session, employee_ids, contract_end_.SOURCE))
+    managers = {m for e in events if (m := e.payload.get("attributes", {}).get("manager_employee_id"))}
+    return _Batch(people, repository.pending_from_source_many(session, employee_ids, contract_end_.SOURCE),
+                  identities.known_employee_ids(session, managers))
 
 
 def _apply_batch(db: Database, ctx: PlanningContext, event_pks: list[int], stats: ProcessStats,

@@ -184,6 +184,10 @@ class HREventIn(BaseModel):
             raise _not_allowed("cancels_event_id", "only allowed when type is 'cancel'")
         if self.immediate and self.type != EventType.TERMINATE:
             raise _not_allowed("immediate", "only allowed when type is 'terminate'")
+        if self.attributes.manager_employee_id is not None and self.attributes.manager_employee_id == self.employee_id:
+            raise _not_allowed("attributes.manager_employee_id",
+                               f"{self.employee_id!r} cannot be their own manager: give their manager's "
+                               "employee_id, or leave manager_employee_id out")
         if self.type in (EventType.HIRE, EventType.REHIRE):
             missing = [f"attributes.{n}" for n in ("given_name", "family_name")
                        if getattr(self.attributes, n) in (None, "")]

@@ -43,7 +43,7 @@ from provisioner.queue import repository as queue
 from provisioner.queue.models import Operation, OpStatus, Priority
 from provisioner.targets.config import Deprovision, TargetConfig
 from provisioner.targets.contract import OpKind
-from provisioner.targets.specs import account_fields
+from provisioner.targets.specs import MANAGER_LINK, changed
 
 if TYPE_CHECKING:
     from provisioner.change_control.holds.service import HoldPolicy
@@ -188,8 +188,11 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
                 t_ops.append(PlannedOp(name, OpKind.DISABLE_ACCOUNT, reason=f"{kind}: disable"))
                 if target.revoke_sessions:
                     t_ops.append(PlannedOp(name, OpKind.REVOKE_SESSIONS, reason=f"{kind}: end sessions"))
-            if state != State.TERMINATED and account_fields(identity) != (account.synced or {}):
+            if state != State.TERMINATED and changed(identity, account.synced,
+                                                     separate_manager=_writes_manager(target)):
                 t_ops.append(PlannedOp(name, OpKind.UPDATE_ACCOUNT, reason="HR attributes changed"))
+        if wants_account and _writes_manager(target) and (account is not None or t_ops or name in under_way):
+            t_ops.extend(_manager_link(name, identity, account))
         if account is not None or wants_account:
             for group in sorted(g for g in want & have if (name, g) in unclear):
                 t_ops.append(PlannedOp(name, OpKind.ADD_MEMBER, group,
@@ -222,6 +225,26 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
     if gated is not None and gated.waits:
         diff["awaiting_approval"] = gated.as_diff()
     return PlanResult(kind=kind, diff=diff, ops=ops, under_way=under_way, gate=gated)
+
+
+def _writes_manager(target: TargetConfig) -> bool:
+    """Targets that write the manager as a reference of its own (Entra ID's manager/$ref)."""
+    return target.kind == "entra" and target.manager
+
+
+def _manager_link(name: str, identity: Identity, account: TargetAccount | None) -> list[PlannedOp]:
+    """The manager HR names, written once the account exists (and the manager's: until then the
+    operation waits, see ``queue.repository.release_manager_links``); cleared when HR clears it.
+    A person named as their own manager is refused at intake; here it is no manager."""
+    want = identity.manager_employee_id if identity.manager_employee_id != identity.employee_id else None
+    have = (account.synced or {}).get(MANAGER_LINK) if account is not None else None
+    if want == have:
+        return []
+    if want is None:
+        return [PlannedOp(name, OpKind.CLEAR_MANAGER, reason="HR cleared the manager",
+                          payload={"manager_employee_id": None})]
+    return [PlannedOp(name, OpKind.SET_MANAGER, reason=f"manager {want}" + (f" (was {have})" if have else ""),
+                      payload={"manager_employee_id": want})]
 
 
 def _deletion(name: str, deprovision: Deprovision, account: TargetAccount) -> list[PlannedOp]:

@@ -19,13 +19,14 @@ class Action(StrEnum):
     DEAD = "dead"
     LINK = "link"  # create said "exists": look the person up and link, or pick another login
     HALT = "halt"  # the target refuses us as a whole: pause it, keep the operation
+    WAIT = "wait"  # what it refers to does not exist yet (a manager's account): wait for it
 
 
 # Outcomes that mean the desired end state already holds.
 _ALREADY_DONE: dict[Outcome, set[OpKind]] = {
     Outcome.EXISTS: {OpKind.ADD_MEMBER},
     Outcome.NOT_FOUND: {OpKind.REMOVE_MEMBER, OpKind.DELETE_ACCOUNT, OpKind.DISABLE_ACCOUNT,
-                        OpKind.REVOKE_SESSIONS},
+                        OpKind.REVOKE_SESSIONS, OpKind.CLEAR_MANAGER},
 }
 
 
@@ -34,6 +35,8 @@ def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int) -> 
         return Action.SUCCEED
     if outcome == Outcome.EXISTS and kind == OpKind.CREATE_ACCOUNT:
         return Action.LINK
+    if outcome == Outcome.NOT_FOUND and kind == OpKind.SET_MANAGER:
+        return Action.WAIT  # released when the manager's account is created or linked
     if outcome == Outcome.STOP:
         return Action.HALT
     if outcome == Outcome.TRANSIENT:

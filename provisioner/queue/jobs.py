@@ -21,7 +21,7 @@ from provisioner.targets.contract import (
     Outcome,
     TargetOp,
 )
-from provisioner.targets.specs import account_fields, account_spec
+from provisioner.targets.specs import MANAGER_LINK, account_fields, account_spec
 
 
 @dataclass
@@ -41,11 +41,12 @@ class Job:
     fields: dict[str, Any] | None = None  # account fields pushed by create/update
     pre: OpResult | None = None  # settled without calling the target
     verify_group_ids: dict[str, str] = field(default_factory=dict)  # remote id -> group key
+    manager_id: str | None = None  # SET_MANAGER: the manager's account in the target
 
     def target_op(self, group_ids: dict[str, str]) -> TargetOp:
         return TargetOp(op_id=self.op_id, kind=self.kind, account_id=self.account_id,
                         group_id=group_ids.get(self.group_key) if self.group_key else None,
-                        account=self.spec)
+                        account=self.spec, manager_id=self.manager_id)
 
 
 def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job]:
@@ -58,7 +59,9 @@ def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job
     accounts = identities.account_refs(session, [op.identity_id for op in ops])
     managers = identities.manager_remote_ids(session, [
         (people[op.identity_id].manager_employee_id, op.target) for op in ops
-        if op.kind in described and people[op.identity_id].manager_employee_id])
+        if op.kind in described and people[op.identity_id].manager_employee_id] + [
+        (m, op.target) for op in ops if op.kind == OpKind.SET_MANAGER
+        and (m := (op.payload or {}).get("manager_employee_id"))])
     for op in ops:
         identity = people.get(op.identity_id)
         kind = OpKind(op.kind)
@@ -86,9 +89,25 @@ def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job
             job.pre = OpResult(op.id, outcome, detail=f"no account in {op.target} for this person")
         else:
             job.account_id = account.remote_id
-            if kind == OpKind.UPDATE_ACCOUNT:
+            if kind in (OpKind.SET_MANAGER, OpKind.CLEAR_MANAGER):
+                _manager_job(job, managers)
+            elif kind == OpKind.UPDATE_ACCOUNT:
                 job.fields = account_fields(identity)
                 job.spec = account_spec(identity, login=account.login or identity.user_name or "",
                                         manager_remote_id=managers.get((identity.manager_employee_id, op.target)))
         jobs.append(job)
     return jobs
+
+
+def _manager_job(job: Job, managers: dict[tuple[str, str], str]) -> None:
+    """The manager the plan asked for (its payload: a newer plan has its own operation). A
+    manager without an account in the target yet: not found, and the operation waits for them."""
+    manager = job.payload.get("manager_employee_id")
+    job.fields = {MANAGER_LINK: manager}
+    if job.kind == OpKind.CLEAR_MANAGER:
+        return
+    job.manager_id = managers.get((manager, job.target)) if manager else None
+    if job.manager_id is None:
+        job.pre = OpResult(job.op_id, Outcome.NOT_FOUND,
+                           detail=f"manager {manager} has no account in {job.target} yet: "
+                                  "the manager is set when their account is created")

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from provisioner.identities.models import Identity, TargetAccount
 from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation, OpStatus, Priority
+from provisioner.targets.contract import OpKind
 
 OPEN = (OpStatus.WAITING, OpStatus.PENDING, OpStatus.RUNNING)
 ADD_MEMBER = "add_member"
@@ -247,6 +249,33 @@ def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -
         session.execute(update(OPS).where(OPS.c.depends_on_id.in_(ids[start:start + CHUNK]),
                                           OPS.c.status == OpStatus.WAITING)
                         .values(status=OpStatus.PENDING, next_attempt_at=now))
+
+
+def release_manager_links(session: Session, arrived: Sequence[str], parked: Sequence[int], now: datetime) -> None:
+    """Manager links waiting for the manager's account (``Action.WAIT``) become ready once it
+    exists: those of the reports of people whose account was just created or linked
+    (``arrived``: identity ids), and those just parked (``parked``: op ids), in case the manager
+    arrived meanwhile. Set-based: a fixed number of statements per 500 people."""
+    report, manager = aliased(Identity), aliased(Identity)
+    manager_has_account = (select(TargetAccount.id)
+                           .join(manager, manager.id == TargetAccount.identity_id)
+                           .join(report, report.manager_employee_id == manager.employee_id)
+                           .where(report.id == OPS.c.identity_id, TargetAccount.target == OPS.c.target)
+                           .exists())
+    waiting = and_(OPS.c.kind == OpKind.SET_MANAGER.value, OPS.c.status == OpStatus.WAITING,
+                   OPS.c.depends_on_id.is_(None), manager_has_account)
+    ids, pks = sorted(set(arrived)), sorted(set(parked))
+    for start in range(0, len(ids), CHUNK):
+        reports = (select(Identity.id).where(Identity.manager_employee_id.in_(
+            select(Identity.employee_id).where(Identity.id.in_(ids[start:start + CHUNK]))
+            .scalar_subquery())))
+        session.execute(update(OPS).where(waiting, OPS.c.identity_id.in_(reports))
+                        .values(status=OpStatus.PENDING, next_attempt_at=now)
+                        .execution_options(synchronize_session=False))
+    for start in range(0, len(pks), CHUNK):
+        session.execute(update(OPS).where(waiting, OPS.c.id.in_(pks[start:start + CHUNK]))
+                        .values(status=OpStatus.PENDING, next_attempt_at=now)
+                        .execution_options(synchronize_session=False))
 
 
 def still_claimed(session: Session, op_ids: Sequence[int], worker_id: str) -> set[int]:

@@ -48,6 +48,7 @@ from provisioner.targets.contract import (
     Outcome,
     TargetError,
 )
+from provisioner.targets.specs import MANAGER_LINK
 
 log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
@@ -215,6 +216,7 @@ class Worker:
         audit: list[Entry] = []
         succeeded: list[int] = []
         failed: list[int] = []
+        parked: list[int] = []  # waiting for what they refer to (a manager's account)
         done: list[int] = []  # succeeded as claimed: marked in one statement
         with self.db.transaction() as session, session.no_autoflush:
             # The people first, in one order: a plan being made for one of them finishes before
@@ -239,6 +241,8 @@ class Worker:
                 else:
                     op = ops[job.op_id]
                     self._apply_action(known, op, s, now, replan, succeeded, failed)
+                    if s.action == Action.WAIT:
+                        parked.append(op.id)
                     status, attempt = op.status, op.attempts
                 audit.append(Entry("operation.attempt", job.employee_id or job.identity_id, {
                     "op_id": job.op_id, "plan_id": job.plan_id, "target": job.target, "kind": job.kind.value,
@@ -252,6 +256,9 @@ class Worker:
             queue.mark_succeeded(session, done, self.worker_id, now)
             succeeded += done
             queue.release_dependents(session, succeeded, now)
+            queue.release_manager_links(session, [s.job.identity_id for s in report.settled
+                                                  if s.job.kind == OpKind.CREATE_ACCOUNT and s.job.op_id in mine
+                                                  and s.action in (Action.SUCCEED, Action.LINK)], parked, now)
             queue.fail_dependents(session, failed, now, "an operation it depends on failed")
             queue.release_verifications(session, [s.job.plan_id for s in report.settled], now)
             append_many(session, audit)
@@ -287,6 +294,12 @@ class Worker:
         job, result, action = s.job, s.result, s.action
         op.lease_until = None
         op.last_error = None if action == Action.SUCCEED else f"{result.outcome}: {result.detail}"[:2000]
+        if action == Action.WAIT:
+            # Not a failure: parked without a dependency until what it refers to exists
+            # (queue.repository.release_manager_links), or a newer plan replaces it.
+            op.status, op.depends_on_id, op.next_attempt_at = OpStatus.WAITING, None, now
+            op.attempts -= 1
+            return
         if action == Action.LINK:
             if s.linked is not None:
                 remote_id, login = s.linked
@@ -374,7 +387,10 @@ class Worker:
         if account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
             account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
         elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
-            account.synced, account.updated_at = job.fields or {}, now
+            kept = {k: v for k, v in (account.synced or {}).items() if k == MANAGER_LINK}
+            account.synced, account.updated_at = {**(job.fields or {}), **kept}, now
+        elif account is not None and kind in (OpKind.SET_MANAGER, OpKind.CLEAR_MANAGER):
+            account.synced, account.updated_at = {**(account.synced or {}), **(job.fields or {})}, now
         elif account is not None and kind == OpKind.DELETE_ACCOUNT:
             known.drop_account(job.identity_id, job.target)
 

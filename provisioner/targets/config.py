@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from provisioner.targets.declarations import (
     Deprovision,
@@ -20,6 +20,7 @@ from provisioner.targets.declarations import (
     Throttle,
     require_for_method,
 )
+from provisioner.targets.entra import mapping as entra_mapping
 from provisioner.targets.scim.config import ScimTarget
 
 __all__ = ["ConfigError", "Deprovision", "EntraAccounts", "EntraAuth", "EntraTarget", "ManagedGroup", "ScimTarget",
@@ -73,6 +74,11 @@ class EntraTarget(BaseModel):
     graph_url: str = "https://graph.microsoft.com/v1.0"
     auth: EntraAuth
     accounts: EntraAccounts
+    # Graph user property -> template of HR attributes, over the defaults
+    # (provisioner.targets.entra.mapping.DEFAULT_MAPPING); null stops writing a property.
+    mapping: dict[str, str | None] = Field(default_factory=dict)
+    # Write the manager (PUT /users/{id}/manager/$ref) from HR's manager_employee_id.
+    manager: bool = True
     managed_groups: list[ManagedGroup] = Field(default_factory=list)
     # Accounts in a managed group the service has no link for: removed by `reconcile --fix`
     # (managed groups are the service's), or only reported.
@@ -82,6 +88,14 @@ class EntraTarget(BaseModel):
     revoke_sessions: bool = True
     deprovision: Deprovision = Field(default_factory=Deprovision)
     holds: dict[HoldCause, HoldLimit] = Field(default_factory=dict)  # mass-change thresholds
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        return entra_mapping.check_mapping(value)
+
+    def effective_mapping(self) -> dict[str, str]:
+        return entra_mapping.effective_mapping(self.mapping, self.accounts.usage_location)
 
     def managed_group_names(self) -> list[str]:
         return [group.name for group in self.managed_groups]

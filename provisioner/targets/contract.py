@@ -23,6 +23,8 @@ class OpKind(StrEnum):
     DELETE_ACCOUNT = "delete_account"
     ADD_MEMBER = "add_member"
     REMOVE_MEMBER = "remove_member"
+    SET_MANAGER = "set_manager"  # PUT /users/{id}/manager/$ref (Entra ID), once the manager's account exists
+    CLEAR_MANAGER = "clear_manager"  # DELETE /users/{id}/manager/$ref
     VERIFY_REVOKED = "verify_revoked"  # a read-back, handled by the worker through read_account
 
 
@@ -54,6 +56,9 @@ class AccountSpec:
     manager_remote_id: str | None = None
     enabled: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # The person's HR attributes (JSON values) for a target's attribute mapping to read
+    # (Entra ID: provisioner.targets.entra.mapping); empty: the fields above are used.
+    hr: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ class TargetOp:
     account_id: str | None = None  # the target's id for the account (None for create)
     group_id: str | None = None  # the target's id for the group
     account: AccountSpec | None = None
+    manager_id: str | None = None  # SET_MANAGER: the target's id for the manager's account
 
 
 @dataclass(slots=True)

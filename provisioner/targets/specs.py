@@ -20,6 +20,48 @@ def account_fields(identity: Identity) -> dict[str, Any]:
         "cost_center": identity.cost_center,
         "employee_type": identity.employment_type,
         "manager_employee_id": identity.manager_employee_id,
+        # Read by attribute mappings (Entra ID's employeeHireDate, employeeLeaveDateTime, ...).
+        "job_code": identity.job_code,
+        "start_date": identity.start_date.isoformat() if identity.start_date else None,
+        "end_date": identity.end_date.isoformat() if identity.end_date else None,
+        "extra": dict(identity.extra or {}),
+    }
+
+
+# What a target's account holds besides its mapped attributes (``TargetAccount.synced``):
+# the manager link written by SET_MANAGER/CLEAR_MANAGER (Entra ID), kept across updates.
+MANAGER_LINK = "manager_link"
+
+
+def changed(identity: Identity, synced: dict[str, Any] | None, *, separate_manager: bool) -> bool:
+    """Whether the HR-derived attributes differ from what was last pushed to the account;
+    ``separate_manager``: the target writes the manager with its own operation."""
+    now = account_fields(identity)
+    before = {k: v for k, v in (synced or {}).items() if k != MANAGER_LINK}
+    if separate_manager:
+        now.pop("manager_employee_id", None)
+        before.pop("manager_employee_id", None)
+    return now != before
+
+
+def hr_values(identity: Identity) -> dict[str, Any]:
+    """The person's HR attributes as JSON values, for a target's attribute mapping."""
+    return {
+        "employee_id": identity.employee_id or identity.id,
+        "given_name": identity.preferred_name or identity.given_name,
+        "family_name": identity.family_name,
+        "preferred_name": identity.preferred_name,
+        "display_name": identity.display_name,
+        "department": identity.department,
+        "job_code": identity.job_code,
+        "title": identity.title,
+        "location": identity.location,
+        "cost_center": identity.cost_center,
+        "manager_employee_id": identity.manager_employee_id,
+        "employment_type": identity.employment_type,
+        "start_date": identity.start_date.isoformat() if identity.start_date else None,
+        "end_date": identity.end_date.isoformat() if identity.end_date else None,
+        "extra": dict(identity.extra or {}),
     }
 
 
@@ -42,4 +84,5 @@ def account_spec(identity: Identity, *, login: str, manager_remote_id: str | Non
         employee_type=fields["employee_type"],
         manager_remote_id=manager_remote_id,
         enabled=enabled,
+        hr=hr_values(identity),
     )

@@ -126,6 +126,10 @@ class GraphSandbox:
         user = self._directory.users.get(id)
         return dict(user) if user is not None else None
 
+    def manager_of(self, user_id: str) -> str | None:
+        """The id of the user's manager (``PUT /users/{id}/manager/$ref``), None without one."""
+        return self._directory.manager_of(user_id)
+
     def group_member_ids(self, group_id: str) -> set[str]:
         return set(self._directory.member_ids(group_id))
 

@@ -8,6 +8,9 @@ bearer token, are not counted in :class:`.stats.SandboxStats` and cost no thrott
   tenant (``users``; ``memberships``: group-member links over all groups).
 - ``GET /_sandbox/tenant``: every user as ``[id, employeeId, userPrincipalName, accountEnabled]``
   and every group's member ids by display name: the read-back of a whole tenant in one request.
+- ``GET /_sandbox/people``: every user's HR properties (``employeeId``, ``employeeHireDate``,
+  ``employeeLeaveDateTime``, ``employeeOrgData``, ``companyName``, ``employeeType``,
+  ``officeLocation``, ``department``, ``jobTitle``) and ``manager`` (the manager's id or null), by id.
 - ``POST /_sandbox/drift`` ``{"remove": [[group_id, user_id], ...], "add": [...]}``: change
   memberships behind the service's back (recorded for delta queries, as in Entra).
 """
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
     from provisioner.sandbox.graph.app import GraphSandbox
 
 PREFIX = "/_sandbox"
+PEOPLE_PROPERTIES = ("employeeId", "userPrincipalName", "employeeHireDate", "employeeLeaveDateTime",
+                     "employeeOrgData", "companyName", "employeeType", "officeLocation", "department",
+                     "jobTitle", "givenName", "surname", "displayName", "usageLocation")
 
 
 def register(app: FastAPI, sandbox: GraphSandbox) -> None:
@@ -64,6 +70,12 @@ def register(app: FastAPI, sandbox: GraphSandbox) -> None:
         ids = {str(g.get("displayName")): gid for gid, g in directory.groups.items()}
         return {"users": users, "groups": groups, "group_ids": ids}
 
+    def people(_: Any) -> dict[str, Any]:
+        directory = sandbox._directory
+        return {user_id: {**{name: user.get(name) for name in PEOPLE_PROPERTIES},
+                          "manager": directory.manager_of(user_id)}
+                for user_id, user in directory.users.items()}
+
     def drift(body: Any) -> dict[str, Any]:
         for group_id, user_id in (body or {}).get("remove", []):
             sandbox.remove_member_directly(group_id, user_id)
@@ -73,4 +85,5 @@ def register(app: FastAPI, sandbox: GraphSandbox) -> None:
 
     app.add_api_route(f"{PREFIX}/stats", guarded(stats), methods=["GET"], include_in_schema=False)
     app.add_api_route(f"{PREFIX}/tenant", guarded(tenant), methods=["GET"], include_in_schema=False)
+    app.add_api_route(f"{PREFIX}/people", guarded(people), methods=["GET"], include_in_schema=False)
     app.add_api_route(f"{PREFIX}/drift", guarded(drift), methods=["POST"], include_in_schema=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.sandbox.graph import user_properties
 from provisioner.sandbox.graph.errors import invalid_value, unknown_property
 
 
@@ -45,6 +46,10 @@ class EntityType:
                 continue
             if name not in self.writable:
                 raise unknown_property(name)
+            if self.entity_set == "users":
+                user_properties.check(name, value)  # Graph's own 400 for dates, org data, lengths
+                if name in user_properties.PROPERTIES:
+                    continue
             if not self._valid(name, value):
                 raise invalid_value(name, self.resource)
         for name in self.required:
@@ -85,6 +90,7 @@ _USER_WRITABLE = frozenset(
         "employeeHireDate",
         "employeeId",
         "employeeLeaveDateTime",
+        "employeeOrgData",
         "employeeType",
         "givenName",
         "jobTitle",

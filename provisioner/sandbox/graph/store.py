@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from provisioner.clock import utcnow
+from provisioner.sandbox.graph import user_properties
 from provisioner.sandbox.graph.errors import (
     ALREADY_MEMBER_MESSAGE,
     bad_request,
@@ -141,6 +142,7 @@ class Directory:
 
     def create_user(self, body: JsonObject, *, user_id: str | None = None) -> JsonObject:
         """Add a user from a POST /users body already checked against the user schema."""
+        body = user_properties.normalised(body)
         upn = body["userPrincipalName"]
         self._check_upn(upn, None)
         mail = body.get("mail")
@@ -165,6 +167,7 @@ class Directory:
 
     def update_user(self, user_id: str, body: JsonObject) -> None:
         """Apply a PATCH /users/{id} body already checked against the user schema."""
+        body = user_properties.normalised(body)
         user = self.require_user(user_id)
         if "userPrincipalName" in body:
             self._check_upn(body["userPrincipalName"], user["id"])

@@ -36,6 +36,7 @@ from provisioner.targets.contract import (
     Outcome,
     TargetOp,
 )
+from provisioner.targets.entra import mapping as entra_mapping
 
 BATCH_LIMIT = 20  # sub-requests per JSON $batch
 BIND_LIMIT = 20  # members per PATCH members@odata.bind
@@ -154,51 +155,57 @@ def random_password(length: int = 24) -> str:
     return "".join(chars)
 
 
-def _profile_attributes(spec: AccountSpec) -> dict[str, Any]:
-    """Graph user properties carried by every create and update (None values left out)."""
-    attrs: dict[str, Any] = {
-        "displayName": spec.display_name,
-        "mailNickname": spec.mail_nickname,
-        "mail": spec.email,
-        "givenName": spec.given_name,
-        "surname": spec.family_name,
-        "employeeId": spec.employee_id,
-        "department": spec.department,
-        "jobTitle": spec.job_title,
-        "officeLocation": spec.office_location,
-        "employeeType": spec.employee_type,
-    }
-    # cost_center (employeeOrgData.costCenter) and manager_remote_id (PUT manager/$ref) are
-    # not written: the brief's attribute set leaves them out (see the owner's report).
-    return {key: value for key, value in attrs.items() if value is not None}
-
-
 def create_user_body(
-    spec: AccountSpec, *, usage_location: str | None, password: str
+    spec: AccountSpec, *, usage_location: str | None = None, password: str,
+    mapping: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``POST /users`` body: the required accountEnabled, displayName, mailNickname,
-    userPrincipalName and passwordProfile, plus the HR attributes that are set."""
+    userPrincipalName and passwordProfile, plus the mapped HR properties that have a value
+    (:mod:`provisioner.targets.entra.mapping`)."""
+    properties = entra_mapping.render(_mapping(mapping, usage_location), spec)
     body: dict[str, Any] = {
         "accountEnabled": spec.enabled,
         "userPrincipalName": spec.login,
-        **_profile_attributes(spec),
+        "mailNickname": spec.mail_nickname,
+        **({"mail": spec.email} if spec.email else {}),
+        **entra_mapping.for_create(properties),
         "passwordProfile": {"forceChangePasswordNextSignIn": True, "password": password},
     }
-    if usage_location:
-        body["usageLocation"] = usage_location
     return body
 
 
-def update_user_body(spec: AccountSpec, *, usage_location: str | None) -> dict[str, Any]:
-    """``PATCH /users/{id}`` body: the profile attributes the spec sets.
+def update_user_body(
+    spec: AccountSpec, *, usage_location: str | None = None, mapping: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``PATCH /users/{id}`` body: every mapped property, ``null`` where HR has no value (a
+    value HR cleared is cleared in Entra ID too); ``employeeOrgData`` whole.
 
     userPrincipalName is not changed (the login is fixed at create), accountEnabled has its
-    own operations, and attributes the spec leaves as None are not cleared.
+    own operations, the manager its own reference (``SET_MANAGER``).
     """
-    body = _profile_attributes(spec)
-    if usage_location:
-        body["usageLocation"] = usage_location
+    body: dict[str, Any] = {"mailNickname": spec.mail_nickname}
+    if spec.email:
+        body["mail"] = spec.email
+    body.update(entra_mapping.render(_mapping(mapping, usage_location), spec))
     return body
+
+
+def _mapping(mapping: dict[str, str] | None, usage_location: str | None) -> dict[str, str]:
+    return mapping if mapping is not None else entra_mapping.effective_mapping({}, usage_location)
+
+
+def manager_request(
+    op: TargetOp, user: str, next_id: Callable[[], str], base_url: str
+) -> SubRequest | None:
+    """``PUT /users/{id}/manager/$ref`` (``@odata.id`` of the manager as a user) or
+    ``DELETE /users/{id}/manager/$ref`` (user-post-manager, user-delete-manager)."""
+    url = f"/users/{user}/manager/$ref"
+    if op.kind == OpKind.CLEAR_MANAGER:
+        return SubRequest(next_id(), "DELETE", url, None, (op.op_id,), PLAIN)
+    if not op.manager_id:
+        return None
+    body = {"@odata.id": f"{base_url.rstrip('/')}/users/{path_segment(op.manager_id)}"}
+    return SubRequest(next_id(), "PUT", url, body, (op.op_id,), PLAIN)
 
 
 # ---- planning writes ----------------------------------------------------------------------
@@ -251,6 +258,8 @@ def plan_writes(
     usage_location: str | None = None,
     password_factory: Callable[[], str] = random_password,
     id_prefix: str = "",
+    mapping: dict[str, str] | None = None,
+    base_url: str = "https://graph.microsoft.com/v1.0",
 ) -> WritePlan:
     """Turn operations into the fewest write sub-requests.
 
@@ -288,7 +297,7 @@ def plan_writes(
                 refuse(op, "create_account needs an account spec")
                 continue
             body = create_user_body(
-                op.account, usage_location=usage_location, password=password_factory()
+                op.account, usage_location=usage_location, password=password_factory(), mapping=mapping
             )
             subs.append(SubRequest(next_id(), "POST", "/users", body, (op.op_id,), CREATE))
         elif kind in (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER):
@@ -304,6 +313,12 @@ def plan_writes(
             else:
                 url = f"/groups/{path_segment(op.group_id)}/members/{user}/$ref"
                 plain(op, "DELETE", url, None)
+        elif kind in (OpKind.SET_MANAGER, OpKind.CLEAR_MANAGER):
+            sub = manager_request(op, user, next_id, base_url) if user else None
+            if sub is None:
+                refuse(op, f"{kind} needs account_id (and manager_id to set one)")
+                continue
+            subs.append(sub)
         elif kind in (
             OpKind.UPDATE_ACCOUNT,
             OpKind.ENABLE_ACCOUNT,
@@ -318,7 +333,7 @@ def plan_writes(
                 if op.account is None:
                     refuse(op, "update_account needs an account spec")
                     continue
-                body = update_user_body(op.account, usage_location=usage_location)
+                body = update_user_body(op.account, usage_location=usage_location, mapping=mapping)
                 plain(op, "PATCH", f"/users/{user}", body)
             elif kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
                 enabled = kind == OpKind.ENABLE_ACCOUNT

@@ -203,6 +203,8 @@ class EntraConnector(EntraReads):
             ops,
             directory_object_url=self.directory_object_url,
             usage_location=self.config.accounts.usage_location,
+            mapping=self.config.effective_mapping(),
+            base_url=self.graph.base_url,
         )
         results: dict[int, OpResult] = {r.op_id: r for r in plan.results}
         if plan.subs:

@@ -1,0 +1,27 @@
+"""hr_events.warnings: an event applied with warnings (a manager the service does not know yet)
+
+Revision ID: 0011_entra_manager
+Revises: 0009
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0011_entra_manager"
+down_revision: str | None = "0013_holds"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("hr_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("warnings", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+                                      nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("hr_events", schema=None) as batch_op:
+        batch_op.drop_column("warnings")
