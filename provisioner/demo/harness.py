@@ -32,9 +32,11 @@ HR_SOURCE = "workday"
 
 def write_sandbox_targets(folder: Path, token_file: Path, *, source: Path | None = None,
                           overrides: dict[str, Any] | None = None,
-                          scim_overrides: dict[str, dict[str, Any]] | None = None) -> Path:
+                          scim_overrides: dict[str, dict[str, Any]] | None = None,
+                          scim_urls: dict[str, tuple[str, Path]] | None = None) -> Path:
     """Copy the target files, pointing every Entra target at the in-process Graph sandbox and
-    every SCIM target at an in-process scim2-server (both reached without sockets)."""
+    every SCIM target at an in-process scim2-server (both reached without sockets), or, for a
+    target named in ``scim_urls`` ({name: (base_url, token_file)}), at that real SCIM server."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in sorted((source or REPO / "targets").glob("*.y*ml")):
         data = yaml.safe_load(path.read_text())
@@ -44,8 +46,9 @@ def write_sandbox_targets(folder: Path, token_file: Path, *, source: Path | None
             data.update(overrides or {})
         elif data.get("kind") == "scim":
             name = data.get("name", path.stem)
-            data["base_url"] = f"http://{name}.scim.test/v2"
-            data["auth"] = {"method": "bearer", "token": {"file": str(token_file)}}
+            base_url, scim_token = (scim_urls or {}).get(name, (f"http://{name}.scim.test/v2", token_file))
+            data["base_url"] = base_url
+            data["auth"] = {"method": "bearer", "token": {"file": str(scim_token)}}
             data.update((scim_overrides or {}).get(name, {}))
         (folder / path.name).write_text(yaml.safe_dump(data, sort_keys=False))
     return folder
@@ -59,7 +62,9 @@ class SandboxedService:
                  target_overrides: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
                  migrate: bool = True, scim_options: dict[str, dict[str, Any]] | None = None,
                  scim_overrides: dict[str, dict[str, Any]] | None = None,
-                 wrap_transport: Any = None) -> None:
+                 wrap_transport: Any = None, scim_urls: dict[str, tuple[str, str]] | None = None) -> None:
+        """``scim_urls`` ({target: (base_url, bearer token)}) points those SCIM targets at a real
+        server over HTTP instead of an in-process scim2-server (tests/servers)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.hr_secret = secrets.token_hex(16)
@@ -69,8 +74,13 @@ class SandboxedService:
         token_file.write_text(token)
         self.sandbox = GraphSandbox(token=token, **(sandbox_options or {}))
         self.sandbox_token = token
+        real_scim: dict[str, tuple[str, Path]] = {}
+        for name, (base_url, scim_token) in (scim_urls or {}).items():
+            real_scim[name] = (base_url, workdir / f"{name}-scim-token")
+            real_scim[name][1].write_text(scim_token)
         targets = write_sandbox_targets(workdir / "targets", token_file, source=targets_dir,
-                                        overrides=target_overrides, scim_overrides=scim_overrides)
+                                        overrides=target_overrides, scim_overrides=scim_overrides,
+                                        scim_urls=real_scim)
         url = database_url or f"sqlite:///{workdir / 'provisioner.db'}"
         if migrate:
             upgrade(url)
@@ -86,6 +96,8 @@ class SandboxedService:
                 transports[name] = httpx.ASGITransport(app=self.sandbox.app)
                 for group in cfg.managed_groups:
                     self.group_ids[group.name] = self.sandbox.seed_group(group.name, id=group.id)
+            elif cfg.kind == "scim" and name in real_scim:
+                transports[name] = httpx.AsyncHTTPTransport(retries=0)  # a real server on loopback
             elif cfg.kind == "scim":
                 self.scim[name] = ScimSandbox(token=token, **(scim_options or {}).get(name, {}))
                 transports[name] = self.scim[name].transport()
