@@ -239,6 +239,21 @@ def open_creates_for(session: Session, identity_ids: Sequence[str]) -> list[tupl
     return out
 
 
+def running_additions_for(session: Session, identity_ids: Sequence[str]) -> list[tuple[str, str, str, int]]:
+    """Group additions of these people being sent now (running, its lease live or not), as
+    (identity, target, group, operation id). A running operation is never withdrawn by a newer
+    plan, so that plan must not send the same addition again: the app may store it twice."""
+    ids = sorted(set(identity_ids))
+    out: list[tuple[str, str, str, int]] = []
+    for start in range(0, len(ids), 500):
+        out.extend(session.execute(select(Operation.identity_id, Operation.target, Operation.group_key, Operation.id)
+                                   .where(Operation.identity_id.in_(ids[start:start + 500]),
+                                          _filter(Operation.kind) == ADD_MEMBER,
+                                          _filter(Operation.status) == OpStatus.RUNNING,
+                                          Operation.group_key.is_not(None))).tuples())
+    return out
+
+
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:
     ids = list(op_ids)
     for start in range(0, len(ids), CHUNK):

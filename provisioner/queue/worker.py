@@ -340,6 +340,12 @@ class Worker:
                 # Given up without an answer: the member may have been added, so it is counted
                 # as held and a later revocation removes it (removing an absent member is done).
                 known.add_membership(job.identity_id, job.target, job.group_key, now)
+            latest = known.latest_plan.get(job.identity_id)
+            if job.kind == OpKind.ADD_MEMBER and latest is not None and job.plan_id is not None \
+                    and latest != job.plan_id:
+                # A newer plan left this addition to this operation (it was running): check the
+                # person again now it has failed (grant again, or remove what may be held).
+                replan.add(job.identity_id)
             log.error("operation %s (%s %s on %s) dead-lettered after %d attempt(s): %s", op.id,
                       op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
                       extra={"op_id": op.id, "target": op.target, "alert": "dead_letter"})
