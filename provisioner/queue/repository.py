@@ -282,6 +282,14 @@ def mark_succeeded(session: Session, op_ids: Sequence[int], worker_id: str, now:
                         .values(status=OpStatus.SUCCEEDED, completed_at=now, lease_until=None, last_error=None))
 
 
+def mark_checked(session: Session, outcomes: dict[int, tuple[str, str]], worker_id: str, now: datetime) -> None:
+    """Record read-backs that did not verify the revocation: ``{op id: (status, what was found)}``;
+    ``dead`` for one that found access remaining after the last round (a person must look)."""
+    for op_id, (status, detail) in sorted(outcomes.items()):
+        session.execute(update(OPS).where(OPS.c.id == op_id, OPS.c.claimed_by == worker_id)
+                        .values(status=status, completed_at=now, lease_until=None, last_error=detail[:2000]))
+
+
 def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:
     """Dead-letter what waits on failed operations, and what waits on those, and so on (a
     grant waits on its account's create, which may wait on the login owner's create)."""

@@ -52,6 +52,9 @@ from provisioner.targets.contract import (
 log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
                    ["target", "kind", "action"])
+READBACKS_FAILED = Counter("provisioner_readbacks_failed_total",
+                           "Leavers' read-backs that still found access after the last round (dead-lettered)",
+                           ["target"])
 MAX_VERIFY_ROUNDS = 3
 MAX_THROTTLED = 200
 ADDITIONS_PER_REQUEST = 20  # members in one Graph members@odata.bind PATCH (the largest target batch)
@@ -245,11 +248,16 @@ class Worker:
                     "group": job.group_key, "attempt": attempt, "outcome": s.result.outcome.value,
                     "action": s.action.value, "status": status, "detail": s.result.detail[:500],
                     "http_status": s.result.status_code}))
+            unverified: dict[int, tuple[str, str]] = {}  # read-backs that found access
             for job, state, target in report.checks:
-                self._record_check(known, job, state, target, now, audit)
+                outcome = self._record_check(known, job, state, target, now, audit)
+                if outcome is not None and job.op_id in mine:
+                    unverified[job.op_id] = outcome
             known.flush()
             session.flush()
-            queue.mark_succeeded(session, done, self.worker_id, now)
+            queue.mark_succeeded(session, [i for i in done if unverified.get(i, ("",))[0] != OpStatus.DEAD],
+                                 self.worker_id, now)
+            queue.mark_checked(session, unverified, self.worker_id, now)
             succeeded += done
             queue.release_dependents(session, succeeded, now)
             queue.fail_dependents(session, failed, now, "an operation it depends on failed")
@@ -341,10 +349,10 @@ class Worker:
                 # as held and a later revocation removes it (removing an absent member is done).
                 known.add_membership(job.identity_id, job.target, job.group_key, now)
             latest = known.latest_plan.get(job.identity_id)
-            if job.kind == OpKind.ADD_MEMBER and latest is not None and job.plan_id is not None \
-                    and latest != job.plan_id:
-                # A newer plan left this addition to this operation (it was running): check the
-                # person again now it has failed (grant again, or remove what may be held).
+            if (job.kind == OpKind.ADD_MEMBER and result.outcome != Outcome.TRANSIENT and latest is not None
+                    and job.plan_id is not None and latest != job.plan_id):
+                # A newer plan may have left this addition to this operation (it was running:
+                # planner.service.Known.adding); it surely failed: check the person again.
                 replan.add(job.identity_id)
             log.error("operation %s (%s %s on %s) dead-lettered after %d attempt(s): %s", op.id,
                       op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
@@ -385,7 +393,11 @@ class Worker:
             known.drop_account(job.identity_id, job.target)
 
     def _record_check(self, known: KnownState, job: Job, state: AccountState | None, target: str,
-                      now: datetime, audit: list[Entry]) -> None:
+                      now: datetime, audit: list[Entry]) -> tuple[str, str] | None:
+        """Store a read-back; when access remains, remove it and read back again, up to
+        ``MAX_VERIFY_ROUNDS``, then dead-letter the read-back with what it found (listed by
+        ``ops list --dead``, counted in the metrics, alerted). Returns the read-back's status
+        and note when it did not verify the revocation."""
         session = known.session
         verified, readback = checks.readback_of(job.account_id, state, job.verify_group_ids)
         remaining, enabled = readback["groups_remaining"], bool(readback["enabled"])
@@ -394,12 +406,17 @@ class Worker:
                       target=target, plan_id=job.plan_id, verified=verified, readback=readback, now=now,
                       audit=audit)
         if verified:
-            return
+            return None
         rounds = int(job.payload.get("round", 1))
+        found = checks.access_left(readback)
         if rounds >= MAX_VERIFY_ROUNDS:
-            log.error("access remains for %s in %s after %d rounds: %s", job.employee_id, target,
-                      rounds, readback, extra={"alert": "revocation_unverified"})
-            return
+            reason = f"access remains after {rounds} rounds: {found}"
+            READBACKS_FAILED.labels(target).inc()
+            audit.append(Entry("revocation.unverified", job.employee_id or job.identity_id, {
+                "op_id": job.op_id, "plan_id": job.plan_id, "target": target, "rounds": rounds, "reason": reason}))
+            log.error("read-back of %s in %s dead-lettered: %s", job.employee_id or job.identity_id, target, reason,
+                      extra={"op_id": job.op_id, "target": target, "alert": "revocation_unverified"})
+            return OpStatus.DEAD, reason
         # Access found on read-back (changed behind the service's back, or a failed step):
         # remove it, then read back again.
         def add(kind: OpKind, group: str | None, status: str = OpStatus.PENDING, payload=None) -> None:
@@ -415,6 +432,8 @@ class Worker:
             known.add_membership(job.identity_id, target, group, now)
             add(OpKind.REMOVE_MEMBER, group)
         add(OpKind.VERIFY_REVOKED, None, OpStatus.WAITING, {"reason": "read back again", "round": rounds + 1})
+        return OpStatus.SUCCEEDED, (f"access remains (round {rounds} of {MAX_VERIFY_ROUNDS}): {found}; "
+                                    "removing it and reading back again")
 
     # -- loops ---------------------------------------------------------------------------------
     async def run_once(self, *, revocation_only: bool = False) -> int:

@@ -1,7 +1,8 @@
 """A fault-injecting HTTP transport for what scim2-server does not do by itself: slow answers
 (a read timeout when slower than the client's timeout), 429 with Retry-After, 500s and 503s,
 and dropped connections, before the request reaches the server (nothing applied) or after it
-(applied, but the answer is lost).
+(applied, but the answer is lost); and, scripted only, ``ignore``: a write answered 204 that
+never reaches the server (an app that says yes and keeps what it had).
 
 Faults are either scripted (``script(kind, times=..., method=..., path=...)``, consumed in
 order by matching requests) or random with a seeded generator (``chaos(rate=...)``).
@@ -21,6 +22,7 @@ import httpx
 import orjson
 
 KINDS = ("slow", "429", "500", "503", "drop_before", "drop_after")
+SCRIPTED_ONLY = ("ignore",)  # never picked at random (chaos)
 
 
 @dataclass
@@ -49,7 +51,7 @@ class FaultTransport(httpx.AsyncBaseTransport):
 
     def script(self, kind: str, *, times: int = 1, method: str | None = None, path: str | None = None,
                retry_after: float = 0.05, delay: float = 0.2) -> None:
-        assert kind in KINDS, kind
+        assert kind in KINDS + SCRIPTED_ONLY, kind
         self.scripted.append(_Scripted(kind, times, method, path, retry_after, delay))
 
     def chaos(self, rate: float, *, kinds: tuple[str, ...] = KINDS, retry_after: float = 0.05,
@@ -112,6 +114,8 @@ class FaultTransport(httpx.AsyncBaseTransport):
             return self._error(429, "Too many requests", {"Retry-After": f"{retry_after:g}"})
         elif kind in ("500", "503"):
             return self._error(int(kind), "injected server error", {"Retry-After": "0"} if kind == "503" else None)
+        elif kind == "ignore":
+            return httpx.Response(204)  # accepted, and nothing changed
         elif kind == "drop_before":
             raise httpx.ConnectError("connection refused (injected)", request=request)
         self.forwarded += 1
