@@ -26,12 +26,11 @@ from prometheus_client import Counter
 from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
 from provisioner.db import Database
-from provisioner.evidence import checks
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
 from provisioner.intake import repository as intake
 from provisioner.planner.service import PlanningContext, plan_identity
-from provisioner.queue import isolation, stopping
+from provisioner.queue import isolation, readback, stopping
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
@@ -52,10 +51,7 @@ from provisioner.targets.contract import (
 log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
                    ["target", "kind", "action"])
-READBACKS_FAILED = Counter("provisioner_readbacks_failed_total",
-                           "Leavers' read-backs that still found access after the last round (dead-lettered)",
-                           ["target"])
-MAX_VERIFY_ROUNDS = 3
+MAX_VERIFY_ROUNDS = readback.MAX_VERIFY_ROUNDS
 MAX_THROTTLED = 200
 ADDITIONS_PER_REQUEST = 20  # members in one Graph members@odata.bind PATCH (the largest target batch)
 
@@ -250,7 +246,8 @@ class Worker:
                     "http_status": s.result.status_code}))
             unverified: dict[int, tuple[str, str]] = {}  # read-backs that found access
             for job, state, target in report.checks:
-                outcome = self._record_check(known, job, state, target, now, audit)
+                outcome = readback.record_check(known, job, state, target, now, audit,
+                                                revoke_sessions=self.ctx.targets[target].revoke_sessions)
                 if outcome is not None and job.op_id in mine:
                     unverified[job.op_id] = outcome
             known.flush()
@@ -391,49 +388,6 @@ class Worker:
             account.synced, account.updated_at = job.fields or {}, now
         elif account is not None and kind == OpKind.DELETE_ACCOUNT:
             known.drop_account(job.identity_id, job.target)
-
-    def _record_check(self, known: KnownState, job: Job, state: AccountState | None, target: str,
-                      now: datetime, audit: list[Entry]) -> tuple[str, str] | None:
-        """Store a read-back; when access remains, remove it and read back again, up to
-        ``MAX_VERIFY_ROUNDS``, then dead-letter the read-back with what it found (listed by
-        ``ops list --dead``, counted in the metrics, alerted). Returns the read-back's status
-        and note when it did not verify the revocation."""
-        session = known.session
-        verified, readback = checks.readback_of(job.account_id, state, job.verify_group_ids)
-        remaining, enabled = readback["groups_remaining"], bool(readback["enabled"])
-        # Stored with the incidents it opens (access back after a verified revocation) or closes.
-        checks.record(session, identity_id=job.identity_id, subject=job.employee_id or job.identity_id,
-                      target=target, plan_id=job.plan_id, verified=verified, readback=readback, now=now,
-                      audit=audit)
-        if verified:
-            return None
-        rounds = int(job.payload.get("round", 1))
-        found = checks.access_left(readback)
-        if rounds >= MAX_VERIFY_ROUNDS:
-            reason = f"access remains after {rounds} rounds: {found}"
-            READBACKS_FAILED.labels(target).inc()
-            audit.append(Entry("revocation.unverified", job.employee_id or job.identity_id, {
-                "op_id": job.op_id, "plan_id": job.plan_id, "target": target, "rounds": rounds, "reason": reason}))
-            log.error("read-back of %s in %s dead-lettered: %s", job.employee_id or job.identity_id, target, reason,
-                      extra={"op_id": job.op_id, "target": target, "alert": "revocation_unverified"})
-            return OpStatus.DEAD, reason
-        # Access found on read-back (changed behind the service's back, or a failed step):
-        # remove it, then read back again.
-        def add(kind: OpKind, group: str | None, status: str = OpStatus.PENDING, payload=None) -> None:
-            session.add(Operation(plan_id=job.plan_id, identity_id=job.identity_id, target=target,
-                                  kind=kind.value, group_key=group, payload=payload or {"reason": "remediation"},
-                                  priority=Priority.LEAVER, status=status, attempts=0,
-                                  next_attempt_at=now, created_at=now))
-        if enabled:
-            add(OpKind.DISABLE_ACCOUNT, None)
-            if self.ctx.targets[target].revoke_sessions:
-                add(OpKind.REVOKE_SESSIONS, None)
-        for group in remaining:
-            known.add_membership(job.identity_id, target, group, now)
-            add(OpKind.REMOVE_MEMBER, group)
-        add(OpKind.VERIFY_REVOKED, None, OpStatus.WAITING, {"reason": "read back again", "round": rounds + 1})
-        return OpStatus.SUCCEEDED, (f"access remains (round {rounds} of {MAX_VERIFY_ROUNDS}): {found}; "
-                                    "removing it and reading back again")
 
     # -- loops ---------------------------------------------------------------------------------
     async def run_once(self, *, revocation_only: bool = False) -> int:
