@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The third-party SCIM servers the tests run as real processes: scimmy (Node.js) needs its npm packages.
+SCIMMY_DIR := tests/servers/scimmy
+SCIMMY_STAMP := $(SCIMMY_DIR)/node_modules/.installed
+
 .PHONY: demo test test-sqlite bench bench-scim bench-scim-targets bench-revocation bench-scale serve lint clean
 
 $(STAMP): pyproject.toml
@@ -12,12 +16,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(SCIMMY_STAMP): $(SCIMMY_DIR)/package.json $(SCIMMY_DIR)/package-lock.json
+	@command -v node >/dev/null || { echo "make test: node is missing; install Node.js 18+ and npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "make test: npm is missing; install npm (e.g. apt-get install npm)" >&2; exit 1; }
+	npm ci --prefix $(SCIMMY_DIR) --no-audit --no-fund
+	touch $(SCIMMY_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/provisioner demo
 
 # Runs on SQLite, and on PostgreSQL too when PROVISIONER_TEST_POSTGRES_URL is set
 # (.ci/run sets it to the local server).
-test: $(STAMP)
+test: $(STAMP) $(SCIMMY_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
 bench: $(STAMP)
@@ -54,4 +64,4 @@ serve: $(STAMP)
 	$(BIN)/provisioner serve
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info $(SCIMMY_DIR)/node_modules

@@ -1,8 +1,8 @@
 """Every table, imported in one place for Alembic and schema creation."""
 
 from provisioner.audit.models import AuditHead, AuditRecord
-from provisioner.change_control.models import AccessRequest
 from provisioner.change_control.holds.models import HoldSet
+from provisioner.change_control.models import AccessRequest
 from provisioner.db import Base
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
 from provisioner.evidence.models import RevocationCheck, RevocationIncident

@@ -21,8 +21,8 @@ from provisioner.api.app import create_app
 from provisioner.audit.service import chain_key, read_head
 from provisioner.change_control.approvals_gate import rules_for
 from provisioner.change_control.approvals_service import expire_due
-from provisioner.clock import utcnow
 from provisioner.change_control.holds.service import hold_policy
+from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.intake.processor import ProcessStats, process_due

@@ -21,7 +21,6 @@ import httpx
 from sqlalchemy import create_engine, func, insert, select, text
 
 from provisioner.bench.common import temporary_postgres_database
-from provisioner.bench.load import auth_headers
 from provisioner.db import Database, is_sqlite
 from provisioner.identities.models import Identity
 from provisioner.migrations import upgrade

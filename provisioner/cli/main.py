@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from provisioner.cli.approvals import approvals_app, sod_app
 from provisioner.change_control.cli import holds_app, rollouts_app
+from provisioner.cli.approvals import approvals_app, sod_app
 from provisioner.cli.bench import bench_app
 from provisioner.cli.common import console, fail, open_db, run, settings
 from provisioner.cli.events import events_app, print_person_events

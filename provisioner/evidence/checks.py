@@ -49,6 +49,16 @@ def readback_of(account_id: str | None, state: AccountState | None,
     }
 
 
+def access_left(readback: dict[str, Any]) -> str:
+    """What a read-back that is not verified found, in words ("still enabled; still in groups X, Y")."""
+    found = []
+    if readback.get("exists") and readback.get("enabled"):
+        found.append("still enabled")
+    if readback.get("groups_remaining"):
+        found.append("still in groups " + ", ".join(readback["groups_remaining"]))
+    return "; ".join(found) or "the account could not be read back"
+
+
 def record(session: Session, *, identity_id: str, subject: str, target: str, plan_id: int | None,
            verified: bool, readback: dict[str, Any], now: datetime, audit: list[Entry]) -> None:
     """Store one read-back, and open or close incidents as it says."""

@@ -31,8 +31,14 @@ def families(snap: Snapshot) -> list[GaugeMetricFamily]:
                                labels=["target"])
     for target in sorted(snap.halts):
         halted.add_metric([target], 1.0 if target in snap.halted else 0.0)
+    readbacks = GaugeMetricFamily("provisioner_readbacks_failed",
+                                  "Leavers' read-backs dead-lettered with access remaining after the last round, "
+                                  "per target ('provisioner ops list --dead'; cleared by a replay that verifies)",
+                                  labels=["target"])
+    for target in sorted(set(snap.halts) | set(snap.failed_readbacks)):
+        readbacks.add_metric([target], snap.failed_readbacks.get(target, 0))
     return [
-        queue, halted,
+        queue, halted, readbacks,
         _gauge("provisioner_queue_oldest_open_age_seconds",
                "Age of the oldest operation not finished (pending, waiting or running); 0 when none",
                snap.age(snap.open_operations)),

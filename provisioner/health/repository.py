@@ -44,6 +44,14 @@ def dead_letters(session: Session) -> int:
     return session.scalar(select(func.count()).where(Operation.status == OpStatus.DEAD)) or 0
 
 
+def failed_readbacks(session: Session) -> dict[str, int]:
+    """Per target, leavers' read-backs dead-lettered because access remained after the last round."""
+    rows = session.execute(select(Operation.target, func.count())
+                           .where(Operation.status == OpStatus.DEAD, Operation.kind == "verify_revoked")
+                           .group_by(Operation.target))
+    return {target: n for target, n in rows}
+
+
 def unverified_leavers(session: Session, now: datetime) -> Backlog:
     """Terminated people with revocation work (operations or read-backs) due and not finished,
     open or dead-lettered: their access is not proven gone."""

@@ -37,6 +37,7 @@ class Snapshot:
     unverified_leavers: repository.Backlog
     due_events: repository.Backlog
     operations_by_status: dict[str, int] = field(default_factory=dict)
+    failed_readbacks: dict[str, int] = field(default_factory=dict)  # per target (dead read-backs)
 
     @property
     def halted(self) -> dict[str, datetime]:
@@ -53,7 +54,8 @@ def snapshot(session: Session, halts: HaltsProvider | None, *, by_status: bool =
                     dead_letters=repository.dead_letters(session),
                     unverified_leavers=repository.unverified_leavers(session, now),
                     due_events=repository.due_hr_events(session, now),
-                    operations_by_status=repository.operation_counts(session) if by_status else {})
+                    operations_by_status=repository.operation_counts(session) if by_status else {},
+                    failed_readbacks=repository.failed_readbacks(session) if by_status else {})
 
 
 def readiness(snap: Snapshot, settings: Settings) -> tuple[bool, dict[str, Any]]:

@@ -101,6 +101,9 @@ class Known:
     # Creates already attempted are never withdrawn (queue.cancel_open_for): a plan waits for them.
     under_way: dict[str, int] = field(default_factory=dict)
     decisions: list[Any] = field(default_factory=list)  # change control: approvals and SoD flags
+    # Group additions being sent now (running: never withdrawn), per target: a plan does not send
+    # them again (an app may store a member twice); the worker re-plans the person when they end.
+    adding: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,8 @@ class PlanRequest:
 
 
 def load_known(session: Session, ctx: PlanningContext, people: Sequence[Identity]) -> dict[str, Known]:
-    """Accounts, known memberships and creates under way of these people: three queries."""
+    """Accounts, known memberships, creates and group additions under way of these people:
+    four queries."""
     ids = [p.id for p in people]
     known = {i: Known() for i in ids}
     for (identity_id, target), account in identities.accounts_by_identity(session, ids).items():
@@ -126,6 +130,8 @@ def load_known(session: Session, ctx: PlanningContext, people: Sequence[Identity
     if rules_for(ctx).active:
         for row in change_control.live_decisions(session, ids):
             known[row.identity_id].decisions.append(row)
+    for identity_id, target, group, _op_id in queue.running_additions_for(session, ids):
+        known[identity_id].adding.setdefault(target, set()).add(group)
     return known
 
 
@@ -174,6 +180,7 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
         managed = set(target.managed_group_names())
         want = {g for g in desired.get(name, {}) if g in managed}
         have = known_groups.get(name, set())
+        adding = known.adding.get(name, set()) - have  # being sent now: not sent twice
         account = known_accounts.get(name)
         wants_account = state in (State.ACTIVE, State.ON_LEAVE)
         wants_enabled = state == State.ACTIVE
@@ -194,10 +201,10 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
         if wants_account and _writes_manager(target) and (account is not None or t_ops or name in under_way):
             t_ops.extend(_manager_link(name, identity, account))
         if account is not None or wants_account:
-            for group in sorted(g for g in want & have if (name, g) in unclear):
+            for group in sorted(g for g in want & have if (name, g) in unclear and g not in known.adding.get(name, ())):
                 t_ops.append(PlannedOp(name, OpKind.ADD_MEMBER, group,
                                        "sent again: an earlier addition's outcome is unclear"))
-            for group in sorted(want - have):
+            for group in sorted(want - have - adding):
                 policies = ", ".join(desired[name][group])
                 t_ops.append(PlannedOp(name, OpKind.ADD_MEMBER, group, f"granted by {policies}"))
         for group in sorted(have - want):
@@ -214,12 +221,14 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
                                 else "disabled" if (wants_account or account) else "none"),
             "deprovision": target.deprovision.mode,
             "desired_groups": sorted(want), "known_groups": sorted(have),
-            "add": sorted(want - have) if (account is not None or wants_account) else [],
+            "add": sorted(want - have - adding) if (account is not None or wants_account) else [],
             "remove": sorted(have - want),
             "operations": [{"kind": op.kind.value, "group": op.group_key, "reason": op.reason,
                             **({"not_before": op.not_before.isoformat()} if op.not_before else {})}
                            for op in t_ops],
         }
+        if adding:
+            diff["targets"][name]["adding"] = sorted(adding)  # sent by an earlier plan, running now
         ops.extend(t_ops)
     diff["kind"] = kind
     if gated is not None and gated.waits:

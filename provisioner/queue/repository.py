@@ -243,6 +243,21 @@ def open_creates_for(session: Session, identity_ids: Sequence[str]) -> list[tupl
     return out
 
 
+def running_additions_for(session: Session, identity_ids: Sequence[str]) -> list[tuple[str, str, str, int]]:
+    """Group additions of these people being sent now (running, its lease live or not), as
+    (identity, target, group, operation id). A running operation is never withdrawn by a newer
+    plan, so that plan must not send the same addition again: the app may store it twice."""
+    ids = sorted(set(identity_ids))
+    out: list[tuple[str, str, str, int]] = []
+    for start in range(0, len(ids), 500):
+        out.extend(session.execute(select(Operation.identity_id, Operation.target, Operation.group_key, Operation.id)
+                                   .where(Operation.identity_id.in_(ids[start:start + 500]),
+                                          _filter(Operation.kind) == ADD_MEMBER,
+                                          _filter(Operation.status) == OpStatus.RUNNING,
+                                          Operation.group_key.is_not(None))).tuples())
+    return out
+
+
 def release_dependents(session: Session, op_ids: Sequence[int], now: datetime) -> None:
     ids = list(op_ids)
     for start in range(0, len(ids), CHUNK):
@@ -296,6 +311,14 @@ def mark_succeeded(session: Session, op_ids: Sequence[int], worker_id: str, now:
         session.execute(update(OPS).where(OPS.c.id.in_(ids[start:start + CHUNK]),
                                           OPS.c.status == OpStatus.RUNNING, OPS.c.claimed_by == worker_id)
                         .values(status=OpStatus.SUCCEEDED, completed_at=now, lease_until=None, last_error=None))
+
+
+def mark_checked(session: Session, outcomes: dict[int, tuple[str, str]], worker_id: str, now: datetime) -> None:
+    """Record read-backs that did not verify the revocation: ``{op id: (status, what was found)}``;
+    ``dead`` for one that found access remaining after the last round (a person must look)."""
+    for op_id, (status, detail) in sorted(outcomes.items()):
+        session.execute(update(OPS).where(OPS.c.id == op_id, OPS.c.claimed_by == worker_id)
+                        .values(status=status, completed_at=now, lease_until=None, last_error=detail[:2000]))
 
 
 def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:

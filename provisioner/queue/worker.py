@@ -26,12 +26,11 @@ from prometheus_client import Counter
 from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
 from provisioner.db import Database
-from provisioner.evidence import checks
 from provisioner.identities import repository as identities
 from provisioner.identities.models import TargetAccount
 from provisioner.intake import repository as intake
 from provisioner.planner.service import PlanningContext, plan_identity
-from provisioner.queue import isolation, stopping
+from provisioner.queue import isolation, readback, stopping
 from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
@@ -53,7 +52,7 @@ from provisioner.targets.specs import MANAGER_LINK
 log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
                    ["target", "kind", "action"])
-MAX_VERIFY_ROUNDS = 3
+MAX_VERIFY_ROUNDS = readback.MAX_VERIFY_ROUNDS
 MAX_THROTTLED = 200
 ADDITIONS_PER_REQUEST = 20  # members in one Graph members@odata.bind PATCH (the largest target batch)
 
@@ -249,11 +248,17 @@ class Worker:
                     "group": job.group_key, "attempt": attempt, "outcome": s.result.outcome.value,
                     "action": s.action.value, "status": status, "detail": s.result.detail[:500],
                     "http_status": s.result.status_code}))
+            unverified: dict[int, tuple[str, str]] = {}  # read-backs that found access
             for job, state, target in report.checks:
-                self._record_check(known, job, state, target, now, audit)
+                outcome = readback.record_check(known, job, state, target, now, audit,
+                                                revoke_sessions=self.ctx.targets[target].revoke_sessions)
+                if outcome is not None and job.op_id in mine:
+                    unverified[job.op_id] = outcome
             known.flush()
             session.flush()
-            queue.mark_succeeded(session, done, self.worker_id, now)
+            queue.mark_succeeded(session, [i for i in done if unverified.get(i, ("",))[0] != OpStatus.DEAD],
+                                 self.worker_id, now)
+            queue.mark_checked(session, unverified, self.worker_id, now)
             succeeded += done
             queue.release_dependents(session, succeeded, now)
             queue.release_manager_links(session, [s.job.identity_id for s in report.settled
@@ -353,6 +358,12 @@ class Worker:
                 # Given up without an answer: the member may have been added, so it is counted
                 # as held and a later revocation removes it (removing an absent member is done).
                 known.add_membership(job.identity_id, job.target, job.group_key, now)
+            latest = known.latest_plan.get(job.identity_id)
+            if (job.kind == OpKind.ADD_MEMBER and result.outcome != Outcome.TRANSIENT and latest is not None
+                    and job.plan_id is not None and latest != job.plan_id):
+                # A newer plan may have left this addition to this operation (it was running:
+                # planner.service.Known.adding); it surely failed: check the person again.
+                replan.add(job.identity_id)
             log.error("operation %s (%s %s on %s) dead-lettered after %d attempt(s): %s", op.id,
                       op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
                       extra={"op_id": op.id, "target": op.target, "alert": "dead_letter"})
@@ -393,38 +404,6 @@ class Worker:
             account.synced, account.updated_at = {**(account.synced or {}), **(job.fields or {})}, now
         elif account is not None and kind == OpKind.DELETE_ACCOUNT:
             known.drop_account(job.identity_id, job.target)
-
-    def _record_check(self, known: KnownState, job: Job, state: AccountState | None, target: str,
-                      now: datetime, audit: list[Entry]) -> None:
-        session = known.session
-        verified, readback = checks.readback_of(job.account_id, state, job.verify_group_ids)
-        remaining, enabled = readback["groups_remaining"], bool(readback["enabled"])
-        # Stored with the incidents it opens (access back after a verified revocation) or closes.
-        checks.record(session, identity_id=job.identity_id, subject=job.employee_id or job.identity_id,
-                      target=target, plan_id=job.plan_id, verified=verified, readback=readback, now=now,
-                      audit=audit)
-        if verified:
-            return
-        rounds = int(job.payload.get("round", 1))
-        if rounds >= MAX_VERIFY_ROUNDS:
-            log.error("access remains for %s in %s after %d rounds: %s", job.employee_id, target,
-                      rounds, readback, extra={"alert": "revocation_unverified"})
-            return
-        # Access found on read-back (changed behind the service's back, or a failed step):
-        # remove it, then read back again.
-        def add(kind: OpKind, group: str | None, status: str = OpStatus.PENDING, payload=None) -> None:
-            session.add(Operation(plan_id=job.plan_id, identity_id=job.identity_id, target=target,
-                                  kind=kind.value, group_key=group, payload=payload or {"reason": "remediation"},
-                                  priority=Priority.LEAVER, status=status, attempts=0,
-                                  next_attempt_at=now, created_at=now))
-        if enabled:
-            add(OpKind.DISABLE_ACCOUNT, None)
-            if self.ctx.targets[target].revoke_sessions:
-                add(OpKind.REVOKE_SESSIONS, None)
-        for group in remaining:
-            known.add_membership(job.identity_id, target, group, now)
-            add(OpKind.REMOVE_MEMBER, group)
-        add(OpKind.VERIFY_REVOKED, None, OpStatus.WAITING, {"reason": "read back again", "round": rounds + 1})
 
     # -- loops ---------------------------------------------------------------------------------
     async def run_once(self, *, revocation_only: bool = False) -> int:

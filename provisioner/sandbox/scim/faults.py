@@ -1,7 +1,8 @@
 """A fault-injecting HTTP transport for what scim2-server does not do by itself: slow answers
 (a read timeout when slower than the client's timeout), 429 with Retry-After, 500s and 503s,
 and dropped connections, before the request reaches the server (nothing applied) or after it
-(applied, but the answer is lost).
+(applied, but the answer is lost); and, scripted only, ``ignore``: a write answered 204 that
+never reaches the server (an app that says yes and keeps what it had).
 
 Faults are either scripted (``script(kind, times=..., method=..., path=...)``, consumed in
 order by matching requests) or random with a seeded generator (``chaos(rate=...)``).
