@@ -96,7 +96,9 @@ class SandboxedService:
                 transports[name] = httpx.ASGITransport(app=self.sandbox.app)
                 for group in cfg.managed_groups:
                     self.group_ids[group.name] = self.sandbox.seed_group(group.name, id=group.id)
-            elif cfg.kind == "scim" and name not in real:  # a real server is reached over real HTTP
+            elif cfg.kind == "scim" and name in real:
+                transports[name] = httpx.AsyncHTTPTransport(retries=0)  # a real server on loopback
+            elif cfg.kind == "scim":
                 self.scim[name] = ScimSandbox(token=token, **(scim_options or {}).get(name, {}))
                 transports[name] = self.scim[name].transport()
         if wrap_transport is not None:  # e.g. a fault injector around some targets
