@@ -369,7 +369,8 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
                   throttle: bool = True,
                   token_env: Annotated[str, typer.Option(help="variable holding the accepted bearer token")] = "PROVISIONER_SANDBOX_TOKEN") -> None:
     """Serve the Graph v1.0 sandbox standalone (for `provisioner serve` against targets/entra.yaml),
-    with the managed groups of the Entra targets in targets/ already created."""
+    with the managed groups of the Entra targets in targets/ already created and their
+    accounts.domain verified."""
     import os
 
     from provisioner.sandbox.graph.serve import serve as serve_sandbox
@@ -381,8 +382,9 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
         fail(f"invalid configuration: {exc.problems[0]}")
     groups = [(g.name, g.id) for t in targets.values() if t.kind == "entra" for g in t.managed_groups]
     console.print(f"Graph sandbox on http://{host}:{port}/v1.0 with {len(groups)} managed group(s)")
+    domains = sorted({t.accounts.domain for t in targets.values() if t.kind == "entra"})
     serve_sandbox(host, port, scale=scale, throttle=throttle, token=os.environ.get(token_env) or None,
-                  groups=groups)
+                  groups=groups, verified_domains=domains or None)
 
 
 @app.command()

@@ -375,6 +375,8 @@ class Worker:
             account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
         elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
             account.synced, account.updated_at = job.fields or {}, now
+            if job.spec is not None and job.spec.rename:  # the account now holds the new login
+                account.login = job.spec.login
         elif account is not None and kind == OpKind.DELETE_ACCOUNT:
             known.drop_account(job.identity_id, job.target)
 
