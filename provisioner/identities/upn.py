@@ -58,12 +58,12 @@ def login_override_problem(local: str) -> str | None:
     """What makes HR's ``preferred_login`` unusable as given, or None. Stricter than Entra ID:
     the service's logins hold only letters, digits, ``.``, ``-`` and ``_``, and start and end
     with a letter or digit (so that an override is used exactly as HR wrote it)."""
+    if local and len(local) <= LOCAL_MAX and not _SERVICE_CHARS.match(local):
+        bad = next(ch for ch in local if not re.match(r"[A-Za-z0-9._-]", ch))
+        return f"the login holds {bad!r}: only letters a-z, digits and . - _ are used in logins"
     found = local_part_problem(local, what="the login")
     if found:
         return found
-    if not _SERVICE_CHARS.match(local):
-        bad = next(ch for ch in local if not re.match(r"[A-Za-z0-9._-]", ch))
-        return f"the login holds {bad!r}: only letters a-z, digits and . - _ are used in logins"
     if local[0] in "-_" or local[-1] in "-_":
         return "the login starts or ends with '-' or '_'"
     return None

@@ -91,8 +91,10 @@ def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job
                 # Under on_name_change=rename the login owner's account takes the person's new login.
                 rename = (naming.on_name_change == RENAME and op.target == naming.target
                           and bool(identity.user_name) and identity.user_name != account.login)
-                job.spec = account_spec(identity, login=(identity.user_name if rename else account.login)
-                                        or identity.user_name or "", rename=rename,
+                suffix = int(job.payload.get("suffix", 1))  # the rename's login was taken: the next one
+                login = (identity.user_name if suffix == 1 else candidate(
+                    naming, login_local_part(naming.template, attributes_of(identity)), suffix)[0]) if rename else None
+                job.spec = account_spec(identity, login=login or account.login or identity.user_name or "", rename=rename,
                                         manager_remote_id=managers.get((identity.manager_employee_id, op.target)))
         jobs.append(job)
     return jobs
