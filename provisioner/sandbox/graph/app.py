@@ -135,6 +135,10 @@ class GraphSandbox:
         user = self._directory.users.get(id)
         return dict(user) if user is not None else None
 
+    def users(self) -> list[dict[str, Any]]:
+        """Copies of every stored user, in creation order."""
+        return [dict(user) for user in self._directory.users.values()]
+
     def group_member_ids(self, group_id: str) -> set[str]:
         return set(self._directory.member_ids(group_id))
 
