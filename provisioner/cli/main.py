@@ -142,16 +142,18 @@ def plan(employee_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
         return
     for step in steps:
         table = Table(title=f"{employee_id} after {step['after']}" +
-                      (f" (state {step.get('state')}, {step.get('kind')})" if "state" in step else ""))
-        for col in ("target", "account", "operation", "group", "why"):
+                      (f" (state {step.get('state')}, {step.get('kind')})" if "state" in step else "") +
+                      (f"\nlogin {step['login']}" if step.get("login") else ""))
+        for col in ("target", "account", "login", "operation", "group", "why"):
             table.add_column(col)
         if "rejected" in step:
-            table.add_row("-", "-", "rejected", "", step["rejected"])
+            table.add_row("-", "-", "-", "rejected", "", step["rejected"])
         for target, t in step.get("targets", {}).items():
+            login = t.get("login") or ""
             if not t["operations"]:
-                table.add_row(target, f"{t['account']} -> {t['desired_account']}", "(no change)", "", "")
+                table.add_row(target, f"{t['account']} -> {t['desired_account']}", login, "(no change)", "", "")
             for op in t["operations"]:
-                table.add_row(target, f"{t['account']} -> {t['desired_account']}", op["kind"],
+                table.add_row(target, f"{t['account']} -> {t['desired_account']}", login, op["kind"],
                               op["group"] or "", op["reason"])
         console.print(table)
 
