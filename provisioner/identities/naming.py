@@ -46,6 +46,9 @@ class Naming:
     reserved: frozenset[str] = field(default_factory=lambda: frozenset(DEFAULT_RESERVED))
     on_name_change: str = KEEP
     target: str | None = None  # the login owner (the Entra target) these settings come from
+    # Targets whose account name is the login: the owner, and SCIM apps whose userName maps {login}
+    # (under ``rename`` their accounts follow a new login).
+    login_targets: frozenset[str] = frozenset()
 
     def is_reserved(self, local: str) -> bool:
         return local.casefold() in self.reserved

@@ -67,7 +67,7 @@ def _with_logins(session: Session, ctx: PlanningContext, identity: Identity, ste
     for name, target in step.get("targets", {}).items():
         account = accounts.get((identity.id, name))
         if account is not None:
-            renaming = (naming.on_name_change == RENAME and name == naming.target and identity.user_name
+            renaming = (naming.on_name_change == RENAME and name in naming.login_targets and identity.user_name
                         and account.login and account.login != identity.user_name)
             target["login"] = f"{account.login} -> {identity.user_name}" if renaming else account.login
         elif target.get("desired_account") not in (None, "none"):

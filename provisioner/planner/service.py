@@ -57,9 +57,11 @@ class PlanningContext:
         if owner is None:
             return Naming()
         accounts = owner.accounts
+        followers = {name for name, t in self.targets.items()
+                     if t.kind == "scim" and t.effective_mapping().get("userName") == "{login}"}
         return Naming(accounts.login_template, accounts.domain,
                       frozenset(login.casefold() for login in accounts.reserved_logins),
-                      accounts.on_name_change, self.login_owner)
+                      accounts.on_name_change, self.login_owner, frozenset({self.login_owner, *followers}))
 
     @property
     def login_owner(self) -> str | None:
@@ -214,10 +216,11 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
 
 
 def _renamed(ctx: PlanningContext, name: str, identity: Identity, account: TargetAccount) -> bool:
-    """The login owner's account still holds the login a rename replaced (on_name_change: rename)."""
+    """An account named by the login still holds the one a rename replaced (on_name_change: rename)."""
+    if not identity.user_name or not account.login or account.login == identity.user_name:
+        return False  # the usual case, decided without building the naming settings
     naming = ctx.naming
-    return (naming.on_name_change == RENAME and name == naming.target and bool(identity.user_name)
-            and bool(account.login) and account.login != identity.user_name)
+    return naming.on_name_change == RENAME and name in naming.login_targets
 
 
 def _deletion(name: str, deprovision: Deprovision, account: TargetAccount) -> list[PlannedOp]:

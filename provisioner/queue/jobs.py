@@ -88,10 +88,11 @@ def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job
             job.account_id = account.remote_id
             if kind == OpKind.UPDATE_ACCOUNT:
                 job.fields = account_fields(identity)
-                # Under on_name_change=rename the login owner's account takes the person's new login.
-                rename = (naming.on_name_change == RENAME and op.target == naming.target
+                # Under on_name_change=rename the accounts named by the login take the new one.
+                rename = (naming.on_name_change == RENAME and op.target in naming.login_targets
                           and bool(identity.user_name) and identity.user_name != account.login)
-                suffix = int(job.payload.get("suffix", 1))  # the rename's login was taken: the next one
+                # The rename's login was taken in the login owner: the next one (SCIM apps follow it).
+                suffix = int(job.payload.get("suffix", 1)) if op.target == naming.target else 1
                 login = (identity.user_name if suffix == 1 else candidate(
                     naming, login_local_part(naming.template, attributes_of(identity)), suffix)[0]) if rename else None
                 job.spec = account_spec(identity, login=login or account.login or identity.user_name or "", rename=rename,

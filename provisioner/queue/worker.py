@@ -201,7 +201,7 @@ class Worker:
     def _settle(self, report: RoundReport, job: Job, result: OpResult,
                 linked: tuple[str, str | None] | None = None) -> None:
         action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts,
-                        renaming=bool(job.spec and job.spec.rename))
+                        renaming=bool(job.spec and job.spec.rename) and job.target == self.ctx.login_owner)
         report.settled.append(Settled(job, result, action, linked))
         report.counted[(job.target, job.kind.value, action.value)] += 1  # (metrics: once per round)
 
@@ -279,6 +279,9 @@ class Worker:
         """What a succeeded operation changes besides its row (marked with the round's others)."""
         job = s.job
         self._apply_known_state(known, job, s.result, now)
+        if job.kind == OpKind.UPDATE_ACCOUNT and job.spec is not None and job.spec.rename \
+                and job.target == self.ctx.login_owner:
+            replan.add(job.identity_id)  # the login may have settled on a suffix: the SCIM apps follow it
         latest = known.latest_plan.get(job.identity_id)
         if latest is not None and job.plan_id is not None and latest != job.plan_id:
             replan.add(job.identity_id)  # finished after a newer plan: check it still fits

@@ -12,6 +12,7 @@ import pytest
 from provisioner.identities import repository as identities
 from provisioner.identities import upn
 from tests.support import EntraView, event, hire
+from tests.targets.scim_helpers import WikiView
 
 # (given name, family name, the login's local part Entra ID must hold)
 NAMES = [
@@ -164,6 +165,7 @@ async def test_name_change_keeps_the_login_by_default(service, entra: EntraView)
     assert user["userPrincipalName"] == "zoe.bronte@example.com"
     assert user["mail"] == "zoe.bronte@example.com"
     assert _login(service, "K1") == "zoe.bronte@example.com"
+    assert (await WikiView(service).user("K1"))["userName"] == "zoe.bronte@example.com"
 
 
 async def test_name_change_renames_the_login_under_the_rename_policy(database_url, tmp_path):
@@ -191,6 +193,10 @@ async def test_name_change_renames_the_login_under_the_rename_policy(database_ur
             person = identities.by_employee_id(session, "R1")
             assert identities.account(session, person.id, "entra").login == "zoe.nicholls2@example.com"
         assert view.user("R2")["userPrincipalName"] == "ada.byron@example.com"
+        # The SCIM app's userName maps {login} (the default): it follows, read back over SCIM.
+        wiki = WikiView(svc)
+        assert (await wiki.user("R1"))["userName"] == "zoe.nicholls2@example.com"
+        assert (await wiki.user("R2"))["userName"] == "ada.byron@example.com"
         # The old login is free again for someone else.
         await svc.send(hire("n5", "R3", "Zoë", "Brontë", "Sales"))
         await svc.drain()
