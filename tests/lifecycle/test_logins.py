@@ -127,6 +127,19 @@ async def test_hr_login_override_is_used(service, entra: EntraView):
     assert entra.user("P3")["userPrincipalName"] == "postmaster2@example.com"  # reserved: skipped
 
 
+
+async def test_a_64_character_login_override_is_stored_and_collides_within_64(service, entra: EntraView):
+    """At the column's limit (PostgreSQL refuses one character more than it holds)."""
+    longest = "l" * 60 + ".oye"
+    await service.send([hire("q1", "Q1", "Ørjan", "Øye", "Sales", preferred_login=longest),
+                        hire("q2", "Q2", "Åse", "Øye", "Sales", preferred_login=longest.upper())])
+    await service.drain()
+    assert entra.user("Q1")["userPrincipalName"] == f"{longest}@example.com"
+    assert entra.user("Q2")["userPrincipalName"] == "l" * 60 + ".oy2@example.com"
+    with service.db.transaction() as session:
+        assert identities.by_employee_id(session, "Q2").preferred_login == longest  # lower-cased at intake
+
+
 @pytest.mark.parametrize("bad", ["taro yamada", "taro..yamada", ".taro", "taro.", "taro@example.com", "tarō",
                                  "a&b", "-taro", "x" * 65, "taro!"])
 async def test_an_invalid_login_override_is_refused_at_intake_naming_the_field(service, entra: EntraView, bad):
