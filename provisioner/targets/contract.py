@@ -54,6 +54,7 @@ class AccountSpec:
     manager_remote_id: str | None = None
     enabled: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    rename: bool = False  # an update that moves the account to ``login`` (on_name_change: rename)
 
 
 @dataclass(frozen=True, slots=True)

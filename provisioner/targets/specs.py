@@ -24,7 +24,7 @@ def account_fields(identity: Identity) -> dict[str, Any]:
 
 
 def account_spec(identity: Identity, *, login: str, manager_remote_id: str | None = None,
-                 enabled: bool = True) -> AccountSpec:
+                 enabled: bool = True, rename: bool = False) -> AccountSpec:
     fields = account_fields(identity)
     local = login.split("@", 1)[0]
     return AccountSpec(
@@ -42,4 +42,5 @@ def account_spec(identity: Identity, *, login: str, manager_remote_id: str | Non
         employee_type=fields["employee_type"],
         manager_remote_id=manager_remote_id,
         enabled=enabled,
+        rename=rename,
     )

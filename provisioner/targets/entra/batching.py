@@ -192,10 +192,13 @@ def create_user_body(
 def update_user_body(spec: AccountSpec, *, usage_location: str | None) -> dict[str, Any]:
     """``PATCH /users/{id}`` body: the profile attributes the spec sets.
 
-    userPrincipalName is not changed (the login is fixed at create), accountEnabled has its
-    own operations, and attributes the spec leaves as None are not cleared.
+    userPrincipalName is changed only by a rename (``on_name_change: rename``; mail and
+    mailNickname follow the login), accountEnabled has its own operations, and attributes the
+    spec leaves as None are not cleared.
     """
     body = _profile_attributes(spec)
+    if spec.rename:
+        body["userPrincipalName"] = spec.login
     if usage_location:
         body["usageLocation"] = usage_location
     return body
