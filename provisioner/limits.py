@@ -33,6 +33,7 @@ TITLE: Final = 200
 LOCATION: Final = 200
 COST_CENTER: Final = 100
 EMPLOYMENT_TYPE: Final = 50
+PREFERRED_LOGIN: Final = 64  # the local part of a userPrincipalName (provisioner/identities/upn.py)
 
 # identities: derived or SCIM-set values
 DISPLAY_NAME: Final = 400  # "<preferred or given> <family>", cut to this length

@@ -148,20 +148,22 @@ def plan(employee_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
         return
     for step in steps:
         table = Table(title=f"{employee_id} after {step['after']}" +
-                      (f" (state {step.get('state')}, {step.get('kind')})" if "state" in step else ""))
-        for col in ("target", "account", "operation", "group", "why"):
+                      (f" (state {step.get('state')}, {step.get('kind')})" if "state" in step else "") +
+                      (f"\nlogin {step['login']}" if step.get("login") else ""))
+        for col in ("target", "account", "login", "operation", "group", "why"):
             table.add_column(col)
         if "rejected" in step:
-            table.add_row("-", "-", "rejected", "", step["rejected"])
+            table.add_row("-", "-", "-", "rejected", "", step["rejected"])
         for held in step.get("held", []):
-            table.add_row(held["target"], "-", f"{held['kind']} (HELD)", held["group"] or "",
+            table.add_row(held["target"], "-", "", f"{held['kind']} (HELD)", held["group"] or "",
                           f"mass-change hold {held['hold_id']} ({held['cause']}): 'provisioner holds show "
                           f"{held['hold_id']}'")
         for target, t in step.get("targets", {}).items():
+            login = t.get("login") or ""
             if not t["operations"]:
-                table.add_row(target, f"{t['account']} -> {t['desired_account']}", "(no change)", "", "")
+                table.add_row(target, f"{t['account']} -> {t['desired_account']}", login, "(no change)", "", "")
             for op in t["operations"]:
-                table.add_row(target, f"{t['account']} -> {t['desired_account']}", op["kind"],
+                table.add_row(target, f"{t['account']} -> {t['desired_account']}", login, op["kind"],
                               op["group"] or "", op["reason"])
         console.print(table)
         for wait in step.get("awaiting_approval", []):
@@ -412,7 +414,8 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
                   throttle: bool = True,
                   token_env: Annotated[str, typer.Option(help="variable holding the accepted bearer token")] = "PROVISIONER_SANDBOX_TOKEN") -> None:
     """Serve the Graph v1.0 sandbox standalone (for `provisioner serve` against targets/entra.yaml),
-    with the managed groups of the Entra targets in targets/ already created."""
+    with the managed groups of the Entra targets in targets/ already created and their
+    accounts.domain verified."""
     import os
 
     from provisioner.sandbox.graph.serve import serve as serve_sandbox
@@ -424,8 +427,9 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
         fail(f"invalid configuration: {exc.problems[0]}")
     groups = [(g.name, g.id) for t in targets.values() if t.kind == "entra" for g in t.managed_groups]
     console.print(f"Graph sandbox on http://{host}:{port}/v1.0 with {len(groups)} managed group(s)")
+    domains = sorted({t.accounts.domain for t in targets.values() if t.kind == "entra"})
     serve_sandbox(host, port, scale=scale, throttle=throttle, token=os.environ.get(token_env) or None,
-                  groups=groups)
+                  groups=groups, verified_domains=domains or None)
 
 
 @app.command()

@@ -93,6 +93,7 @@ class SandboxedService:
         self.scim: dict[str, ScimSandbox] = {}  # SCIM target name -> its in-process scim2-server
         for name, cfg in load_targets(targets).items():
             if cfg.kind == "entra":
+                self.sandbox.verify_domain(cfg.accounts.domain)  # as the tenant's admin did
                 transports[name] = httpx.ASGITransport(app=self.sandbox.app)
                 for group in cfg.managed_groups:
                     self.group_ids[group.name] = self.sandbox.seed_group(group.name, id=group.id)

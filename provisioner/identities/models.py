@@ -46,6 +46,7 @@ class Identity(Base):
     cost_center: Mapped[str | None] = mapped_column(String(limits.COST_CENTER), nullable=True)
     manager_employee_id: Mapped[str | None] = mapped_column(String(limits.EMPLOYEE_ID), nullable=True)
     employment_type: Mapped[str | None] = mapped_column(String(limits.EMPLOYMENT_TYPE), nullable=True)
+    preferred_login: Mapped[str | None] = mapped_column(String(limits.PREFERRED_LOGIN), nullable=True)
     start_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     end_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -21,22 +21,14 @@ from provisioner.clock import utcnow
 from provisioner.identities import repository
 from provisioner.identities.lifecycle import EventType, State, Transition, transition
 from provisioner.identities.models import Identity, LifecycleTransition
-from provisioner.identities.naming import login_local_part, with_suffix
+from provisioner.identities.naming import RENAME, Naming, candidate, login_local_part, name_changed
 
 LIFECYCLE_EVENTS = frozenset({EventType.HIRE, EventType.TERMINATE, EventType.LEAVE, EventType.RETURN,
                               EventType.REHIRE})
 HR_ATTRIBUTES = (
     "given_name", "family_name", "preferred_name", "department", "job_code", "title", "location",
-    "cost_center", "manager_employee_id", "employment_type", "start_date", "end_date",
+    "cost_center", "manager_employee_id", "employment_type", "start_date", "end_date", "preferred_login",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Naming:
-    """How the service names people's logins (from the primary Entra target's settings)."""
-
-    template: str = "{given_name}.{family_name}"
-    domain: str = "example.com"
 
 
 @dataclass(slots=True)
@@ -149,7 +141,7 @@ def login_candidate(naming: Naming, employee_id: str, attributes: dict[str, Any]
     attrs = {name: _coerce(name, attributes.get(name)) for name in HR_ATTRIBUTES}
     attrs.update(employee_id=employee_id, source="hr", user_name=None, email=None)
     try:
-        return with_suffix(login_local_part(naming.template, attrs), naming.domain, 1)
+        return candidate(naming, login_local_part(naming.template, attrs), 1)[0]
     except ValueError:
         return None
 
@@ -177,17 +169,21 @@ class Preloaded:
 
 def assign_user_name(session: Session, identity: Identity, naming: Naming, suffix: int = 1,
                      names: UserNames | None = None) -> str:
-    """The person's login: unique among identities; a later collision in a target bumps it."""
+    """The person's login: unique among identities, not reserved; a later collision in a target
+    bumps it. A person who already holds one of the candidates (a rename to the same name) keeps it."""
     local = login_local_part(naming.template, attributes_of(identity))
+    current = (identity.user_name or "").casefold()
     while True:
-        candidate = with_suffix(local, naming.domain, suffix)
-        taken = (names.is_taken(session, candidate, identity) if names is not None
-                 else repository.user_name_taken(session, candidate, exclude_id=identity.id))
+        login, suffix = candidate(naming, local, suffix)
+        if login.casefold() == current:
+            return identity.user_name or login
+        taken = (names.is_taken(session, login, identity) if names is not None
+                 else repository.user_name_taken(session, login, exclude_id=identity.id))
         if not taken:
-            identity.user_name = identity.email = candidate
+            identity.user_name = identity.email = login
             if names is not None:
-                names.take(candidate)
-            return candidate
+                names.take(login)
+            return login
         suffix += 1
 
 
@@ -255,7 +251,7 @@ def apply_hr_event(session: Session, *, employee_id: str, event_type: EventType,
         reason = ("every attribute it carries has a newer value already "
                   f"({', '.join(clock.skipped)}): an older update never overwrites a newer one")
         return Applied(identity, Transition(current, None, False, reason), {}, superseded=True)
-    if identity.user_name is None:
+    if identity.user_name is None or (naming.on_name_change == RENAME and not created and name_changed(changed)):
         assign_user_name(session, identity, naming, names=preloaded.names if preloaded is not None else None)
     identity.state = step.to_state.value
     identity.active = step.to_state == State.ACTIVE

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from provisioner import limits
+from provisioner.identities import upn
 from provisioner.identities.lifecycle import EventType
 from provisioner.jsonutil import canonical
 
@@ -58,6 +59,19 @@ Title = _text(limits.TITLE)
 Location = _text(limits.LOCATION)
 CostCenter = _text(limits.COST_CENTER)
 EmploymentType = _text(limits.EMPLOYMENT_TYPE)
+
+
+def _login(value: str) -> str | None:
+    """HR's login override: the part before '@', as Entra ID and the service accept it."""
+    if value == "":
+        return None  # clears the override
+    problem = upn.login_override_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_login", "{problem}", {"problem": problem})
+    return value.lower()
+
+
+PreferredLogin = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_login)]
 ExtraKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.EXTRA_KEY), AfterValidator(_storable)]
 
 
@@ -133,6 +147,10 @@ class HRAttributes(BaseModel):
     employment_type: EmploymentType | None = None
     start_date: date | None = None
     end_date: date | None = None
+    preferred_login: PreferredLogin | None = Field(
+        None, description="the login HR chose (the part before '@'), used instead of the login template: "
+                          f"at most {limits.PREFERRED_LOGIN} letters, digits, '.', '-', '_'; a taken one gets "
+                          "a suffix (2, 3, ...); an empty string clears it")
     extra: dict[ExtraKey, ExtraValue] = Field(
         default_factory=dict, max_length=limits.EXTRA_MAX_KEYS,
         description=f"free extra attributes (policies may match on them): at most {limits.EXTRA_MAX_KEYS} keys "

@@ -1,17 +1,23 @@
 """Preview a person's plan without applying anything: IT reviews the access diff first.
 
 Shows the plan for the person as they are now, then after each pending (future-dated) HR event,
-applied in a transaction that is always rolled back.
+applied in a transaction that is always rolled back. Each step names the person's login (the one
+they have, or the one a hire or a rename will give them) and, per target, the login the account
+holds or will be created with (a collision found in the target itself still adds a suffix).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from provisioner.change_control.holds.repository import held_for_identity
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import EventType
+from provisioner.identities.models import Identity
+from provisioner.identities.naming import RENAME
 from provisioner.identities.service import apply_hr_event
 from provisioner.intake import repository as events
 from provisioner.intake.contract_end import SOURCE as CONTRACT_END
@@ -30,8 +36,9 @@ def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[s
         if identity is None and not pending:
             raise UnknownEmployee(f"no identity and no pending events for employee {employee_id!r}")
         if identity is not None:
-            steps.append({"after": "now", "state": identity.state, **compute(session, ctx, identity).diff,
-                          "held": held_operations(session, identity.id)})
+            steps.append(_with_logins(session, ctx, identity, {"after": "now", "state": identity.state,
+                                                          **compute(session, ctx, identity).diff,
+                                                          "held": held_operations(session, identity.id)}))
         for event in pending:
             previous = identity.state if identity is not None else None
             ending = event.source == CONTRACT_END
@@ -47,7 +54,7 @@ def preview(db: Database, ctx: PlanningContext, employee_id: str) -> list[dict[s
                 step["rejected"] = applied.transition.reason
             else:
                 identity = applied.identity
-                step.update(compute(session, ctx, identity, previous).diff)
+                step = _with_logins(session, ctx, identity, {**step, **compute(session, ctx, identity, previous).diff})
             steps.append(step)
     return steps
 
@@ -57,3 +64,21 @@ def held_operations(session, identity_id: str) -> list[dict[str, Any]]:
     return [{"operation": op.id, "target": op.target, "kind": op.kind, "group": op.group_key, "cause": op.cause,
              "hold_id": hold.id, "held_since": hold.opened_at.isoformat()}
             for op, hold in held_for_identity(session, identity_id)]
+
+
+def _with_logins(session: Session, ctx: PlanningContext, identity: Identity, step: dict[str, Any]) -> dict[str, Any]:
+    """``login``: the person's; per target, what the account holds (``old -> new`` when a rename
+    will change it), or the login a create uses."""
+    session.flush()
+    accounts = identities.accounts_by_identity(session, [identity.id])
+    step["login"] = identity.user_name
+    naming = ctx.naming
+    for name, target in step.get("targets", {}).items():
+        account = accounts.get((identity.id, name))
+        if account is not None:
+            renaming = (naming.on_name_change == RENAME and name in naming.login_targets and identity.user_name
+                        and account.login and account.login != identity.user_name)
+            target["login"] = f"{account.login} -> {identity.user_name}" if renaming else account.login
+        elif target.get("desired_account") not in (None, "none"):
+            target["login"] = identity.user_name
+    return step

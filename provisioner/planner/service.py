@@ -35,6 +35,7 @@ from provisioner.directory import service as directory
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
 from provisioner.identities.models import Identity, TargetAccount
+from provisioner.identities.naming import RENAME
 from provisioner.identities.service import Naming, attributes_of
 from provisioner.planner.models import Plan
 from provisioner.policies.evaluate import desired_groups
@@ -60,7 +61,14 @@ class PlanningContext:
     @property
     def naming(self) -> Naming:
         owner = self.targets.get(self.login_owner or "")
-        return Naming(owner.accounts.login_template, owner.accounts.domain) if owner is not None else Naming()
+        if owner is None:
+            return Naming()
+        accounts = owner.accounts
+        followers = {name for name, t in self.targets.items()
+                     if t.kind == "scim" and t.effective_mapping().get("userName") == "{login}"}
+        return Naming(accounts.login_template, accounts.domain,
+                      frozenset(login.casefold() for login in accounts.reserved_logins),
+                      accounts.on_name_change, self.login_owner, frozenset({self.login_owner, *followers}))
 
     @property
     def login_owner(self) -> str | None:
@@ -198,6 +206,8 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
             if state != State.TERMINATED and changed(identity, account.synced,
                                                      separate_manager=_writes_manager(target)):
                 t_ops.append(PlannedOp(name, OpKind.UPDATE_ACCOUNT, reason="HR attributes changed"))
+            elif state != State.TERMINATED and _renamed(ctx, name, identity, account):
+                t_ops.append(PlannedOp(name, OpKind.UPDATE_ACCOUNT, reason="login renamed (on_name_change: rename)"))
         if wants_account and _writes_manager(target) and (account is not None or t_ops or name in under_way):
             t_ops.extend(_manager_link(name, identity, account))
         if account is not None or wants_account:
@@ -236,6 +246,12 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
     return PlanResult(kind=kind, diff=diff, ops=ops, under_way=under_way, gate=gated)
 
 
+def _renamed(ctx: PlanningContext, name: str, identity: Identity, account: TargetAccount) -> bool:
+    """An account named by the login still holds the one a rename replaced (on_name_change: rename)."""
+    if not identity.user_name or not account.login or account.login == identity.user_name:
+        return False  # the usual case, decided without building the naming settings
+    naming = ctx.naming
+    return naming.on_name_change == RENAME and name in naming.login_targets
 def _writes_manager(target: TargetConfig) -> bool:
     """Targets that write the manager as a reference of its own (Entra ID's manager/$ref)."""
     return target.kind == "entra" and target.manager

@@ -20,6 +20,7 @@ class Action(StrEnum):
     LINK = "link"  # create said "exists": look the person up and link, or pick another login
     HALT = "halt"  # the target refuses us as a whole: pause it, keep the operation
     WAIT = "wait"  # what it refers to does not exist yet (a manager's account): wait for it
+    NEXT_LOGIN = "next_login"  # a rename's new login is taken in the target: try the next suffix
 
 
 # Outcomes that mean the desired end state already holds.
@@ -30,13 +31,16 @@ _ALREADY_DONE: dict[Outcome, set[OpKind]] = {
 }
 
 
-def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int) -> Action:
+def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int, *, renaming: bool = False) -> Action:
+    """``renaming``: an account update that moves the account to a new login (on_name_change)."""
     if outcome == Outcome.DONE or kind in _ALREADY_DONE.get(outcome, set()):
         return Action.SUCCEED
     if outcome == Outcome.EXISTS and kind == OpKind.CREATE_ACCOUNT:
         return Action.LINK
     if outcome == Outcome.NOT_FOUND and kind == OpKind.SET_MANAGER:
         return Action.WAIT  # released when the manager's account is created or linked
+    if outcome == Outcome.EXISTS and kind == OpKind.UPDATE_ACCOUNT and renaming:
+        return Action.NEXT_LOGIN
     if outcome == Outcome.STOP:
         return Action.HALT
     if outcome == Outcome.TRANSIENT:

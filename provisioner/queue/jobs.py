@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.identities import repository as identities
 from provisioner.identities.lifecycle import State
-from provisioner.identities.naming import login_local_part, with_suffix
+from provisioner.identities.naming import RENAME, candidate, login_local_part
 from provisioner.identities.service import Naming, attributes_of
 from provisioner.queue.models import Priority
 from provisioner.queue.repository import Claimed
@@ -75,8 +75,8 @@ def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job
                                    login=account.login, detail="account already known")
             else:
                 suffix = int(job.payload.get("suffix", 1))
-                login = identity.user_name if suffix == 1 and identity.user_name else with_suffix(
-                    login_local_part(naming.template, attributes_of(identity)), naming.domain, suffix)
+                login = identity.user_name if suffix == 1 and identity.user_name else candidate(
+                    naming, login_local_part(naming.template, attributes_of(identity)), suffix)[0]
                 job.fields = account_fields(identity)
                 job.spec = account_spec(identity, login=login, enabled=identity.state == State.ACTIVE,
                                         manager_remote_id=managers.get((identity.manager_employee_id, op.target)))
@@ -93,7 +93,14 @@ def build_jobs(session: Session, ops: list[Claimed], naming: Naming) -> list[Job
                 _manager_job(job, managers)
             elif kind == OpKind.UPDATE_ACCOUNT:
                 job.fields = account_fields(identity)
-                job.spec = account_spec(identity, login=account.login or identity.user_name or "",
+                # Under on_name_change=rename the accounts named by the login take the new one.
+                rename = (naming.on_name_change == RENAME and op.target in naming.login_targets
+                          and bool(identity.user_name) and identity.user_name != account.login)
+                # The rename's login was taken in the login owner: the next one (SCIM apps follow it).
+                suffix = int(job.payload.get("suffix", 1)) if op.target == naming.target else 1
+                login = (identity.user_name if suffix == 1 else candidate(
+                    naming, login_local_part(naming.template, attributes_of(identity)), suffix)[0]) if rename else None
+                job.spec = account_spec(identity, login=login or account.login or identity.user_name or "", rename=rename,
                                         manager_remote_id=managers.get((identity.manager_employee_id, op.target)))
         jobs.append(job)
     return jobs

@@ -200,7 +200,8 @@ class Worker:
 
     def _settle(self, report: RoundReport, job: Job, result: OpResult,
                 linked: tuple[str, str | None] | None = None) -> None:
-        action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts)
+        action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts,
+                        renaming=bool(job.spec and job.spec.rename) and job.target == self.ctx.login_owner)
         report.settled.append(Settled(job, result, action, linked))
         report.counted[(job.target, job.kind.value, action.value)] += 1  # (metrics: once per round)
 
@@ -290,6 +291,9 @@ class Worker:
         """What a succeeded operation changes besides its row (marked with the round's others)."""
         job = s.job
         self._apply_known_state(known, job, s.result, now)
+        if job.kind == OpKind.UPDATE_ACCOUNT and job.spec is not None and job.spec.rename \
+                and job.target == self.ctx.login_owner:
+            replan.add(job.identity_id)  # the login may have settled on a suffix: the SCIM apps follow it
         latest = known.latest_plan.get(job.identity_id)
         if latest is not None and job.plan_id is not None and latest != job.plan_id:
             replan.add(job.identity_id)  # finished after a newer plan: check it still fits
@@ -324,6 +328,15 @@ class Worker:
             elif suffix > self.settings.max_upn_suffix:
                 action = Action.DEAD
             else:
+                op.payload = {**op.payload, "suffix": suffix}
+                op.status, op.next_attempt_at = OpStatus.PENDING, now
+                op.attempts -= 1  # a taken login is not a failed attempt
+                return
+        if action == Action.NEXT_LOGIN:
+            suffix = int(op.payload.get("suffix", 1)) + 1
+            if suffix > self.settings.max_upn_suffix:
+                action = Action.DEAD
+            else:  # the job is built again with the next login (queue/jobs.py)
                 op.payload = {**op.payload, "suffix": suffix}
                 op.status, op.next_attempt_at = OpStatus.PENDING, now
                 op.attempts -= 1  # a taken login is not a failed attempt
@@ -400,6 +413,13 @@ class Worker:
         elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
             kept = {k: v for k, v in (account.synced or {}).items() if k == MANAGER_LINK}
             account.synced, account.updated_at = {**(job.fields or {}), **kept}, now
+            if job.spec is not None and job.spec.rename:  # the account now holds the new login
+                account.login = job.spec.login
+                identity = known.people.get(job.identity_id)
+                if (identity is not None and identity.user_name != job.spec.login and job.target == self.ctx.login_owner
+                        and not identities.user_name_taken(known.session, job.spec.login, exclude_id=identity.id)):
+                    identity.user_name = identity.email = job.spec.login
+                    identity.version += 1
         elif account is not None and kind in (OpKind.SET_MANAGER, OpKind.CLEAR_MANAGER):
             account.synced, account.updated_at = {**(account.synced or {}), **(job.fields or {})}, now
         elif account is not None and kind == OpKind.DELETE_ACCOUNT:

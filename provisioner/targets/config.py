@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from provisioner.identities import upn
+from provisioner.identities.naming import DEFAULT_RESERVED
 from provisioner.targets.declarations import (
     Deprovision,
     HoldCause,
@@ -65,6 +67,20 @@ class EntraAccounts(BaseModel):
     # employee_id. Lower-cased and stripped of characters a UPN may not hold.
     login_template: str = "{given_name}.{family_name}"
     usage_location: str | None = None
+    # Local parts no person is given (skipped as if taken: ``admin`` -> ``admin2``).
+    reserved_logins: list[str] = Field(default_factory=lambda: list(DEFAULT_RESERVED))
+    # A name change (given, family or preferred name, HR's preferred_login): ``keep`` the login
+    # and mail, or ``rename`` (a new login is made, collision-checked, and the account's
+    # userPrincipalName, mail and mailNickname are updated).
+    on_name_change: Literal["keep", "rename"] = "keep"
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, domain: str) -> str:
+        problem = upn.domain_problem(domain)
+        if problem:
+            raise ValueError(problem)
+        return domain.lower()
 
 
 class EntraTarget(BaseModel):

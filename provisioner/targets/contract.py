@@ -59,6 +59,7 @@ class AccountSpec:
     # The person's HR attributes (JSON values) for a target's attribute mapping to read
     # (Entra ID: provisioner.targets.entra.mapping); empty: the fields above are used.
     hr: dict[str, Any] = field(default_factory=dict)
+    rename: bool = False  # an update that moves the account to ``login`` (on_name_change: rename)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ def hr_values(identity: Identity) -> dict[str, Any]:
 
 
 def account_spec(identity: Identity, *, login: str, manager_remote_id: str | None = None,
-                 enabled: bool = True) -> AccountSpec:
+                 enabled: bool = True, rename: bool = False) -> AccountSpec:
     fields = account_fields(identity)
     local = login.split("@", 1)[0]
     return AccountSpec(
@@ -85,4 +85,5 @@ def account_spec(identity: Identity, *, login: str, manager_remote_id: str | Non
         manager_remote_id=manager_remote_id,
         enabled=enabled,
         hr=hr_values(identity),
+        rename=rename,
     )

@@ -31,8 +31,8 @@ SdkFactory = Callable[..., Awaitable[GraphServiceClient]]
 
 @pytest.fixture
 def sandbox() -> GraphSandbox:
-    """A sandbox without throttling, default page size."""
-    return GraphSandbox(token=TOKEN)
+    """A sandbox without throttling, default page size; the tenant (contoso.com) verified its domain."""
+    return GraphSandbox(token=TOKEN, verified_domains=["contoso.com", "example.com"])
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from provisioner.targets.entra.connector import EntraConnector
-from tests.targets.entra_sandbox_helpers import connector_for
+from tests.targets.entra_sandbox_helpers import DOMAIN, connector_for
 
 
 @pytest.fixture
@@ -15,7 +15,8 @@ def graph_sandbox():
     """A fresh Graph v1.0 emulator (no throttling, pages of 100)."""
     from provisioner.sandbox.graph.app import GraphSandbox
 
-    return GraphSandbox(scale=1.0, throttle=False, tenant_size=100, page_size=100, token=None)
+    return GraphSandbox(scale=1.0, throttle=False, tenant_size=100, page_size=100, token=None,
+                        verified_domains=[DOMAIN])
 
 
 @pytest.fixture
@@ -23,7 +24,8 @@ def small_page_sandbox():
     """A sandbox that pages every 2 objects, to exercise @odata.nextLink following."""
     from provisioner.sandbox.graph.app import GraphSandbox
 
-    return GraphSandbox(scale=1.0, throttle=False, tenant_size=100, page_size=2, token=None)
+    return GraphSandbox(scale=1.0, throttle=False, tenant_size=100, page_size=2, token=None,
+                        verified_domains=[DOMAIN])
 
 
 @pytest.fixture

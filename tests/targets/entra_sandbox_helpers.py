@@ -10,6 +10,7 @@ from provisioner.targets.entra.credentials import StaticTokenCredential
 
 SANDBOX_URL = "http://127.0.0.1/v1.0"
 TEST_TOKEN = "sandbox-test-token-do-not-log"
+DOMAIN = "example.test"  # the test tenant's verified domain (accounts.domain)
 
 
 def entra_config(**throttle: float) -> EntraTarget:
@@ -20,7 +21,7 @@ def entra_config(**throttle: float) -> EntraTarget:
             "name": "entra-test",
             "graph_url": SANDBOX_URL,
             "auth": {"method": "static_token", "token": {"env": "PROVISIONER_TEST_GRAPH_TOKEN"}},
-            "accounts": {"domain": "example.test", "usage_location": "DE"},
+            "accounts": {"domain": DOMAIN, "usage_location": "DE"},
             "throttle": {"writes_per_second": 10_000, "burst": 10_000, "concurrency": 4, **throttle},
         }
     )

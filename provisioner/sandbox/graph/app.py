@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ from provisioner.sandbox.graph.schema import DYNAMIC_MEMBERSHIP
 from provisioner.sandbox.graph.stats import SandboxStats
 from provisioner.sandbox.graph.store import Directory
 from provisioner.sandbox.graph.throttle import GraphThrottle, request_cost
+from provisioner.sandbox.graph.validate import UserRules
 
 VERSION_ROOT = "/v1.0"
 _JSON = "application/json"
@@ -57,7 +59,8 @@ class GraphSandbox:
     ``scale`` divides the throttling windows (see :mod:`.throttle`); ``throttle`` turns the limits
     on; ``tenant_size`` picks the resource-unit quota tier (S/M/L) and seeds nothing;
     ``page_size`` is the default page size of collections and delta rounds; ``token`` is the only
-    bearer token accepted (any non-empty one when None).
+    bearer token accepted (any non-empty one when None); ``verified_domains`` are the tenant's
+    domains a userPrincipalName may use (default: example.com and the initial onmicrosoft.com one).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class GraphSandbox:
         tenant_size: int = 100,
         page_size: int = 100,
         token: str | None = None,
+        verified_domains: Iterable[str] | None = None,
     ) -> None:
         self.stats = SandboxStats()
         self._token = token
@@ -76,12 +80,17 @@ class GraphSandbox:
         pages = Pages()
         delta = DeltaQuery(self._directory, pages, page_size)
         self._router = Router()
-        UserRoutes(self._directory, pages, delta, page_size).register(self._router)
+        self._user_rules = UserRules(verified_domains)
+        UserRoutes(self._directory, pages, delta, page_size, self._user_rules).register(self._router)
         GroupRoutes(self._directory, pages, delta, page_size).register(self._router)
         self._batch = BatchProcessor(self.execute, self.stats)
         self.app = self._build_app()
 
     # ---- seeding and inspection (no HTTP, not counted in stats) ----------------------------
+
+    def verify_domain(self, domain: str) -> None:
+        """Add a verified domain to the tenant (userPrincipalNames may then use it)."""
+        self._user_rules.verify_domain(domain)
 
     def seed_group(self, display_name: str, *, id: str | None = None, dynamic: bool = False) -> str:
         """Create a security group and return its object id."""
@@ -129,6 +138,10 @@ class GraphSandbox:
     def manager_of(self, user_id: str) -> str | None:
         """The id of the user's manager (``PUT /users/{id}/manager/$ref``), None without one."""
         return self._directory.manager_of(user_id)
+
+    def users(self) -> list[dict[str, Any]]:
+        """Copies of every stored user, in creation order."""
+        return [dict(user) for user in self._directory.users.values()]
 
     def group_member_ids(self, group_id: str) -> set[str]:
         return set(self._directory.member_ids(group_id))

@@ -3,7 +3,8 @@
 - ``GET /users`` (user-list): ``$filter``, ``$select``, ``$top``, paging; without ``$select`` only
   the default properties come back (no accountEnabled, employeeId, department...).
 - ``POST /users`` (user-post-users): 201 with the new user; accountEnabled, displayName,
-  mailNickname, userPrincipalName and passwordProfile are required.
+  mailNickname, userPrincipalName and passwordProfile are required; userPrincipalName and
+  mailNickname must follow Entra ID's rules, on a verified domain (:mod:`.validate`).
 - ``GET|PATCH|DELETE /users/{id | userPrincipalName}`` (user-get, user-update: 204, user-delete: 204).
 - ``POST /users/{id}/revokeSignInSessions`` (user-revokesigninsessions): 200 with an Edm.Boolean.
 - ``GET /users/{id}/memberOf`` and its ``microsoft.graph.group`` cast (user-list-memberof).
@@ -32,6 +33,7 @@ from provisioner.sandbox.graph.odata import (
 from provisioner.sandbox.graph.paging import SKIP_TOKEN, Pages
 from provisioner.sandbox.graph.schema import GROUP, USER
 from provisioner.sandbox.graph.store import Directory
+from provisioner.sandbox.graph.validate import UserRules
 
 _EDM_BOOLEAN = "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean"
 
@@ -39,7 +41,9 @@ _EDM_BOOLEAN = "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean"
 class UserRoutes:
     """Handlers for the user operations; each takes a request and returns a response."""
 
-    def __init__(self, directory: Directory, pages: Pages, delta: DeltaQuery, page_size: int) -> None:
+    def __init__(self, directory: Directory, pages: Pages, delta: DeltaQuery, page_size: int,
+                 rules: UserRules | None = None) -> None:
+        self._rules = rules or UserRules()
         self._directory = directory
         self._pages = pages
         self._delta = delta
@@ -80,6 +84,7 @@ class UserRoutes:
     def create_user(self, request: GraphRequest) -> GraphResponse:
         body = require_object(request.body)
         USER.check_body(body, creating=True)
+        self._rules.check(body)
         user = self._directory.create_user(body)
         return GraphResponse(
             201, {"@odata.context": context_url("users/$entity"), **project(user, None, USER)}
@@ -98,6 +103,7 @@ class UserRoutes:
     def update_user(self, request: GraphRequest) -> GraphResponse:
         body = require_object(request.body)
         USER.check_body(body, creating=False)
+        self._rules.check(body)
         self._directory.update_user(request.params["user_id"], body)
         return GraphResponse(204)
 

@@ -20,10 +20,12 @@ def serve(
     token: str | None = None,
     tenant_size: int = 100,
     groups: list[tuple[str, str | None]] = (),
+    verified_domains: list[str] | None = None,
 ) -> None:
     """Serve a new :class:`GraphSandbox` with uvicorn until interrupted; ``groups`` are
-    ``(display name, object id or None)`` pairs created first."""
-    sandbox = GraphSandbox(scale=scale, throttle=throttle, tenant_size=tenant_size, token=token)
+    ``(display name, object id or None)`` pairs created first; ``verified_domains`` the tenant's."""
+    sandbox = GraphSandbox(scale=scale, throttle=throttle, tenant_size=tenant_size, token=token,
+                           verified_domains=verified_domains)
     for name, object_id in groups:
         sandbox.seed_group(name, id=object_id)
     uvicorn.run(sandbox.app, host=host, port=port, log_level="warning")

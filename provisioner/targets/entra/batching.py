@@ -180,12 +180,15 @@ def update_user_body(
     """``PATCH /users/{id}`` body: every mapped property, ``null`` where HR has no value (a
     value HR cleared is cleared in Entra ID too); ``employeeOrgData`` whole.
 
-    userPrincipalName is not changed (the login is fixed at create), accountEnabled has its
-    own operations, the manager its own reference (``SET_MANAGER``).
+    userPrincipalName is changed only by a rename (``on_name_change: rename``; mail and
+    mailNickname follow the login), accountEnabled has its own operations, the manager its own
+    reference (``SET_MANAGER``).
     """
     body: dict[str, Any] = {"mailNickname": spec.mail_nickname}
     if spec.email:
         body["mail"] = spec.email
+    if spec.rename:
+        body["userPrincipalName"] = spec.login
     body.update(entra_mapping.render(_mapping(mapping, usage_location), spec))
     return body
 
