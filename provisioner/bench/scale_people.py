@@ -131,6 +131,9 @@ def _alpha(n: int, width: int = 4) -> str:
     return out
 
 
+DIVISIONS = ("Corporate", "Products", "Field Operations", "Research")
+
+
 def generate(people: int, groups_per_person: int, seed: int = 11) -> Company:
     """N people with unique logins (given.family never collides) and their expected groups."""
     rng = random.Random(seed)
@@ -139,7 +142,11 @@ def generate(people: int, groups_per_person: int, seed: int = 11) -> Company:
         emp = f"E{n:06d}"
         row = {"employee_id": emp, "given_name": GIVEN[n % len(GIVEN)],
                "family_name": FAMILY[(n // len(GIVEN)) % len(FAMILY)] + _alpha(n).capitalize(),
-               "title": "Staff"}
+               "title": "Staff",
+               # HR data Entra ID gets in the same create (issue 13): employeeHireDate,
+               # employeeOrgData.division, companyName; none costs a request of its own.
+               "start_date": f"20{10 + n % 15:02d}-{1 + n % 12:02d}-{1 + n % 28:02d}",
+               "division": DIVISIONS[n % len(DIVISIONS)], "company": "Contoso Ltd"}
         groups = {ALL_STAFF}
         for dim in company.dims:
             if dim.key == "region":

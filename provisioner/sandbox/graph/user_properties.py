@@ -21,7 +21,7 @@ DATE_TIME_OFFSET = frozenset({"employeeHireDate", "employeeLeaveDateTime"})
 ORG_DATA = "employeeOrgData"
 ORG_DATA_FIELDS = ("costCenter", "division")
 MAX_LENGTH = {"companyName": 64, "department": 64, "jobTitle": 128, "givenName": 64, "surname": 64,
-              "officeLocation": 128, "displayName": 256, "mailNickname": 64}
+              "officeLocation": 128, "displayName": 256}  # mailNickname: validate.py (with the UPN rules)
 # Edm.DateTimeOffset as JSON: date, time, optional fraction, and an offset (Z or +hh:mm).
 _DTO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$")
 
