@@ -1,7 +1,7 @@
 """identities.preferred_login: HR's login override (the part of a userPrincipalName before '@')
 
 Revision ID: 0014_preferred_login
-Revises: 0013_holds
+Revises: 0011_entra_manager
 """
 
 from collections.abc import Sequence

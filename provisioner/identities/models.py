@@ -44,7 +44,9 @@ class Identity(Base):
     title: Mapped[str | None] = mapped_column(String(limits.TITLE), nullable=True)
     location: Mapped[str | None] = mapped_column(String(limits.LOCATION), nullable=True)
     cost_center: Mapped[str | None] = mapped_column(String(limits.COST_CENTER), nullable=True)
-    manager_employee_id: Mapped[str | None] = mapped_column(String(limits.EMPLOYEE_ID), nullable=True)
+    # Indexed: a manager's new account releases the manager links of their reports.
+    manager_employee_id: Mapped[str | None] = mapped_column(String(limits.EMPLOYEE_ID), nullable=True,
+                                                           index=True)
     employment_type: Mapped[str | None] = mapped_column(String(limits.EMPLOYMENT_TYPE), nullable=True)
     preferred_login: Mapped[str | None] = mapped_column(String(limits.PREFERRED_LOGIN), nullable=True)
     start_date: Mapped[date | None] = mapped_column(Date, nullable=True)

@@ -175,7 +175,11 @@ def decide(ctx: PlanningContext, identity: Identity, known: Known, previous_stat
     state = identity.state
     desired = desired_groups(ctx.policies, attrs, state)
     rules = rules_for(ctx)
-    gated = gate(rules, attrs, desired, known.groups, known.decisions, utcnow()) if rules.active else None
+    gated = None
+    if rules.active:  # additions running now count as held: a conflicting grant must not slip past
+        holding = {t: set(known.groups.get(t, ())) | set(known.adding.get(t, ()))
+                   for t in {*known.groups, *known.adding}}
+        gated = gate(rules, attrs, desired, holding, known.decisions, utcnow())
     if gated is not None:
         desired = gated.allowed  # what waits for an approver is not planned (removals never wait)
     known_accounts = known.accounts

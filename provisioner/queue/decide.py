@@ -31,13 +31,17 @@ _ALREADY_DONE: dict[Outcome, set[OpKind]] = {
 }
 
 
-def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int, *, renaming: bool = False) -> Action:
-    """``renaming``: an account update that moves the account to a new login (on_name_change)."""
+def decide(kind: OpKind, outcome: Outcome, attempts: int, max_attempts: int, *, renaming: bool = False,
+           manager_absent: bool = False) -> Action:
+    """``renaming``: an account update that moves the account to a new login (on_name_change).
+    ``manager_absent``: the manager has no account in the target yet (found before any call);
+    a 404 from the target itself (an account deleted behind the service's back) is no reason to
+    wait, and is dead-lettered like any other."""
     if outcome == Outcome.DONE or kind in _ALREADY_DONE.get(outcome, set()):
         return Action.SUCCEED
     if outcome == Outcome.EXISTS and kind == OpKind.CREATE_ACCOUNT:
         return Action.LINK
-    if outcome == Outcome.NOT_FOUND and kind == OpKind.SET_MANAGER:
+    if outcome == Outcome.NOT_FOUND and kind == OpKind.SET_MANAGER and manager_absent:
         return Action.WAIT  # released when the manager's account is created or linked
     if outcome == Outcome.EXISTS and kind == OpKind.UPDATE_ACCOUNT and renaming:
         return Action.NEXT_LOGIN

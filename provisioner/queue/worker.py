@@ -201,7 +201,8 @@ class Worker:
     def _settle(self, report: RoundReport, job: Job, result: OpResult,
                 linked: tuple[str, str | None] | None = None) -> None:
         action = decide(job.kind, result.outcome, job.attempts, self.settings.max_attempts,
-                        renaming=bool(job.spec and job.spec.rename) and job.target == self.ctx.login_owner)
+                        renaming=bool(job.spec and job.spec.rename) and job.target == self.ctx.login_owner,
+                        manager_absent=job.pre is not None and job.pre is result)
         report.settled.append(Settled(job, result, action, linked))
         report.counted[(job.target, job.kind.value, action.value)] += 1  # (metrics: once per round)
 
