@@ -18,10 +18,15 @@ import hashlib
 import hmac
 import ssl
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# The callback is a GET (response_mode=query): the console's session cookie is SameSite, so a
+# cross-site form_post from the authority would arrive without it. msal warns about query.
+warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended", category=UserWarning)
 
 CONSOLE_ROLES = ("admin", "approver", "auditor", "viewer")
 CLOCK_LEEWAY_SECONDS = 120
@@ -130,7 +135,7 @@ class EntraSignIn:
             raise SignInError("no sign-in is under way in this session; start again")
         try:
             result = self._app().acquire_token_by_auth_code_flow(dict(flow), params)
-        except ValueError as exc:  # msal: state mismatch, nonce mismatch
+        except (ValueError, RuntimeError) as exc:  # msal: state (ValueError), nonce (RuntimeError)
             reason = "state" if "state" in str(exc).lower() else "nonce" if "nonce" in str(exc).lower() else "response"
             raise SignInError(f"the sign-in response does not belong to this sign-in ({reason} mismatch); start again") from None
         if "error" in result:

@@ -82,4 +82,5 @@ def running_authority(sandbox: OidcAuthority | None = None, *, host: str = "127.
             yield RunningAuthority(sandbox, root, tls)
         finally:
             server.should_exit = True
+            server.force_exit = True  # clients' keep-alive connections (msal's session) are not waited for
             thread.join(10)
