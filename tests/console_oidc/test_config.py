@@ -1,0 +1,42 @@
+"""Entra sign-in configuration from the settings object: what is missing is named, the client
+secret comes from the variable or a file and never shows in a repr."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioner.console.entra_signin import SignInConfig, SignInNotConfigured
+from provisioner.settings import Settings
+
+
+def test_missing_settings_are_named():
+    with pytest.raises(SignInNotConfigured, match="PROVISIONER_CONSOLE_OIDC_AUTHORITY, "
+                                                  "PROVISIONER_CONSOLE_OIDC_CLIENT_ID, PROVISIONER_CONSOLE_OIDC_REDIRECT_URI"):
+        SignInConfig.from_settings(Settings())
+
+
+def test_settings_from_the_environment_with_the_secret_from_a_file(monkeypatch, tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-the-file\n")
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_AUTHORITY", "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0")
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_REDIRECT_URI", "https://it.example/console/auth/callback")
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_CLIENT_SECRET_FILE", str(secret_file))
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_ROLES", '{"Console.Admin": "admin", "Console.Auditor": "auditor"}')
+    cfg = SignInConfig.from_settings(Settings())
+    assert cfg.client_secret == "from-the-file"
+    assert "from-the-file" not in repr(cfg)
+    assert cfg.authority_base == "https://login.microsoftonline.com/contoso.onmicrosoft.com"
+    assert cfg.role_map == {"Console.Admin": "admin", "Console.Auditor": "auditor"}
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_CLIENT_SECRET", "from-the-variable")
+    settings = Settings()
+    assert SignInConfig.from_settings(settings).client_secret == "from-the-variable"
+    assert "from-the-variable" not in repr(settings)
+
+
+def test_a_mapping_to_an_unknown_console_role_is_refused(monkeypatch):
+    monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_ROLES", '{"Console.Root": "root"}')
+    settings = Settings(console_oidc_authority="https://a/t", console_oidc_client_id="c",
+                        console_oidc_redirect_uri="https://c/cb")
+    with pytest.raises(SignInNotConfigured, match=r"unknown console role\(s\) \['root'\]"):
+        SignInConfig.from_settings(settings)
