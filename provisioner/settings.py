@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     console_oidc_client_id: str | None = None
     console_oidc_client_secret: SecretStr | None = None
     console_oidc_client_secret_file: Path | None = None
+    # Or a certificate instead of a secret: a PEM file with the private key and the certificate
+    # (whose public part is uploaded to the app registration).
+    console_oidc_client_certificate_file: Path | None = None
     console_oidc_redirect_uri: str | None = None
     console_oidc_ca_file: Path | None = None
     console_oidc_roles: dict[str, str] = Field(default_factory=lambda: {

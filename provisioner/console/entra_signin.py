@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import ssl
 import threading
 import warnings
@@ -57,6 +58,7 @@ class SignInConfig:
     authority: str
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
+    client_certificate_pem: str | None = field(default=None, repr=False)  # private key + certificate
     redirect_uri: str = ""
     ca_file: Path | None = None
     role_map: Mapping[str, str] = field(default_factory=lambda: {r: r for r in CONSOLE_ROLES})
@@ -71,12 +73,20 @@ class SignInConfig:
                    if not value]
         if missing:
             raise SignInNotConfigured(f"Entra sign-in is not configured: set {', '.join(missing)}")
+        secret = settings.console_oidc_secret()
+        certificate_file = settings.console_oidc_client_certificate_file
+        if (secret is None) == (certificate_file is None):
+            raise SignInNotConfigured("Entra sign-in needs one client credential: set PROVISIONER_CONSOLE_OIDC_CLIENT_SECRET "
+                                      "(or ..._CLIENT_SECRET_FILE) or PROVISIONER_CONSOLE_OIDC_CLIENT_CERTIFICATE_FILE, "
+                                      "not both")
+        certificate = certificate_file.read_text() if certificate_file is not None else None
         bad = sorted({v for v in settings.console_oidc_roles.values() if v not in CONSOLE_ROLES})
         if bad:
             raise SignInNotConfigured(f"PROVISIONER_CONSOLE_OIDC_ROLES maps to unknown console role(s) {bad}: "
                                       f"use {', '.join(CONSOLE_ROLES)}")
         return cls(authority=settings.console_oidc_authority, client_id=settings.console_oidc_client_id,
-                   client_secret=settings.console_oidc_secret(), redirect_uri=settings.console_oidc_redirect_uri,
+                   client_secret=secret, client_certificate_pem=certificate,
+                   redirect_uri=settings.console_oidc_redirect_uri,
                    ca_file=settings.console_oidc_ca_file, role_map=dict(settings.console_oidc_roles))
 
     @property
@@ -236,13 +246,27 @@ class EntraSignIn:
 
                 try:
                     self._msal = msal.ConfidentialClientApplication(
-                        self.config.client_id, client_credential=self.config.client_secret,
+                        self.config.client_id, client_credential=_credential(self.config),
                         authority=self.config.authority_base, instance_discovery=False,
                         http_client=_http_session(self.config.ca_file, self._timeout))
                 except ValueError as exc:
                     raise SignInError(f"cannot reach the authority {self.config.authority_base}: "
                                       f"{str(exc).splitlines()[0]}") from None
             return self._msal
+
+
+def _credential(config: SignInConfig) -> Any:
+    """msal's client_credential: the secret, or the certificate's private key and certificate
+    (msal then signs a client assertion, PS256 with the certificate's SHA-256 thumbprint)."""
+    if config.client_certificate_pem is None:
+        return config.client_secret
+    text = config.client_certificate_pem
+    key = re.search(r"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----.+?-----END (?:RSA |EC )?PRIVATE KEY-----", text, re.S)
+    certificate = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    if key is None or certificate is None:
+        raise SignInNotConfigured("the client certificate file needs an unencrypted PEM private key and its "
+                                  "PEM certificate")
+    return {"private_key": key.group(0), "public_certificate": certificate.group(0)}
 
 
 def _http_session(ca_file: Path | None, timeout: float) -> Any:

@@ -37,6 +37,20 @@ def test_settings_from_the_environment_with_the_secret_from_a_file(monkeypatch, 
 def test_a_mapping_to_an_unknown_console_role_is_refused(monkeypatch):
     monkeypatch.setenv("PROVISIONER_CONSOLE_OIDC_ROLES", '{"Console.Root": "root"}')
     settings = Settings(console_oidc_authority="https://a/t", console_oidc_client_id="c",
-                        console_oidc_redirect_uri="https://c/cb")
+                        console_oidc_redirect_uri="https://c/cb", console_oidc_client_secret="s")
     with pytest.raises(SignInNotConfigured, match=r"unknown console role\(s\) \['root'\]"):
         SignInConfig.from_settings(settings)
+
+
+def test_exactly_one_client_credential_is_required(tmp_path):
+    base = dict(console_oidc_authority="https://a/t", console_oidc_client_id="c", console_oidc_redirect_uri="https://c/cb")
+    with pytest.raises(SignInNotConfigured, match="needs one client credential"):
+        SignInConfig.from_settings(Settings(**base))
+    pem = tmp_path / "console.pem"
+    pem.write_text("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(SignInNotConfigured, match="not both"):
+        SignInConfig.from_settings(Settings(**base, console_oidc_client_secret="s",
+                                            console_oidc_client_certificate_file=pem))
+    cfg = SignInConfig.from_settings(Settings(**base, console_oidc_client_certificate_file=pem))
+    assert cfg.client_secret is None and "PRIVATE KEY" in cfg.client_certificate_pem
+    assert "PRIVATE" not in repr(cfg)

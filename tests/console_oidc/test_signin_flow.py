@@ -122,3 +122,35 @@ def test_the_validator_checks_the_signature_and_the_nonce_itself(relying_party, 
     no_exp = {k: v for k, v in _claims(authority).items() if k != "exp"}
     with pytest.raises(SignInError, match="exp"):
         relying_party.validate_id_token(sandbox._sign(no_exp), nonce=nonce_hash("n"))
+
+
+def _certificate_pem(tmp_path, name: str) -> tuple[str, str]:
+    """(private key + certificate PEM, certificate PEM) of a new self-signed certificate."""
+    from provisioner.sandbox.oidc.keys import make_tls
+
+    files = make_tls(tmp_path / name, ("console.test",))
+    certificate = files.cert_file.read_text()
+    return files.key_file.read_text() + certificate, certificate
+
+
+def test_a_client_certificate_instead_of_a_secret(authority, browser, sandbox, tmp_path):
+    from provisioner.sandbox.oidc.users import SandboxClient
+    from tests.console_oidc.conftest import REDIRECT_URI
+
+    bundle, certificate = _certificate_pem(tmp_path, "registered")
+    sandbox.add_client(SandboxClient("console-cert-app", (REDIRECT_URI,), certificate_pem=certificate))
+    with_cert = EntraSignIn(config(authority, client_id="console-cert-app", client_secret=None,
+                                   client_certificate_pem=bundle))
+    auth_uri, flow = with_cert.begin()
+    signed_in = with_cert.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example"))
+    assert signed_in.roles == ("admin",)
+    other_bundle, _ = _certificate_pem(tmp_path, "other")
+    impostor = EntraSignIn(config(authority, client_id="console-cert-app", client_secret=None,
+                                  client_certificate_pem=other_bundle))
+    auth_uri, flow = impostor.begin()
+    with pytest.raises(SignInError, match="invalid_client"):
+        impostor.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example"))
+    secret_only = EntraSignIn(config(authority, client_id="console-cert-app", client_secret="guess"))
+    auth_uri, flow = secret_only.begin()
+    with pytest.raises(SignInError, match="invalid_client"):
+        secret_only.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example"))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import jwt
+from cryptography import x509
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -35,6 +36,7 @@ from provisioner.sandbox.oidc.picker import error_page, picker_page
 from provisioner.sandbox.oidc.users import DEFAULT_USERS, SandboxClient, SandboxUser
 
 CODE_SECONDS = 300
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass
@@ -210,11 +212,16 @@ class OidcAuthority:
                 client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
             except ValueError:
                 return _oauth_error("invalid_client", "malformed basic credentials", 401)
+        assertion = form.get("client_assertion")
+        if assertion and form.get("client_assertion_type") != JWT_BEARER:
+            return _oauth_error("invalid_client", "unsupported client_assertion_type", 401)
         client = self.clients.get(client_id)
         if client is None:
             return _oauth_error("invalid_client", "unknown client_id", 401)
-        if client.secret is not None and not hmac.compare_digest(str(secret or ""), client.secret):
-            return _oauth_error("invalid_client", "client authentication failed", 401)
+        refused = self._client_refused(request, client, str(secret) if secret is not None else None,
+                                       str(assertion) if assertion else None)
+        if refused:
+            return _oauth_error("invalid_client", refused, 401)
         with self._lock:
             grant = self._codes.pop(str(form.get("code", "")), None)  # one use, even when refused
         if grant is None or grant.expires < time.time():
@@ -235,6 +242,27 @@ class OidcAuthority:
             "access_token": self._access_token(root, grant),
             "id_token": self._id_token(root, grant),
         }, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _client_refused(self, request: Request, client: SandboxClient, secret: str | None,
+                        assertion: str | None) -> str | None:
+        """Why the client's authentication fails, or None: a certificate-signed assertion
+        (PS256/RS256, iss = sub = client id, aud = this token endpoint) or the secret."""
+        if client.secret is None and client.certificate_pem is None:
+            return None
+        if assertion is not None:
+            if client.certificate_pem is None:
+                return "no certificate is registered for this client"
+            certificate = x509.load_pem_x509_certificate(client.certificate_pem.encode())
+            try:
+                claims = jwt.decode(assertion, certificate.public_key(), algorithms=["PS256", "RS256"],
+                                    audience=f"{self._root(request)}{request.url.path}", issuer=client.client_id,
+                                    options={"require": ["exp", "iss", "aud", "sub"]})
+            except jwt.PyJWTError as exc:
+                return f"client assertion refused: {exc}"
+            return None if claims["sub"] == client.client_id else "client assertion refused: sub"
+        if client.secret is not None and secret is not None and hmac.compare_digest(secret, client.secret):
+            return None
+        return "client authentication failed"
 
     # -- tokens ------------------------------------------------------------------------------
 

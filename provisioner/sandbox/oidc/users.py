@@ -25,12 +25,14 @@ class SandboxUser:
 
 @dataclass(frozen=True)
 class SandboxClient:
-    """An app registration: its client id, registered redirect URIs (exact match) and, for a
-    confidential client, its secret (None: a public client, no secret checked)."""
+    """An app registration: its client id, registered redirect URIs (exact match) and its
+    credentials: a secret and/or a certificate (PEM; the client then authenticates with a signed
+    client assertion). Neither: a public client, no client authentication."""
 
     client_id: str
     redirect_uris: tuple[str, ...] = field(default_factory=tuple)
     secret: str | None = None
+    certificate_pem: str | None = None
 
 
 DEFAULT_USERS: tuple[SandboxUser, ...] = (
