@@ -19,6 +19,7 @@ import hmac
 import re
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ warnings.filterwarnings("ignore", message="response_mode='form_post' is recommen
 
 CONSOLE_ROLES = ("admin", "approver", "auditor", "viewer")
 CLOCK_LEEWAY_SECONDS = 120
+# A token naming an unknown key id re-reads the JWKS (key rollover), at most this often.
+JWKS_MIN_REFRESH_SECONDS = 30.0
 
 
 class SignInError(Exception):
@@ -112,7 +115,8 @@ def console_roles(claims: Mapping[str, Any], role_map: Mapping[str, str]) -> tup
 
 class EntraSignIn:
     """One relying party (the console's app registration). Thread-safe; discovery and the JWKS
-    are fetched on first use and the JWKS again when a token names an unknown key id."""
+    are fetched on first use and the JWKS again when a token names an unknown key id (at most
+    every JWKS_MIN_REFRESH_SECONDS). msal keeps no tokens (the console needs none)."""
 
     def __init__(self, config: SignInConfig, *, timeout: float = 10.0) -> None:
         self.config = config
@@ -121,6 +125,7 @@ class EntraSignIn:
         self._msal: Any = None
         self._discovery: dict | None = None
         self._jwks: dict[str, Any] = {}
+        self._jwks_fetched = float("-inf")
 
     # -- the flow ----------------------------------------------------------------------------
 
@@ -205,7 +210,7 @@ class EntraSignIn:
 
         with self._lock:
             known = self._jwks.get(kid)
-        if known is None:
+        if known is None and time.monotonic() - self._jwks_fetched > JWKS_MIN_REFRESH_SECONDS:
             self._refresh_jwks()
             with self._lock:
                 known = self._jwks.get(kid)
@@ -218,6 +223,7 @@ class EntraSignIn:
         keys = {str(k.get("kid", "")): k for k in document.get("keys", []) if k.get("kty") == "RSA"}
         with self._lock:
             self._jwks = keys
+            self._jwks_fetched = time.monotonic()
 
     def _discovered(self) -> dict:
         if self._discovery is None:
@@ -248,7 +254,8 @@ class EntraSignIn:
                     self._msal = msal.ConfidentialClientApplication(
                         self.config.client_id, client_credential=_credential(self.config),
                         authority=self.config.authority_base, instance_discovery=False,
-                        http_client=_http_session(self.config.ca_file, self._timeout))
+                        http_client=_http_session(self.config.ca_file, self._timeout),
+                        token_cache=_no_token_cache())
                 except ValueError as exc:
                     raise SignInError(f"cannot reach the authority {self.config.authority_base}: "
                                       f"{str(exc).splitlines()[0]}") from None
@@ -267,6 +274,18 @@ def _credential(config: SignInConfig) -> Any:
         raise SignInNotConfigured("the client certificate file needs an unencrypted PEM private key and its "
                                   "PEM certificate")
     return {"private_key": key.group(0), "public_certificate": certificate.group(0)}
+
+
+def _no_token_cache() -> Any:
+    """A token cache that keeps nothing: the console needs who signed in, not their tokens (msal's
+    default in-memory cache would hold every person's tokens for the life of the process)."""
+    import msal
+
+    class _Forgetful(msal.TokenCache):
+        def add(self, event, **kwargs):  # type: ignore[override]
+            return None
+
+    return _Forgetful()
 
 
 def _http_session(ca_file: Path | None, timeout: float) -> Any:

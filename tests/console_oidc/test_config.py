@@ -54,3 +54,15 @@ def test_exactly_one_client_credential_is_required(tmp_path):
     cfg = SignInConfig.from_settings(Settings(**base, console_oidc_client_certificate_file=pem))
     assert cfg.client_secret is None and "PRIVATE KEY" in cfg.client_certificate_pem
     assert "PRIVATE" not in repr(cfg)
+
+
+def test_the_running_sandbox_gives_the_settings_that_sign_in_through_it(authority, browser):
+    from provisioner.console.entra_signin import EntraSignIn
+    from provisioner.sandbox.oidc.users import SandboxClient
+    from tests.console_oidc.conftest import pick
+
+    client = SandboxClient("settings-console", ("https://console.test/console/auth/callback",), "settings-secret")
+    settings = Settings(**authority.console_settings(client))
+    rp = EntraSignIn(SignInConfig.from_settings(settings))
+    auth_uri, flow = rp.begin()
+    assert rp.finish(flow, pick(browser, auth_uri, "vic.viewer@sandbox.example")).roles == ("viewer",)

@@ -4,6 +4,7 @@ finish -> who signed in, with console roles from the roles claim. And every way 
 
 from __future__ import annotations
 
+import json
 import time
 
 import jwt
@@ -26,6 +27,7 @@ def test_sign_in_end_to_end_gives_the_person_and_their_console_roles(relying_par
     auth_uri, flow = relying_party.begin()
     assert auth_uri.startswith(f"{sandbox.base_url}/{sandbox.tenant}/oauth2/v2.0/authorize?")
     assert "code_challenge_method=S256" in auth_uri and "code_verifier" in flow
+    flow = json.loads(json.dumps(flow))  # what a server-side session stores and gives back
     signed_in = relying_party.finish(flow, pick(browser, auth_uri, username))
     assert signed_in == SignedIn(name=name, username=username, roles=roles,
                                  oid=sandbox.users[username].oid, tenant_id=sandbox.tenant_id)
@@ -154,3 +156,24 @@ def test_a_client_certificate_instead_of_a_secret(authority, browser, sandbox, t
     auth_uri, flow = secret_only.begin()
     with pytest.raises(SignInError, match="invalid_client"):
         secret_only.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example"))
+
+
+def test_a_rolled_over_signing_key_is_fetched_again_and_no_tokens_are_kept(authority, browser, sandbox, monkeypatch):
+    from provisioner.console import entra_signin
+    from provisioner.sandbox.oidc.keys import SigningKey
+
+    rp = EntraSignIn(config(authority))
+    auth_uri, flow = rp.begin()
+    assert rp.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example")).roles == ("admin",)
+    assert rp._app().get_accounts() == []  # msal's cache holds no one's tokens
+    old_key = sandbox.key
+    sandbox.key = SigningKey()
+    try:
+        auth_uri, flow = rp.begin()
+        with pytest.raises(SignInError, match="key the authority does not publish"):  # JWKS read < 30 s ago
+            rp.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example"))
+        monkeypatch.setattr(entra_signin, "JWKS_MIN_REFRESH_SECONDS", 0.0)
+        auth_uri, flow = rp.begin()
+        assert rp.finish(flow, pick(browser, auth_uri, "ada.admin@sandbox.example")).roles == ("admin",)
+    finally:
+        sandbox.key = old_key

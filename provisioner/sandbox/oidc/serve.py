@@ -16,6 +16,7 @@ import uvicorn
 
 from provisioner.sandbox.oidc.app import OidcAuthority
 from provisioner.sandbox.oidc.keys import TlsFiles, make_tls
+from provisioner.sandbox.oidc.users import SandboxClient
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,18 @@ class RunningAuthority:
     @property
     def ca_file(self) -> Path:
         return self.tls.ca_file
+
+    def console_settings(self, client: SandboxClient) -> dict[str, object]:
+        """Settings fields (``provisioner.settings.Settings(**...)``) that point the console's
+        Entra sign-in at this authority as ``client`` (registered here if it is not yet)."""
+        self.sandbox.add_client(client)
+        values: dict[str, object] = {"console_oidc_authority": self.authority,
+                                     "console_oidc_client_id": client.client_id,
+                                     "console_oidc_redirect_uri": client.redirect_uris[0],
+                                     "console_oidc_ca_file": self.ca_file}
+        if client.secret is not None:
+            values["console_oidc_client_secret"] = client.secret
+        return values
 
 
 def _config(sandbox: OidcAuthority, host: str, port: int, tls: TlsFiles) -> uvicorn.Config:
