@@ -76,13 +76,17 @@ class SignInConfig:
                    if not value]
         if missing:
             raise SignInNotConfigured(f"Entra sign-in is not configured: set {', '.join(missing)}")
-        secret = settings.console_oidc_secret()
         certificate_file = settings.console_oidc_client_certificate_file
+        try:
+            secret = settings.console_oidc_secret()
+            certificate = certificate_file.read_text() if certificate_file is not None else None
+        except OSError as exc:
+            raise SignInNotConfigured(f"cannot read the console's client credential file {exc.filename}: "
+                                      f"{exc.strerror}") from None
         if (secret is None) == (certificate_file is None):
             raise SignInNotConfigured("Entra sign-in needs one client credential: set PROVISIONER_CONSOLE_OIDC_CLIENT_SECRET "
                                       "(or ..._CLIENT_SECRET_FILE) or PROVISIONER_CONSOLE_OIDC_CLIENT_CERTIFICATE_FILE, "
                                       "not both")
-        certificate = certificate_file.read_text() if certificate_file is not None else None
         bad = sorted({v for v in settings.console_oidc_roles.values() if v not in CONSOLE_ROLES})
         if bad:
             raise SignInNotConfigured(f"PROVISIONER_CONSOLE_OIDC_ROLES maps to unknown console role(s) {bad}: "
@@ -150,6 +154,9 @@ class EntraSignIn:
             raise SignInError("no sign-in is under way in this session; start again")
         try:
             result = self._app().acquire_token_by_auth_code_flow(dict(flow), params)
+        except OSError as exc:  # requests' errors: the token endpoint is unreachable
+            raise SignInError(f"cannot reach the identity provider's token endpoint ({exc.__class__.__name__}); "
+                              "try again") from None
         except (ValueError, RuntimeError) as exc:  # msal: state (ValueError), nonce (RuntimeError)
             reason = "state" if "state" in str(exc).lower() else "nonce" if "nonce" in str(exc).lower() else "response"
             raise SignInError(f"the sign-in response does not belong to this sign-in ({reason} mismatch); start again") from None
@@ -256,8 +263,11 @@ class EntraSignIn:
                         authority=self.config.authority_base, instance_discovery=False,
                         http_client=_http_session(self.config.ca_file, self._timeout),
                         token_cache=_no_token_cache())
+                except OSError as exc:  # requests' errors: discovery unreachable
+                    raise SignInError(f"cannot reach the authority {self.config.authority_base} "
+                                      f"({exc.__class__.__name__})") from None
                 except ValueError as exc:
-                    raise SignInError(f"cannot reach the authority {self.config.authority_base}: "
+                    raise SignInError(f"cannot use the authority {self.config.authority_base}: "
                                       f"{str(exc).splitlines()[0]}") from None
             return self._msal
 

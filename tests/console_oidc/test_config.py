@@ -66,3 +66,18 @@ def test_the_running_sandbox_gives_the_settings_that_sign_in_through_it(authorit
     rp = EntraSignIn(SignInConfig.from_settings(settings))
     auth_uri, flow = rp.begin()
     assert rp.finish(flow, pick(browser, auth_uri, "vic.viewer@sandbox.example")).roles == ("viewer",)
+
+
+def test_an_unreadable_secret_file_or_an_unreachable_authority_is_a_sign_in_error(tmp_path):
+    from provisioner.console.entra_signin import EntraSignIn, SignInError
+
+    base = dict(console_oidc_authority="https://a/t", console_oidc_client_id="c", console_oidc_redirect_uri="https://c/cb")
+    with pytest.raises(SignInNotConfigured, match="cannot read the console's client credential file .*missing"):
+        SignInConfig.from_settings(Settings(**base, console_oidc_client_secret_file=tmp_path / "missing"))
+    closed = EntraSignIn(SignInConfig(authority="https://127.0.0.1:9/tenant", client_id="c", client_secret="s",
+                                      redirect_uri="https://c/cb"), timeout=2)
+    with pytest.raises(SignInError, match="cannot reach the authority https://127.0.0.1:9/tenant"):
+        closed.begin()
+    with pytest.raises(SignInError, match="cannot use the authority http://127.0.0.1:9/tenant"):
+        EntraSignIn(SignInConfig(authority="http://127.0.0.1:9/tenant", client_id="c", client_secret="s",
+                                 redirect_uri="https://c/cb")).begin()
