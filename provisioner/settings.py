@@ -119,6 +119,25 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     metrics_public: bool = False
 
+    # Console sign-in with Entra ID (provisioner/console/entra_signin.py; README "Console sign-in
+    # with Entra ID"): OpenID Connect authorization code flow with PKCE through msal. The authority
+    # is https://login.microsoftonline.com/{tenant} for a real tenant, or the sandbox authority's
+    # (`provisioner sandbox oidc`) with its CA in console_oidc_ca_file. The client secret comes from
+    # PROVISIONER_CONSOLE_OIDC_CLIENT_SECRET or the file named by ..._CLIENT_SECRET_FILE.
+    # console_oidc_roles maps values of the ID token's roles claim to console roles
+    # (admin, approver, auditor, viewer); other values are ignored.
+    console_oidc_authority: str | None = None
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: SecretStr | None = None
+    console_oidc_client_secret_file: Path | None = None
+    # Or a certificate instead of a secret: a PEM file with the private key and the certificate
+    # (whose public part is uploaded to the app registration).
+    console_oidc_client_certificate_file: Path | None = None
+    console_oidc_redirect_uri: str | None = None
+    console_oidc_ca_file: Path | None = None
+    console_oidc_roles: dict[str, str] = Field(default_factory=lambda: {
+        "admin": "admin", "approver": "approver", "auditor": "auditor", "viewer": "viewer"})
+
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -157,6 +176,14 @@ class Settings(BaseSettings):
             merged.update({str(k): str(v) for k, v in data.items()})
         return merged
 
+
+    def console_oidc_secret(self) -> str | None:
+        """The console's client secret, from the variable or else the secret file (None: neither)."""
+        if self.console_oidc_client_secret is not None:
+            return self.console_oidc_client_secret.get_secret_value()
+        if self.console_oidc_client_secret_file is not None:
+            return self.console_oidc_client_secret_file.read_text().strip() or None
+        return None
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -432,6 +432,37 @@ def sandbox_graph(port: int = 8400, host: str = "127.0.0.1",
                   groups=groups, verified_domains=domains or None)
 
 
+@sandbox_app.command("oidc")
+def sandbox_oidc(port: int = 8443, host: str = "127.0.0.1",
+                 tenant: Annotated[str, typer.Option(help="the tenant path segment of the authority")] = "sandbox",
+                 client_id: Annotated[str, typer.Option(help="the console's client id")] = "provisioner-console",
+                 redirect_uri: Annotated[list[str] | None, typer.Option(
+                     help="a registered redirect URI (repeatable)")] = None,
+                 secret_env: Annotated[str, typer.Option(help="variable holding the client secret (unset: none checked)")]
+                 = "PROVISIONER_CONSOLE_OIDC_CLIENT_SECRET",
+                 tls_dir: Annotated[Path, typer.Option(help="where the generated CA (ca.pem) and certificate go")]
+                 = Path(".sandbox-oidc")) -> None:
+    """Serve the sandbox OpenID Connect authority over HTTPS (discovery, a user picker, token, JWKS)
+    for console sign-in with msal; the CA it generates is written to TLS_DIR/ca.pem."""
+    import os
+
+    from provisioner.sandbox.oidc.app import OidcAuthority
+    from provisioner.sandbox.oidc.serve import serve as serve_oidc
+    from provisioner.sandbox.oidc.users import SandboxClient
+
+    uris = tuple(redirect_uri or [f"https://{host}:{settings().port}/console/auth/callback",
+                                  f"http://{host}:{settings().port}/console/auth/callback"])
+    client = SandboxClient(client_id, uris, os.environ.get(secret_env) or None)
+    sandbox = OidcAuthority(tenant=tenant, clients=(client,))
+    root = f"https://{host}:{port}"
+    console.print(f"OIDC sandbox authority on {sandbox.authority_url(root)} (issuer {sandbox.issuer(root)})")
+    console.print(f"  PROVISIONER_CONSOLE_OIDC_AUTHORITY={sandbox.authority_url(root)}")
+    console.print(f"  PROVISIONER_CONSOLE_OIDC_CLIENT_ID={client_id}")
+    console.print(f"  PROVISIONER_CONSOLE_OIDC_CA_FILE={(tls_dir / 'ca.pem').resolve()}")
+    console.print(f"  redirect URIs: {', '.join(uris)}")
+    serve_oidc(sandbox, host, port, tls_dir=tls_dir)
+
+
 @app.command()
 def identity(employee_id: str) -> None:
     """Show one person: state, attributes, accounts, memberships, transitions, operations."""
