@@ -77,3 +77,17 @@ def operation_counts(session: Session) -> dict[str, int]:
     """Operations by status (the whole table: the existing provisioner_queue_operations gauge)."""
     rows = session.execute(select(Operation.status, func.count()).group_by(Operation.status))
     return {status: n for status, n in rows}
+
+
+def operations_by_target(session: Session) -> dict[str, dict[str, int]]:
+    """Operations per target and status (the console's queue health)."""
+    rows = session.execute(select(Operation.target, Operation.status, func.count())
+                           .group_by(Operation.target, Operation.status))
+    out: dict[str, dict[str, int]] = {}
+    for target, status, n in rows:
+        out.setdefault(target, {})[status] = n
+    return out
+
+
+def hr_events_by_status(session: Session, status: str) -> int:
+    return session.scalar(select(func.count()).select_from(HREvent).where(HREvent.status == status)) or 0

@@ -1,0 +1,82 @@
+"""The console over HTTP (no browser): sign-in with an API token, roles, CSRF, decisions through
+the change-control services landing in the Graph sandbox, every action in the audit trail."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from provisioner.audit.models import AuditRecord
+from provisioner.audit.verify import verify_chain
+from tests.console.conftest import bearer
+from tests.support import hire
+
+
+async def _pending_ids(cc, headers):
+    resp = await cc.api.get("/approvals", headers=headers)
+    return [r["id"] for r in resp.json()["requests"]]
+
+
+async def test_sign_in_with_a_token_and_read_the_overview(cc, tokens, console):
+    c = console()
+    first = await c.get("/console/")
+    assert first.url.path == "/console/sign-in"  # not signed in: sent to sign in
+    bad = await c.sign_in("not-a-token")
+    assert bad.status_code == 401 and "unknown or revoked token" in bad.text
+    await cc.send(hire("h-f1", "F1", "Fay", "Ledger", "Finance"))
+    await cc.drain()
+    ok = await c.sign_in(bearer(tokens["look"]))
+    assert ok.status_code == 200 and ok.url.path == "/console/"
+    assert "Signed in as <strong>look</strong> (viewer)" in ok.text
+    assert '<span class="n" id="n-approvals">1</span>' in ok.text  # Fay's Finance grant waits
+    cookie = ok.history[0].headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/console" in cookie
+    assert "secure" not in cookie  # plain http on localhost only (the demo, the tests)
+
+
+async def test_a_viewer_sees_no_decisions_and_is_refused_if_posting(cc, tokens, console, graph):
+    await cc.send(hire("h-f1", "F1", "Fay", "Ledger", "Finance"))
+    await cc.drain()
+    [rid] = await _pending_ids(cc, tokens["look"])
+    viewer = console()
+    await viewer.sign_in(bearer(tokens["look"]))
+    page = await viewer.get("/console/approvals")
+    assert "Fay Ledger" in page.text and "Approve selected" not in page.text
+    refused = await viewer.post("/console/approvals/decide", {"ids": str(rid), "decision": "approve"})
+    assert refused.status_code == 403 and "may read but not decide" in refused.text
+    assert await _pending_ids(cc, tokens["look"]) == [rid]
+
+
+async def test_a_form_without_its_csrf_token_is_refused(cc, tokens, console):
+    await cc.send(hire("h-f1", "F1", "Fay", "Ledger", "Finance"))
+    await cc.drain()
+    [rid] = await _pending_ids(cc, tokens["look"])
+    alice = console()
+    await alice.sign_in(bearer(tokens["alice"]))
+    resp = await alice.post("/console/approvals/decide", {"ids": str(rid), "decision": "approve"}, csrf=False)
+    assert resp.status_code == 403 and "CSRF" in resp.text
+    other = console()
+    await other.sign_in(bearer(tokens["bob"]))
+    alice.csrf = other.csrf  # another session's token is no better
+    resp = await alice.post("/console/approvals/decide", {"ids": str(rid), "decision": "approve"})
+    assert resp.status_code == 403
+    assert await _pending_ids(cc, tokens["look"]) == [rid]
+
+
+async def test_an_approver_approves_and_the_grant_lands_and_is_audited(cc, tokens, console, graph):
+    await cc.send(hire("h-f1", "F1", "Fay", "Ledger", "Finance"))
+    await cc.drain()
+    assert "Finance" not in graph.groups("F1")
+    [rid] = await _pending_ids(cc, tokens["look"])
+    alice = console()
+    await alice.sign_in(bearer(tokens["alice"]))
+    done = await alice.post("/console/approvals/decide",
+                            {"ids": str(rid), "decision": "approve", "comment": "analyst, ticket IT-7"})
+    assert done.status_code == 200 and "approved 1 request(s)" in done.text, done.text
+    await cc.drain()
+    assert "Finance" in graph.groups("F1")  # read back from the Graph sandbox
+    with cc.db.transaction() as session:
+        kinds = {(r.kind, (r.data or {}).get("by")) for r in session.scalars(select(AuditRecord))}
+        approved = [r for r in session.scalars(select(AuditRecord).where(AuditRecord.kind == "approval.approved"))]
+        assert verify_chain(session).ok
+    assert ("console.signed_in", "console:alice") in kinds and ("console.approvals.approve", "console:alice") in kinds
+    assert approved and "console:alice" in str(approved[0].data)
