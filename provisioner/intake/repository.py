@@ -353,4 +353,3 @@ def import_counts(session: Session, sources: Sequence[str], since: datetime, now
 def import_triggers(sources: Sequence[str], since: datetime) -> Select:
     """The plan triggers (``event:<event_id>``) of these events, for the queue's progress."""
     return select(literal("event:", String) + HREvent.event_id).where(_imported(sources, since))
-
