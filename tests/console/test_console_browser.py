@@ -7,12 +7,15 @@ CSRF token is refused; every page passes axe-core with no serious or critical vi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from provisioner.clock import utcnow
 from provisioner.demo.harness import REPO
 from provisioner.tokens.service import create_token
 from tests.change_control.conftest import change_control_config
@@ -244,3 +247,44 @@ async def test_a_viewer_sees_no_decisions_and_forms_need_their_csrf_token(world,
     assert await browser.run(steps) == ((403, True), (403, True))
     reply = await svc.api.get("/approvals", headers={"Authorization": f"Bearer {tokens['look']}"})
     assert [r["status"] for r in reply.json()["requests"]] == ["pending"]  # nothing was decided
+
+
+async def test_an_auditor_downloads_evidence_that_matches_its_manifest_and_verifies_the_audit_trail(world, browser):
+    make, serve = world
+    svc, tokens, _ = make(sensitive=False)
+    await svc.send(hire("h-l1", "L1", "Leo", "Leaver", "Sales"))
+    await svc.drain()
+    await svc.send(event("t-l1", "terminate", "L1", immediate=True))
+    await svc.drain()
+    base = serve(svc).url
+    today = utcnow().date().isoformat()
+
+    def steps(b):
+        page = signed_in(b, base, tokens["audit"])
+        page.get_by_role("link", name="Evidence", exact=True).click()
+        page.get_by_role("heading", name="Revocation evidence").wait_for()
+        page.get_by_label("From (date)").fill(today)
+        page.get_by_label("To (date, included)").fill(today)
+        accessible(page)
+        shot(page, "evidence")
+        files = {}
+        for button in ("Download evidence", "Download manifest"):
+            with page.expect_download() as info:
+                page.get_by_role("button", name=button).click()
+            files[button] = (info.value.suggested_filename, Path(info.value.path()).read_bytes())
+        page.get_by_role("link", name="Audit", exact=True).click()
+        page.get_by_role("button", name="Verify the chain").click()
+        verified = page.get_by_role("status").inner_text()
+        trail = page.get_by_role("table").inner_text()
+        accessible(page)
+        shot(page, "audit")
+        return files, verified, trail
+
+    files, verified, trail = await browser.run(steps)
+    (name, body), (manifest_name, manifest_bytes) = files["Download evidence"], files["Download manifest"]
+    manifest = json.loads(manifest_bytes)
+    assert name.endswith(".csv") and manifest_name.endswith(".csv.manifest.json")
+    assert hashlib.sha256(body).hexdigest() == manifest["sha256"] and manifest["bytes"] == len(body)
+    assert manifest["leavers"] == 1 and b"L1" in body
+    assert verified.startswith("The chain verifies")
+    assert "console.evidence.downloaded" in trail and "console:audit" in trail

@@ -80,3 +80,19 @@ async def test_an_approver_approves_and_the_grant_lands_and_is_audited(cc, token
         assert verify_chain(session).ok
     assert ("console.signed_in", "console:alice") in kinds and ("console.approvals.approve", "console:alice") in kinds
     assert approved and "console:alice" in str(approved[0].data)
+
+
+async def test_evidence_is_for_auditors_and_a_bad_period_is_named(cc, tokens, console):
+    viewer = console()
+    await viewer.sign_in(bearer(tokens["look"]))
+    assert "/console/evidence" not in (await viewer.get("/console/")).text
+    refused = await viewer.get("/console/evidence/download", params={"from": "2026-01-01", "to": "2026-01-31"})
+    assert refused.status_code == 403 and "not an auditor" in refused.text
+    auditor = console()
+    await auditor.sign_in(bearer(tokens["audit"]))
+    bad = await auditor.get("/console/evidence/download", params={"from": "2026-02-30", "to": "2026-01-31"})
+    assert bad.status_code == 400 and "from" in bad.text
+    ok = await auditor.get("/console/evidence/download", params={"from": "2026-01-01", "to": "2026-01-31",
+                                                                "format": "json", "part": "manifest"})
+    assert ok.status_code == 200 and ok.json()["leavers"] == 0
+    assert ok.headers["content-disposition"].startswith('attachment; filename="revocations-20260101-20260201')
