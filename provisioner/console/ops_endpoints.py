@@ -4,7 +4,7 @@ target), people search and a person's page (attributes, accounts, groups, timeli
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
@@ -56,7 +56,14 @@ async def replay(request: Request, user: Decider, session: SessionDep,
 
 @router.get("/people", response_class=HTMLResponse)
 def search(request: Request, user: Viewer, session: SessionDep,
-           q: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+           q: Annotated[str, Query(max_length=200)] = "",
+           show: Literal["unverified-leavers", "rejected-events"] | None = None) -> HTMLResponse:
+    """Search people; or the lists behind the overview's numbers (unverified leavers, rejected HR events)."""
+    if show == "unverified-leavers":
+        return page(request, "people.html", user, q="", people=people.unverified_leavers(session, utcnow()),
+                    listing="Leavers whose revocation is not yet verified")
+    if show == "rejected-events":
+        return page(request, "rejected_events.html", user, events=people.rejected_events(session))
     found = people.search(session, q.strip()) if q.strip() else []
     return page(request, "people.html", user, q=q, people=found)
 

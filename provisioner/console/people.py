@@ -9,15 +9,34 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from provisioner.change_control import approvals_service
+from provisioner.health import repository as health
 from provisioner.identities import repository as identities
 from provisioner.identities.service import attributes_of
 from provisioner.intake import repository as intake
+from provisioner.intake.models import EventStatus
 from provisioner.queue import repository as queue
 
 
+def _row(p) -> dict[str, Any]:
+    return {"employee_id": p.employee_id, "display_name": p.display_name, "user_name": p.user_name,
+            "state": p.state, "department": p.department}
+
+
 def search(session: Session, text: str) -> list[dict[str, Any]]:
-    return [{"employee_id": p.employee_id, "display_name": p.display_name, "user_name": p.user_name,
-             "state": p.state, "department": p.department} for p in identities.search(session, text)]
+    return [_row(p) for p in identities.search(session, text)]
+
+
+def unverified_leavers(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Leavers whose revocation is not yet proven in every target (the overview's number)."""
+    ids = health.unverified_leaver_ids(session, now)
+    return [_row(p) for p in sorted(identities.identities_by_id(session, ids).values(),
+                                    key=lambda p: (p.display_name or "", p.id))]
+
+
+def rejected_events(session: Session) -> list[dict[str, Any]]:
+    return [{"event_id": e.event_id, "employee_id": e.employee_id, "type": e.type, "source": e.source,
+             "received_at": e.received_at, "reason": e.status_reason}
+            for e in health.hr_events_with_status(session, EventStatus.REJECTED)]
 
 
 def person(session: Session, employee_id: str, now: datetime) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ never the history."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,3 +92,18 @@ def operations_by_target(session: Session) -> dict[str, dict[str, int]]:
 
 def hr_events_by_status(session: Session, status: str) -> int:
     return session.scalar(select(func.count()).select_from(HREvent).where(HREvent.status == status)) or 0
+
+
+def unverified_leaver_ids(session: Session, now: datetime, limit: int = 500) -> list[str]:
+    """The identities :func:`unverified_leavers` counts (the console's list behind the number)."""
+    unfinished = (*OPEN, OpStatus.DEAD)
+    return list(session.scalars(
+        select(func.distinct(Operation.identity_id)).join(Identity, Identity.id == Operation.identity_id)
+        .where(Operation.status.in_(unfinished), Operation.priority < Priority.NORMAL,
+               Identity.state == "terminated", _waiting(now)).limit(limit)))
+
+
+def hr_events_with_status(session: Session, status: str, limit: int = 200) -> Sequence[HREvent]:
+    """HR events of one status, newest first (the console's rejected events)."""
+    return session.scalars(select(HREvent).where(HREvent.status == status)
+                           .order_by(HREvent.received_at.desc(), HREvent.id.desc()).limit(limit)).all()

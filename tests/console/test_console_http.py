@@ -8,7 +8,7 @@ from sqlalchemy import select
 from provisioner.audit.models import AuditRecord
 from provisioner.audit.verify import verify_chain
 from tests.console.conftest import bearer
-from tests.support import hire
+from tests.support import event, hire
 
 
 async def _pending_ids(cc, headers):
@@ -96,3 +96,22 @@ async def test_evidence_is_for_auditors_and_a_bad_period_is_named(cc, tokens, co
                                                                 "format": "json", "part": "manifest"})
     assert ok.status_code == 200 and ok.json()["leavers"] == 0
     assert ok.headers["content-disposition"].startswith('attachment; filename="revocations-20260101-20260201')
+
+
+async def test_the_overview_numbers_link_to_their_lists(cc, tokens, console):
+    await cc.send(hire("h-f1", "F1", "Fay", "Ledger", "Finance"))
+    await cc.drain()
+    await cc.send(event("u-x9", "terminate", "X9"))  # nobody: the transition is refused
+    cc.sandbox.fail_next("POST", r"revokeSignInSessions", status=400, code="Request_BadRequest",
+                         message="refused by the test")
+    await cc.send(event("t-f1", "terminate", "F1", immediate=True))
+    await cc.drain()
+    c = console()
+    overview = await c.sign_in(bearer(tokens["look"]))
+    assert '<span class="n" id="n-rejected">1</span>' in overview.text
+    rejected = await c.get("/console/people", params={"show": "rejected-events"})
+    assert "u-x9" in rejected.text and "X9" in rejected.text
+    leavers = await c.get("/console/people", params={"show": "unverified-leavers"})
+    assert "Leavers whose revocation is not yet verified" in leavers.text and "Fay Ledger" in leavers.text
+    person = await c.get("/console/people/F1")
+    assert "terminated" in person.text and "revoke_sessions on entra" in person.text
