@@ -107,6 +107,7 @@ async def test_approver_finds_a_person_reads_the_timeline_and_approves_a_sensiti
         page.get_by_role("link", name="People", exact=True).click()
         page.get_by_label("Name, employee id or login").fill("ledger")
         page.get_by_role("button", name="Search").click()
+        accessible(page)
         page.get_by_role("link", name="Fay Ledger").click()
         page.get_by_role("heading", name="Timeline").wait_for()
         timeline = page.get_by_role("table", name=re.compile("HR events")).inner_text()
@@ -175,6 +176,7 @@ async def test_approver_reads_a_rollout_diff_and_approves_it(world, browser):
     def steps(b):
         page = signed_in(b, base, tokens["alice"])
         page.get_by_role("link", name="Rollouts", exact=True).click()
+        accessible(page)
         page.get_by_role("link", name=f"Rollout {result.rollout_id}").click()
         entra = page.get_by_role("table", name=re.compile("in entra"))
         assert "Grace Hopper (S2)" in entra.inner_text()
@@ -240,6 +242,10 @@ async def test_a_viewer_sees_no_decisions_and_forms_need_their_csrf_token(world,
         posted = page.request.post("/console/approvals/decide", form={"csrf_token": csrf, "ids": "1",
                                                                       "decision": "approve"})
         viewer = (posted.status, "may read but not decide" in posted.text())
+        page.goto("/console/people?show=rejected-events")
+        accessible(page)
+        page.goto("/console/people?show=unverified-leavers")
+        accessible(page)
         approver = signed_in(b, base, tokens["alice"])
         bare = approver.request.post("/console/approvals/decide", form={"ids": "1", "decision": "approve"})
         return viewer, (bare.status, "CSRF" in bare.text())

@@ -115,3 +115,25 @@ async def test_the_overview_numbers_link_to_their_lists(cc, tokens, console):
     assert "Leavers whose revocation is not yet verified" in leavers.text and "Fay Ledger" in leavers.text
     person = await c.get("/console/people/F1")
     assert "terminated" in person.text and "revoke_sessions on entra" in person.text
+
+
+async def test_replay_all_dead_letters_of_a_target(cc, tokens, console, graph):
+    await cc.send([hire("h-a1", "A1", "Ann", "One", "Sales"), hire("h-a2", "A2", "Abe", "Two", "Sales")])
+    await cc.drain()
+    for n in (1, 2):
+        cc.sandbox.fail_next("PATCH", r"/users/", status=400, code="Request_BadRequest", message=f"bad title {n}")
+    await cc.send([event("u-a1", "update", "A1", title="Lead"), event("u-a2", "update", "A2", title="Lead")])
+    await cc.drain()
+    assert {graph.user(e).get("jobTitle") for e in ("A1", "A2")} != {"Lead"}
+    viewer = console()
+    await viewer.sign_in(bearer(tokens["look"]))
+    listed = await viewer.get("/console/dead-letters", params={"target": "entra"})
+    assert listed.text.count("update_account") == 2 and "Replay all of entra" not in listed.text
+    refused = await viewer.post("/console/dead-letters/replay", {"scope": "target", "target": "entra"})
+    assert refused.status_code == 403
+    alice = console()
+    await alice.sign_in(bearer(tokens["alice"]))
+    done = await alice.post("/console/dead-letters/replay", {"scope": "target", "target": "entra"})
+    assert "replayed 2 operation(s)" in done.text, done.text
+    await cc.drain()
+    assert {graph.user(e)["jobTitle"] for e in ("A1", "A2")} == {"Lead"}  # read back from the sandbox
