@@ -3,7 +3,6 @@ target), people search and a person's page (attributes, accounts, groups, timeli
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -83,5 +82,4 @@ async def person(request: Request, employee_id: str, user: Viewer) -> HTMLRespon
             plan = await run_in_threadpool(preview, state.db, state.planning, employee_id)
         except UnknownEmployee as exc:
             plan = str(exc)
-    plan_text = plan if isinstance(plan, str) else [json.dumps(s, indent=2, default=str, sort_keys=True) for s in plan]
-    return page(request, "person.html", user, p=found, plan=plan_text)
+    return page(request, "person.html", user, p=found, plan=plan)

@@ -113,6 +113,7 @@ async def test_approver_finds_a_person_reads_the_timeline_and_approves_a_sensiti
         timeline = page.get_by_role("table", name=re.compile("HR events")).inner_text()
         assert "hire h-f1" in timeline and "applied" in timeline
         assert "Finance on entra (policies finance)" in timeline and "pending" in timeline
+        assert "Waiting for approval: Finance on entra." in page.get_by_role("region", name="Current plan diff").inner_text()
         accessible(page)
         shot(page, "person")
         page.get_by_role("link", name="Approvals", exact=True).click()
