@@ -110,5 +110,25 @@ def current_user(request: Request) -> ConsoleUser | None:
         return None
 
 
+PRE_COOKIE = "provisioner_console_signin"  # the sign-in form's CSRF token, before there is a session
+
+
+def sign_in_form_token(request: Request) -> str:
+    """The sign-in form's CSRF token: the same random value in a short-lived cookie
+    (:func:`keep_sign_in_form_token`) and the form (double submit), so another site cannot sign a
+    browser in under a token of its own."""
+    return request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
+
+
+def keep_sign_in_form_token(response: Response, token: str, request: Request) -> None:
+    response.set_cookie(PRE_COOKIE, token, max_age=3600, path=COOKIE_PATH, httponly=True, samesite="lax",
+                        secure=_secure(request))
+
+
+def sign_in_form_ok(request: Request, presented: str | None) -> bool:
+    expected = request.cookies.get(PRE_COOKIE)
+    return bool(presented) and bool(expected) and hmac.compare_digest(expected, presented)
+
+
 def csrf_ok(user: ConsoleUser, presented: str | None) -> bool:
     return bool(presented) and bool(user.csrf) and hmac.compare_digest(user.csrf, presented)

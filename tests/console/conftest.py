@@ -22,7 +22,9 @@ class ConsoleClient:
         self.csrf = ""
 
     async def sign_in(self, token: str) -> httpx.Response:
-        resp = await self.http.post("/console/sign-in", data={"token": token})
+        form = await self.http.get("/console/sign-in")
+        resp = await self.http.post("/console/sign-in", data={"token": token,
+                                                              "csrf_token": CSRF.search(form.text).group(1)})
         found = CSRF.search(resp.text)
         self.csrf = found.group(1) if found else ""
         return resp

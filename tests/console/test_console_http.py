@@ -137,3 +137,14 @@ async def test_replay_all_dead_letters_of_a_target(cc, tokens, console, graph):
     assert "replayed 2 operation(s)" in done.text, done.text
     await cc.drain()
     assert {graph.user(e)["jobTitle"] for e in ("A1", "A2")} == {"Lead"}  # read back from the sandbox
+
+
+async def test_the_sign_in_form_needs_its_csrf_token(cc, tokens, console):
+    c = console()
+    refused = await c.http.post("/console/sign-in", data={"token": bearer(tokens["alice"])})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    await c.get("/console/sign-in")  # the cookie, but another value in the form
+    forged = await c.http.post("/console/sign-in", data={"token": bearer(tokens["alice"]), "csrf_token": "x" * 32})
+    assert forged.status_code == 403
+    assert (await c.get("/console/")).url.path == "/console/sign-in"  # not signed in
+    assert (await c.sign_in(bearer(tokens["alice"]))).url.path == "/console/"
