@@ -148,3 +148,21 @@ async def test_the_sign_in_form_needs_its_csrf_token(cc, tokens, console):
     assert forged.status_code == 403
     assert (await c.get("/console/")).url.path == "/console/sign-in"  # not signed in
     assert (await c.sign_in(bearer(tokens["alice"]))).url.path == "/console/"
+
+
+async def test_reject_needs_a_comment_and_is_recorded_with_the_person(cc, tokens, console, graph):
+    await cc.send(hire("h-f1", "F1", "Fay", "Ledger", "Finance"))
+    await cc.drain()
+    [rid] = await _pending_ids(cc, tokens["look"])
+    bob = console()
+    await bob.sign_in(bearer(tokens["bob"]))
+    bare = await bob.post("/console/approvals/decide", {"ids": str(rid), "decision": "reject"})
+    assert bare.status_code == 200 and "comment" in bare.text and 'role="alert"' in bare.text
+    assert await _pending_ids(cc, tokens["look"]) == [rid]
+    done = await bob.post("/console/approvals/decide", {"ids": str(rid), "decision": "reject",
+                                                        "comment": "not for this role"})
+    assert "rejected 1 request(s)" in done.text
+    shown = (await cc.api.get(f"/approvals/{rid}", headers=tokens["look"])).json()
+    assert (shown["status"], shown["decided_by"], shown["comment"]) == ("rejected", "console:bob", "not for this role")
+    await cc.drain()
+    assert "Finance" not in graph.groups("F1")
