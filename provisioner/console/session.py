@@ -130,5 +130,31 @@ def sign_in_form_ok(request: Request, presented: str | None) -> bool:
     return bool(presented) and bool(expected) and hmac.compare_digest(expected, presented)
 
 
+FLOW_COOKIE = "provisioner_console_flow"  # a sign-in under way at an identity provider
+FLOW_SECONDS = 600
+
+
+def keep_flow(response: Response, flow: dict, request: Request | None = None) -> None:
+    """Keep a sign-in flow under way (an OpenID Connect flow's state, nonce and PKCE verifier)
+    between the redirect to the identity provider and its callback: signed, HttpOnly, ten minutes."""
+    value = URLSafeTimedSerializer(_keys.secret, salt=_SALT + ".flow").dumps(flow)
+    response.set_cookie(FLOW_COOKIE, value, max_age=FLOW_SECONDS, path=COOKIE_PATH, httponly=True,
+                        samesite="lax", secure=_secure(request))
+
+
+def take_flow(request: Request, response: Response) -> dict | None:
+    """The flow :func:`keep_flow` kept (None: none, tampered or older than ten minutes); it is
+    removed from the browser, so a callback is used once."""
+    response.delete_cookie(FLOW_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=_secure(request))
+    value = request.cookies.get(FLOW_COOKIE)
+    if not value:
+        return None
+    try:
+        flow = URLSafeTimedSerializer(_keys.secret, salt=_SALT + ".flow").loads(value, max_age=FLOW_SECONDS)
+    except BadSignature:
+        return None
+    return flow if isinstance(flow, dict) else None
+
+
 def csrf_ok(user: ConsoleUser, presented: str | None) -> bool:
     return bool(presented) and bool(user.csrf) and hmac.compare_digest(user.csrf, presented)

@@ -63,3 +63,26 @@ def test_an_expired_session_is_nobody(monkeypatch):
     assert client.get("/console/me").json()["user"] is not None
     monkeypatch.setattr(session._keys, "max_age", -1)  # as if its hours had passed
     assert client.get("/console/me").json()["user"] is None
+
+
+def test_a_sign_in_flow_is_kept_signed_and_taken_once():
+    session.configure(Settings(console_session_secret="k" * 32))
+    app = FastAPI()
+
+    @app.get("/console/start")
+    def start(request: Request, response: Response) -> dict:
+        session.keep_flow(response, {"state": "s1", "nonce": "n1", "code_verifier": "v1"}, request)
+        return {}
+
+    @app.get("/console/callback")
+    def callback(request: Request, response: Response) -> dict:
+        return {"flow": session.take_flow(request, response)}
+
+    client = TestClient(app, base_url="http://localhost")
+    client.get("/console/start")
+    value = client.cookies.get(session.FLOW_COOKIE)
+    assert client.get("/console/callback").json()["flow"] == {"state": "s1", "nonce": "n1", "code_verifier": "v1"}
+    assert client.get("/console/callback").json()["flow"] is None  # used once
+    fresh = TestClient(app, base_url="http://localhost")
+    forged = value.replace(value[3], "A" if value[3] != "A" else "B", 1)
+    assert fresh.get("/console/callback", headers={"Cookie": f"{session.FLOW_COOKIE}={forged}"}).json()["flow"] is None
