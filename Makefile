@@ -8,6 +8,11 @@ STAMP := $(VENV)/.installed
 SCIMMY_DIR := tests/servers/scimmy
 SCIMMY_STAMP := $(SCIMMY_DIR)/node_modules/.installed
 
+# The console's browser tests (tests/console) drive Debian's chromium through Playwright
+# (Playwright's own browser download is not used): installed once with apt-get when missing.
+CHROMIUM ?= /usr/bin/chromium
+CHROMIUM_STAMP := $(VENV)/.chromium
+
 .PHONY: demo test test-sqlite bench bench-scim bench-scim-targets bench-revocation bench-scale serve lint clean
 
 $(STAMP): pyproject.toml
@@ -22,12 +27,21 @@ $(SCIMMY_STAMP): $(SCIMMY_DIR)/package.json $(SCIMMY_DIR)/package-lock.json
 	npm ci --prefix $(SCIMMY_DIR) --no-audit --no-fund
 	touch $(SCIMMY_STAMP)
 
+$(CHROMIUM_STAMP):
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null || { echo "make test: $(CHROMIUM) is missing; install chromium" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@test -x $(CHROMIUM) || { echo "make test: $(CHROMIUM) is still missing after apt-get install chromium" >&2; exit 1; }
+	@mkdir -p $(VENV) && touch $(CHROMIUM_STAMP)
+
+.PHONY: chromium
+chromium: $(CHROMIUM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/provisioner demo
 
 # Runs on SQLite, and on PostgreSQL too when PROVISIONER_TEST_POSTGRES_URL is set
 # (.ci/run sets it to the local server).
-test: $(STAMP) $(SCIMMY_STAMP)
+test: $(STAMP) $(SCIMMY_STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
 bench: $(STAMP)

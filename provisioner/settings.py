@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     # API token; metrics_public opens it (only where the port is reachable from inside alone).
     metrics_token: SecretStr | None = None
     metrics_public: bool = False
+    # The IT console (/console): its session cookies are signed with this key. Unset, each process
+    # makes a random one at start (sessions then end when it restarts and are not shared between
+    # API processes: set it in production). The cookie is Secure unless the console is reached over
+    # plain http on localhost (the demo, the tests).
+    console_session_secret: SecretStr | None = None
+    console_session_hours: float = Field(8.0, gt=0)
 
     # Console sign-in with Entra ID (provisioner/console/entra_signin.py; README "Console sign-in
     # with Entra ID"): OpenID Connect authorization code flow with PKCE through msal. The authority

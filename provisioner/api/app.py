@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from provisioner import __version__
 from provisioner.api import openapi, problems
 from provisioner.api.body_limit import BodyLimit, BodyLimitMiddleware
+from provisioner.console import mount_console
 from provisioner.db import Database
 from provisioner.health.service import HaltsProvider
 from provisioner.intake.writer import IntakeWriter
@@ -55,6 +56,7 @@ def create_app(settings: Settings, db: Database, *,
     app.include_router(rollouts_router)
     app.include_router(health_router)  # /readyz, /metrics (alert rules: deploy/prometheus/alerts.yml)
     mount_scim(app)
+    mount_console(app, settings)  # the IT console: server-rendered pages at /console (provisioner/console)
     openapi.install(app)  # the contract: security, bodies, problem answers, /scim/v2 (api/openapi.py)
     # Added last, so outermost: bodies are limited before a signature or token is checked.
     app.add_middleware(BodyLimitMiddleware, limits=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -75,6 +76,9 @@ def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = No
         server = uvicorn.Server(uvicorn.Config(rt.create_app(), host=host or cfg.host,
                                                port=port or cfg.port, log_config=None, access_log=False,
                                                timeout_graceful_shutdown=max(1, round(cfg.stop_grace_seconds))))
+        logging.getLogger("provisioner.console").info(
+            "IT console on http://%s:%s/console (sign in with an API token: provisioner token create NAME "
+            "--scope approver|viewer|auditor|admin)", host or cfg.host, port or cfg.port)
         background = asyncio.create_task(rt.run_background(stop) if workers else stop.wait())
         rollout = asyncio.create_task(rt.start(stop))  # a changed policy set, beside serving
         rt.reload_on_sighup()

@@ -69,7 +69,13 @@ async def run_demo(*, keep: bool = False) -> int:
             console.print(f"  [red]x[/] {f}")
         return 1
     console.print("[bold green]all expectations hold[/]")
+    console.print(CONSOLE_HINT)
     return 0
+
+
+# The IT console is served by `provisioner serve` (the demo's story runs in-process and exits).
+CONSOLE_HINT = ("the IT console: run `provisioner serve`, open http://127.0.0.1:8000/console and sign in with an "
+                "API token made by `provisioner token create NAME --scope approver` (or viewer, auditor, admin)")
 
 
 async def _story(svc: SandboxedService) -> list[str]:

@@ -4,6 +4,7 @@ never the history."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,3 +84,32 @@ def operation_counts(session: Session) -> dict[str, int]:
     """Operations by status (the whole table: the existing provisioner_queue_operations gauge)."""
     rows = session.execute(select(Operation.status, func.count()).group_by(Operation.status))
     return {status: n for status, n in rows}
+
+
+def operations_by_target(session: Session) -> dict[str, dict[str, int]]:
+    """Operations per target and status (the console's queue health)."""
+    rows = session.execute(select(Operation.target, Operation.status, func.count())
+                           .group_by(Operation.target, Operation.status))
+    out: dict[str, dict[str, int]] = {}
+    for target, status, n in rows:
+        out.setdefault(target, {})[status] = n
+    return out
+
+
+def hr_events_by_status(session: Session, status: str) -> int:
+    return session.scalar(select(func.count()).select_from(HREvent).where(HREvent.status == status)) or 0
+
+
+def unverified_leaver_ids(session: Session, now: datetime, limit: int = 500) -> list[str]:
+    """The identities :func:`unverified_leavers` counts (the console's list behind the number)."""
+    unfinished = (*OPEN, OpStatus.DEAD)
+    return list(session.scalars(
+        select(func.distinct(Operation.identity_id)).join(Identity, Identity.id == Operation.identity_id)
+        .where(Operation.status.in_(unfinished), Operation.priority < Priority.NORMAL,
+               Identity.state == "terminated", _waiting(now)).limit(limit)))
+
+
+def hr_events_with_status(session: Session, status: str, limit: int = 200) -> Sequence[HREvent]:
+    """HR events of one status, newest first (the console's rejected events)."""
+    return session.scalars(select(HREvent).where(HREvent.status == status)
+                           .order_by(HREvent.received_at.desc(), HREvent.id.desc()).limit(limit)).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -236,3 +236,14 @@ def employee_ids(session: Session, identity_ids: Sequence[str]) -> dict[str, str
         rows = session.execute(select(Identity.id, Identity.employee_id).where(Identity.id.in_(ids[start:start + 500])))
         out.update((identity_id, employee_id) for identity_id, employee_id in rows)
     return out
+
+
+def search(session: Session, text: str, limit: int = 50) -> Sequence[Identity]:
+    """People whose name, employee id, login or email contains ``text`` (case-insensitive)."""
+    like = f"%{text.lower().replace('%', '').replace('_', '')}%"
+    columns = (Identity.display_name, Identity.given_name, Identity.family_name, Identity.preferred_name,
+               Identity.employee_id, Identity.user_name, Identity.email)
+    logins = select(TargetAccount.identity_id).where(func.lower(TargetAccount.login).like(like))
+    return session.scalars(select(Identity).where(or_(*(func.lower(c).like(like) for c in columns),
+                                                      Identity.id.in_(logins)))
+                           .order_by(Identity.display_name, Identity.id).limit(limit)).all()
