@@ -31,10 +31,16 @@ def sign_in_page(request: Request) -> HTMLResponse:
     return _sign_in_form(request)
 
 
+def sign_in_error(request: Request, status_code: int, error: str) -> HTMLResponse:
+    """The sign-in page with what went wrong (an Entra sign-in that failed, too)."""
+    return _sign_in_form(request, status_code, error)
+
+
 def _sign_in_form(request: Request, status_code: int = 200, error: str | None = None) -> HTMLResponse:
     token = sign_in_form_token(request)
+    settings = request.app.state.settings
     response = page(request, "sign_in.html", current_user(request), status_code=status_code, error=error,
-                    form_token=token)
+                    form_token=token, entra=bool(settings.console_oidc_authority and settings.console_oidc_client_id))
     keep_sign_in_form_token(response, token, request)
     return response
 

@@ -295,3 +295,38 @@ async def test_an_auditor_downloads_evidence_that_matches_its_manifest_and_verif
     assert manifest["leavers"] == 1 and b"L1" in body
     assert verified.startswith("The chain verifies")
     assert "console.evidence.downloaded" in trail and "console:audit" in trail
+
+
+async def test_an_approver_signs_in_with_entra_id_through_msal(world, browser):
+    """The sign-in a real tenant uses: the console (msal, authorization code flow with PKCE) sends
+    the browser to the sandbox OpenID Connect authority over HTTPS, a person is picked there, and
+    the callback signs them in with the roles of their token."""
+    from provisioner.sandbox.oidc.serve import running_authority
+    from provisioner.sandbox.oidc.users import SandboxClient
+
+    make, serve = world
+    svc, _, _ = make(sensitive=False)
+    served = serve(svc)
+    client = SandboxClient("console-browser", (f"{served.url}/console/auth/callback",), "console-browser-secret")
+    with running_authority() as authority:
+        settings = svc.app.state.settings
+        svc.app.state.settings = type(settings)(**{**settings.model_dump(), **authority.console_settings(client)})
+        svc.app.state.console_entra = None
+
+        def steps(b):
+            # The sandbox authority's certificate comes from a CA made for the test run.
+            context = b.new_context(base_url=served.url, ignore_https_errors=True,
+                                    viewport={"width": 1100, "height": 720})
+            page = context.new_page()
+            page.goto("/console/sign-in")
+            accessible(page)
+            page.get_by_role("link", name="Sign in with Entra ID").click()
+            page.get_by_role("heading", name="Pick an account").wait_for()
+            assert page.url.startswith(authority.authority)
+            page.locator('button[data-username="april.approver@sandbox.example"]').click()
+            page.get_by_role("heading", name="Overview").wait_for()
+            accessible(page)
+            return page.content()
+
+        html = await browser.run(steps)
+    assert "april.approver@sandbox.example" in html
