@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from provisioner.identities import repository as identities
 from provisioner.identities.models import Identity, TargetAccount
 from provisioner.planner import repository as plans
+from provisioner.queue.jobs import Job
+from provisioner.targets.contract import OpKind, OpResult
+from provisioner.targets.specs import MANAGER_LINK
 
 
 class KnownState:
@@ -92,3 +95,56 @@ class KnownState:
         identities.delete_memberships(self.session, self._removed)
         identities.insert_memberships(self.session, self._added)
         self._added, self._removed = [], []
+
+
+# -- what a settled operation means for the known state ---------------------------------------
+
+def adopt_login(known: KnownState, identity_id: str, target: str, login: str | None, login_owner: str | None) -> None:
+    """The login the login owner's account settled on (a suffix after a collision, a rename)
+    becomes the person's, unless another person holds it."""
+    identity = known.people.get(identity_id)
+    if (identity is not None and login and identity.user_name != login and target == login_owner
+            and not identities.user_name_taken(known.session, login, exclude_id=identity.id)):
+        identity.user_name = identity.email = login
+        identity.version += 1
+
+
+def know_account(known: KnownState, job: Job, remote_id: str, login: str | None, now: datetime, *,
+                 linked: bool, login_owner: str | None) -> None:
+    """An account created (or an existing one linked) for the job's person."""
+    if known.account(job.identity_id, job.target) is None:
+        known.add_account(TargetAccount(
+            identity_id=job.identity_id, target=job.target, remote_id=remote_id, login=login,
+            enabled=not linked and bool(job.spec and job.spec.enabled), linked=linked,
+            synced={} if linked else (job.fields or {}), created_at=now, updated_at=now))
+    adopt_login(known, job.identity_id, job.target, login, login_owner)
+
+
+def apply_outcome(known: KnownState, job: Job, result: OpResult, now: datetime, login_owner: str | None) -> None:
+    """A succeeded operation's effect on what the service knows of the target."""
+    kind = job.kind
+    if kind == OpKind.CREATE_ACCOUNT and result.remote_id:
+        know_account(known, job, result.remote_id, result.login or (job.spec.login if job.spec else None), now,
+                     linked=False, login_owner=login_owner)
+        return
+    if kind == OpKind.ADD_MEMBER and job.group_key:
+        known.add_membership(job.identity_id, job.target, job.group_key, now)
+        return
+    if kind == OpKind.REMOVE_MEMBER and job.group_key:
+        known.remove_membership(job.identity_id, job.target, job.group_key)
+        return
+    account = known.account(job.identity_id, job.target)  # (loads the round's accounts)
+    if account is None:
+        return
+    if kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
+        account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
+    elif kind == OpKind.UPDATE_ACCOUNT:
+        kept = {k: v for k, v in (account.synced or {}).items() if k == MANAGER_LINK}
+        account.synced, account.updated_at = {**(job.fields or {}), **kept}, now
+        if job.spec is not None and job.spec.rename:  # the account now holds the new login
+            account.login = job.spec.login
+            adopt_login(known, job.identity_id, job.target, job.spec.login, login_owner)
+    elif kind in (OpKind.SET_MANAGER, OpKind.CLEAR_MANAGER):
+        account.synced, account.updated_at = {**(account.synced or {}), **(job.fields or {})}, now
+    elif kind == OpKind.DELETE_ACCOUNT:
+        known.drop_account(job.identity_id, job.target)

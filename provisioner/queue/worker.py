@@ -27,7 +27,6 @@ from provisioner.audit.service import Entry, append_many
 from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities import repository as identities
-from provisioner.identities.models import TargetAccount
 from provisioner.intake import repository as intake
 from provisioner.planner.service import PlanningContext, plan_identity
 from provisioner.queue import isolation, readback, stopping
@@ -35,7 +34,7 @@ from provisioner.queue import repository as queue
 from provisioner.queue.decide import Action, backoff_cap, backoff_seconds, decide
 from provisioner.queue.group_ids import GroupIds
 from provisioner.queue.jobs import Job
-from provisioner.queue.known import KnownState
+from provisioner.queue.known import KnownState, apply_outcome, know_account
 from provisioner.queue.models import Operation, OpStatus, Priority
 from provisioner.settings import Settings
 from provisioner.targets import lanes
@@ -47,7 +46,6 @@ from provisioner.targets.contract import (
     Outcome,
     TargetError,
 )
-from provisioner.targets.specs import MANAGER_LINK
 
 log = logging.getLogger(__name__)
 OPS_DONE = Counter("provisioner_operations_total", "Operation attempts by outcome",
@@ -291,7 +289,7 @@ class Worker:
     def _succeed(self, known: KnownState, s: Settled, now: datetime, replan: set[str]) -> None:
         """What a succeeded operation changes besides its row (marked with the round's others)."""
         job = s.job
-        self._apply_known_state(known, job, s.result, now)
+        apply_outcome(known, job, s.result, now, self.ctx.login_owner)
         if job.kind == OpKind.UPDATE_ACCOUNT and job.spec is not None and job.spec.rename \
                 and job.target == self.ctx.login_owner:
             replan.add(job.identity_id)  # the login may have settled on a suffix: the SCIM apps follow it
@@ -313,7 +311,7 @@ class Worker:
         if action == Action.LINK:
             if s.linked is not None:
                 remote_id, login = s.linked
-                self._know_account(known, job, remote_id, login, now, linked=True)
+                know_account(known, job, remote_id, login, now, linked=True, login_owner=self.ctx.login_owner)
                 op.status, op.completed_at = OpStatus.SUCCEEDED, now
                 op.last_error = f"linked existing account {remote_id}"
                 succeeded.append(op.id)
@@ -381,50 +379,6 @@ class Worker:
             log.error("operation %s (%s %s on %s) dead-lettered after %d attempt(s): %s", op.id,
                       op.kind, op.group_key or "", op.target, op.attempts, op.last_error,
                       extra={"op_id": op.id, "target": op.target, "alert": "dead_letter"})
-
-    def _know_account(self, known: KnownState, job: Job, remote_id: str, login: str | None,
-                      now: datetime, *, linked: bool) -> None:
-        if known.account(job.identity_id, job.target) is None:
-            known.add_account(TargetAccount(
-                identity_id=job.identity_id, target=job.target, remote_id=remote_id, login=login,
-                enabled=not linked and bool(job.spec and job.spec.enabled), linked=linked,
-                synced={} if linked else (job.fields or {}), created_at=now, updated_at=now))
-        identity = known.people.get(job.identity_id)
-        if (identity is not None and login and identity.user_name != login
-                and job.target == self.ctx.login_owner
-                and not identities.user_name_taken(known.session, login, exclude_id=identity.id)):
-            identity.user_name = identity.email = login
-            identity.version += 1
-
-    def _apply_known_state(self, known: KnownState, job: Job, result: OpResult, now: datetime) -> None:
-        kind = job.kind
-        if kind == OpKind.CREATE_ACCOUNT and result.remote_id:
-            self._know_account(known, job, result.remote_id,
-                               result.login or (job.spec.login if job.spec else None), now, linked=False)
-            return
-        if kind == OpKind.ADD_MEMBER and job.group_key:
-            known.add_membership(job.identity_id, job.target, job.group_key, now)
-            return
-        if kind == OpKind.REMOVE_MEMBER and job.group_key:
-            known.remove_membership(job.identity_id, job.target, job.group_key)
-            return
-        account = known.account(job.identity_id, job.target)  # (loads the round's accounts)
-        if account is not None and kind in (OpKind.ENABLE_ACCOUNT, OpKind.DISABLE_ACCOUNT):
-            account.enabled, account.updated_at = kind == OpKind.ENABLE_ACCOUNT, now
-        elif account is not None and kind == OpKind.UPDATE_ACCOUNT:
-            kept = {k: v for k, v in (account.synced or {}).items() if k == MANAGER_LINK}
-            account.synced, account.updated_at = {**(job.fields or {}), **kept}, now
-            if job.spec is not None and job.spec.rename:  # the account now holds the new login
-                account.login = job.spec.login
-                identity = known.people.get(job.identity_id)
-                if (identity is not None and identity.user_name != job.spec.login and job.target == self.ctx.login_owner
-                        and not identities.user_name_taken(known.session, job.spec.login, exclude_id=identity.id)):
-                    identity.user_name = identity.email = job.spec.login
-                    identity.version += 1
-        elif account is not None and kind in (OpKind.SET_MANAGER, OpKind.CLEAR_MANAGER):
-            account.synced, account.updated_at = {**(account.synced or {}), **(job.fields or {})}, now
-        elif account is not None and kind == OpKind.DELETE_ACCOUNT:
-            known.drop_account(job.identity_id, job.target)
 
     # -- loops ---------------------------------------------------------------------------------
     async def run_once(self, *, revocation_only: bool = False) -> int:
