@@ -17,6 +17,7 @@ from provisioner.api.problems import Problem
 from provisioner.api.responses import ADMIN, APPROVER, READER, contract, problems
 from provisioner.change_control import approvals_service as service
 from provisioner.change_control import sod_service
+from provisioner.change_control.access import DECIDE_SCOPES, READ_SCOPES
 from provisioner.change_control.approvals_schemas import (
     INT_MAX,
     BulkDecisionIn,
@@ -29,8 +30,8 @@ from provisioner.clock import utcnow
 from provisioner.identities import repository as identities
 
 router = APIRouter(tags=["change control"])
-Reader = Annotated[str, Depends(scope_dependency(("viewer", "auditor", "approver")))]
-Approver = Annotated[str, Depends(scope_dependency("approver"))]
+Reader = Annotated[str, Depends(scope_dependency(READ_SCOPES))]
+Approver = Annotated[str, Depends(scope_dependency(DECIDE_SCOPES))]
 Admin = Annotated[str, Depends(scope_dependency("admin"))]
 RequestIdPath = Annotated[int, Path(ge=1, le=INT_MAX)]
 Status = Literal["pending", "approved", "rejected", "expired", "revoked", "withdrawn", "ended"]

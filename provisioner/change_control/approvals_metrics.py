@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.orm import Session
 
@@ -35,15 +34,3 @@ def families(session: Session, ctx: Any) -> list[GaugeMetricFamily]:
     conflicts.add_metric(["false"], sum(not h["exception"] for h in held))
     conflicts.add_metric(["true"], sum(bool(h["exception"]) for h in held))
     return [pending, oldest, conflicts]
-
-
-class _Once:
-    def __init__(self, items: list[GaugeMetricFamily]) -> None:
-        self.items = items
-
-    def collect(self):
-        return self.items
-
-
-def exposition(session: Session, ctx: Any) -> bytes:
-    return generate_latest(_Once(families(session, ctx)))  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ def prometheus(request: Request) -> Response:
     from provisioner.change_control.holds.metrics import families as change_control
 
     snap = _snapshot(request, by_status=True)
-    with request.app.state.db.transaction() as session:  # approvals waiting, SoD conflicts, holds
-        extra = change_control(session, utcnow())
-        approvals = approvals_metrics.exposition(session, getattr(request.app.state, "planning", None))
-    return Response(metrics.exposition(snap, extra) + approvals, media_type=CONTENT_TYPE_LATEST)
+    with request.app.state.db.read() as session:  # approvals waiting, SoD conflicts, holds
+        extra = [*change_control(session, utcnow()),
+                 *approvals_metrics.families(session, getattr(request.app.state, "planning", None))]
+    return Response(metrics.exposition(snap, extra), media_type=CONTENT_TYPE_LATEST)
