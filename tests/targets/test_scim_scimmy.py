@@ -1,7 +1,8 @@
-"""The whole lifecycle into scimmy (Node.js: scimmy + scimmy-routers on express), run as a real
-process on loopback and configured as its documentation says, with the wiki target file's default
-settings: joiners (attributes, groups), a mover, a name change, a leaver in each deprovision mode
-and a rehire, each read back from the app over HTTP."""
+"""What only scimmy among the servers tested takes (Node.js: scimmy + scimmy-routers on express,
+a real process on loopback): the enterprise extension and the manager, on joiners and a mover,
+read back from the app over HTTP. The lifecycle itself (name change, each deprovision mode,
+rehires) runs against every server in tests/targets/test_scim_servers.py; the fixture here also
+serves tests/targets/test_scim_scimmy_overlap.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from provisioner.clock import clock, utcnow
+from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.evidence import service as evidence
 from provisioner.identities import repository as identities
@@ -156,116 +157,3 @@ async def test_mover_swaps_groups_and_updates_attributes(wiki: ScimmyView):
     assert user[ENTERPRISE]["department"] == "Sales" and user["title"] == "Account Executive"
     assert wiki.groups("V1") == {"Wiki Readers"}
     assert rid not in wiki.member_ids("Wiki Editors")
-
-
-async def test_name_change_reaches_the_app(wiki: ScimmyView):
-    svc = wiki.svc
-    await svc.send(hire("n1", "N1", "Nora", "Before", "Sales"))
-    await svc.drain()
-    rid = wiki.remote_id("N1")
-    await svc.send(event("n2", "update", "N1", family_name="After"))
-    await svc.drain()
-    user = wiki.user_by_id(rid)
-    assert user["name"]["familyName"] == "After" and user["name"]["givenName"] == "Nora"
-    assert user["externalId"] == "N1" and user["active"] is True
-    assert wiki.groups("N1") == {"Wiki Readers"}
-
-
-async def test_leaver_disabled_then_deleted_after_30_days_and_rehire(wiki: ScimmyView):
-    """The target file's default mode, disable_then_delete: active=false and no groups on the last
-    day (verified by reading the app), DELETE 30 days later; a rehire then gets a new account."""
-    svc = wiki.svc
-    await svc.send(hire("d1", "D1", "Dana", "Leaver", "Engineering"))
-    await svc.drain()
-    rid = wiki.remote_id("D1")
-    await svc.send(event("d2", "terminate", "D1"))
-    await svc.drain()
-    user = wiki.user_by_id(rid)
-    assert user is not None and user["active"] is False
-    assert wiki.groups_of(rid) == set()
-    system = revocation(svc)
-    assert system["verified"] is True and system["readback"]["enabled"] is False
-    clock.advance(timedelta(days=29))
-    await svc.drain()
-    assert wiki.user_by_id(rid) is not None  # day 29: still there
-    clock.advance(timedelta(days=1, minutes=1))
-    await svc.drain()
-    assert wiki.user_by_id(rid) is None and wiki.accounts("D1") == []
-    await svc.send(event("d3", "rehire", "D1", given_name="Dana", family_name="Leaver", department="Engineering"))
-    await svc.drain()
-    again = wiki.user("D1")
-    assert again is not None and again["id"] != rid and again["active"] is True
-    assert wiki.groups("D1") == {"Wiki Readers", "Wiki Editors"}
-
-
-async def test_leaver_disabled_in_disable_mode_and_rehired_into_the_same_account(
-        database_url: str, tmp_path: Path, scimmy: RunningServer):
-    svc = scimmy_service(tmp_path, database_url, scimmy,
-                         scim_overrides={"wiki": {"deprovision": {"mode": "disable"}}})
-    wiki = ScimmyView(scimmy, svc)
-    try:
-        await svc.send(hire("b1", "B1", "Bea", "Disabled", "Engineering"))
-        await svc.drain()
-        rid = wiki.remote_id("B1")
-        await svc.send(event("b2", "terminate", "B1"))
-        await svc.drain()
-        user = wiki.user_by_id(rid)
-        assert user is not None and user["active"] is False
-        assert wiki.groups_of(rid) == set()
-        assert revocation(svc)["verified"] is True
-        assert not ops(svc, "delete_account")  # disable mode never deletes
-        clock.advance(timedelta(days=40))
-        await svc.drain()
-        assert wiki.user_by_id(rid) is not None
-        await svc.send(event("b3", "rehire", "B1", given_name="Bea", family_name="Disabled",
-                             department="Engineering"))
-        await svc.drain()
-        user = wiki.user("B1")
-        assert user["id"] == rid and user["active"] is True
-        assert wiki.groups("B1") == {"Wiki Readers", "Wiki Editors"}
-    finally:
-        await svc.close()
-
-
-async def test_leaver_deleted_at_once_in_delete_mode(database_url: str, tmp_path: Path, scimmy: RunningServer):
-    svc = scimmy_service(tmp_path, database_url, scimmy,
-                         scim_overrides={"wiki": {"deprovision": {"mode": "delete"}}})
-    wiki = ScimmyView(scimmy, svc)
-    try:
-        await svc.send(hire("x1", "X1", "Del", "Ete", "Sales"))
-        await svc.drain()
-        rid = wiki.remote_id("X1")
-        assert rid and wiki.groups("X1") == {"Wiki Readers"}
-        await svc.send(event("x2", "terminate", "X1"))
-        await svc.drain()
-        assert wiki.user_by_id(rid) is None and wiki.accounts("X1") == []
-        assert rid not in wiki.member_ids("Wiki Readers")
-        system = revocation(svc)
-        assert system["verified"] is True and system["readback"]["exists"] is False
-        await svc.send(event("x3", "rehire", "X1", given_name="Del", family_name="Ete", department="Sales"))
-        await svc.drain()
-        user = wiki.user("X1")
-        assert user is not None and user["id"] != rid and user["active"] is True
-        assert wiki.groups("X1") == {"Wiki Readers"}
-    finally:
-        await svc.close()
-
-
-async def test_rehire_within_30_days_reenables_the_same_account(wiki: ScimmyView):
-    svc = wiki.svc
-    await svc.send(hire("r1", "R1", "Ray", "Return", "Engineering"))
-    await svc.drain()
-    rid = wiki.remote_id("R1")
-    await svc.send(event("r2", "terminate", "R1"))
-    await svc.drain()
-    assert wiki.user_by_id(rid)["active"] is False
-    clock.advance(timedelta(days=10))
-    await svc.send(event("r3", "rehire", "R1", given_name="Ray", family_name="Return", department="Engineering"))
-    await svc.drain()
-    user = wiki.user("R1")
-    assert user["id"] == rid and user["active"] is True
-    assert wiki.groups("R1") == {"Wiki Readers", "Wiki Editors"}
-    clock.advance(timedelta(days=25))
-    await svc.drain()
-    assert wiki.user_by_id(rid) is not None  # the deferred delete was withdrawn
-    assert {o.status for o in ops(svc, "delete_account")} == {"cancelled"}
