@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./provisioner.db"
     policies_dir: Path = Path("policies")
     targets_dir: Path = Path("targets")
+    # HR sources beyond the native signed format (provisioner/hr_sources): one YAML file each.
+    hr_sources_dir: Path = Path("hr_sources")
 
     # HR intake: one HMAC secret per source system (e.g. {"workday": "..."}), from
     # PROVISIONER_HR_SECRETS (JSON object) and/or PROVISIONER_HR_SECRETS_FILE (JSON object file).

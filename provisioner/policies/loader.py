@@ -4,78 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import ValidationError
 
 from provisioner.policies.schemas import Policy
 from provisioner.targets.config import ConfigError, TargetConfig
-
-
-def _line_map(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            out[path + (k,)] = key.start_mark.line + 1
-            _line_map(value, path + (k,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _line_map(item, path + (index,), out)
-
-
-def _yaml_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic's error location without the union tags it inserts: only the parts that index
-    into the YAML data itself."""
-    path: list[Any] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            continue
-        path.append(part)
-    return tuple(path)
-
-
-def _line_for(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int:
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path, 1)
+from provisioner.yaml_lines import read_mapping, validate
 
 
 def load_policy_file(path: Path, targets: Mapping[str, TargetConfig] | None = None) -> Policy:
-    text = path.read_text()
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError([f"{path}:{(mark.line + 1) if mark else 1}: not valid YAML: "
-                           f"{getattr(exc, 'problem', exc)}"]) from exc
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _line_map(node, (), lines)
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: a policy file holds one mapping (name, when, grants)"])
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        seen = set()
-        for err in exc.errors(include_url=False):
-            at = _yaml_path(data, tuple(err["loc"]))
-            line = _line_for(lines, at)
-            field = ".".join(str(p) for p in at)
-            msg = err["msg"].removeprefix("Value error, ")
-            text_line = f"{path}:{line}: {field or '(file)'}: {msg}"
-            if text_line not in seen:
-                seen.add(text_line)
-                problems.append(text_line)
-        raise ConfigError(problems) from exc
+    data, lines = read_mapping(path, "a policy file holds one mapping (name, when, grants)")
+    policy = validate(Policy, data, lines, path)
     if targets is not None:
         problems = []
         for target, grant in policy.grants.items():
