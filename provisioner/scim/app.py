@@ -13,8 +13,8 @@ from provisioner.scim import (
 )
 from provisioner.scim.config import SCIM_PREFIX
 from provisioner.scim.errors import install_error_handlers
-from provisioner.scim.fastpath import UsersReadFastPath
-from provisioner.scim.hot_path import ScimHotReads
+from provisioner.scim.hot.middleware import ScimHotReads
+from provisioner.scim.hot.routes import UsersReadFastPath
 from provisioner.scim.responses import ScimJSONResponse
 
 
@@ -54,7 +54,7 @@ def mount_scim(app: FastAPI) -> None:
     set, is called after every SCIM change to a user or a group membership.
 
     Plain user lookups (``userName``/``externalId``/``id eq``, ``userName sw``,
-    ``GET /Users/{id}``) are answered by :class:`~provisioner.scim.hot_path.ScimHotReads`,
+    ``GET /Users/{id}``) are answered by :class:`~provisioner.scim.hot.middleware.ScimHotReads`,
     a middleware of ``app``, before its routing; everything else reaches the sub-application.
     """
     app.mount(SCIM_PREFIX, create_scim_app(app))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from provisioner.scim.auth import Access
 from provisioner.scim.boundary import run_scim, run_scim_with_body
 from provisioner.scim.context import ScimContext
-from provisioner.scim.fast import list_body
+from provisioner.scim.hot.render import list_body
 from provisioner.scim.protocol import (
     Conditions,
     list_response,

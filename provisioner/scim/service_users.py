@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from provisioner.clock import utcnow
 from provisioner.identities.models import Identity
-from provisioner.scim import fast
 from provisioner.scim import repository as repo
 from provisioner.scim.context import ScimContext, parse_resource
 from provisioner.scim.filters import compile_filter
+from provisioner.scim.hot import render
 from provisioner.scim.hr_owned import hr_owned_changes, keep_hr_owned, keep_hr_user_name_case
 from provisioner.scim.lengths import check_user_values
 from provisioner.scim.patch import apply_patch, parse_patch
@@ -70,7 +70,7 @@ class UserService:
 
     def get_body(self, user_id: str) -> tuple[Identity, dict[str, Any]]:
         """GET /Users/{id} without ``attributes``/``excludedAttributes``: the identity and the
-        response body, rendered by :mod:`provisioner.scim.fast` when it can."""
+        response body, rendered by :mod:`provisioner.scim.hot.render` when it can."""
         identity = repo.get_user(self.session, user_id)
         if identity is None:
             raise NotFoundException(detail=f"User {user_id} not found")
@@ -84,7 +84,7 @@ class UserService:
 
     def search_bodies(self, query: ListQuery) -> Page:
         """:meth:`search` for a query without ``attributes``/``excludedAttributes``: the page
-        holds response bodies, rendered by :mod:`provisioner.scim.fast` when it can."""
+        holds response bodies, rendered by :mod:`provisioner.scim.hot.render` when it can."""
         rows, total = self._search_rows(query)
         resources = self.bodies(rows, Context.SEARCH_RESPONSE)
         return Page(total=total, start_index=query.start_index, resources=resources)
@@ -289,7 +289,7 @@ class UserService:
         for identity in identities:
             groups = memberships.get(identity.id, [])
             manager = managers.get(identity.id)
-            body = fast.user_dict(identity, base_url=base, groups=groups, manager=manager)
+            body = render.user_dict(identity, base_url=base, groups=groups, manager=manager)
             if body is None:
                 user = user_from_identity(identity, base_url=base, groups=groups, manager=manager)
                 body = user.model_dump(scim_ctx=scim_ctx)

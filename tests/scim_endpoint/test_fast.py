@@ -1,4 +1,4 @@
-"""The hot-path renderer (``provisioner.scim.fast``) gives the body the models give."""
+"""The hot-path renderer (``provisioner.scim.hot.render``) gives the body the models give."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from scim2_models import Context
 
 from provisioner.identities.models import Identity
-from provisioner.scim.fast import list_body, normalised_email, user_dict
+from provisioner.scim.hot.render import list_body, normalised_email, user_dict
 from provisioner.scim.protocol import list_response
 from provisioner.scim.query import Page, list_query_from_params
 from provisioner.scim.schemas import Ref, UserResource, user_from_identity

@@ -1,4 +1,4 @@
-"""The hot read path (``provisioner.scim.hot_path``) answers exactly what the ordinary path
+"""The hot read path (``provisioner.scim.hot.middleware``) answers exactly what the ordinary path
 answers — status, headers and body, byte for byte — and passes on whatever it does not serve.
 
 Each request is sent twice: to the application as ``mount_scim`` builds it (the hot path in
@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from provisioner.db import Database
 from provisioner.scim.app import create_scim_app
-from provisioner.scim.hot_path import ScimHotReads
+from provisioner.scim.hot.middleware import ScimHotReads
 from provisioner.tokens.service import create_token, revoke_token
 from tests.scim_endpoint.helpers import (
     BASE,

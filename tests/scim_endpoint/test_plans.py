@@ -10,7 +10,7 @@ from provisioner.db import Database
 from provisioner.identities.models import Identity
 from provisioner.scim import repository as repo
 from provisioner.scim.filters import compile_filter
-from provisioner.scim.hot_reads import Lookup, reader_of, statement
+from provisioner.scim.hot.statements import Lookup, reader_of, statement
 
 
 def _plan(db: Database, filter_text: str) -> str:

@@ -4,9 +4,9 @@ Okta and Entra ID look people up one at a time before every create or update
 (``GET /Users?filter=userName eq "..."``, ``externalId eq``, ``GET /Users/{id}``), and
 directories resolve prefixes with ``userName sw``. This middleware, installed on the
 application the SCIM endpoint is mounted on, answers those requests itself: it parses the
-request, runs one SQL statement on a held connection (:mod:`provisioner.scim.hot_reads`:
+request, runs one SQL statement on a held connection (:mod:`provisioner.scim.hot.statements`:
 token, page, managers and groups) inside the event loop — an indexed read of a few rows costs
-less than a hop to a worker thread — and renders with :mod:`provisioner.scim.fast` and orjson.
+less than a hop to a worker thread — and renders with :mod:`provisioner.scim.hot.render` and orjson.
 
 It only answers the plain successful case. Anything else is passed on untouched to the
 ordinary stack, which answers it as before: another parameter (``attributes``, ``sortBy``,
@@ -31,10 +31,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from provisioner.scim import fast
 from provisioner.scim.auth import bearer_token_or_none, token_digest
 from provisioner.scim.config import DEFAULT_PAGE_SIZE, SCIM_PREFIX
-from provisioner.scim.hot_reads import UNIQUE, HotReader, Lookup, Result, reader_of
+from provisioner.scim.hot import render
+from provisioner.scim.hot.statements import UNIQUE, HotReader, Lookup, Result, reader_of
 from provisioner.scim.protocol import resource_response
 from provisioner.scim.responses import ScimJSONResponse
 from provisioner.scim.schemas import etag
@@ -128,7 +128,7 @@ async def _list(reader: HotReader, digest: str, query_string: bytes, base: str) 
     resources = _bodies(result, base)
     if resources is None:
         return None
-    return ScimJSONResponse(fast.list_body(len(resources), 1, resources))
+    return ScimJSONResponse(render.list_body(len(resources), 1, resources))
 
 
 def _get(reader: HotReader, digest: str, user_id: str, base: str) -> Any:
@@ -152,7 +152,7 @@ def _authorized(result: Result | None) -> bool:
 def _bodies(result: Result, base: str) -> list[dict[str, Any]] | None:
     bodies = []
     for found in result.users:
-        body = fast.user_dict(
+        body = render.user_dict(
             found.identity, base_url=base, groups=found.groups, manager=found.manager
         )
         if body is None:

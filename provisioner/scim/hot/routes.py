@@ -26,7 +26,7 @@ from provisioner.scim.errors import (
     _scim_exception_handler,
     error_response,
 )
-from provisioner.scim.hot_path import route_path, user_id_of
+from provisioner.scim.hot.middleware import route_path, user_id_of
 
 log = logging.getLogger(__name__)
 

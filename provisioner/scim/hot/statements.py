@@ -1,4 +1,4 @@
-"""The database side of the hot read path (:mod:`provisioner.scim.hot_path`): one SQL statement
+"""The database side of the hot read path (:mod:`provisioner.scim.hot.middleware`): one SQL statement
 per request on a connection held for it.
 
 A provisioning client's lookup (``userName eq``, ``externalId eq``, ``id eq``, ``userName sw``,
