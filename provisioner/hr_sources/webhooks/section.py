@@ -98,6 +98,14 @@ class Signature(BaseModel):
         None, ge=1, description="bamboohr: how far X-BambooHR-Timestamp may be from now "
                                 "(default PROVISIONER_SIGNATURE_TOLERANCE_SECONDS)")
 
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _named_not_written(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("never write the secret in the file: name where it is, "
+                             "{env: VARIABLE} or {file: /path/to/secret}")
+        return value
+
     @model_validator(mode="after")
     def _header(self) -> Signature:
         if self.scheme == Scheme.HMAC_SHA256 and not self.header:
