@@ -4,6 +4,8 @@ as HR events through the intake, then through the worker to the Graph sandbox.""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +27,16 @@ from tests.hr_sources.webhook_support import (
 )
 from tests.support import EntraView, hire
 
+ACME = """\
+webhook:
+  signature: {{scheme: hmac-sha256, header: X-Acme-Signature, secret: {{file: {secret_file}}}}}
+  event_id: id
+  employee_id: person.number
+  type: kind
+  effective_at: at
+  attributes: {{department: person.org, manager_employee_id: person.boss}}
+"""
+
 
 @pytest.fixture
 async def hooks(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SandboxedService]:
@@ -32,8 +44,11 @@ async def hooks(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     variables the examples name."""
     monkeypatch.setenv("PROVISIONER_HR_WEBHOOK_SECRET_BAMBOOHR", SECRETS["bamboohr"])
     monkeypatch.setenv("PROVISIONER_HR_WEBHOOK_SECRET_HIBOB", SECRETS["hibob"])
+    sources = copy_examples(tmp_path / "hr_sources")
+    (tmp_path / "acme-secret").write_text("acme-secret\n")
+    (sources / "acme.yaml").write_text(ACME.format(secret_file=tmp_path / "acme-secret"))
     svc = SandboxedService(tmp_path / "svc", database_url=database_url, migrate=False,
-                           settings={"hr_sources_dir": copy_examples(tmp_path / "hr_sources"),
+                           settings={"hr_sources_dir": sources,
                                      "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05})
     at_documented_time()
     try:
@@ -174,3 +189,19 @@ async def test_not_json_is_415(hooks: SandboxedService):
     resp = await hooks.api.post("/hr/webhooks/bamboohr", content=body, headers={
         **bamboohr_headers(body), "Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status_code == 415 and "application/json" in resp.json()["detail"]
+
+
+async def test_a_generic_hmac_source_with_its_secret_in_a_file_and_its_own_event_ids(hooks: SandboxedService):
+    body = dumps({"id": "evt-1", "kind": "transfer", "at": "2026-01-31T10:00:00+01:00",
+                  "person": {"number": 4711, "org": "Research", "boss": None}})
+    mac = hmac.new(b"acme-secret", body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json"}
+    bad = await hooks.api.post("/hr/webhooks/acme", content=body, headers={**headers, "X-Acme-Signature": "0" * 64})
+    assert bad.status_code == 401
+    resp = await hooks.api.post("/hr/webhooks/acme", content=body,
+                                headers={**headers, "X-Acme-Signature": f"sha256={mac}"})
+    assert resp.status_code == 202, resp.text
+    [event] = stored(hooks, "acme")
+    assert (event["event_id"], event["type"], event["employee_id"]) == ("acme:evt-1", "transfer", "4711")
+    assert event["effective_at"] == datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+    assert event["payload"]["attributes"] == {"department": "Research"}  # the null manager is left out
