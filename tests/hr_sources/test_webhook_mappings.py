@@ -132,3 +132,27 @@ def test_cli_dry_run_names_the_bad_field_and_exits_1(cli, tmp_path: Path):
     unknown = cli("hr-sources", "dry-run", "personio", str(sample))
     assert unknown.exit_code == 2
     assert "no HR source 'personio' with a webhook section (those with one: bamboohr, hibob)" in unknown.output
+
+
+def test_numeric_status_codes_map_to_event_types(tmp_path: Path):
+    """A value map of status codes (numbers in the YAML and in the payload), records from a list."""
+    from provisioner.hr_sources.webhooks.mapping import apply
+
+    (tmp_path / "legacy.yaml").write_text(
+        "webhook:\n  signature: {scheme: hmac-sha256, header: X-Sig, secret: {env: LEGACY_SECRET}}\n"
+        "  records: changes[?kind == 'person']\n  employee_id: pid\n  type: status\n"
+        "  type_map: {1: hire, 3: terminate, \"9\": ignore}\n  effective_at: day\n"
+        "  effective_timezone: Asia/Tokyo\n"
+        "  attributes:\n    given_name: names[0]\n    family_name: names[1]\n")
+    mapping = load_sources(tmp_path)["legacy"].webhook
+    mapped = apply(mapping, "legacy", {"changes": [
+        {"kind": "person", "pid": 7, "status": 1, "day": "2026-04-01", "names": ["Taro", "Yamada"]},
+        {"kind": "site", "pid": 8, "status": 1, "day": "2026-04-01"},
+        {"kind": "person", "pid": 7, "status": 3, "day": "2026-09-30"},
+        {"kind": "person", "pid": 9, "status": 9, "day": "2026-09-30"},
+        {"kind": "person", "pid": 9, "status": 5, "day": "2026-09-30"}]}, window=None)
+    assert [(e.type.value, e.employee_id, e.effective_at.isoformat()) for e in mapped.events] == [
+        ("hire", "7", "2026-04-01T00:00:00+09:00"), ("terminate", "7", "2026-09-30T00:00:00+09:00")]
+    assert mapped.events[0].attributes.given_name == "Taro"
+    assert [(i.record, i.reason) for i in mapped.ignored] == [
+        (2, "type 9 is mapped to 'ignore'"), (3, "type 5 is not in the source's type_map")]

@@ -20,6 +20,7 @@ one bad record refuses the whole payload (nothing is stored).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -120,7 +121,7 @@ def _effective(mapping: WebhookMapping, value: Any) -> Any:
 def _event_type(mapping: WebhookMapping, value: Any) -> str | None:
     """The event type for the record, or None when it is ignored."""
     if mapping.type_map:
-        key = value if isinstance(value, str) else canonical(value).decode()
+        key = value if isinstance(value, str) else json.dumps(value)  # 3 -> "3", as the map's keys
         return mapping.type_map.get(key)
     return value if isinstance(value, str) else None
 

@@ -22,6 +22,7 @@ Expressions of ``event_id``, ``employee_id``, ``type``, ``effective_at``, ``attr
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -130,6 +131,15 @@ class WebhookMapping(BaseModel):
     attributes: dict[AttributeName, Expression] = Field(default_factory=dict)
     extra: dict[str, Expression] = Field(default_factory=dict)
     _compiled: dict[str, ParsedResult] = PrivateAttr(default_factory=dict)
+
+    @field_validator("type_map", mode="before")
+    @classmethod
+    def _keys_as_json(cls, value: Any) -> Any:
+        """Status codes may be numbers or booleans in YAML (``3: terminate``): keys are the
+        value's JSON text, as the payload's value is looked up (``3`` -> ``"3"``, ``true``)."""
+        if isinstance(value, dict):
+            return {json.dumps(k) if isinstance(k, (bool, int, float)) else k: v for k, v in value.items()}
+        return value
 
     @field_validator("effective_timezone")
     @classmethod
