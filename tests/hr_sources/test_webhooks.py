@@ -48,7 +48,7 @@ async def hooks(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "acme-secret").write_text("acme-secret\n")
     (sources / "acme.yaml").write_text(ACME.format(secret_file=tmp_path / "acme-secret"))
     svc = SandboxedService(tmp_path / "svc", database_url=database_url, migrate=False,
-                           settings={"hr_sources_dir": sources,
+                           settings={"hr_sources_dir": sources, "hr_max_body_bytes": 4096,
                                      "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05})
     at_documented_time()
     try:
@@ -182,6 +182,16 @@ async def test_a_mapped_value_the_intake_refuses_is_400_naming_the_record_field(
     assert fields == ["records[1].attributes.start_date", "records[2].attributes.family_name"]
     assert resp.json()["detail"].startswith("records[1].attributes.start_date: ")
     assert stored(hooks) == []  # all or nothing: the good record is not stored either
+
+
+async def test_a_body_over_the_limit_is_413_before_its_signature_is_checked(hooks: SandboxedService):
+    data = json.loads(payload("bamboohr_field_based_created.json"))
+    data["employees"] *= 20  # > PROVISIONER_HR_MAX_BODY_BYTES (4096 here)
+    body = dumps(data)
+    assert len(body) > 4096
+    resp = await hooks.api.post("/hr/webhooks/bamboohr", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert stored(hooks) == []
 
 
 async def test_not_json_is_415(hooks: SandboxedService):
