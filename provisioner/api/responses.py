@@ -45,6 +45,7 @@ DESCRIPTIONS = {
     409: "Conflict with what is stored",
     413: "The request body (or batch) is larger than the limit",
     415: "The request body is not application/json",
+    503: "Not available now (or not configured): the problem says why",
 }
 
 # Models whose schemas the document carries under components/schemas (request bodies, problems).
@@ -90,6 +91,14 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "hrSignature": {"type": "apiKey", "in": "header", "name": "X-HR-Signature",
                     "description": "`sha256=` + hex HMAC-SHA256(secret, `\"{timestamp}.\"` + the raw body); "
                                    "for a GET the body is `\"GET <path>[?<query>]\"` as sent."},
+    "bambooHRSignature": {"type": "apiKey", "in": "header", "name": "X-BambooHR-Signature",
+                          "description": "`POST /hr/webhooks/{source}` of a `bamboohr` source: hex HMAC-SHA256 "
+                                         "(the webhook's private key) over the raw body followed by the timestamp."},
+    "bambooHRTimestamp": {"type": "apiKey", "in": "header", "name": "X-BambooHR-Timestamp",
+                          "description": "When BambooHR signed (more than the tolerance from now is refused)."},
+    "bobSignature": {"type": "apiKey", "in": "header", "name": "Bob-Signature",
+                     "description": "`POST /hr/webhooks/{source}` of a `hibob` source: Base64 HMAC-SHA512 (the "
+                                    "webhook's secret) over the raw body. An `hmac-sha256` source names its own header."},
 }
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 AUDITOR: list[dict[str, list[str]]] = [{"auditorToken": []}]
@@ -100,6 +109,7 @@ APPROVER: list[dict[str, list[str]]] = [{"approverToken": []}]
 READER: list[dict[str, list[str]]] = [{"readerToken": []}]
 METRICS: list[dict[str, list[str]]] = [{"metricsToken": []}, {"adminToken": []}]
 HR_SIGNED: list[dict[str, list[str]]] = [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
+HR_WEBHOOK: list[dict[str, list[str]]] = [{"bambooHRSignature": [], "bambooHRTimestamp": []}, {"bobSignature": []}]
 
 
 def contract(*, security: list[dict[str, list[str]]] | None = None,

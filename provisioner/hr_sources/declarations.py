@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from provisioner.hr_sources.webhooks.section import WebhookMapping
 from provisioner.targets.config import ConfigError
 from provisioner.yaml_lines import read_mapping, validate
 
@@ -33,8 +34,9 @@ class BulkUploadSection(Section):
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
-class WebhookSection(Section):
-    """``POST /hr/webhooks/{name}``: the HR system's own payload, mapped by jmespath."""
+class WebhookSection(WebhookMapping):
+    """``POST /hr/webhooks/{name}``: the HR system's own payload, mapped by jmespath
+    (the fields: ``provisioner/hr_sources/webhooks/section.py``)."""
 
 
 class SnapshotSection(Section):
