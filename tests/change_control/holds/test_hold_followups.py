@@ -1,7 +1,8 @@
 """Held people and released sets, read back from the Graph sandbox: an HR update about a held
 person joins the hold (their removal waits) while a termination goes past it (revoked at once);
 releasing over HTTP wakes this process's worker (the operations run long before its next poll);
-an operation whose dependency died while it was held is dead-lettered on release, naming it."""
+an operation whose dependency died while it was held is dead-lettered on release, naming it; a
+dead removal of a held person is replayed into the hold, not past it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from provisioner.reconcile.service import reconcile
 from tests.change_control.holds.conftest import audit
 from tests.change_control.holds.test_holds import LEAVERS, enabled, held_snapshot, provision
 from tests.support import EntraView, event
+
+
+def dead_ops(svc, kind: str, group: str) -> list[Operation]:
+    with svc.db.read() as session:
+        return list(session.scalars(select(Operation).where(
+            Operation.status == OpStatus.DEAD, Operation.kind == kind, Operation.group_key == group)))
 
 
 def ops_of(svc, employee_id: str, **where) -> list[Operation]:
@@ -112,3 +119,34 @@ async def test_an_operation_whose_dependency_died_while_held_is_dead_lettered_on
     assert [EntraView(svc).user(e)["accountEnabled"] for e in ("P8", "P9")] == [False, False]
     [record] = [r for r in audit(svc, "hold.released") if r["hold_id"] == entra_hold["id"]]
     assert record["dead_lettered"] == [disable.id]
+
+
+async def test_a_dead_removal_of_a_held_person_is_replayed_into_the_hold(svc, cli, tokens):
+    await provision(svc)
+    entra = EntraView(svc)
+    finance = svc.group_ids["Finance"]
+    svc.sandbox.add_member_directly(finance, entra.remote_id("P0"))
+    svc.sandbox.fail_next("DELETE", rf"/groups/{finance}/members/", status=400, code="Request_BadRequest",
+                          message="Insufficient privileges to complete the operation.")
+    rt = svc.runtime
+    await reconcile(rt.db, rt.ctx, rt.connectors, fix=True)  # one person: not held, and it fails
+    await svc.drain()
+    [dead] = dead_ops(svc, "remove_member", "Finance")
+    for e in ("P1", "P2", "P3", "P4"):  # then a wave: held, P0 with them
+        svc.sandbox.add_member_directly(finance, entra.remote_id(e))
+    await reconcile(rt.db, rt.ctx, rt.connectors, fix=True)
+    await svc.drain()
+    [hold] = (await svc.api.get("/change-control/holds", headers=tokens["approver"])).json()
+    assert hold["cause"] == "reconcile_fix" and hold["held_people"] == 5
+    out = cli("ops", "replay", str(dead.id))
+    assert out.exit_code == 0, out.output
+    assert f"held in mass-change hold set {hold['id']}" in out.output
+    await svc.drain()
+    with svc.db.read() as session:
+        op = session.get(Operation, dead.id)
+        assert (op.status, op.hold_id, op.attempts) == (OpStatus.HELD, hold["id"], 0)
+    assert "Finance" in entra.groups("P0")  # read back: the replay did not go past the hold
+    released = cli("holds", "release", str(hold["id"]), "--comment", "Finance is not theirs")
+    assert released.exit_code == 0, released.output
+    await svc.drain()
+    assert not any("Finance" in entra.groups(e) for e in ("P0", "P1", "P2", "P3", "P4"))
