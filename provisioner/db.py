@@ -10,7 +10,7 @@ import fcntl
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -262,6 +262,30 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_AFTER_COMMIT = "provisioner.after_commit"  # Session.info key: callbacks waiting for the commit
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Call ``fn`` once this session's transaction has committed, never if it rolls back (a
+    worker woken for work a transaction makes ready must find it committed)."""
+    if _AFTER_COMMIT not in session.info:
+        event.listen(session, "after_commit", _run_after_commit)
+        event.listen(session, "after_transaction_end", _forget_after_commit)
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+def _run_after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is None:  # the outermost commit, not a savepoint's release
+        waiting, session.info[_AFTER_COMMIT] = session.info.get(_AFTER_COMMIT, []), []
+        for fn in waiting:
+            fn()
+
+
+def _forget_after_commit(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # rolled back (after a commit the list is empty already)
+        session.info[_AFTER_COMMIT] = []
 
 
 def insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:

@@ -2,7 +2,8 @@
 separation-of-duties flags, conflicts and exceptions, and a re-plan asked for by a token.
 
 Reads: any role (viewer, auditor, approver, admin). Decisions: approver or admin; a viewer's or
-an auditor's token gets 403. Every decision records the token's name as who decided.
+an auditor's token gets 403. Every decision records the token as who decided (``token:<name>``,
+``change_control.actors``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from provisioner.api.problems import Problem
 from provisioner.api.responses import ADMIN, APPROVER, READER, contract, problems
 from provisioner.change_control import approvals_service as service
 from provisioner.change_control import sod_service
-from provisioner.change_control.access import DECIDE_SCOPES, READ_SCOPES
+from provisioner.change_control.access import READ_SCOPES, approver
 from provisioner.change_control.approvals_schemas import (
     INT_MAX,
     BulkDecisionIn,
@@ -31,7 +32,7 @@ from provisioner.identities import repository as identities
 
 router = APIRouter(tags=["change control"])
 Reader = Annotated[str, Depends(scope_dependency(READ_SCOPES))]
-Approver = Annotated[str, Depends(scope_dependency(DECIDE_SCOPES))]
+Approver = Annotated[str, Depends(approver)]  # token:<name>
 Admin = Annotated[str, Depends(scope_dependency("admin"))]
 RequestIdPath = Annotated[int, Path(ge=1, le=INT_MAX)]
 Status = Literal["pending", "approved", "rejected", "expired", "revoked", "withdrawn", "ended"]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.audit.service import Entry, append_many
 from provisioner.change_control import approvals_repository as repository
+from provisioner.change_control.actors import TOKEN, actor
 from provisioner.change_control.models import AccessRequest, RequestKind, RequestStatus
 from provisioner.db import reserve_ids
 from provisioner.identities.models import Identity
@@ -24,8 +25,9 @@ def live_decisions(session: Session, identity_ids: Sequence[str]) -> list[Any]:
 
 
 def requester(trigger: str) -> str | None:
-    """Who asked for the change that made this request: the API token's name, when a token did."""
-    return trigger.removeprefix(API_TRIGGER) if trigger.startswith(API_TRIGGER) else None
+    """Who asked for the change that made this request: the API token (``token:<name>``), when
+    a token did."""
+    return actor(TOKEN, trigger.removeprefix(API_TRIGGER)) if trigger.startswith(API_TRIGGER) else None
 
 
 def record(session: Session, planned: Sequence[tuple[Identity, str, Any]], now: datetime) -> None:

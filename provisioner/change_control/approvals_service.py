@@ -2,7 +2,8 @@
 it expires, and re-plan the people concerned so that the planner applies (or removes) it.
 
 Every decision is recorded on the request (who, when, why, until when) and in the audit trail.
-An approver never decides a request they asked for themselves (``requested_by``).
+An approver never decides a request they asked for themselves (``requested_by``), through
+whichever channel (``actors.same_person``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.audit.service import Entry, append_many
 from provisioner.change_control import approvals_repository as repository
+from provisioner.change_control.actors import same_person
 from provisioner.change_control.approvals_planning import API_TRIGGER
 from provisioner.change_control.models import AccessRequest, RequestKind, RequestStatus
 from provisioner.identities import repository as identities
@@ -145,8 +147,8 @@ def _refusal(row: AccessRequest, actor: str) -> tuple[str, int] | None:
                 "('provisioner sod exception grant') or fix the policy", 409)
     if row.status != RequestStatus.PENDING:
         return f"request {row.id} is {row.status}, not pending", 409
-    if row.requested_by is not None and row.requested_by == actor:
-        return f"request {row.id} was requested by {actor}: another approver must decide it", 403
+    if same_person(row.requested_by, actor):
+        return f"request {row.id} was requested by {row.requested_by}: another approver must decide it", 403
     return None
 
 

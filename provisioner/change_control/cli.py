@@ -1,33 +1,32 @@
 """``provisioner holds ...`` and ``provisioner rollouts ...``: change-control decisions from the
 command line. Only typer and rich at the top (tests/cli/test_startup.py); a decision made here is
-recorded as ``cli:<operating-system user>`` unless ``--as`` names the approver."""
+recorded as ``cli:<NAME>`` (``--as NAME``, or the operating-system user: ``change_control.actors``)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
-from provisioner.cli.common import console, fail, open_db, settings
+from provisioner.cli.common import console, fail, open_db, planning_context, settings
 
 holds_app = typer.Typer(no_args_is_help=True, help="Mass-change holds: list, show, release, cancel.")
 rollouts_app = typer.Typer(no_args_is_help=True, help="Policy rollouts: list, show the diff, approve, reject.")
 Comment = Annotated[Optional[str], typer.Option("--comment", help="why (kept in the audit trail)")]
-As = Annotated[Optional[str], typer.Option("--as", help="who decides (default: cli:<os user>)")]
+As = Annotated[Optional[str], typer.Option("--as", help="who decides, recorded as cli:NAME (default: the os user)")]
 AsJson = Annotated[bool, typer.Option("--json")]
 
 
 def _who(name: str | None) -> str:
     import getpass
 
-    if name is not None:
-        if not name.strip() or len(name) > 190:
-            fail("--as needs a name of 1 to 190 characters")
-        return name.strip()
-    return f"cli:{getpass.getuser()}"
+    from provisioner.change_control.actors import CLI, MAX_LENGTH, actor
+
+    if name is not None and not 0 < len(name.strip()) <= MAX_LENGTH - len(CLI) - 1:
+        fail(f"--as needs a name of 1 to {MAX_LENGTH - len(CLI) - 1} characters")
+    return actor(CLI, name if name is not None else getpass.getuser())
 
 
 def _print_json(data: Any) -> None:
@@ -211,7 +210,7 @@ def rollouts_approve(rollout_id: int, comment: Comment = None, who: As = None) -
 
     by = _who(who)
     cfg = settings()
-    ctx = _context(cfg)
+    ctx = planning_context(cfg)
     db = open_db(cfg)
     try:
         result = approve(db, ctx, cfg, rollout_id, by, comment)
@@ -239,19 +238,3 @@ def rollouts_reject(rollout_id: int, comment: Comment = None, who: As = None) ->
         db.dispose()
     console.print(f"rollout {rollout_id} rejected by {by}: its policy set is not applied until the policies change",
                   highlight=False)
-
-
-def _context(cfg):
-    """The configured targets and policies, with the mass-change holds, as ``serve`` plans."""
-    from provisioner.change_control.holds.service import hold_policy
-    from provisioner.planner.service import PlanningContext
-    from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import ConfigError, load_targets
-
-    try:
-        targets = load_targets(cfg.targets_dir)
-        policies = load_policies(Path(cfg.policies_dir), targets)
-    except ConfigError as exc:
-        fail(f"invalid configuration: {exc.problems[0]} (run 'provisioner policy check')")
-    return PlanningContext(policies=policies, targets=targets, contract_end_timezone=cfg.contract_end_timezone,
-                           holds=hold_policy(cfg, targets))

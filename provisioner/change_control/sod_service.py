@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.audit.service import Entry, append_many
 from provisioner.change_control import approvals_repository as repository
+from provisioner.change_control.actors import same_person
 from provisioner.change_control.approvals_gate import rules_for
 from provisioner.change_control.approvals_service import (
     DecisionError,
@@ -56,7 +57,7 @@ def grant_exception(session: Session, ctx: PlanningContext, *, employee_id: str,
     flags = repository.listing(session, kind=RequestKind.SOD, identity_id=person.id, rule=rule, lock=True)
     if not flags:
         raise SodError(f"no grant of {employee_id} is blocked by rule {rule!r} (see 'provisioner sod list')")
-    own = [row.id for row, _ in flags if row.requested_by is not None and row.requested_by == actor]
+    own = [row.id for row, _ in flags if same_person(row.requested_by, actor)]
     if own:
         raise SodError(f"request(s) {own} were requested by {actor}: another approver must grant the exception", 403)
     entries, out = [], []

@@ -1,6 +1,7 @@
 """``provisioner approvals`` and ``provisioner sod``: review and decide access that waits
-(provisioner/change_control). Decisions made here record ``cli:<user>`` (or ``--by``) as who
-decided; the HTTP API records the token's name."""
+(provisioner/change_control). Decisions made here record ``cli:<NAME>`` (``--by NAME``, or the
+operating-system user) as who decided; the HTTP API records ``token:<name>``
+(``change_control.actors``)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,26 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from provisioner.cli.common import console, fail, open_db, settings
+from provisioner.cli.common import console, fail, open_db, planning_context, settings
 
 approvals_app = typer.Typer(no_args_is_help=True, help="Grants waiting for an approver (sensitive access).")
 sod_app = typer.Typer(no_args_is_help=True, help="Separation of duties: blocked grants, conflicts, exceptions.")
 exception_app = typer.Typer(no_args_is_help=True, help="Time-bound exceptions to a separation-of-duties rule.")
 sod_app.add_typer(exception_app, name="exception")
 
-By = Annotated[Optional[str], typer.Option("--by", help="who decides (recorded and audited); default cli:<user>")]
+By = Annotated[Optional[str], typer.Option("--by", help="who decides (recorded and audited as cli:NAME); "
+                                                       "default the operating-system user")]
 Comment = Annotated[Optional[str], typer.Option("--comment", "-m", help="why (required: recorded and audited)")]
 
 
 def _actor(by: str | None) -> str:
     import getpass
 
-    return (by or f"cli:{getpass.getuser()}")[:100]
+    from provisioner.change_control.actors import CLI, MAX_LENGTH, actor
+
+    if by is not None and not 0 < len(by.strip()) <= MAX_LENGTH - len(CLI) - 1:
+        fail(f"--by needs a name of 1 to {MAX_LENGTH - len(CLI) - 1} characters")
+    return actor(CLI, by if by is not None else getpass.getuser())
 
 
 def _when(value: str | None, option: str) -> datetime | None:
@@ -41,17 +47,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 def _runtime_ctx():
-    from provisioner.planner.service import PlanningContext
-    from provisioner.policies.loader import load_policies
-    from provisioner.targets.config import ConfigError, load_targets
-
     cfg = settings()
-    try:
-        targets = load_targets(cfg.targets_dir)
-        return cfg, PlanningContext(policies=load_policies(cfg.policies_dir, targets), targets=targets,
-                                    contract_end_timezone=cfg.contract_end_timezone)
-    except ConfigError as exc:
-        fail(f"invalid configuration: {exc.problems[0]} (run 'provisioner policy check')")
+    return cfg, planning_context(cfg)
 
 
 def _table(title: str, rows: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from provisioner.db import Database
+    from provisioner.planner.service import PlanningContext
     from provisioner.settings import Settings
 
 # Piped or captured output gets wide lines instead of wrapped table cells.
@@ -53,6 +54,25 @@ def open_db(cfg: Settings, *, migrate: bool = True) -> Database:
         safe = make_url(cfg.database_url).render_as_string(hide_password=True)
         fail(f"cannot open database {safe!r}: {str(exc).splitlines()[0]} "
              "(check PROVISIONER_DATABASE_URL)")
+
+
+def planning_context(cfg: Settings) -> PlanningContext:
+    """The configured targets and policies, with the mass-change holds, as ``serve`` plans: what a
+    command that plans or replays work goes through."""
+    from pathlib import Path
+
+    from provisioner.change_control.holds.service import hold_policy
+    from provisioner.planner.service import PlanningContext
+    from provisioner.policies.loader import load_policies
+    from provisioner.targets.config import ConfigError, load_targets
+
+    try:
+        targets = load_targets(cfg.targets_dir)
+        policies = load_policies(Path(cfg.policies_dir), targets)
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc.problems[0]} (run 'provisioner policy check')")
+    return PlanningContext(policies=policies, targets=targets, contract_end_timezone=cfg.contract_end_timezone,
+                           holds=hold_policy(cfg, targets))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

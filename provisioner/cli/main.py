@@ -13,7 +13,7 @@ from rich.table import Table
 from provisioner.change_control.cli import holds_app, rollouts_app
 from provisioner.cli.approvals import approvals_app, sod_app
 from provisioner.cli.bench import bench_app
-from provisioner.cli.common import console, fail, open_db, run, settings
+from provisioner.cli.common import console, fail, open_db, planning_context, run, settings
 from provisioner.cli.events import events_app, print_person_events
 from provisioner.cli.hr_import import import_csv
 from provisioner.cli.hr_sources import hr_sources_app
@@ -194,19 +194,33 @@ def ops_list(dead: Annotated[bool, typer.Option("--dead", help="only dead-letter
 @ops_app.command("replay")
 def ops_replay(op_id: Annotated[Optional[int], typer.Argument(help="operation id")] = None,
                all_: Annotated[bool, typer.Option("--all", help="every dead operation")] = False) -> None:
-    """Send dead-lettered operations back to the queue."""
+    """Send dead-lettered operations back to the queue, through change control: a grant that
+    needs an approver's decision is not replayed; destructive work may wait in a mass-change hold."""
     from provisioner.queue.service import ReplayError, replay
 
     if (op_id is None) == (not all_):
         fail("give an operation id or --all (see 'provisioner ops list --dead')")
-    db = open_db(settings())
+    cfg = settings()
+    ctx = planning_context(cfg)
+    db = open_db(cfg)
     try:
         with db.transaction() as session:
-            ids = replay(session, None if all_ else op_id)
+            done = replay(session, None if all_ else op_id, ctx=ctx)
     except ReplayError as exc:
         fail(str(exc))
+    finally:
+        db.dispose()
+    ids = done.op_ids
     console.print(f"replaying {len(ids)} operation(s): {', '.join(map(str, ids[:20]))}"
-                  f"{' ...' if len(ids) > 20 else ''}")
+                  f"{' ...' if len(ids) > 20 else ''}", highlight=False)
+    for hold_id in sorted(set(done.held.values())):
+        held = [str(i) for i, h in done.held.items() if h == hold_id]
+        console.print(f"held in mass-change hold set {hold_id} ('provisioner holds show {hold_id}'): "
+                      f"{', '.join(held[:20])}{' ...' if len(held) > 20 else ''}", highlight=False)
+    for reason in list(done.refused.values())[:20]:
+        console.print(f"[red]not replayed[/] {reason}", highlight=False)
+    if done.refused:
+        raise typer.Exit(1)
 
 
 # -- audit and evidence --------------------------------------------------------------------------

@@ -42,7 +42,7 @@ async def replay(request: Request, user: Decider, session: SessionDep,
     replayed, refused = [], []
     for op_id in ids:
         try:
-            replayed += queue_service.replay(session, op_id)
+            replayed += queue_service.replay(session, op_id, ctx=request.app.state.planning).op_ids
         except queue_service.ReplayError as exc:
             refused.append(str(exc))
     service.record(session, user, "dead_letters.replay", target or None, op_ids=replayed, refused=refused)

@@ -400,5 +400,6 @@ def _enqueue(session: Session, ctx: PlanningContext, requests: Sequence[PlanRequ
     for row, on in depends:
         row["depends_on_id"] = on if isinstance(on, int) else on["id"]
     if ctx.holds is not None:  # destructive work past a cause's thresholds is inserted held
-        ctx.holds.screen(session, ordered, {r.identity.id: r.cause or r.trigger for r in requests}, now)
+        ctx.holds.screen(session, ordered, {r.identity.id: r.cause or r.trigger for r in requests}, now,
+                         {r.identity.id: result.kind for r, result in zip(requests, results, strict=True)})
     insert_rows(session, Operation, ordered)

@@ -321,10 +321,11 @@ def mark_checked(session: Session, outcomes: dict[int, tuple[str, str]], worker_
                         .values(status=status, completed_at=now, lease_until=None, last_error=detail[:2000]))
 
 
-def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> None:
+def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reason: str) -> list[int]:
     """Dead-letter what waits on failed operations, and what waits on those, and so on (a
-    grant waits on its account's create, which may wait on the login owner's create)."""
-    failed = list(op_ids)
+    grant waits on its account's create, which may wait on the login owner's create). Returns
+    the operations dead-lettered."""
+    failed, out = list(op_ids), []
     while failed:
         waiting = list(session.scalars(select(Operation.id).where(
             Operation.depends_on_id.in_(failed), Operation.status == OpStatus.WAITING)))
@@ -332,6 +333,8 @@ def fail_dependents(session: Session, op_ids: Sequence[int], now: datetime, reas
             session.execute(update(Operation).where(Operation.id.in_(waiting))
                             .values(status=OpStatus.DEAD, completed_at=now, last_error=reason))
         failed = waiting
+        out += waiting
+    return out
 
 
 def release_verifications(session: Session, plan_ids: Iterable[int], now: datetime) -> None:

@@ -46,7 +46,7 @@ async def test_a_sensitive_grant_waits_is_approved_and_lands(cc, tokens, graph, 
     ok = await cc.api.post(f"/approvals/{f1['id']}/approve", headers=tokens["alice"],
                            json={"comment": "finance analyst, ticket IT-1"})
     assert ok.status_code == 200, ok.text
-    assert (ok.json()["status"], ok.json()["decided_by"]) == ("approved", "alice")
+    assert (ok.json()["status"], ok.json()["decided_by"]) == ("approved", "token:alice")
     bulk = await cc.api.post("/approvals/decisions", headers=tokens["bob"],
                              json={"decision": "approve", "ids": [e1["id"], 999999], "comment": "wiki editor"})
     assert bulk.status_code == 200, bulk.text
@@ -141,7 +141,7 @@ async def test_approver_cannot_approve_own_request_and_approvals_expire_on_time(
     await cc.drain()
     assert "Finance" not in graph.groups("F3")  # revoked on time, read back from the sandbox
     [again] = await pending(cc, tokens["look"], "F3")
-    assert again["requested_by"] == "root"
+    assert again["requested_by"] == "token:root"
     own = await cc.api.post(f"/approvals/{again['id']}/approve", headers=tokens["root"], json={"comment": "mine"})
     assert own.status_code == 403 and "another approver" in own.json()["detail"]
     bulk = await cc.api.post("/approvals/decisions", headers=tokens["root"],

@@ -58,7 +58,7 @@ async def test_sod_conflict_blocked_then_excepted_until_it_expires(cli_env, toke
     assert "S1" in check.output and "sell-and-approve" in check.output
     exceptions = (await cc.api.get("/sod/exceptions", headers=tokens["audit"])).json()["exceptions"]
     assert [(e["employee_id"], e["decided_by"], e["expires_at"]) for e in exceptions] == \
-        [("S1", "carol", until.isoformat())]
+        [("S1", "cli:carol", until.isoformat())]
 
     clock.advance(timedelta(hours=5))
     await cc.drain()  # the expiry job runs with the queue
@@ -109,7 +109,7 @@ async def test_approvals_from_the_cli(cli_env, graph):
     await cc.drain()
     assert "Finance" in graph.groups("F4") and "Finance" not in graph.groups("F6")
     decided = json.loads(invoke("approvals", "list", "--status", "approved", "--json").output)
-    assert [(r["employee_id"], r["decided_by"], r["comment"]) for r in decided] == [("F4", "dave", "controller")]
+    assert [(r["employee_id"], r["decided_by"], r["comment"]) for r in decided] == [("F4", "cli:dave", "controller")]
     assert invoke("approvals", "show", "424242").exit_code == 2
     assert invoke("approvals", "show", "99999999999").exit_code == 2  # beyond INTEGER: not found, on PostgreSQL too
     created = invoke("token", "create", "vic", "--scope", "viewer")

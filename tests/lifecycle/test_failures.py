@@ -66,7 +66,7 @@ async def test_permanent_error_goes_to_dead_letter_then_replays(service, entra: 
         assert dead.last_error.startswith("bad_request")
     assert entra.user("P1").get("jobTitle") != "Controller"
     with service.db.transaction() as session:
-        assert replay(session, dead.id) == [dead.id]
+        assert replay(session, dead.id, ctx=service.runtime.ctx).op_ids == [dead.id]
     await service.drain()
     assert entra.user("P1")["jobTitle"] == "Controller"
     assert op_statuses(service).get(OpStatus.DEAD, 0) == 0

@@ -3,9 +3,10 @@ released or cancelled by approvers."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from provisioner import limits
 from provisioner.api.deps import SessionDep
@@ -40,9 +41,12 @@ def show_hold(hold_id: RowId, _: Reader, session: SessionDep) -> HoldSetDetail:
 
 
 @router.post("/{hold_id}/release", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
-def release_hold(hold_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
-    """Send the held operations to the targets (they run as planned)."""
-    return _decide(service.release, session, hold_id, who, body)
+def release_hold(hold_id: RowId, who: Approver, session: SessionDep, request: Request,
+                 body: DecisionIn | None = None) -> HoldDecisionOut:
+    """Send the held operations to the targets (they run as planned, at once: this process's
+    worker is woken when the release commits)."""
+    wake = getattr(request.app.state, "wake_worker", None)
+    return _decide(functools.partial(service.release, wake=wake), session, hold_id, who, body)
 
 
 @router.post("/{hold_id}/cancel", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))

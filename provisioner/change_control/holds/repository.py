@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -121,12 +122,25 @@ def held_counts(session: Session, hold_ids: Sequence[int]) -> dict[int, tuple[in
     return {hold_id: (ops, people) for hold_id, ops, people in rows}
 
 
-def succeeded_ids(session: Session, op_ids: Sequence[int]) -> set[int]:
-    ids = [i for i in op_ids if i is not None]
-    if not ids:
-        return set()
-    return set(session.scalars(select(Operation.id).where(Operation.id.in_(ids),
-                                                          Operation.status == OpStatus.SUCCEEDED)))
+@dataclass
+class Dependencies:
+    """Held operations' dependencies: the succeeded ones, and those that never will (by id)."""
+
+    succeeded: set[int] = field(default_factory=set)
+    failed: dict[int, Operation] = field(default_factory=dict)  # dead-lettered or withdrawn
+
+
+def ended_dependencies(session: Session, op_ids: Sequence[int]) -> Dependencies:
+    ids, out = sorted({i for i in op_ids if i is not None}), Dependencies()
+    for start in range(0, len(ids), 500):
+        for op in session.scalars(select(Operation).where(
+                Operation.id.in_(ids[start:start + 500]),
+                Operation.status.in_((OpStatus.SUCCEEDED, OpStatus.DEAD, OpStatus.CANCELLED)))):
+            if op.status == OpStatus.SUCCEEDED:
+                out.succeeded.add(op.id)
+            else:
+                out.failed[op.id] = op
+    return out
 
 
 def held_for_identity(session: Session, identity_id: str) -> list[tuple[Operation, HoldSet]]:

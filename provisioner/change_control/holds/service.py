@@ -13,7 +13,8 @@ with the not-yet-tried work of the same cause and target from earlier in the win
 operations are never claimed (the claim reads ``pending`` only), live in ``operations`` like any
 other and so survive restarts; an approver releases the set (back to the queue as planned) or
 cancels it (withdrawn, recorded). A new plan for a held person supersedes the held work as it
-supersedes pending work, and its own operations are screened again.
+supersedes pending work; its destructive work joins the person's open set again, unless HR
+terminates or rehires them (:func:`passes_hold`): then it is screened under its own cause.
 
 Individual HR terminations are never held below the thresholds: the count of HR-caused people
 in the window must pass ``hold_hr_termination_count`` (50 by default) first, so revocation of a
@@ -24,7 +25,7 @@ held again: the approver has read its diff.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from provisioner.audit.service import append
 from provisioner.change_control.holds import repository
 from provisioner.change_control.holds.models import Cause, HoldSet, HoldStatus
 from provisioner.change_control.holds.schemas import HeldOperation, HoldDecisionOut, HoldSetDetail, HoldSetOut
+from provisioner.db import after_commit
 from provisioner.queue import repository as queue
 from provisioner.queue.models import OpStatus
 from provisioner.targets.contract import OpKind
@@ -79,6 +81,18 @@ def cause_of(trigger: str) -> str | None:
     return {"reconcile": Cause.RECONCILE, "scim": Cause.SCIM}.get(trigger)
 
 
+PASSING_PLANS = ("leaver", "rehire")  # the plan kinds (planner.service._plan_kind) that pass an open set
+
+
+def passes_hold(cause: str | None, plan_kind: str | None) -> bool:
+    """Whether a plan goes past its person's open hold set: only HR terminating the person (a
+    leaver must never keep access because of a hold) or rehiring them (the correction of a held
+    termination). Its own destructive work is screened under its own cause. Every other plan of a
+    held person (an HR update or transfer, a leave, a reconcile, a rollout, the worker converging
+    them) joins the set: its destructive work and companions wait for the approver's decision."""
+    return cause in (Cause.HR, Cause.SNAPSHOT) and plan_kind in PASSING_PLANS
+
+
 @dataclass
 class HoldPolicy:
     """The thresholds in force (settings, per target overrides) and the screen that applies them."""
@@ -98,24 +112,27 @@ class HoldPolicy:
         return self.overrides.get(target, {}).get(cause) or self.thresholds.get(cause)
 
     def screen(self, session: Session, rows: Sequence[dict[str, Any]], triggers: Mapping[str, str],
-               now: datetime) -> None:
+               now: datetime, kinds: Mapping[str, str] | None = None) -> None:
         """Tag the destructive operations (and their companions) of a batch about to be inserted
         with their cause (``triggers``: by identity id, a plan's trigger or a cause) and hold
-        them where a threshold is crossed."""
+        them where a threshold is crossed. ``kinds``: by identity id, the plan's kind (leaver,
+        rehire, mover, ...), which says who passes an open set (:func:`passes_hold`)."""
         causes = {i: t if t in Cause.ALL else cause_of(t) for i, t in triggers.items()}
+        kinds = kinds or {}
         holdable = [row for row in rows if row["kind"] in repository.DESTRUCTIVE or row["kind"] in repository.COMPANIONS]
         for row in rows:
             row["cause"], row["hold_id"] = None, None
         # A person whose work waits in an open set stays there whatever re-plans them (the
-        # worker converging them, a reconcile, a rollout) until the approver decides; only an
-        # HR event about that person (their source of truth, screened on its own) goes past it.
+        # worker converging them, a reconcile, a rollout, an HR update or transfer) until the
+        # approver decides; only HR terminating or rehiring them goes past it (screened on its own).
+        passing = {i for i, cause in causes.items() if passes_hold(cause, kinds.get(i))}
         inherited = repository.open_holds_of(session, [row["identity_id"] for row in holdable
-                                                       if causes.get(row["identity_id"]) != Cause.HR])
+                                                       if row["identity_id"] not in passing])
         people: dict[tuple[str, str], set[str]] = {}
         for row in holdable:
             cause, kind = causes.get(row["identity_id"]), row["kind"]
             row["cause"] = cause
-            held = inherited.get((row["identity_id"], row["target"])) if cause != Cause.HR else None
+            held = inherited.get((row["identity_id"], row["target"])) if row["identity_id"] not in passing else None
             if held is not None:
                 row["hold_id"], row["cause"], row["status"] = held[0], held[1], OpStatus.HELD
                 continue
@@ -176,20 +193,43 @@ class Decision:
     people: list[str]  # employee ids
 
 
-def release(session: Session, hold_id: int, by: str, comment: str | None, now: datetime) -> Decision:
+def release(session: Session, hold_id: int, by: str, comment: str | None, now: datetime, *,
+            wake: Callable[[], None] | None = None) -> Decision:
     """The approver says go: the held operations return to the queue as planned (a read-back
-    waits for its plan's work on the target again; deferred deletions keep their date)."""
+    waits for its plan's work on the target again; deferred deletions keep their date). One
+    whose dependency ended while it was held without succeeding (dead-lettered, or withdrawn)
+    is dead-lettered now with the reason, as the worker fails what waits on a failed operation,
+    instead of waiting for it forever. ``wake`` (this process's worker) is called once the
+    release has committed, so the operations run now rather than at the worker's next poll."""
     hold = _undecided(session, hold_id)
     held = repository.operations(session, hold_id, OpStatus.HELD)
-    done = repository.succeeded_ids(session, [op.depends_on_id for op, _ in held if op.depends_on_id])
+    ended = repository.ended_dependencies(session, [op.depends_on_id for op, _ in held if op.depends_on_id])
     for op, _ in held:
         waits = op.kind == OpKind.VERIFY_REVOKED.value or (op.depends_on_id is not None
-                                                            and op.depends_on_id not in done)
+                                                            and op.depends_on_id not in ended.succeeded)
         op.status = OpStatus.WAITING if waits else OpStatus.PENDING
         op.next_attempt_at = max(op.next_attempt_at, now)
     session.flush()
+    failed = _fail_orphans(session, hold, ended.failed, now)
     queue.release_verifications(session, {op.plan_id for op, _ in held if op.plan_id is not None}, now)
-    return _decided(session, hold, HoldStatus.RELEASED, held, by, comment, now)
+    if wake is not None:
+        after_commit(session, wake)
+    return _decided(session, hold, HoldStatus.RELEASED, held, by, comment, now, dead_lettered=failed)
+
+
+def _fail_orphans(session: Session, hold: HoldSet, ended: Mapping[int, Any], now: datetime) -> list[int]:
+    """Dead-letter the released operations waiting on a dependency that will never succeed (and
+    what waits on them), through the queue's own path (``fail_dependents``), naming it."""
+    failed: list[int] = []
+    for dep in sorted(ended.values(), key=lambda d: d.id):
+        reason = (f"operation {dep.id} it depends on ({dep.kind} on {dep.target}) was {dep.status} while "
+                  f"hold set {hold.id} held this one: {dep.last_error or 'no reason recorded'}")[:2000]
+        failed += queue.fail_dependents(session, [dep.id], now, reason)
+    if failed:
+        log.error("hold set %d released: %d operation(s) dead-lettered, their dependency failed while held "
+                  "(provisioner ops list --dead)", hold.id, len(failed),
+                  extra={"hold_id": hold.id, "target": hold.target, "alert": "dead_letter"})
+    return failed
 
 
 def cancel(session: Session, hold_id: int, by: str, comment: str | None, now: datetime) -> Decision:
@@ -216,12 +256,13 @@ def _undecided(session: Session, hold_id: int) -> HoldSet:
 
 
 def _decided(session: Session, hold: HoldSet, status: str, held: list, by: str, comment: str | None,
-             now: datetime) -> Decision:
+             now: datetime, *, dead_lettered: Sequence[int] = ()) -> Decision:
     hold.status, hold.decided_by, hold.decided_at, hold.comment = status, by, now, comment
     people = sorted({person.employee_id or person.id for _, person in held})
+    extra = {"dead_lettered": list(dead_lettered)[:AUDIT_PEOPLE_CAP * 4]} if dead_lettered else {}
     append(session, f"hold.{status}", f"{hold.target}/{hold.cause}", hold_id=hold.id, target=hold.target,
            cause=hold.cause, decided_by=by, comment=comment, operations=len(held), people_count=len(people),
-           people=people[:AUDIT_PEOPLE_CAP], op_ids=[op.id for op, _ in held][:AUDIT_PEOPLE_CAP * 4])
+           people=people[:AUDIT_PEOPLE_CAP], op_ids=[op.id for op, _ in held][:AUDIT_PEOPLE_CAP * 4], **extra)
     log.info("hold set %d %s by %s: %d operation(s) of %d people", hold.id, status, by, len(held), len(people))
     return Decision(hold, len(held), people)
 

@@ -98,7 +98,7 @@ async def test_snapshot_terminating_30_percent_is_held_then_released(svc, cli, t
     records = audit(svc, "hold.")
     assert [r["kind"] for r in records] == ["hold.opened", "hold.opened", "hold.released", "hold.released"]
     assert [(r["decided_by"], r["comment"], sorted(r["people"])) for r in records[2:]] == [
-        ("token:approver-1", "the three left on Friday", LEAVERS), ("alice", "confirmed with HR", LEAVERS)]
+        ("token:approver-1", "the three left on Friday", LEAVERS), ("cli:alice", "confirmed with HR", LEAVERS)]
     listed = json.loads(cli("holds", "list", "--json").output)
     assert {h["status"] for h in listed} == {"released"}
     verified = cli("audit", "verify")

@@ -93,7 +93,7 @@ async def test_a_rejected_rollout_is_not_applied_without_a_new_policy_change(svc
     out = cli("rollouts", "reject", str(rid), "--comment", "Sales must keep the CRM", "--as", "bob")
     assert out.exit_code == 0, out.output
     [decision] = audit(svc, "policy.rollout.rejected")
-    assert (decision["rollout_id"], decision["decided_by"], decision["comment"]) == (rid, "bob",
+    assert (decision["rollout_id"], decision["decided_by"], decision["comment"]) == (rid, "cli:bob",
                                                                                       "Sales must keep the CRM")
     # Not by approving it now, nor by reloading or restarting with the same policies.
     late = await svc.api.post(f"/change-control/rollouts/{rid}/approve", headers=tokens["approver"])
