@@ -1,0 +1,11 @@
+"""``provisioner hr-sources``: the HR sources declared under hr_sources/ (provisioner/hr_sources)."""
+
+from __future__ import annotations
+
+import typer
+
+from provisioner.cli.hr_sources_pull import pull
+
+hr_sources_app = typer.Typer(no_args_is_help=True, help="HR sources under hr_sources/ (bulk upload, webhook, "
+                                                        "snapshot files).")
+hr_sources_app.command("pull")(pull)  # provisioner/cli/hr_sources_pull.py
