@@ -174,6 +174,8 @@ def _seen_before(db: Database, source: str, section: SnapshotSection, file: Cand
                     f"applied at {when}; not archived (see the log)", done.archived_to if moved else None)
     picked = utcnow()
     to = files.destination(section.archive, file.name, picked)
+    if not _archive(file, to, source):  # moved first: a file another scan took is not recorded twice
+        return Pick(file.name, GONE, "no longer in the folder")
     with db.transaction() as session:
         repository.add(session, SnapshotFile(
             source=source, file_name=file.name, sha256=digest, size=file.size, picked_at=picked,
@@ -184,8 +186,7 @@ def _seen_before(db: Database, source: str, section: SnapshotSection, file: Cand
     detail = f"the same content as {done.file_name}, applied at {when}: not applied again"
     log.warning("HR snapshot %s of %s: %s; archived", file.name, source, detail,
                 extra={"hr_source": source, "sha256": digest, "duplicate_of": done.id})
-    moved = _archive(file, to, source)
-    return Pick(file.name, FileStatus.DUPLICATE, detail + ("; archived" if moved else ""), str(to) if moved else None)
+    return Pick(file.name, FileStatus.DUPLICATE, detail + "; archived", str(to))
 
 
 def _reject(db: Database, source: str, section: SnapshotSection, file: Candidate, digest: str,
