@@ -58,8 +58,17 @@ async def test_the_same_content_under_another_name_is_not_applied_again(service,
     assert pick.outcome == "applied" and drop.events() == 3  # only N3's row is new
 
 
-async def test_a_bad_file_is_moved_aside_with_every_error_and_nothing_applied(service, drop: Drop):
+def _failed_count(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith("provisioner_hr_snapshot_files_total{") and 'outcome="failed"' in line \
+                and f'source="{SOURCE}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_bad_file_is_moved_aside_with_every_error_and_nothing_applied(service, drop: Drop, caplog):
     drop.declare()
+    failed_before = _failed_count(await service.metrics())
     drop.write("bad.csv", text="employee_id,given_name,family_name,effective_at,type\n"
                                "B1,Ok,Row,,\n"
                                "B2,Bad,Date,not-a-date,\n"
@@ -83,6 +92,9 @@ async def test_a_bad_file_is_moved_aside_with_every_error_and_nothing_applied(se
     assert row.archived_to == str(moved)
     [entry] = drop.audit("hr_snapshot.failed")
     assert entry["problems"] == 4 and entry["moved_to"] == str(moved)
+    [alert] = [r for r in caplog.records if getattr(r, "alert", None) == "hr_snapshot_rejected"]
+    assert alert.problems == 4 and alert.hr_source == SOURCE and f"bad.csv of {SOURCE} refused" in alert.getMessage()
+    assert _failed_count(await service.metrics()) == failed_before + 1
     assert (await drop.pull()).picks == []  # not looked at again
 
 
