@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provisioner.clock import utcnow
-from tests.hr_sources.conftest import SOURCE, Drop
+from tests.hr_sources.conftest import HEADER, PEOPLE, SOURCE, Drop
 from tests.support import EntraView
 
 
@@ -184,3 +184,39 @@ async def test_events_effective_now_are_due_after_the_pull(service, drop: Drop, 
     await service.drain()
     assert entra.state("N4") == "active"
     assert Path(scan.picks[0].moved_to).exists() and before <= drop.files()[0].picked_at
+
+
+async def test_a_row_said_again_after_a_change_applies_again(service, drop: Drop, entra: EntraView):
+    """The full truth at each pull: a transfer reverted, a person terminated as missing who is in
+    the next extract (rehired); a row equal to the person's last event gives nothing."""
+    drop.declare(terminate_missing=True, max_terminate_share=0.5)
+    drop.write("1.csv", "N1", "N2", "N3", age=300)
+    await drop.pull()
+    await service.drain()
+    drop.write("2.csv", text=HEADER + "N1,Ada,Lovelace,Marketing,employee\nN2,Alan,Turing,Sales,employee\n", age=200)
+    await drop.pull()
+    await service.drain()
+    assert entra.user("N1")["department"] == "Marketing" and entra.state("N3") == "terminated"
+
+    drop.write("3.csv", "N1", "N2", "N3", "N4", age=100)  # N1 back in Sales, N3 back, N4 new
+    [pick] = (await drop.pull()).picks
+    assert pick.detail.startswith("3 event(s) stored (2 of them rows said again after a change), 1 already known")
+    await service.drain()
+    assert entra.user("N1")["department"] == "Sales"
+    assert entra.state("N3") == "active" and entra.user("N3")["accountEnabled"] is True
+    [rehire] = [e for e in _events_of(service, "N3") if e.type == "rehire"]
+    assert rehire.status == "applied" and rehire.source == SOURCE
+
+    rows = "".join(f"{e},{PEOPLE[e]},Sales,employee\n" for e in ("N1", "N2", "N3", "N4"))
+    drop.write("4.csv", text=HEADER + rows + "N9,Extra,Person,Sales,employee\n", age=10)
+    [pick] = (await drop.pull()).picks
+    assert pick.detail.startswith("1 event(s) stored, 4 already known"), pick.detail  # only N9 is new
+
+
+def _events_of(service, employee_id: str):
+    from sqlalchemy import select
+
+    from provisioner.intake.models import HREvent
+
+    with service.db.read() as session:
+        return list(session.scalars(select(HREvent).where(HREvent.employee_id == employee_id).order_by(HREvent.id)))

@@ -1,13 +1,15 @@
-"""Queries for snapshot files (``hr_snapshot_files``)."""
+"""Queries for snapshot files (``hr_snapshot_files``), and what ``reassert`` reads of the people."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provisioner.hr_sources.snapshots.models import FileStatus, SnapshotFile
+from provisioner.identities.models import Identity
+from provisioner.intake.models import HREvent
 
 
 def applied(session: Session, source: str, sha256: str) -> SnapshotFile | None:
@@ -33,3 +35,22 @@ def recent(session: Session, source: str | None = None, limit: int = 50) -> Sequ
     if source is not None:
         stmt = stmt.where(SnapshotFile.source == source)
     return session.scalars(stmt).all()
+
+
+def last_event_ids(session: Session, employee_ids: Sequence[str]) -> dict[str, str]:
+    """Each person's last received HR event id (``hr_events``, by insertion order)."""
+    ids, out = sorted(set(employee_ids)), {}
+    for start in range(0, len(ids), 500):
+        newest = (select(HREvent.employee_id, func.max(HREvent.id).label("id"))
+                  .where(HREvent.employee_id.in_(ids[start:start + 500])).group_by(HREvent.employee_id).subquery())
+        out.update(session.execute(select(HREvent.employee_id, HREvent.event_id)
+                                   .join(newest, HREvent.id == newest.c.id)).tuples().all())
+    return out
+
+
+def states(session: Session, employee_ids: Sequence[str]) -> dict[str, str]:
+    ids, out = sorted(set(employee_ids)), {}
+    for start in range(0, len(ids), 500):
+        out.update(session.execute(select(Identity.employee_id, Identity.state)
+                                   .where(Identity.employee_id.in_(ids[start:start + 500]))).tuples().all())
+    return out

@@ -9,8 +9,9 @@ process at a time looks at a folder. Each ready file (``files.candidates``) is h
   archived;
 - otherwise it is validated whole (``csv_import.read``, every bad row named) and stored as a
   snapshot (``csv_import.store``: the same event ids derived from content, the people missing,
-  with ``terminate_missing`` their terminations under the share guard) in one transaction with
-  its ``applied`` row, the claim (a unique index), then moved to ``archive/``;
+  with ``terminate_missing`` their terminations under the share guard; rows said again after
+  something else changed the person stored again, ``reassert``) in one transaction with its
+  ``applied`` row, the claim (a unique index), then moved to ``archive/``;
 - a file that cannot be applied (bad rows, the guard, an event id already used for another body)
   is recorded ``failed`` with its errors, moved to ``rejected/`` with ``<name>.errors.txt``
   beside it, logged with ``alert: hr_snapshot_rejected``; nothing of it is stored.
@@ -33,7 +34,7 @@ from provisioner.audit.service import append
 from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.hr_sources.declarations import HrSource, SnapshotSection
-from provisioner.hr_sources.snapshots import files, repository
+from provisioner.hr_sources.snapshots import files, reassert, repository
 from provisioner.hr_sources.snapshots.files import Candidate
 from provisioner.hr_sources.snapshots.models import FileStatus, SnapshotFile
 from provisioner.intake import csv_import
@@ -135,10 +136,11 @@ def _import(db: Database, settings: Settings, source: str, section: SnapshotSect
             row = repository.add(session, SnapshotFile(  # the claim: one applied row per content
                 source=source, file_name=file.name, sha256=digest, size=file.size, picked_at=picked,
                 status=FileStatus.APPLIED, counts={}, archived_to=str(to)))
+            parsed, again = reassert.reasserted(session, parsed, digest)
             result = csv_import.store(
                 session, parsed, source=source, snapshot=True, terminate_missing=section.terminate_missing,
                 max_terminate_share=_share(settings, section), termination_source=source)
-            row.counts = _counts(result)
+            row.counts = {**_counts(result), "reasserted": again}
             append(session, "hr_snapshot.applied", source, file=file.name, sha256=digest, size=file.size,
                    archived_to=str(to), terminate_missing=section.terminate_missing, **row.counts)
     except CsvImportError as exc:
@@ -153,12 +155,13 @@ def _import(db: Database, settings: Settings, source: str, section: SnapshotSect
             raise
         return _seen_before(db, source, section, file, digest, done)
     FILES.labels(source, FileStatus.APPLIED).inc()
-    detail = (f"{result.new} event(s) stored, {result.duplicates} already known; {len(result.missing)} of "
+    said = f" ({again} of them rows said again after a change)" if again else ""
+    detail = (f"{result.new} event(s) stored{said}, {result.duplicates} already known; {len(result.missing)} of "
               f"{result.population} employed people missing")
     if section.terminate_missing:
         detail += f", {result.terminations_new} terminate event(s) stored"
     log.info("HR snapshot %s of %s applied: %s", file.name, source, detail,
-             extra={"hr_source": source, "sha256": digest, **_counts(result)})
+             extra={"hr_source": source, "sha256": digest, "reasserted": again, **_counts(result)})
     moved = _archive(file, to, source)
     return Pick(file.name, FileStatus.APPLIED, detail + ("; archived" if moved else "; not archived (see the log)"),
                 str(to) if moved else None, result=result)
