@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from provisioner.clock import utcnow
 from provisioner.db import Database
@@ -17,6 +17,7 @@ from provisioner.hr_sources.declarations import load_sources
 from provisioner.hr_sources.snapshots import files
 from provisioner.hr_sources.snapshots.models import SnapshotFile
 from provisioner.hr_sources.snapshots.service import take
+from provisioner.intake import csv_import
 from provisioner.targets.config import ConfigError
 from tests.hr_sources.conftest import SOURCE, Drop
 from tests.support import EntraView
@@ -186,3 +187,23 @@ def test_the_snapshot_section(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         load_sources(bad)
     assert "archive must be another folder than folder" in err.value.problems[0]
+
+
+async def test_a_file_that_cannot_be_taken_now_holds_the_newer_ones_back(service, drop: Drop, monkeypatch):
+    """An error that is not the file's fault (the database unavailable): the file stays for the
+    next scan, and newer files wait behind it, so an older extract never applies after a newer one."""
+    drop.declare()
+    drop.write("older.csv", "N1", "N2", age=60)
+    drop.write("newer.csv", "N1", age=30)
+    real_read = csv_import.read
+
+    def unavailable(*args, **kw):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(csv_import, "read", unavailable)
+    picks = (await drop.pull()).picks
+    assert [(p.file, p.outcome) for p in picks] == [("older.csv", "error")]
+    assert drop.waiting() == ["newer.csv", "older.csv"] and drop.files() == []
+    monkeypatch.setattr(csv_import, "read", real_read)
+    assert [(p.file, p.outcome) for p in (await drop.pull()).picks] == [("older.csv", "applied"),
+                                                                        ("newer.csv", "applied")]

@@ -93,10 +93,12 @@ def scan(db: Database, settings: Settings, source: HrSource) -> Scan:
         for candidate in files.candidates(section.folder, section.pattern):
             try:
                 result.picks.append(take(db, settings, source.name, section, candidate))
-            except Exception as exc:  # the file stays where it is: the next scan tries again
+            except Exception as exc:  # the file stays where it is: the next scan tries again, and
+                # the newer files wait behind it (an older extract never applies after a newer one)
                 log.exception("HR snapshot %s of %s: not taken, the next scan tries again", candidate.name,
                               source.name, extra={"alert": "hr_snapshot_error", "hr_source": source.name})
                 result.picks.append(Pick(candidate.name, ERROR, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+                break
         return result
     finally:
         lock.release()
