@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from provisioner.cli.hr_sources_pull import pull
+from provisioner.cli.hr_sources_pull import pull, snapshots
 
 hr_sources_app = typer.Typer(no_args_is_help=True, help="HR sources under hr_sources/ (bulk upload, webhook, "
                                                         "snapshot files).")
 hr_sources_app.command("pull")(pull)  # provisioner/cli/hr_sources_pull.py
+hr_sources_app.command("snapshots")(snapshots)

@@ -55,3 +55,38 @@ def pull(source: Annotated[Optional[str], typer.Argument(
         db.dispose()
     if bad:
         raise typer.Exit(1)
+
+
+def snapshots(source: Annotated[Optional[str], typer.Argument(help="only this HR source")] = None,
+              limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The snapshot files taken from the folders, newest first: applied, duplicate or failed, with
+    their counts, their errors and where they were moved."""
+    import json
+
+    from rich.table import Table
+
+    from provisioner.hr_sources.snapshots import repository
+
+    db = open_db(settings())
+    try:
+        with db.read() as session:
+            rows = repository.recent(session, source, limit)
+    finally:
+        db.dispose()
+    if as_json:
+        console.print_json(json.dumps([{
+            "id": r.id, "source": r.source, "file": r.file_name, "sha256": r.sha256, "size": r.size,
+            "picked_at": r.picked_at.isoformat(), "status": r.status, "counts": r.counts, "errors": r.errors,
+            "moved_to": r.archived_to, "duplicate_of": r.duplicate_of} for r in rows]))
+        return
+    table = Table(title="HR snapshot files")
+    for col in ("id", "source", "file", "picked at", "status", "counts", "moved to"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        counts = ", ".join(f"{k} {v}" for k, v in r.counts.items() if v) or "-"
+        if r.duplicate_of:
+            counts = f"same content as #{r.duplicate_of}"
+        table.add_row(str(r.id), r.source, r.file_name, r.picked_at.strftime("%Y-%m-%d %H:%M:%S"), r.status,
+                      counts, r.archived_to or "-")
+    console.print(table)

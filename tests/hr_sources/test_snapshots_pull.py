@@ -5,6 +5,7 @@ source file's ``snapshot`` section."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 
@@ -144,6 +145,12 @@ async def test_pull_command(service, drop: Drop, cli):
     assert "bad.csv:2: employee_id" in result.output and "bad.csv:3: attributes.given_name" in result.output
     again = cli("hr-sources", "pull")
     assert again.exit_code == 0 and again.output.strip() == f"{SOURCE}: no new file"
+    listed = json.loads(cli("hr-sources", "snapshots", SOURCE, "--json").output)
+    assert [(r["file"], r["status"]) for r in listed] == [("bad.csv", "failed"), ("good.csv", "applied")]
+    assert listed[0]["counts"] == {"problems": 2} and listed[0]["errors"][0].startswith("bad.csv:2: employee_id")
+    assert listed[1]["counts"]["new"] == 1 and listed[1]["moved_to"].startswith(str(drop.folder / "archive"))
+    table = cli("hr-sources", "snapshots")
+    assert "good.csv" in table.output and "failed" in table.output and "problems 2" in table.output
 
     unknown = cli("hr-sources", "pull", "nope")
     assert unknown.exit_code == 2 and "no HR source 'nope' with a snapshot section" in unknown.output
