@@ -201,7 +201,10 @@ class Runtime:
                             "(key id %s): records appended now are not keyed", head.key_id,
                             extra={"alert": "audit_key_missing"})
 
-    async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True) -> None:
+    async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True,
+                             snapshot_pulls: bool | None = None) -> None:
+        """The worker, the HR event loop (``events``) and the scheduled jobs; snapshot pulls run
+        with the event loop unless ``snapshot_pulls`` says otherwise."""
         scheduler = AsyncIOScheduler(timezone="UTC")
         if reconcile:
             async def _reconcile() -> None:  # one at a time across processes (reconcile/schedule.py)
@@ -220,7 +223,7 @@ class Runtime:
                 log.exception("ending expired approvals failed; will retry")
         scheduler.add_job(_expiry, "interval", seconds=self.settings.change_control_expiry_seconds,
                           id="change_control_expiry", max_instances=1, coalesce=True)
-        if events:
+        if events if snapshot_pulls is None else snapshot_pulls:
             self._schedule_snapshot_pulls(scheduler)
         scheduler.start()
         try:

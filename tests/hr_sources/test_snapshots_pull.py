@@ -214,3 +214,16 @@ async def test_a_file_that_cannot_be_taken_now_holds_the_newer_ones_back(service
     monkeypatch.setattr(csv_import, "read", real_read)
     assert [(p.file, p.outcome) for p in (await drop.pull()).picks] == [("older.csv", "applied"),
                                                                         ("newer.csv", "applied")]
+
+
+async def test_import_apply_runs_no_pulls(service, drop: Drop):
+    """`provisioner import --apply` runs the processor and the worker in its own process
+    (``snapshot_pulls=False``): it does not take the folder's files."""
+    drop.declare(every="1s")
+    drop.write("x.csv", "N1")
+    rt, stop = service.runtime, asyncio.Event()
+    background = asyncio.create_task(rt.run_background(stop, events=True, reconcile=False, snapshot_pulls=False))
+    await asyncio.sleep(1.5)
+    rt.request_stop(stop)
+    await background
+    assert drop.waiting() == ["x.csv"] and drop.files() == []
