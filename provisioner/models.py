@@ -6,6 +6,7 @@ from provisioner.change_control.models import AccessRequest
 from provisioner.db import Base
 from provisioner.directory.models import DirectoryGroup, DirectoryGroupMember
 from provisioner.evidence.models import RevocationCheck, RevocationIncident
+from provisioner.hr_sources.snapshots.models import SnapshotFile
 from provisioner.identities.models import (
     Identity,
     LifecycleTransition,
@@ -38,6 +39,7 @@ __all__ = [
     "Plan",
     "PolicyRollout",
     "ReconcileCursor",
+    "SnapshotFile",
     "RevocationCheck",
     "RevocationIncident",
     "TargetAccount",

@@ -24,6 +24,8 @@ from provisioner.change_control.approvals_service import expire_due
 from provisioner.change_control.holds.service import hold_policy
 from provisioner.clock import utcnow
 from provisioner.db import Database
+from provisioner.hr_sources.declarations import HrSource, load_sources
+from provisioner.hr_sources.snapshots import service as snapshots
 from provisioner.identities import repository as identities
 from provisioner.intake.processor import ProcessStats, process_due
 from provisioner.planner.service import PlanningContext, plan_identity
@@ -44,8 +46,9 @@ audit_log = logging.getLogger("provisioner.audit")
 
 class Runtime:
     def __init__(self, settings: Settings, db: Database, ctx: PlanningContext,
-                 connectors: dict[str, Connector]) -> None:
+                 connectors: dict[str, Connector], hr_sources: Mapping[str, HrSource] | None = None) -> None:
         self.settings, self.db, self.ctx, self.connectors = settings, db, ctx, connectors
+        self.hr_sources = dict(hr_sources or {})
         self.worker = Worker(db, ctx, connectors, settings)
         self._events_ready = asyncio.Event()
 
@@ -58,10 +61,11 @@ class Runtime:
         ctx = PlanningContext(policies=policies, targets=targets,
                               contract_end_timezone=settings.contract_end_timezone,
                               holds=hold_policy(settings, targets))
+        hr_sources = load_sources(settings.hr_sources_dir)
         connectors = build_connectors(targets, transports=transports, dry_run=dry_run)
         db = db or Database(settings.database_url)
         learned.attach(db, connectors)  # start from what the apps were found not to do
-        return cls(settings, db, ctx, connectors)
+        return cls(settings, db, ctx, connectors, hr_sources)
 
     # -- API -------------------------------------------------------------------------------------
     def create_app(self) -> FastAPI:
@@ -143,6 +147,17 @@ class Runtime:
             self.worker.wake()
         return ended
 
+    async def pull_snapshots(self, name: str | None = None) -> list[snapshots.Scan]:
+        """Scan the drop folder of each HR source with a ``snapshot`` section (or of ``name``):
+        new files applied once, bad ones moved aside (provisioner/hr_sources/snapshots)."""
+        scans = []
+        for source in snapshots.with_snapshots(self.hr_sources):
+            if name is None or source.name == name:
+                scans.append(await asyncio.to_thread(snapshots.scan, self.db, self.settings, source))
+        if any(scan.stored for scan in scans):
+            self._events_ready.set()
+        return scans
+
     async def drain(self, *, max_wait: float = 60.0, loops: int | None = None) -> None:
         """Apply due events and run the queue until nothing more is ready now."""
         loops = loops or self.settings.worker_concurrency
@@ -186,7 +201,10 @@ class Runtime:
                             "(key id %s): records appended now are not keyed", head.key_id,
                             extra={"alert": "audit_key_missing"})
 
-    async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True) -> None:
+    async def run_background(self, stop: asyncio.Event, *, events: bool = True, reconcile: bool = True,
+                             snapshot_pulls: bool | None = None) -> None:
+        """The worker, the HR event loop (``events``) and the scheduled jobs; snapshot pulls run
+        with the event loop unless ``snapshot_pulls`` says otherwise."""
         scheduler = AsyncIOScheduler(timezone="UTC")
         if reconcile:
             async def _reconcile() -> None:  # one at a time across processes (reconcile/schedule.py)
@@ -205,6 +223,8 @@ class Runtime:
                 log.exception("ending expired approvals failed; will retry")
         scheduler.add_job(_expiry, "interval", seconds=self.settings.change_control_expiry_seconds,
                           id="change_control_expiry", max_instances=1, coalesce=True)
+        if events if snapshot_pulls is None else snapshot_pulls:
+            self._schedule_snapshot_pulls(scheduler)
         scheduler.start()
         try:
             tasks = [self.worker.run_forever(stop)]
@@ -213,6 +233,22 @@ class Runtime:
             await asyncio.gather(*tasks)
         finally:
             scheduler.shutdown(wait=False)
+
+    def _schedule_snapshot_pulls(self, scheduler: AsyncIOScheduler) -> None:
+        """One job per HR source with a ``snapshot`` section, every ``snapshot.every`` (or
+        ``hr_snapshot_poll_seconds``), the first at start; processes take turns per folder."""
+        for source in snapshots.with_snapshots(self.hr_sources):
+            assert source.snapshot is not None
+
+            async def _pull(name: str = source.name) -> None:
+                try:
+                    await self.pull_snapshots(name)
+                except Exception:
+                    log.exception("pulling HR snapshot files of %s failed; will retry", name,
+                                  extra={"alert": "hr_snapshot_error", "hr_source": name})
+            every = source.snapshot.interval_seconds or self.settings.hr_snapshot_poll_seconds
+            scheduler.add_job(_pull, "interval", seconds=every, id=f"hr_snapshots:{source.name}",
+                              max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
     def request_stop(self, stop: asyncio.Event) -> None:
         """SIGTERM/SIGINT: set ``stop`` and wake what waits for work, so nothing new is started

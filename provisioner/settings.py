@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     targets_dir: Path = Path("targets")
     # HR sources beyond the native signed format (provisioner/hr_sources): one YAML file each.
     hr_sources_dir: Path = Path("hr_sources")
+    # How often the scheduler looks for snapshot files of a source whose ``snapshot`` section
+    # does not say (``every``).
+    hr_snapshot_poll_seconds: float = Field(300.0, gt=0)
 
     # HR intake: one HMAC secret per source system (e.g. {"workday": "..."}), from
     # PROVISIONER_HR_SECRETS (JSON object) and/or PROVISIONER_HR_SECRETS_FILE (JSON object file).

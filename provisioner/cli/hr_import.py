@@ -97,7 +97,7 @@ def _in_process(cfg):
             await stop.wait()
             rt.request_stop(stop)
         try:
-            await asyncio.gather(rt.run_background(stop, events=True, reconcile=False), relay())
+            await asyncio.gather(rt.run_background(stop, events=True, reconcile=False, snapshot_pulls=False), relay())
         finally:
             await rt.aclose()
     return apply

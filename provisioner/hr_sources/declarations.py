@@ -12,6 +12,7 @@ Each section is optional and is one way in; a source declares at least one::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -40,7 +41,43 @@ class WebhookSection(WebhookMapping):
 
 
 class SnapshotSection(Section):
-    """Full CSV extracts dropped in ``folder`` matching ``pattern``, each imported once as a snapshot."""
+    """Full CSV extracts dropped in ``folder`` matching ``pattern``, each imported once as a
+    snapshot (``snapshots/``). Paths are relative to the source file's folder unless absolute;
+    ``archive`` and ``rejected`` default to sub-folders of ``folder``. A file is picked only when
+    unchanged for ``settle_seconds`` (and names starting with ``.`` never are): HR writes the
+    extract under another name, then renames it."""
+
+    folder: Path
+    pattern: str = Field("*.csv", min_length=1, pattern=r"^[^/\\]+$")
+    archive: Path | None = None
+    rejected: Path | None = None
+    terminate_missing: bool = False
+    # The guard of terminate_missing; None: PROVISIONER_SNAPSHOT_MAX_TERMINATE_SHARE.
+    max_terminate_share: float | None = Field(None, ge=0.0, le=1.0)
+    # How often the scheduler looks ("30s", "5m", "1h"); None: PROVISIONER_HR_SNAPSHOT_POLL_SECONDS.
+    every: str | None = Field(None, pattern=r"^[1-9][0-9]*[smh]$")
+    settle_seconds: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _apart(self) -> SnapshotSection:
+        here = os.path.normpath(self.folder)
+        for name in ("archive", "rejected"):
+            value = getattr(self, name)
+            if value is not None and os.path.normpath(value) == here:
+                raise ValueError(f"{name} must be another folder than folder (its files would be picked again)")
+        return self
+
+    @property
+    def interval_seconds(self) -> float | None:
+        if self.every is None:
+            return None
+        return int(self.every[:-1]) * {"s": 1, "m": 60, "h": 3600}[self.every[-1]]
+
+    def resolved(self, base: Path) -> SnapshotSection:
+        """The same section with every folder absolute (relative ones taken from ``base``)."""
+        folder = base / self.folder
+        return self.model_copy(update={"folder": folder, "archive": base / (self.archive or folder / "archive"),
+                                       "rejected": base / (self.rejected or folder / "rejected")})
 
 
 class HrSource(Section):
@@ -60,7 +97,10 @@ class HrSource(Section):
 def load_source_file(path: Path) -> HrSource:
     data, lines = read_mapping(path, "an HR source file holds one mapping (name, bulk_upload, webhook, snapshot)")
     data.setdefault("name", path.stem)
-    return validate(HrSource, data, lines, path)
+    source = validate(HrSource, data, lines, path)
+    if source.snapshot is not None:  # its folders are relative to this file's
+        source = source.model_copy(update={"snapshot": source.snapshot.resolved(path.parent.absolute())})
+    return source
 
 
 def load_sources(directory: Path) -> dict[str, HrSource]:

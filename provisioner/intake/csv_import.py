@@ -179,31 +179,56 @@ def _name(person: Identity) -> str:
     return person.display_name or " ".join(p for p in (person.given_name, person.family_name) if p) or "?"
 
 
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A whole file read and validated, nothing stored yet (``read``; ``store`` stores it)."""
+
+    path: Path
+    events: list[HREventIn]
+    now: datetime
+
+
+def read(db: Database, path: Path, *, effective_days: tuple[int, int] | None = None) -> Parsed:
+    """Validate the whole file (raises CsvImportError naming every bad row). ``effective_days``:
+    how many days back and ahead an ``effective_at`` may lie (the settings' window)."""
+    with db.read() as session:
+        known = repository.known_employee_ids(session)
+    now = utcnow()
+    window = EffectiveWindow(now, *effective_days) if effective_days else None
+    return Parsed(path, parse(path, known, now, window), now)
+
+
+def store(session: Session, parsed: Parsed, *, source: str = "csv-import", chunk: int = 1000,
+          progress: Callable[[int], None] | None = None, snapshot: bool = False,
+          terminate_missing: bool = False, max_terminate_share: float = 0.1, force: bool = False,
+          termination_source: str = SNAPSHOT_SOURCE) -> ImportResult:
+    """Store a read file (and, for a snapshot with ``terminate_missing``, the terminations,
+    recorded with ``termination_source``) in the caller's transaction."""
+    events, result = parsed.events, ImportResult()
+    if snapshot:
+        present = {e.employee_id for e in events}
+        employed = repository.employed_from_hr(session)
+        result.population = len(employed)
+        result.missing = [Missing(p.employee_id or "", _name(p), p.state)
+                          for p in employed if p.employee_id not in present]
+    terminations = (_terminations(parsed.path, result, parsed.now, max_terminate_share, force)
+                    if terminate_missing else [])
+    result.new, result.duplicates = _store(session, events, source, chunk, progress)
+    result.terminations_new, result.terminations_known = _store(session, terminations, termination_source,
+                                                                chunk, None)
+    return result
+
+
 def import_file(db: Database, path: Path, *, source: str = "csv-import", chunk: int = 1000,
                 progress: Callable[[int], None] | None = None, snapshot: bool = False,
                 terminate_missing: bool = False, max_terminate_share: float = 0.1,
                 force: bool = False, effective_days: tuple[int, int] | None = None) -> ImportResult:
     """Validate the whole file, then store it (and, for a snapshot with ``terminate_missing``,
-    the terminations) in one transaction: all of it or nothing. ``effective_days``: how many
-    days back and ahead an ``effective_at`` may lie (the settings' window)."""
-    with db.read() as session:
-        known = repository.known_employee_ids(session)
-    now = utcnow()
-    window = EffectiveWindow(now, *effective_days) if effective_days else None
-    events = parse(path, known, now, window)
-    result = ImportResult()
+    the terminations) in one transaction: all of it or nothing."""
+    parsed = read(db, path, effective_days=effective_days)
     with db.transaction() as session:
-        if snapshot:
-            present = {e.employee_id for e in events}
-            employed = repository.employed_from_hr(session)
-            result.population = len(employed)
-            result.missing = [Missing(p.employee_id or "", _name(p), p.state)
-                              for p in employed if p.employee_id not in present]
-        terminations = _terminations(path, result, now, max_terminate_share, force) if terminate_missing else []
-        result.new, result.duplicates = _store(session, events, source, chunk, progress)
-        result.terminations_new, result.terminations_known = _store(session, terminations, SNAPSHOT_SOURCE,
-                                                                    chunk, None)
-    return result
+        return store(session, parsed, source=source, chunk=chunk, progress=progress, snapshot=snapshot,
+                     terminate_missing=terminate_missing, max_terminate_share=max_terminate_share, force=force)
 
 
 def _terminations(path: Path, result: ImportResult, now: datetime, max_share: float,

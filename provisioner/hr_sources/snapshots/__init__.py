@@ -1,0 +1,1 @@
+"""Snapshot files: full CSV extracts HR drops in a folder, each applied once (``service``)."""
