@@ -70,7 +70,8 @@ class Runtime:
     # -- API -------------------------------------------------------------------------------------
     def create_app(self) -> FastAPI:
         app = create_app(self.settings, self.db, on_events_accepted=self._events_ready.set,
-                         on_identity_changed=self.identity_changed, target_halts=self.target_halts)
+                         on_identity_changed=self.identity_changed, target_halts=self.target_halts,
+                         hr_sources=self.hr_sources)
         app.state.planning = self.ctx
         app.state.wake_worker = self.worker.wake  # a decision planned work: run it now
         return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -14,7 +14,7 @@ from provisioner.api.body_limit import BodyLimit, BodyLimitMiddleware
 from provisioner.console import mount_console
 from provisioner.db import Database
 from provisioner.health.service import HaltsProvider
-from provisioner.hr_sources.declarations import load_sources
+from provisioner.hr_sources.declarations import HrSource, load_sources
 from provisioner.intake.writer import IntakeWriter
 from provisioner.scim.app import mount_scim
 from provisioner.scim.config import SCIM_PREFIX
@@ -24,7 +24,8 @@ from provisioner.settings import Settings
 def create_app(settings: Settings, db: Database, *,
                on_events_accepted: Callable[[], None] | None = None,
                on_identity_changed: Callable[[Session, str, str], None] | None = None,
-               target_halts: HaltsProvider | None = None) -> FastAPI:
+               target_halts: HaltsProvider | None = None,
+               hr_sources: Mapping[str, HrSource] | None = None) -> FastAPI:
     from provisioner.change_control.approvals_endpoints import router as change_control_router
     from provisioner.change_control.holds.endpoints import router as holds_router
     from provisioner.change_control.rollouts.endpoints import router as rollouts_router
@@ -45,7 +46,8 @@ def create_app(settings: Settings, db: Database, *,
     app.state.db = db
     app.state.intake_writer = IntakeWriter(db, max_events=settings.max_batch_events)
     app.state.hr_secrets = settings.source_secrets()
-    app.state.hr_sources = load_sources(settings.hr_sources_dir)  # hr_sources/*.yaml (ConfigError: file:line)
+    # hr_sources/*.yaml, as the runtime loaded them (ConfigError: file:line)
+    app.state.hr_sources = dict(hr_sources) if hr_sources is not None else load_sources(settings.hr_sources_dir)
     app.state.on_events_accepted = on_events_accepted
     if on_identity_changed is not None:
         app.state.on_identity_changed = on_identity_changed

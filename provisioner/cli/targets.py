@@ -23,7 +23,8 @@ def runtime(**kw):
     try:
         return Runtime.load(cfg, db=open_db(cfg), **kw)
     except ConfigError as exc:
-        fail(f"invalid configuration: {exc.problems[0]} (run 'provisioner policy check')")
+        check = "hr-sources check" if str(cfg.hr_sources_dir) in exc.problems[0] else "policy check"
+        fail(f"invalid configuration: {exc.problems[0]} (run 'provisioner {check}')")
 
 
 @targets_app.command("check")
