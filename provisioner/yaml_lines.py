@@ -78,6 +78,8 @@ def validate(model: type[M], data: dict[str, Any], lines: Lines, path: Path) -> 
         for err in exc.errors(include_url=False):
             at = yaml_path(data, tuple(err["loc"]))
             field = ".".join(str(p) for p in at)
+            if err["type"] == "missing" and err["loc"]:  # name the key that is missing, not its parent
+                field = f"{field}.{err['loc'][-1]}" if field else str(err["loc"][-1])
             msg = err["msg"].removeprefix("Value error, ")
             text_line = f"{path}:{line_for(lines, at)}: {field or '(file)'}: {msg}"
             if text_line not in problems:
