@@ -16,7 +16,7 @@ from provisioner.identities.models import (
 from provisioner.intake.models import HREvent
 from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation
-from provisioner.reconcile.models import ReconcileCursor
+from provisioner.reconcile.models import ReconcileCursor, ReconcileDrift, ReconcileRun
 from provisioner.rollouts.models import PolicyRollout
 from provisioner.targets.learned.models import LearnedForm
 from provisioner.tokens.models import ApiToken
@@ -38,6 +38,8 @@ __all__ = [
     "Plan",
     "PolicyRollout",
     "ReconcileCursor",
+    "ReconcileDrift",
+    "ReconcileRun",
     "RevocationCheck",
     "RevocationIncident",
     "TargetAccount",

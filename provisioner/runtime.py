@@ -69,6 +69,7 @@ class Runtime:
                          on_identity_changed=self.identity_changed, target_halts=self.target_halts)
         app.state.planning = self.ctx
         app.state.wake_worker = self.worker.wake  # a decision planned work: run it now
+        app.state.connectors = self.connectors  # the console's "reconcile now" and "fix selected"
         return app
 
     def target_halts(self) -> dict[str, datetime | None]:

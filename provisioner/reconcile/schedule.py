@@ -21,6 +21,7 @@ from provisioner.db import Database
 from provisioner.planner.service import PlanningContext
 from provisioner.reconcile import repository
 from provisioner.reconcile.retry import ReadRetry
+from provisioner.reconcile.runs import Keep
 from provisioner.reconcile.service import ReconcileReport, reconcile
 from provisioner.settings import Settings
 from provisioner.targets.contract import Connector
@@ -47,7 +48,8 @@ async def scheduled_reconcile(db: Database, ctx: PlanningContext, connectors: di
             return None
         report = await reconcile(db, ctx, connectors, fix=settings.reconcile_fix,
                                  max_removals=settings.reconcile_max_removals,
-                                 retry=ReadRetry.from_settings(settings))
+                                 retry=ReadRetry.from_settings(settings), trigger="schedule",
+                                 keep=Keep.from_settings(settings))
         log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
         return report
     finally:
