@@ -63,7 +63,7 @@ def page(session: Session, run_id: int | None, target: str | None, kind: str | N
     groups: dict[str, list[dict[str, Any]]] = {}
     for d in repository.run_items(session, chosen.id, target=target, kind=kind):
         groups.setdefault(d.kind, []).append(_item(d))
-    out["groups"] = [{"kind": k, "title": KIND_TITLES.get(k, k), "items": v} for k, v in sorted(groups.items())]
+    out["groups"] = [{"kind": k, "title": KIND_TITLES.get(k, k), "rows": v} for k, v in sorted(groups.items())]
     return out
 
 
