@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from provisioner.audit.models import AuditRecord
 from provisioner.reconcile.models import ReconcileRun
+from provisioner.reconcile.schedule import scheduled_reconcile
 from tests.console.conftest import bearer
-from tests.console.reconcile_support import items, seller_with_drift
+from tests.console.reconcile_support import add_member, items, seller_with_drift
+from tests.support import event, hire
 
 RUN = re.compile(r"run (\d+): (\d+) drift item")
 
@@ -133,3 +135,22 @@ async def test_bad_input_is_named(cc, tokens, console):
     assert 'role="alert"' in nothing.text and "no reconcile run 99" in nothing.text
     bad = await alice.post("/console/reconcile/fix", {"run_id": "x"})
     assert bad.status_code == 400 and "run_id" in bad.text  # problem+json naming the field
+
+
+async def test_a_leavers_timeline_shows_the_revocation_incident(cc, tokens, console, graph):
+    await cc.send(hire("h-l1", "L1", "Leo", "Leaver", "Sales"))
+    await cc.drain()
+    await cc.send(event("t-l1", "terminate", "L1", immediate=True))
+    await cc.drain()
+    assert graph.groups("L1") == set()
+    await add_member(cc, "Sales", graph.remote_id("L1"))  # access back behind the service's back
+    rt = cc.runtime
+    report = await scheduled_reconcile(rt.db, rt.ctx, rt.connectors, cc.settings)
+    assert report.incidents == 1
+    look = console()
+    await look.sign_in(bearer(tokens["look"]))
+    person = await look.get("/console/people/L1")
+    rows = [r for r in re.findall(r"<tr>(.*?)</tr>", person.text, re.S) if "Sales" in r]
+    assert any("revocation incident" in r and "member_added_elsewhere in entra (Sales), by reconcile" in r
+               and "open" in r for r in rows), rows
+    assert any(">drift<" in r and f"reconcile run {report.run_id}" in r and "not fixed" in r for r in rows), rows
