@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("finished_at", provisioner.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("trigger", sa.String(length=200), nullable=False),
         sa.Column("fix", sa.Boolean(), nullable=False),
+        sa.Column("selected", sa.Boolean(), nullable=False),
         sa.Column("targets", JSON, nullable=False),
         sa.Column("drift", sa.Integer(), nullable=False),
         sa.Column("stored", sa.Integer(), nullable=False),

@@ -30,7 +30,7 @@ KIND_TITLES = {
 
 def _run_row(run: ReconcileRun, open_items: int) -> dict[str, Any]:
     return {"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at, "trigger": run.trigger,
-            "fix": run.fix, "targets": run.targets, "drift": run.drift, "stored": run.stored,
+            "fix": run.fix, "selected": run.selected, "targets": run.targets, "drift": run.drift, "stored": run.stored,
             "open": open_items, "errors": run.errors, "replanned": run.replanned, "removed": run.removed,
             "incidents": run.incidents}
 

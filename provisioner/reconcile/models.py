@@ -39,6 +39,9 @@ class ReconcileRun(Base):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
     trigger: Mapped[str] = mapped_column(String(limits.RUN_TRIGGER))
     fix: Mapped[bool] = mapped_column(Boolean)
+    # "fix selected": only the targets of the selected items were read, only those lines fixed
+    # (not a whole run: the schedule's spacing does not count it, schedule.py).
+    selected: Mapped[bool] = mapped_column(Boolean)
     targets: Mapped[list[str]] = mapped_column(JSONType)  # the targets the run read
     drift: Mapped[int] = mapped_column(Integer)  # drift items found (all, even beyond those stored)
     stored: Mapped[int] = mapped_column(Integer)  # drift items kept as rows (reconcile_run_items_max)

@@ -12,7 +12,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from provisioner.audit.models import AuditRecord
 from provisioner.evidence.models import RevocationIncident
 from provisioner.identities.lifecycle import State
 from provisioner.identities.models import Identity, TargetAccount, TargetMembership
@@ -149,8 +148,9 @@ def save_cursor(session: Session, target: str, resource: str, delta_link: str, s
 
 
 def last_run_at(session: Session) -> datetime | None:
-    """When the last reconciliation run (any process, any trigger) was recorded."""
-    return session.scalar(select(func.max(AuditRecord.at)).where(AuditRecord.kind == "reconcile.run"))
+    """When the last whole reconciliation run (any process, any trigger; not a "fix selected"
+    run, which reads only some targets) finished."""
+    return session.scalar(select(func.max(ReconcileRun.finished_at)).where(ReconcileRun.selected.is_(False)))
 
 
 # -- stored runs (provisioner/reconcile/runs.py) --------------------------------------------------

@@ -41,6 +41,7 @@ class RunInfo:
     started_at: datetime
     targets: Sequence[str]
     keep: Keep = Keep()
+    selected: bool = False  # "fix selected": only some lines fixed, only their targets read
 
 
 def _cut(value: str | None, length: int) -> str | None:
@@ -54,7 +55,7 @@ def store(session: Session, report: ReconcileReport, info: RunInfo, *, fix: bool
     run fixed are marked fixed by its trigger. Returns the run's id."""
     kept = report.drift[:info.keep.items]
     row = ReconcileRun(started_at=info.started_at, finished_at=now, trigger=_cut(info.trigger, limits.RUN_TRIGGER),
-                       fix=fix, targets=list(info.targets), drift=len(report.drift), stored=len(kept),
+                       fix=fix, selected=info.selected, targets=list(info.targets), drift=len(report.drift), stored=len(kept),
                        replanned=report.replanned, removed=report.removed, incidents=report.incidents,
                        read_retries=report.read_retries, errors=list(report.errors))
     session.add(row)

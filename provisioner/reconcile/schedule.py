@@ -3,8 +3,8 @@ time across every process sharing the database.
 
 Each ``serve`` process schedules the job; a run first takes the named lock ``reconcile``
 (:meth:`provisioner.db.Database.named_lock`) without waiting: held by another process, the run
-is skipped (logged at INFO). Holding it, the run is also skipped when a reconciliation was
-recorded (the ``reconcile.run`` audit record, whatever started it) less than
+is skipped (logged at INFO). Holding it, the run is also skipped when a whole reconciliation
+finished (a stored run, :mod:`.runs`, whatever started it; not a console "fix selected") less than
 ``SPACING`` of the interval ago: N processes then reconcile about once an interval between
 them, not N times. The slack (the rest of the interval) keeps a process's own next run, which
 comes one interval after its last *start*, from being skipped because that run *ended* later.

@@ -95,7 +95,7 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
     report.read_retries = retry.retries - retries_before
     report.drift += [d for d in _policy_drift(await _policy_result(policy, report), knowns)
                      if only is None or d.target in connectors]
-    info = RunInfo(trigger, started, list(connectors), keep or Keep())
+    info = RunInfo(trigger, started, list(connectors), keep or Keep(), selected=only is not None)
     await asyncio.to_thread(record, db, ctx, report, fix, info, only)
     return report
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from provisioner.audit.models import AuditRecord
 from provisioner.clock import clock, utcnow
-from provisioner.reconcile import on_demand, runs
+from provisioner.reconcile import on_demand, repository, runs
 from provisioner.reconcile.models import ReconcileDrift, ReconcileRun
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
 from provisioner.reconcile.schedule import scheduled_reconcile
@@ -94,4 +94,6 @@ async def test_fix_selected_reports_drift_that_is_gone_and_fixes_the_rest(servic
     assert after[("member_added_elsewhere", "Finance")].outcome.startswith("no longer drifting")
     with service.db.read() as session:
         new = session.get(ReconcileRun, fixed.new_run_id)
-        assert (new.trigger, new.fix, new.targets) == ("console:alice", True, ["entra"])
+        assert (new.trigger, new.fix, new.selected, new.targets) == ("console:alice", True, True, ["entra"])
+        # Not a whole run: the schedule's spacing counts the last whole one.
+        assert repository.last_run_at(session) == session.get(ReconcileRun, report.run_id).finished_at
