@@ -18,6 +18,7 @@ from typing import Final
 EVENT_ID_COLUMN: Final = 200  # hr_events.event_id, hr_events.cancels_event_id, lifecycle_transitions.event_id
 PLAN_TRIGGER: Final = 200  # plans.trigger: "event:<event_id>", "reconcile", ...
 EVENT_ID: Final = PLAN_TRIGGER - len("event:")  # 194: the longest event_id accepted, so its plan's trigger fits
+RUN_TRIGGER: Final = 200  # reconcile_runs.trigger, reconcile_drift.fixed_by: "schedule", "console:<name>", ...
 SOURCE: Final = 100  # hr_events.source (an HR source name, or the CSV import's --source)
 EVENT_TYPE: Final = 20  # hr_events.type
 EVENT_STATUS: Final = 20  # hr_events.status

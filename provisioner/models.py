@@ -17,7 +17,7 @@ from provisioner.identities.models import (
 from provisioner.intake.models import HREvent
 from provisioner.planner.models import Plan
 from provisioner.queue.models import Operation
-from provisioner.reconcile.models import ReconcileCursor
+from provisioner.reconcile.models import ReconcileCursor, ReconcileDrift, ReconcileRun
 from provisioner.rollouts.models import PolicyRollout
 from provisioner.targets.learned.models import LearnedForm
 from provisioner.tokens.models import ApiToken
@@ -39,9 +39,11 @@ __all__ = [
     "Plan",
     "PolicyRollout",
     "ReconcileCursor",
-    "SnapshotFile",
+    "ReconcileDrift",
+    "ReconcileRun",
     "RevocationCheck",
     "RevocationIncident",
+    "SnapshotFile",
     "TargetAccount",
     "TargetGroup",
     "TargetMembership",

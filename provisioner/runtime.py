@@ -74,6 +74,7 @@ class Runtime:
                          hr_sources=self.hr_sources)
         app.state.planning = self.ctx
         app.state.wake_worker = self.worker.wake  # a decision planned work: run it now
+        app.state.connectors = self.connectors  # the console's "reconcile now" and "fix selected"
         return app
 
     def target_halts(self) -> dict[str, datetime | None]:

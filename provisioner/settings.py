@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # Attempts of each read reconciliation makes (transient failures: 429, 5xx, timeouts), with
     # the queue's back-off (backoff_base_seconds, backoff_max_seconds; Retry-After honoured).
     reconcile_read_attempts: int = Field(4, ge=1)
+    # Every run (scheduled, CLI, console) is stored with its drift items for the console's
+    # Reconcile page: the last reconcile_runs_kept runs, each with at most
+    # reconcile_run_items_max drift items as rows (the count of all is kept).
+    reconcile_runs_kept: int = Field(50, ge=1)
+    reconcile_run_items_max: int = Field(10000, ge=0)
     # A changed policy set re-plans everyone it affects (provisioner/rollouts). A rollout that
     # would re-plan more people than this waits for an approver (`provisioner rollouts approve`);
     # None: no limit. 50: a tweak for one team applies on its own, a department's or the

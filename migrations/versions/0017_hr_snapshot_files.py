@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import provisioner.db
 
 revision: str = "0017_hr_snapshot_files"
-down_revision: str | None = "0014_preferred_login"
+down_revision: str | None = "0015_reconcile_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

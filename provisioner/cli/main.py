@@ -327,6 +327,7 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
                                                       "since the last run")] = False) -> None:
     """Compare each target with what the service knows; report (and with --fix correct) drift.
     Exit 0: no drift; 1: drift found; 2: a target could not be read or a fix failed."""
+    from provisioner.reconcile.runs import Keep
     from provisioner.reconcile.service import ReadRetry
     from provisioner.reconcile.service import reconcile as do_reconcile
 
@@ -336,7 +337,8 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
         try:
             report = await do_reconcile(rt.db, rt.ctx, rt.connectors, fix=fix,
                                         max_removals=rt.settings.reconcile_max_removals,
-                                        retry=ReadRetry.from_settings(rt.settings), full=full)
+                                        retry=ReadRetry.from_settings(rt.settings), full=full, trigger="cli",
+                                        keep=Keep.from_settings(rt.settings))
             if fix and report.replanned:
                 await rt.drain()
             return report
@@ -347,7 +349,7 @@ def reconcile(fix: Annotated[bool, typer.Option(help="remove unknown members of 
     if as_json:
         console.print_json(json.dumps(report.to_json()))
         raise typer.Exit(report.exit_code)
-    table = Table(title=f"drift: {len(report.drift)} item(s)", title_justify="left")
+    table = Table(title=f"drift: {len(report.drift)} item(s) (run {report.run_id})", title_justify="left")
     for col in ("target", "group", "kind", "account", "employee", "remote id", "action"):
         table.add_column(col, overflow="fold")
     for d in report.drift:

@@ -18,11 +18,12 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
     from provisioner.console.endpoints import router
     from provisioner.console.entra_endpoints import router as entra_router
     from provisioner.console.ops_endpoints import router as ops_router
+    from provisioner.console.reconcile_endpoints import router as reconcile_router
     from provisioner.console.records_endpoints import router as records_router
 
     session.configure(settings)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
-    for r in (router, entra_router, change_router, ops_router, records_router):
+    for r in (router, entra_router, change_router, ops_router, records_router, reconcile_router):
         app.include_router(r, prefix=PREFIX, include_in_schema=False)
 
     @app.exception_handler(SignInNeeded)

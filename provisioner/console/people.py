@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from provisioner.change_control import approvals_service
+from provisioner.console import reconcile_view
 from provisioner.health import repository as health
 from provisioner.identities import repository as identities
 from provisioner.identities.service import attributes_of
@@ -62,6 +63,7 @@ def person(session: Session, employee_id: str, now: datetime) -> dict[str, Any] 
                          "what": f"{a['group']} on {a['target']} (policies {', '.join(a['policies'])})",
                          "outcome": a["status"] + (f" by {a['decided_by']}" if a["decided_by"] else "")
                          + (f": {a['comment']}" if a["comment"] else "")})
+    timeline += reconcile_view.timeline(session, found.id)  # drift items and revocation incidents
     timeline.sort(key=lambda row: row["at"], reverse=True)
     accounts = identities.accounts(session, found.id)
     return {"employee_id": found.employee_id, "display_name": found.display_name, "state": found.state,

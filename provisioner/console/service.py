@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from provisioner.audit.service import append
 from provisioner.change_control import approvals_service
 from provisioner.change_control.holds import service as holds
+from provisioner.console import reconcile_view
 from provisioner.console.session import ConsoleUser
 from provisioner.health import repository as health_repository
 from provisioner.health.service import HaltsProvider, snapshot
@@ -45,6 +46,7 @@ def overview(session: Session, halts: HaltsProvider | None, now: datetime) -> di
         "oldest_unverified_leaver": snap.age(snap.unverified_leavers),
         "rejected_events": health_repository.hr_events_by_status(session, EventStatus.REJECTED),
         "dead_letters": snap.dead_letters,
+        "reconcile": reconcile_view.last_run(session),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -16,14 +17,16 @@ from provisioner.db import Database
 from provisioner.evidence.models import RevocationIncident
 from provisioner.identities import repository as identities
 from provisioner.planner.service import PlanningContext, plan_identity
-from provisioner.reconcile import repository
+from provisioner.reconcile import repository, runs
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
 from provisioner.reconcile.retry import ReadRetry
+from provisioner.reconcile.runs import RunInfo
 from provisioner.targets.contract import Connector, OpKind, OpResult, Outcome, TargetError, TargetOp
 
 log = logging.getLogger(__name__)
 
 VERIFIED = "removed (read back: no longer a member)"
+Chosen = Collection[tuple[str, ...]] | None  # the drift lines (Drift.key) to fix; None: all
 
 
 async def remove_unknown_members(db: Database, name: str, connector: Connector, group_ids: dict[str, str],
@@ -75,7 +78,7 @@ async def remove_unknown_members(db: Database, name: str, connector: Connector, 
         members = after[d.group or ""]
         verified = isinstance(members, set) and d.remote_id not in members
         if verified:
-            d.action = VERIFIED
+            d.action, d.fixed = VERIFIED, True
             report.removed += 1
         else:
             why = members if isinstance(members, str) else (
@@ -102,23 +105,28 @@ def _audit(db: Database, entries: list[Entry]) -> None:
         append_many(session, entries)
 
 
-def record(db: Database, ctx: PlanningContext, report: ReconcileReport, fix: bool) -> None:
-    """One unit of work: the run in the audit trail; with ``fix`` the known state taken from
-    the target and the people concerned re-planned; revocation incidents for leavers."""
+def record(db: Database, ctx: PlanningContext, report: ReconcileReport, fix: bool, info: RunInfo,
+           chosen: Chosen = None) -> None:
+    """One unit of work: the run in the audit trail and stored (:mod:`.runs`); with ``fix`` the
+    known state taken from the target and the people concerned re-planned (only the ``chosen``
+    lines, when given); revocation incidents for leavers."""
     now = utcnow()
     with db.transaction() as session:
-        plans = _replan(session, ctx, report, now) if fix else {}
+        plans = _replan(session, ctx, report, now, chosen) if fix else {}
         report.incidents = _incidents(session, report, plans, now)
+        run_id = runs.store(session, report, info, fix=fix, now=now)
         append(session, "reconcile.run", None, drift=len(report.drift), fix=fix, items=report.audit_items(),
                errors=report.errors, replanned=report.replanned, removed=report.removed,
-               incidents=report.incidents)
+               incidents=report.incidents, run_id=run_id, trigger=info.trigger)
 
 
-def _replan(session: Session, ctx: PlanningContext, report: ReconcileReport, now) -> dict[str, int]:
+def _replan(session: Session, ctx: PlanningContext, report: ReconcileReport, now, chosen: Chosen) -> dict[str, int]:
     """Take the target's word for what exists, then plan each person back to the desired
     state. Returns the new plan's id by identity id."""
     touched: dict[str, list[Drift]] = {}
     for d in report.drift:
+        if chosen is not None and d.key() not in chosen:
+            continue
         if d.kind == Kind.POLICY:
             if d.identity_id and not d.held:
                 touched.setdefault(d.identity_id, []).append(d)
@@ -148,7 +156,7 @@ def _replan(session: Session, ctx: PlanningContext, report: ReconcileReport, now
         if result.plan is not None:
             plans[identity_id] = result.plan.id
             for d in lines:
-                d.action = f"re-planned (plan {result.plan.id})"
+                d.action, d.fixed = f"re-planned (plan {result.plan.id})", True
     return plans
 
 

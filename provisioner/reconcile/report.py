@@ -37,6 +37,13 @@ class Drift:
     identity_id: str | None = None  # the service's person, when it knows one
     terminated: bool = False  # the person is a leaver
     held: bool = False  # --fix leaves it alone (a policy rollout awaiting approval)
+    fixed: bool = False  # the run corrected it (removed and read back, or the person re-planned)
+
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What makes it the same drift in two runs: policy drift is a person's, the rest an
+        account's (the remote id)."""
+        who = self.employee_id if self.kind == Kind.POLICY else self.remote_id
+        return self.target, self.kind, self.group or "", who or "", self.change or ""
 
     def name(self) -> str:
         """``Ada Lovelace <ada.lovelace@example.com>``, or what is known of it."""
@@ -58,6 +65,7 @@ class ReconcileReport:
     incidents: int = 0  # revocation incidents opened
     errors: list[str] = field(default_factory=list)
     read_retries: int = 0  # reads tried again after a transient failure (see retry.py)
+    run_id: int | None = None  # the stored run (reconcile_runs), once recorded
 
     @property
     def exit_code(self) -> int:
@@ -70,7 +78,7 @@ class ReconcileReport:
     def to_json(self) -> dict[str, Any]:
         return {"drift": [d.to_json() for d in self.drift], "replanned": self.replanned,
                 "removed": self.removed, "incidents": self.incidents, "errors": self.errors,
-                "read_retries": self.read_retries, "exit_code": self.exit_code}
+                "read_retries": self.read_retries, "run_id": self.run_id, "exit_code": self.exit_code}
 
     def audit_items(self, limit: int = 1000) -> list[list[Any]]:
         return [[d.target, d.group, d.kind, d.employee_id, d.remote_id, d.login, d.display_name, d.action]

@@ -8,15 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from provisioner.audit.models import AuditRecord
 from provisioner.evidence.models import RevocationIncident
 from provisioner.identities.lifecycle import State
 from provisioner.identities.models import Identity, TargetAccount, TargetMembership
-from provisioner.reconcile.models import ReconcileCursor
+from provisioner.reconcile.models import ReconcileCursor, ReconcileDrift, ReconcileRun
 
 _STREAM = 5000  # rows fetched per round trip for the whole target's memberships
 
@@ -149,5 +148,75 @@ def save_cursor(session: Session, target: str, resource: str, delta_link: str, s
 
 
 def last_run_at(session: Session) -> datetime | None:
-    """When the last reconciliation run (any process, any trigger) was recorded."""
-    return session.scalar(select(func.max(AuditRecord.at)).where(AuditRecord.kind == "reconcile.run"))
+    """When the last whole reconciliation run (any process, any trigger; not a "fix selected"
+    run, which reads only some targets) finished."""
+    return session.scalar(select(func.max(ReconcileRun.finished_at)).where(ReconcileRun.selected.is_(False)))
+
+
+# -- stored runs (provisioner/reconcile/runs.py) --------------------------------------------------
+
+def recent_runs(session: Session, limit: int) -> list[ReconcileRun]:
+    return list(session.scalars(select(ReconcileRun).order_by(ReconcileRun.id.desc()).limit(limit)))
+
+
+def run(session: Session, run_id: int) -> ReconcileRun | None:
+    return session.get(ReconcileRun, run_id)
+
+
+def last_run(session: Session) -> ReconcileRun | None:
+    return session.scalar(select(ReconcileRun).order_by(ReconcileRun.id.desc()).limit(1))
+
+
+def unfixed_counts(session: Session, run_ids: Collection[int]) -> dict[int, int]:
+    """Drift items not (yet) fixed, by run."""
+    if not run_ids:
+        return {}
+    rows = session.execute(select(ReconcileDrift.run_id, func.count()).where(
+        ReconcileDrift.run_id.in_(list(run_ids)), ReconcileDrift.fixed_at.is_(None)).group_by(ReconcileDrift.run_id))
+    return {run_id: n for run_id, n in rows}
+
+
+def run_items(session: Session, run_id: int, *, target: str | None = None, kind: str | None = None,
+              ids: Collection[int] | None = None, lock: bool = False) -> list[ReconcileDrift]:
+    """A run's drift items (by target and kind, then as found), optionally narrowed."""
+    query = select(ReconcileDrift).where(ReconcileDrift.run_id == run_id)
+    if target is not None:
+        query = query.where(ReconcileDrift.target == target)
+    if kind is not None:
+        query = query.where(ReconcileDrift.kind == kind)
+    if ids is not None:
+        query = query.where(ReconcileDrift.id.in_(list(ids)))
+    query = query.order_by(ReconcileDrift.kind, ReconcileDrift.target, ReconcileDrift.id)
+    return list(session.scalars(query.with_for_update() if lock else query))
+
+
+def run_facets(session: Session, run_id: int) -> list[tuple[str, str, int]]:
+    """(target, kind, items) of a run: the filters the page offers."""
+    rows = session.execute(select(ReconcileDrift.target, ReconcileDrift.kind, func.count())
+                           .where(ReconcileDrift.run_id == run_id)
+                           .group_by(ReconcileDrift.target, ReconcileDrift.kind))
+    return sorted((t, k, n) for t, k, n in rows)
+
+
+def drift_of_identity(session: Session, identity_id: str, limit: int) -> list[tuple[ReconcileDrift, datetime]]:
+    """A person's drift items in the stored runs, newest first, with when their run started."""
+    rows = session.execute(select(ReconcileDrift, ReconcileRun.started_at)
+                           .join(ReconcileRun, ReconcileRun.id == ReconcileDrift.run_id)
+                           .where(ReconcileDrift.identity_id == identity_id)
+                           .order_by(ReconcileDrift.id.desc()).limit(limit))
+    return [(d, at) for d, at in rows]
+
+
+def incidents_of_identity(session: Session, identity_id: str, limit: int) -> list[RevocationIncident]:
+    return list(session.scalars(select(RevocationIncident).where(RevocationIncident.identity_id == identity_id)
+                                .order_by(RevocationIncident.id.desc()).limit(limit)))
+
+
+def prune_runs(session: Session, keep: int) -> int:
+    """Delete every run but the newest ``keep`` (and their drift items); how many runs went."""
+    old = list(session.scalars(select(ReconcileRun.id).order_by(ReconcileRun.id.desc()).offset(keep)))
+    for start in range(0, len(old), 500):
+        chunk = old[start:start + 500]
+        session.execute(delete(ReconcileDrift).where(ReconcileDrift.run_id.in_(chunk)))
+        session.execute(delete(ReconcileRun).where(ReconcileRun.id.in_(chunk)))
+    return len(old)

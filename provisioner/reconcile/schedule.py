@@ -3,8 +3,8 @@ time across every process sharing the database.
 
 Each ``serve`` process schedules the job; a run first takes the named lock ``reconcile``
 (:meth:`provisioner.db.Database.named_lock`) without waiting: held by another process, the run
-is skipped (logged at INFO). Holding it, the run is also skipped when a reconciliation was
-recorded (the ``reconcile.run`` audit record, whatever started it) less than
+is skipped (logged at INFO). Holding it, the run is also skipped when a whole reconciliation
+finished (a stored run, :mod:`.runs`, whatever started it; not a console "fix selected") less than
 ``SPACING`` of the interval ago: N processes then reconcile about once an interval between
 them, not N times. The slack (the rest of the interval) keeps a process's own next run, which
 comes one interval after its last *start*, from being skipped because that run *ended* later.
@@ -21,6 +21,7 @@ from provisioner.db import Database
 from provisioner.planner.service import PlanningContext
 from provisioner.reconcile import repository
 from provisioner.reconcile.retry import ReadRetry
+from provisioner.reconcile.runs import Keep
 from provisioner.reconcile.service import ReconcileReport, reconcile
 from provisioner.settings import Settings
 from provisioner.targets.contract import Connector
@@ -47,7 +48,8 @@ async def scheduled_reconcile(db: Database, ctx: PlanningContext, connectors: di
             return None
         report = await reconcile(db, ctx, connectors, fix=settings.reconcile_fix,
                                  max_removals=settings.reconcile_max_removals,
-                                 retry=ReadRetry.from_settings(settings))
+                                 retry=ReadRetry.from_settings(settings), trigger="schedule",
+                                 keep=Keep.from_settings(settings))
         log.info("reconcile: %d drift item(s), %d re-planned", len(report.drift), report.replanned)
         return report
     finally:

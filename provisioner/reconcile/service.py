@@ -17,16 +17,18 @@ import asyncio
 import logging
 from functools import partial
 
+from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.identities import repository as identities
 from provisioner.planner.service import PlanningContext
 from provisioner.queue.group_ids import GroupIds
 from provisioner.reconcile import repository
 from provisioner.reconcile.drift import target_drift
-from provisioner.reconcile.fix import record, remove_unknown_members
+from provisioner.reconcile.fix import Chosen, record, remove_unknown_members
 from provisioner.reconcile.report import Drift, Kind, ReconcileReport
 from provisioner.reconcile.repository import Known, Person
 from provisioner.reconcile.retry import ReadRetry
+from provisioner.reconcile.runs import Keep, RunInfo
 from provisioner.rollouts import repository as rollout_records
 from provisioner.rollouts import service as rollouts
 from provisioner.rollouts.fingerprint import fingerprint
@@ -44,13 +46,18 @@ MAX_REMOVALS = Settings.model_fields["reconcile_max_removals"].default
 
 async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Connector], *,
                     fix: bool, max_removals: int = MAX_REMOVALS, retry: ReadRetry | None = None,
-                    full: bool = False) -> ReconcileReport:
+                    full: bool = False, trigger: str = "manual", keep: Keep | None = None,
+                    only: Chosen = None) -> ReconcileReport:
     """``max_removals``: the most unknown members removed from one target in one run;
     ``retry``: how reads are retried (:class:`ReadRetry.from_settings`; its defaults otherwise);
-    ``full``: read every target whole, not through its changes since the last run (:mod:`.changes`).
+    ``full``: read every target whole, not through its changes since the last run (:mod:`.changes`);
+    ``trigger``: what started the run, stored with it (:mod:`.runs`, ``keep``: how much history);
+    ``only``: with ``fix``, correct only these lines (:meth:`Drift.key`: "fix selected",
+    :mod:`.on_demand`), the others are reported; policy drift then only of ``connectors``.
 
     A target, or a part of one (a group, a chunk of accounts), that cannot be read even after
     the retries is reported (``errors``: exit 2) and the run goes on with the rest."""
+    started = utcnow()
     report = ReconcileReport()
     retry = retry or ReadRetry()
     retries_before = retry.retries
@@ -82,11 +89,14 @@ async def reconcile(db: Database, ctx: PlanningContext, connectors: dict[str, Co
             elif d.kind == Kind.UNKNOWN_MEMBER and target.unknown_members == "report":
                 d.action = "reported only (unknown_members: report)"
         if fix and target.unknown_members == "remove":
-            await remove_unknown_members(db, name, connector, group_ids, drift, report, max_removals, retry)
+            chosen = drift if only is None else [d for d in drift if d.key() in only]
+            await remove_unknown_members(db, name, connector, group_ids, chosen, report, max_removals, retry)
         report.drift += drift
     report.read_retries = retry.retries - retries_before
-    report.drift += _policy_drift(await _policy_result(policy, report), knowns)
-    await asyncio.to_thread(record, db, ctx, report, fix)
+    report.drift += [d for d in _policy_drift(await _policy_result(policy, report), knowns)
+                     if only is None or d.target in connectors]
+    info = RunInfo(trigger, started, list(connectors), keep or Keep(), selected=only is not None)
+    await asyncio.to_thread(record, db, ctx, report, fix, info, only)
     return report
 
 
