@@ -1,7 +1,7 @@
 """hr_snapshot_files: the snapshot files HR dropped in a folder and what became of each
 
 Revision ID: 0017_hr_snapshot_files
-Revises: 0014_preferred_login
+Revises: 0015_reconcile_runs
 """
 
 from collections.abc import Sequence
