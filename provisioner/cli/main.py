@@ -116,11 +116,14 @@ def worker() -> None:
 
 
 @app.command()
-def demo(keep: Annotated[bool, typer.Option(help="keep the temporary folder")] = False) -> None:
-    """Run the whole story on SQLite with the in-process Graph sandbox."""
+def demo(keep: Annotated[bool, typer.Option(help="keep the temporary folder")] = False,
+         serve: Annotated[bool, typer.Option(help="keep the IT console up after the story, until Ctrl-C")] = False,
+         port: Annotated[int, typer.Option(help="the console's port (taken: a free one)")] = 8000) -> None:
+    """Run the whole story on SQLite with the in-process Graph sandbox, then the IT console with
+    sign-in through the sandbox OpenID Connect authority."""
     from provisioner.demo.story import run_demo
 
-    raise typer.Exit(run(run_demo(keep=keep)))
+    raise typer.Exit(run(run_demo(keep=keep, serve=serve, port=port)))
 
 
 # -- HR data -------------------------------------------------------------------------------------
