@@ -248,6 +248,8 @@ def evidence_export(
                                     "(exclusive); UTC unless an offset is given")],
     format: Annotated[str, typer.Option(help="csv or json")] = "csv",
     out: Annotated[Path, typer.Option(help="folder for the export and its manifest")] = Path("evidence"),
+    employee_id: Annotated[str | None, typer.Option(help="only this leaver")] = None,
+    target: Annotated[str | None, typer.Option(help="only this system (a target name), per leaver")] = None,
 ) -> None:
     """Export revocation evidence with a manifest carrying the export's SHA-256."""
     from provisioner.evidence import service
@@ -261,14 +263,14 @@ def evidence_export(
         fail(str(exc))
     db = open_db(settings())
     with db.transaction() as session:
-        records = service.revocations(session, start, end)
+        records = service.revocations(session, start, end, employee_id=employee_id, target=target)
         audit_head = service.audit_anchor(session)
     body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
     out.mkdir(parents=True, exist_ok=True)
     name = f"revocations-{start.date()}-{last_day(end)}.{format}"
     (out / name).write_bytes(body)
     manifest = service.manifest(body, filename=name, start=start, end=end, count=len(records), fmt=format,
-                                audit_head=audit_head)
+                                audit_head=audit_head, employee_id=employee_id, target=target)
     (out / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=2))
     unverified = sum(not r["all_verified"] for r in records)
     console.print(f"{len(records)} leaver(s) -> {out / name} (sha256 {manifest['sha256']}); "
