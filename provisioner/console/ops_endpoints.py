@@ -70,8 +70,9 @@ def search(request: Request, user: Viewer, session: SessionDep,
 @router.get("/people/{employee_id}", response_class=HTMLResponse)
 async def person(request: Request, employee_id: str, user: Viewer) -> HTMLResponse:
     state = request.app.state
+    planning = getattr(state, "planning", None)
     with state.db.transaction() as session:
-        found = people.person(session, employee_id, utcnow())
+        found = people.person(session, employee_id, utcnow(), planning.policies if planning is not None else None)
     if found is None:
         return page(request, "forbidden.html", user, status_code=404, message=f"no person with employee id {employee_id}")
     plan: list | str
