@@ -93,6 +93,26 @@ def decide_hold(hold_id: RowId, decision: Annotated[str, Path(pattern="^(release
     return _back("holds", f"hold set {hold_id} {'released' if decision == 'release' else 'cancelled'}")
 
 
+@router.post("/holds/{hold_id}/people/decide")
+async def decide_hold_people(hold_id: RowId, request: Request, user: Decider, session: SessionDep,
+                             decision: Annotated[str, Form(pattern="^(release|cancel)$")], comment: Comment = ""):
+    """Release or cancel the held work of the ticked people of a set; the others stay held."""
+    form = await request.form()
+    people = [v for v in form.getlist("people") if isinstance(v, str) and v][:1000]
+    if not people:
+        return _back("holds", "tick at least one person", error=True)
+    try:
+        result = holds.decide_people(session, hold_id, people, release_them=decision == "release", by=user.actor,
+                                     comment=comment or None, now=utcnow())
+    except holds.HoldError as exc:
+        return _back("holds", str(exc), error=True)
+    service.record(session, user, f"hold.{decision}", str(hold_id), hold_id=hold_id, part=result.hold.id,
+                   comment=comment or None, operations=result.operations, people=result.people)
+    _wake(request)
+    verb = "released" if decision == "release" else "cancelled"
+    return _back("holds", f"hold set {hold_id}: {verb} for {len(result.people)} person(s)")
+
+
 @router.get("/rollouts", response_class=HTMLResponse)
 def rollout_list(request: Request, user: Viewer, session: SessionDep, done: str | None = None,
                  error: str | None = None) -> HTMLResponse:

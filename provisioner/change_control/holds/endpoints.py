@@ -13,7 +13,7 @@ from provisioner.api.problems import Problem
 from provisioner.api.responses import APPROVER, READER, contract, problems
 from provisioner.change_control.access import approver, reader
 from provisioner.change_control.holds import service
-from provisioner.change_control.holds.schemas import DecisionIn, HoldDecisionOut, HoldSetDetail, HoldSetOut
+from provisioner.change_control.holds.schemas import HoldDecisionIn, HoldDecisionOut, HoldSetDetail, HoldSetOut
 from provisioner.clock import utcnow
 
 router = APIRouter(prefix="/change-control/holds", tags=["change control"])
@@ -40,21 +40,29 @@ def show_hold(hold_id: RowId, _: Reader, session: SessionDep) -> HoldSetDetail:
 
 
 @router.post("/{hold_id}/release", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
-def release_hold(hold_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
-    """Send the held operations to the targets (they run as planned)."""
-    return _decide(service.release, session, hold_id, who, body)
+def release_hold(hold_id: RowId, who: Approver, session: SessionDep,
+                 body: HoldDecisionIn | None = None) -> HoldDecisionOut:
+    """Send the held operations to the targets (they run as planned): all, or those of ``employee_ids``."""
+    return _decide(True, session, hold_id, who, body)
 
 
 @router.post("/{hold_id}/cancel", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
-def cancel_hold(hold_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
-    """Withdraw the held operations (recorded); people's state stays as their source said."""
-    return _decide(service.cancel, session, hold_id, who, body)
+def cancel_hold(hold_id: RowId, who: Approver, session: SessionDep,
+                body: HoldDecisionIn | None = None) -> HoldDecisionOut:
+    """Withdraw the held operations (recorded): all, or those of ``employee_ids``; people's state
+    stays as their source said."""
+    return _decide(False, session, hold_id, who, body)
 
 
-def _decide(fn, session, hold_id: int, who: str, body: DecisionIn | None) -> HoldDecisionOut:
+def _decide(release: bool, session, hold_id: int, who: str, body: HoldDecisionIn | None) -> HoldDecisionOut:
     now = utcnow()
+    comment = body.comment if body else None
     try:
-        decision = fn(session, hold_id, who, body.comment if body else None, now)
+        if body is not None and body.employee_ids is not None:
+            decision = service.decide_people(session, hold_id, body.employee_ids, release_them=release, by=who,
+                                             comment=comment, now=now)
+        else:
+            decision = (service.release if release else service.cancel)(session, hold_id, who, comment, now)
     except service.HoldError as exc:
         raise Problem(exc.status, "Not found" if exc.status == 404 else "Conflict", str(exc)) from None
     return service.decision_out(decision, now)
