@@ -13,7 +13,7 @@ SCIMMY_STAMP := $(SCIMMY_DIR)/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: demo test test-sqlite bench bench-scim bench-scim-targets bench-revocation bench-scale serve lint clean
+.PHONY: demo demo-serve test test-sqlite bench bench-scim bench-scim-targets bench-revocation bench-scale serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ chromium: $(CHROMIUM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/provisioner demo
+
+demo-serve: $(STAMP)
+	$(BIN)/provisioner demo --serve
 
 # Runs on SQLite, and on PostgreSQL too when PROVISIONER_TEST_POSTGRES_URL is set
 # (.ci/run sets it to the local server).

@@ -98,7 +98,12 @@ def holds_show(hold_id: int, as_json: AsJson = False) -> None:
     console.print(table)
 
 
-def _hold_decision(action: str, hold_id: int, comment: str | None, who: str | None) -> None:
+People = Annotated[Optional[list[str]], typer.Option(
+    "--person", help="only this person's held operations (employee id, repeatable); the others stay held")]
+
+
+def _hold_decision(action: str, hold_id: int, comment: str | None, who: str | None,
+                   people: list[str] | None = None) -> None:
     from provisioner.change_control.holds import service
     from provisioner.clock import utcnow
 
@@ -106,27 +111,34 @@ def _hold_decision(action: str, hold_id: int, comment: str | None, who: str | No
     db = open_db(settings())
     try:
         with db.transaction() as session:
-            decision = getattr(service, action)(session, hold_id, by, comment, utcnow())
+            if people:
+                decision = service.decide_people(session, hold_id, people, release_them=action == "release", by=by,
+                                                 comment=comment, now=utcnow())
+            else:
+                decision = getattr(service, action)(session, hold_id, by, comment, utcnow())
     except service.HoldError as exc:
         fail(str(exc))
     finally:
         db.dispose()
     verb = {"release": "released: the operations are back in the queue", "cancel": "cancelled: the operations "
             "are withdrawn"}[action]
-    console.print(f"hold set {hold_id} {verb} ({decision.operations} operation(s) of {len(decision.people)} "
+    part = f" for {', '.join(decision.people)} (recorded as hold set {decision.hold.id})" if people else ""
+    console.print(f"hold set {hold_id} {verb}{part} ({decision.operations} operation(s) of {len(decision.people)} "
                   f"people, by {by})", highlight=False)
 
 
 @holds_app.command("release")
-def holds_release(hold_id: int, comment: Comment = None, who: As = None) -> None:
-    """Release a hold set: its operations run as planned (a running 'provisioner serve' does them)."""
-    _hold_decision("release", hold_id, comment, who)
+def holds_release(hold_id: int, comment: Comment = None, who: As = None, person: People = None) -> None:
+    """Release a hold set, or some of its people: their operations run as planned (a running
+    'provisioner serve' does them)."""
+    _hold_decision("release", hold_id, comment, who, person)
 
 
 @holds_app.command("cancel")
-def holds_cancel(hold_id: int, comment: Comment = None, who: As = None) -> None:
-    """Cancel a hold set: its operations are withdrawn; people's state stays as their source said."""
-    _hold_decision("cancel", hold_id, comment, who)
+def holds_cancel(hold_id: int, comment: Comment = None, who: As = None, person: People = None) -> None:
+    """Cancel a hold set, or some of its people: their operations are withdrawn; people's state
+    stays as their source said."""
+    _hold_decision("cancel", hold_id, comment, who, person)
 
 
 # -- rollouts ----------------------------------------------------------------------------------------

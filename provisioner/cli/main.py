@@ -118,11 +118,14 @@ def worker() -> None:
 
 
 @app.command()
-def demo(keep: Annotated[bool, typer.Option(help="keep the temporary folder")] = False) -> None:
-    """Run the whole story on SQLite with the in-process Graph sandbox."""
+def demo(keep: Annotated[bool, typer.Option(help="keep the temporary folder")] = False,
+         serve: Annotated[bool, typer.Option(help="keep the IT console up after the story, until Ctrl-C")] = False,
+         port: Annotated[int, typer.Option(help="the console's port (taken: a free one)")] = 8000) -> None:
+    """Run the whole story on SQLite with the in-process Graph sandbox, then the IT console with
+    sign-in through the sandbox OpenID Connect authority."""
     from provisioner.demo.story import run_demo
 
-    raise typer.Exit(run(run_demo(keep=keep)))
+    raise typer.Exit(run(run_demo(keep=keep, serve=serve, port=port)))
 
 
 # -- HR data -------------------------------------------------------------------------------------
@@ -261,6 +264,8 @@ def evidence_export(
                                     "(exclusive); UTC unless an offset is given")],
     format: Annotated[str, typer.Option(help="csv or json")] = "csv",
     out: Annotated[Path, typer.Option(help="folder for the export and its manifest")] = Path("evidence"),
+    employee_id: Annotated[str | None, typer.Option(help="only this leaver")] = None,
+    target: Annotated[str | None, typer.Option(help="only this system (a target name), per leaver")] = None,
 ) -> None:
     """Export revocation evidence with a manifest carrying the export's SHA-256."""
     from provisioner.evidence import service
@@ -274,14 +279,14 @@ def evidence_export(
         fail(str(exc))
     db = open_db(settings())
     with db.transaction() as session:
-        records = service.revocations(session, start, end)
+        records = service.revocations(session, start, end, employee_id=employee_id, target=target)
         audit_head = service.audit_anchor(session)
     body = (service.to_csv(records) if format == "csv" else service.to_json(records)).encode()
     out.mkdir(parents=True, exist_ok=True)
     name = f"revocations-{start.date()}-{last_day(end)}.{format}"
     (out / name).write_bytes(body)
     manifest = service.manifest(body, filename=name, start=start, end=end, count=len(records), fmt=format,
-                                audit_head=audit_head)
+                                audit_head=audit_head, employee_id=employee_id, target=target)
     (out / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=2))
     unverified = sum(not r["all_verified"] for r in records)
     console.print(f"{len(records)} leaver(s) -> {out / name} (sha256 {manifest['sha256']}); "

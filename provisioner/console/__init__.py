@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -13,7 +13,8 @@ from provisioner.settings import Settings
 PREFIX = "/console"
 
 
-def mount_console(app: FastAPI, settings: Settings) -> None:
+def routers() -> tuple[APIRouter, ...]:
+    """The console's routers, mounted under PREFIX (the accessibility test visits each GET page)."""
     from provisioner.console.change_endpoints import router as change_router
     from provisioner.console.endpoints import router
     from provisioner.console.entra_endpoints import router as entra_router
@@ -21,9 +22,13 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
     from provisioner.console.reconcile_endpoints import router as reconcile_router
     from provisioner.console.records_endpoints import router as records_router
 
+    return (router, entra_router, change_router, ops_router, records_router, reconcile_router)
+
+
+def mount_console(app: FastAPI, settings: Settings) -> None:
     session.configure(settings)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
-    for r in (router, entra_router, change_router, ops_router, records_router, reconcile_router):
+    for r in routers():
         app.include_router(r, prefix=PREFIX, include_in_schema=False)
 
     @app.exception_handler(SignInNeeded)

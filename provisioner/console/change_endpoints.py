@@ -18,7 +18,7 @@ from provisioner.change_control.holds import service as holds
 from provisioner.change_control.rollouts import service as rollouts
 from provisioner.clock import utcnow
 from provisioner.console import service
-from provisioner.console.web import Decider, Viewer, form_ids, page
+from provisioner.console.web import Decider, Viewer, form_ids, page, wake_after_commit
 from provisioner.rollouts import repository as rollout_repository
 
 router = APIRouter()
@@ -29,14 +29,6 @@ Comment = Annotated[str, Form(max_length=2000)]
 def _back(where: str, message: str, *, error: bool = False) -> RedirectResponse:
     key = "error" if error else "done"
     return RedirectResponse(f"/console/{where}?{key}={quote(message)}", status_code=303)
-
-
-def _wake(request: Request) -> None:
-    for name in ("wake_worker", "on_events_accepted"):
-        wake = getattr(request.app.state, name, None)
-        if wake is not None:
-            wake()
-            return
 
 
 @router.get("/approvals", response_class=HTMLResponse)
@@ -63,7 +55,7 @@ async def decide(request: Request, user: Decider, session: SessionDep,
     decided = [d["id"] for d in outcome.decided]
     service.record(session, user, f"approvals.{decision}", None, ids=decided, comment=comment or None,
                    refused=[{"id": r.id, "reason": r.reason} for r in outcome.refused])
-    _wake(request)
+    wake_after_commit(request, session)
     refused = "; ".join(f"#{r.id}: {r.reason}" for r in outcome.refused)
     verb = "approved" if decision == "approve" else "rejected"
     return _back("approvals", f"{verb} {len(decided)} request(s)" + (f"; refused {refused}" if refused else ""),
@@ -89,8 +81,28 @@ def decide_hold(hold_id: RowId, decision: Annotated[str, Path(pattern="^(release
         return _back("holds", str(exc), error=True)
     service.record(session, user, f"hold.{decision}", str(hold_id), hold_id=hold_id, comment=comment or None,
                    operations=result.operations, people=len(result.people))
-    _wake(request)
+    wake_after_commit(request, session)
     return _back("holds", f"hold set {hold_id} {'released' if decision == 'release' else 'cancelled'}")
+
+
+@router.post("/holds/{hold_id}/people/decide")
+async def decide_hold_people(hold_id: RowId, request: Request, user: Decider, session: SessionDep,
+                             decision: Annotated[str, Form(pattern="^(release|cancel)$")], comment: Comment = ""):
+    """Release or cancel the held work of the ticked people of a set; the others stay held."""
+    form = await request.form()
+    people = [v for v in form.getlist("people") if isinstance(v, str) and v][:1000]
+    if not people:
+        return _back("holds", "tick at least one person", error=True)
+    try:
+        result = holds.decide_people(session, hold_id, people, release_them=decision == "release", by=user.actor,
+                                     comment=comment or None, now=utcnow())
+    except holds.HoldError as exc:
+        return _back("holds", str(exc), error=True)
+    service.record(session, user, f"hold.{decision}", str(hold_id), hold_id=hold_id, part=result.hold.id,
+                   comment=comment or None, operations=result.operations, people=result.people)
+    wake_after_commit(request, session)
+    verb = "released" if decision == "release" else "cancelled"
+    return _back("holds", f"hold set {hold_id}: {verb} for {len(result.people)} person(s)")
 
 
 @router.get("/rollouts", response_class=HTMLResponse)
@@ -124,7 +136,7 @@ async def approve_rollout(rollout_id: RowId, request: Request, user: Decider, co
     with state.db.transaction() as session:
         service.record(session, user, "rollout.approve", str(rollout_id), rollout_id=rollout_id,
                        comment=comment or None, outcome=result.outcome)
-    _wake(request)
+    wake_after_commit(request, session)
     return _back("rollouts", f"rollout {rollout_id} approved: {result.replanned} people re-planned")
 
 

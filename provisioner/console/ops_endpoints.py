@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from provisioner.api.deps import SessionDep
 from provisioner.clock import utcnow
 from provisioner.console import people, service
-from provisioner.console.web import Decider, Viewer, form_ids, page
+from provisioner.console.web import Decider, Viewer, form_ids, page, wake_after_commit
 from provisioner.planner.preview import UnknownEmployee, preview
 from provisioner.queue import service as queue_service
 
@@ -46,9 +46,7 @@ async def replay(request: Request, user: Decider, session: SessionDep,
         except queue_service.ReplayError as exc:
             refused.append(str(exc))
     service.record(session, user, "dead_letters.replay", target or None, op_ids=replayed, refused=refused)
-    wake = getattr(request.app.state, "on_events_accepted", None)
-    if wake is not None:
-        wake()
+    wake_after_commit(request, session)
     message = f"replayed {len(replayed)} operation(s)" + (f"; refused: {'; '.join(refused)}" if refused else "")
     return RedirectResponse("/console/dead-letters?done=" + quote(message), 303)
 
@@ -70,8 +68,9 @@ def search(request: Request, user: Viewer, session: SessionDep,
 @router.get("/people/{employee_id}", response_class=HTMLResponse)
 async def person(request: Request, employee_id: str, user: Viewer) -> HTMLResponse:
     state = request.app.state
+    planning = getattr(state, "planning", None)
     with state.db.transaction() as session:
-        found = people.person(session, employee_id, utcnow())
+        found = people.person(session, employee_id, utcnow(), planning.policies if planning is not None else None)
     if found is None:
         return page(request, "forbidden.html", user, status_code=404, message=f"no person with employee id {employee_id}")
     plan: list | str

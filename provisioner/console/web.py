@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from provisioner.console.session import ConsoleUser, csrf_ok, current_user
+from provisioner.db import after_commit
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -75,3 +77,13 @@ async def form_ids(request: Request, name: str = "ids") -> list[int]:
         if isinstance(value, str) and value.isdigit():
             out.append(int(value))
     return out
+
+
+def wake_after_commit(request: Request, session: Session) -> None:
+    """Wake this process's worker once the console's decision has committed (woken before, it
+    could find nothing to claim yet); without a worker here, the HR-event loop's wake."""
+    for name in ("wake_worker", "on_events_accepted"):
+        wake = getattr(request.app.state, name, None)
+        if wake is not None:
+            after_commit(session, wake)
+            return

@@ -21,6 +21,8 @@ from rich.table import Table
 
 from provisioner.audit.verify import verify_chain
 from provisioner.clock import clock, utcnow
+from provisioner.demo.console import DemoConsole
+from provisioner.demo.console_story import show_console
 from provisioner.demo.harness import REPO, SandboxedService
 from provisioner.demo.wiki import report_wiki
 from provisioner.evidence import service as evidence
@@ -51,7 +53,9 @@ class Expectation:
     groups: set[str] = field(default_factory=set)
 
 
-async def run_demo(*, keep: bool = False) -> int:
+async def run_demo(*, keep: bool = False, serve: bool = False, port: int = 8000) -> int:
+    """The story, then the IT console over HTTP with sign-in through the sandbox OpenID Connect
+    authority (checked by signing in); ``serve`` keeps the console up until Ctrl-C."""
     workdir = Path(tempfile.mkdtemp(prefix="provisioner-demo-"))
     console.rule("[bold]provisioner demo[/]: SQLite + in-process Graph sandbox + a SCIM app (scim2-server), "
                  "real API and workers")
@@ -59,8 +63,13 @@ async def run_demo(*, keep: bool = False) -> int:
     # The policies are copied: the story edits them (step 7) and rolls the change out.
     policies = workdir / "policies"
     shutil.copytree(REPO / "policies", policies)
-    async with SandboxedService(workdir, policies_dir=policies) as svc:
-        failures = await _story(svc)
+    it_console = DemoConsole(port=port, tls_dir=workdir / "sandbox-oidc")
+    try:
+        async with SandboxedService(workdir, policies_dir=policies, settings=it_console.prepare()) as svc:
+            failures = await _story(svc)
+            failures += await show_console(svc, it_console, serve=serve)
+    finally:
+        await it_console.close()
     if not keep:
         svc.cleanup()
     if failures:
@@ -69,13 +78,7 @@ async def run_demo(*, keep: bool = False) -> int:
             console.print(f"  [red]x[/] {f}")
         return 1
     console.print("[bold green]all expectations hold[/]")
-    console.print(CONSOLE_HINT)
     return 0
-
-
-# The IT console is served by `provisioner serve` (the demo's story runs in-process and exits).
-CONSOLE_HINT = ("the IT console: run `provisioner serve`, open http://127.0.0.1:8000/console and sign in with an "
-                "API token made by `provisioner token create NAME --scope approver` (or viewer, auditor, admin)")
 
 
 async def _story(svc: SandboxedService) -> list[str]:

@@ -79,6 +79,13 @@ def checks_for_plans(session: Session, plan_ids: Sequence[int]) -> Sequence[Revo
                            .order_by(RevocationCheck.id)).all()
 
 
+def latest_checks(session: Session, identity_id: str) -> dict[str, RevocationCheck]:
+    """The person's latest read-back in each target (target -> check)."""
+    rows = session.scalars(select(RevocationCheck).where(RevocationCheck.identity_id == identity_id)
+                           .order_by(RevocationCheck.checked_at, RevocationCheck.id)).all()
+    return {check.target: check for check in rows}
+
+
 def incidents_between(session: Session, identity_id: str, since: datetime,
                       until: datetime | None) -> Sequence[RevocationIncident]:
     query = select(RevocationIncident).where(RevocationIncident.identity_id == identity_id,

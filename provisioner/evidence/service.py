@@ -63,11 +63,15 @@ def _incidents(session: Session, incidents: Sequence[RevocationIncident]) -> lis
     return out
 
 
-def revocations(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def revocations(session: Session, start: datetime, end: datetime, *, employee_id: str | None = None,
+                target: str | None = None) -> list[dict[str, Any]]:
     """One record per leaver whose termination took effect in [start, end): the revocation
-    (from the termination's own plans only) and, separately, every incident after it."""
-    records = []
-    for event in events.terminations_between(session, start, end):
+    (from the termination's own plans only) and, separately, every incident after it.
+    ``employee_id`` keeps that leaver only; ``target`` keeps the leavers with a revocation in that
+    system, each with that system only (and its incidents): ``all_verified`` and time-to-revoke
+    are then that system's."""
+    records, only = [], target
+    for event in events.terminations_between(session, start, end, employee_id):
         identity = identities.by_employee_id(session, event.employee_id)
         plan = repository.plan_for_trigger(session, f"event:{event.event_id}")
         story = repository.revocation_plans(session, plan) if plan else repository.RevocationPlans([], None)
@@ -77,16 +81,22 @@ def revocations(session: Session, start: datetime, end: datetime) -> list[dict[s
                   if story.covers(check.plan_id, check.target)]
         incidents = (_incidents(session, repository.incidents_between(session, plan.identity_id, plan.created_at,
                                                                       story.until)) if plan else [])
+        if only is not None:
+            incidents = [i for i in incidents if i["target"] == only]
         due = max(event.effective_at, event.received_at) if not event.immediate else event.received_at
         targets: dict[str, dict[str, Any]] = {}
-        for target in dict.fromkeys(op.target for op in ops if op.kind in REVOKING):
-            targets[target] = {"target": target, "operations": _operations(ops, target)}
+        for name in dict.fromkeys(op.target for op in ops if op.kind in REVOKING):
+            targets[name] = {"target": name, "operations": _operations(ops, name)}
         for check in checks:
             entry = targets.setdefault(check.target, {"target": check.target, "operations": []})
             entry["verified"] = check.verified  # the latest read-back of the revocation wins
             entry["verified_at"] = _iso(check.checked_at) if check.verified else None
             entry["readback"] = check.readback
             entry["checked_at"] = _iso(check.checked_at)
+        if only is not None:
+            targets = {name: entry for name, entry in targets.items() if name == only}
+            if not targets:
+                continue
         for entry in targets.values():
             done = [o["completed_at"] for o in entry["operations"] if o["status"] == "succeeded"]
             entry["revoked_at"] = max(done) if done else None
@@ -188,8 +198,14 @@ def audit_anchor(session: Session) -> dict[str, Any]:
 
 
 def manifest(content: bytes, *, filename: str, start: datetime, end: datetime, count: int,
-             fmt: str, audit_head: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"file": filename, "format": fmt, "sha256": hashlib.sha256(content).hexdigest(),
+             fmt: str, audit_head: dict[str, Any] | None = None, employee_id: str | None = None,
+             target: str | None = None) -> dict[str, Any]:
+    """The export's manifest; an export narrowed to a leaver or a system says so (``filters``)."""
+    meta = {"file": filename, "format": fmt, "sha256": hashlib.sha256(content).hexdigest(),
             "bytes": len(content), "leavers": count, "from": start.isoformat(), "to": end.isoformat(),
             "generated_at": utcnow().isoformat(), "generator": "provisioner evidence export",
             "audit_head": audit_head}
+    filters = {key: value for key, value in (("employee_id", employee_id), ("target", target)) if value is not None}
+    if filters:
+        meta["filters"] = filters
+    return meta

@@ -219,13 +219,13 @@ def pending_for(session: Session, employee_id: str) -> Sequence[HREvent]:
     ).all()
 
 
-def terminations_between(session: Session, start: datetime, end: datetime) -> Sequence[HREvent]:
-    return session.scalars(
-        select(HREvent)
-        .where(HREvent.type == "terminate", HREvent.status == EventStatus.APPLIED,
-               HREvent.effective_at >= start, HREvent.effective_at < end)
-        .order_by(HREvent.effective_at, HREvent.id)
-    ).all()
+def terminations_between(session: Session, start: datetime, end: datetime,
+                         employee_id: str | None = None) -> Sequence[HREvent]:
+    query = select(HREvent).where(HREvent.type == "terminate", HREvent.status == EventStatus.APPLIED,
+                                  HREvent.effective_at >= start, HREvent.effective_at < end)
+    if employee_id is not None:
+        query = query.where(HREvent.employee_id == employee_id)
+    return session.scalars(query.order_by(HREvent.effective_at, HREvent.id)).all()
 
 
 def next_due_at(session: Session) -> datetime | None:

@@ -272,6 +272,11 @@ async def test_an_auditor_downloads_evidence_that_matches_its_manifest_and_verif
         page.get_by_role("heading", name="Revocation evidence").wait_for()
         page.get_by_label("From (date)").fill(today)
         page.get_by_label("To (date, included)").fill(today)
+        page.get_by_role("button", name="Show leavers").click()
+        leavers = page.get_by_role("table", name="Leavers and their systems")
+        listed = {system: leavers.get_by_role("row").filter(has_text=system).inner_text()
+                  for system in ("entra", "wiki")}
+        page.get_by_label("System").select_option("entra")  # the download narrowed to one system
         accessible(page)
         shot(page, "evidence")
         files = {}
@@ -285,14 +290,17 @@ async def test_an_auditor_downloads_evidence_that_matches_its_manifest_and_verif
         trail = page.get_by_role("table").inner_text()
         accessible(page)
         shot(page, "audit")
-        return files, verified, trail
+        return files, verified, trail, listed
 
-    files, verified, trail = await browser.run(steps)
+    files, verified, trail, listed = await browser.run(steps)
+    assert all("verified" in row and "not verified" not in row for row in listed.values()), listed
+    assert "Leo Leaver (L1)" in listed["entra"]
     (name, body), (manifest_name, manifest_bytes) = files["Download evidence"], files["Download manifest"]
     manifest = json.loads(manifest_bytes)
     assert name.endswith(".csv") and manifest_name.endswith(".csv.manifest.json")
     assert hashlib.sha256(body).hexdigest() == manifest["sha256"] and manifest["bytes"] == len(body)
     assert manifest["leavers"] == 1 and b"L1" in body
+    assert manifest["filters"] == {"target": "entra"} and b",entra," in body and b",wiki," not in body
     assert verified.startswith("The chain verifies")
     assert "console.evidence.downloaded" in trail and "console:audit" in trail
 
@@ -323,6 +331,7 @@ async def test_an_approver_signs_in_with_entra_id_through_msal(world, browser):
             page.get_by_role("link", name="Sign in with Entra ID").click()
             page.get_by_role("heading", name="Pick an account").wait_for()
             assert page.url.startswith(authority.authority)
+            accessible(page)  # the sandbox authority's picker, which the demo's users see too
             page.locator('button[data-username="april.approver@sandbox.example"]').click()
             page.get_by_role("heading", name="Overview").wait_for()
             accessible(page)

@@ -3,7 +3,7 @@ released or cancelled by approvers."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,7 +14,7 @@ from provisioner.api.problems import Problem
 from provisioner.api.responses import APPROVER, READER, contract, problems
 from provisioner.change_control.access import approver, reader
 from provisioner.change_control.holds import service
-from provisioner.change_control.holds.schemas import DecisionIn, HoldDecisionOut, HoldSetDetail, HoldSetOut
+from provisioner.change_control.holds.schemas import HoldDecisionIn, HoldDecisionOut, HoldSetDetail, HoldSetOut
 from provisioner.clock import utcnow
 
 router = APIRouter(prefix="/change-control/holds", tags=["change control"])
@@ -42,23 +42,32 @@ def show_hold(hold_id: RowId, _: Reader, session: SessionDep) -> HoldSetDetail:
 
 @router.post("/{hold_id}/release", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
 def release_hold(hold_id: RowId, who: Approver, session: SessionDep, request: Request,
-                 body: DecisionIn | None = None) -> HoldDecisionOut:
+                 body: HoldDecisionIn | None = None) -> HoldDecisionOut:
     """Send the held operations to the targets (they run as planned, at once: this process's
-    worker is woken when the release commits)."""
-    wake = getattr(request.app.state, "wake_worker", None)
-    return _decide(functools.partial(service.release, wake=wake), session, hold_id, who, body)
+    worker is woken when the release commits): all, or those of ``employee_ids``."""
+    return _decide(True, session, hold_id, who, body, wake=getattr(request.app.state, "wake_worker", None))
 
 
 @router.post("/{hold_id}/cancel", responses=problems(400, 401, 403, 404, 409), openapi_extra=contract(security=APPROVER))
-def cancel_hold(hold_id: RowId, who: Approver, session: SessionDep, body: DecisionIn | None = None) -> HoldDecisionOut:
-    """Withdraw the held operations (recorded); people's state stays as their source said."""
-    return _decide(service.cancel, session, hold_id, who, body)
+def cancel_hold(hold_id: RowId, who: Approver, session: SessionDep,
+                body: HoldDecisionIn | None = None) -> HoldDecisionOut:
+    """Withdraw the held operations (recorded): all, or those of ``employee_ids``; people's state
+    stays as their source said."""
+    return _decide(False, session, hold_id, who, body)
 
 
-def _decide(fn, session, hold_id: int, who: str, body: DecisionIn | None) -> HoldDecisionOut:
+def _decide(release: bool, session, hold_id: int, who: str, body: HoldDecisionIn | None,
+            wake: Callable[[], None] | None = None) -> HoldDecisionOut:
     now = utcnow()
+    comment = body.comment if body else None
     try:
-        decision = fn(session, hold_id, who, body.comment if body else None, now)
+        if body is not None and body.employee_ids is not None:
+            decision = service.decide_people(session, hold_id, body.employee_ids, release_them=release, by=who,
+                                             comment=comment, now=now, wake=wake)
+        elif release:
+            decision = service.release(session, hold_id, who, comment, now, wake=wake)
+        else:
+            decision = service.cancel(session, hold_id, who, comment, now)
     except service.HoldError as exc:
         raise Problem(exc.status, "Not found" if exc.status == 404 else "Conflict", str(exc)) from None
     return service.decision_out(decision, now)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+
+from provisioner import limits
 
 
 class DecisionIn(BaseModel):
     """A release or cancel (of a hold set), an approval or rejection (of a rollout)."""
 
     comment: str | None = Field(None, max_length=2000, description="why: kept in the audit trail")
+
+
+class HoldDecisionIn(DecisionIn):
+    """A release or cancel of a hold set, whole or (``employee_ids``) for some of its people."""
+
+    employee_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=limits.EMPLOYEE_ID)]] | None = Field(
+        None, max_length=1000, description="only these people's held operations: they move to a hold set of their "
+                                           "own, decided now; the others stay held (none: the whole set)")
 
 
 class HeldOperation(BaseModel):

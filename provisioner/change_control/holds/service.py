@@ -203,15 +203,7 @@ def release(session: Session, hold_id: int, by: str, comment: str | None, now: d
     release has committed, so the operations run now rather than at the worker's next poll."""
     hold = _undecided(session, hold_id)
     held = repository.operations(session, hold_id, OpStatus.HELD)
-    ended = repository.ended_dependencies(session, [op.depends_on_id for op, _ in held if op.depends_on_id])
-    for op, _ in held:
-        waits = op.kind == OpKind.VERIFY_REVOKED.value or (op.depends_on_id is not None
-                                                            and op.depends_on_id not in ended.succeeded)
-        op.status = OpStatus.WAITING if waits else OpStatus.PENDING
-        op.next_attempt_at = max(op.next_attempt_at, now)
-    session.flush()
-    failed = _fail_orphans(session, hold, ended.failed, now)
-    queue.release_verifications(session, {op.plan_id for op, _ in held if op.plan_id is not None}, now)
+    failed = _send_back(session, hold, held, now)
     if wake is not None:
         after_commit(session, wake)
     return _decided(session, hold, HoldStatus.RELEASED, held, by, comment, now, dead_lettered=failed)
@@ -239,10 +231,64 @@ def cancel(session: Session, hold_id: int, by: str, comment: str | None, now: da
     that names them) or a later re-plan of that person decides what happens next."""
     hold = _undecided(session, hold_id)
     held = repository.operations(session, hold_id, OpStatus.HELD)
+    _withdraw(held, hold_id, by, comment, now)
+    return _decided(session, hold, HoldStatus.CANCELLED, held, by, comment, now)
+
+
+def decide_people(session: Session, hold_id: int, employee_ids: Sequence[str], *, release_them: bool, by: str,
+                  comment: str | None, now: datetime, wake: Callable[[], None] | None = None) -> Decision:
+    """Release or cancel the held work of some people of a set (each person's operations
+    together: the disable, the sessions ended, the read-back). Their operations move to a hold
+    set of their own, decided at once (listed with the others; ``part_of`` in its audit record),
+    so they leave the open set for good; the others stay held. All of the set's people: the set
+    is decided whole."""
+    hold = _undecided(session, hold_id)
+    held = repository.operations(session, hold_id, OpStatus.HELD)
+    wanted = set(employee_ids)
+    unknown = wanted - {person.employee_id or person.id for _, person in held}
+    if not wanted or unknown:
+        raise HoldError(404, f"hold set {hold_id} holds no operation of {', '.join(sorted(unknown)) or 'nobody'}")
+    chosen = [(op, person) for op, person in held if (person.employee_id or person.id) in wanted]
+    if len(chosen) == len(held):
+        if release_them:
+            return release(session, hold_id, by, comment, now, wake=wake)
+        return cancel(session, hold_id, by, comment, now)
+    status = HoldStatus.RELEASED if release_them else HoldStatus.CANCELLED
+    part = repository.add(session, HoldSet(
+        target=hold.target, cause=hold.cause, status=status, opened_at=hold.opened_at,
+        people=len({op.identity_id for op, _ in chosen}), population=hold.population,
+        thresholds=dict(hold.thresholds or {})))
+    for op, _ in chosen:
+        op.hold_id = part.id
+    failed: list[int] = []
+    if release_them:
+        failed = _send_back(session, part, chosen, now)
+        if wake is not None:
+            after_commit(session, wake)
+    else:
+        _withdraw(chosen, hold_id, by, comment, now)
+    return _decided(session, part, status, chosen, by, comment, now, dead_lettered=failed, part_of=hold.id)
+
+
+def _send_back(session: Session, hold: HoldSet, held: list, now: datetime) -> list[int]:
+    """Return released operations to the queue; those whose dependency ended without succeeding
+    are dead-lettered (their ids returned)."""
+    ended = repository.ended_dependencies(session, [op.depends_on_id for op, _ in held if op.depends_on_id])
+    for op, _ in held:
+        waits = op.kind == OpKind.VERIFY_REVOKED.value or (op.depends_on_id is not None
+                                                            and op.depends_on_id not in ended.succeeded)
+        op.status = OpStatus.WAITING if waits else OpStatus.PENDING
+        op.next_attempt_at = max(op.next_attempt_at, now)
+    session.flush()
+    failed = _fail_orphans(session, hold, ended.failed, now)
+    queue.release_verifications(session, {op.plan_id for op, _ in held if op.plan_id is not None}, now)
+    return failed
+
+
+def _withdraw(held: list, hold_id: int, by: str, comment: str | None, now: datetime) -> None:
     why = f"withdrawn: hold set {hold_id} cancelled by {by}" + (f": {comment}" if comment else "")
     for op, _ in held:
         op.status, op.completed_at, op.last_error = OpStatus.CANCELLED, now, why[:2000]
-    return _decided(session, hold, HoldStatus.CANCELLED, held, by, comment, now)
 
 
 def _undecided(session: Session, hold_id: int) -> HoldSet:
@@ -256,10 +302,11 @@ def _undecided(session: Session, hold_id: int) -> HoldSet:
 
 
 def _decided(session: Session, hold: HoldSet, status: str, held: list, by: str, comment: str | None,
-             now: datetime, *, dead_lettered: Sequence[int] = ()) -> Decision:
+             now: datetime, *, dead_lettered: Sequence[int] = (), **extra: Any) -> Decision:
     hold.status, hold.decided_by, hold.decided_at, hold.comment = status, by, now, comment
     people = sorted({person.employee_id or person.id for _, person in held})
-    extra = {"dead_lettered": list(dead_lettered)[:AUDIT_PEOPLE_CAP * 4]} if dead_lettered else {}
+    if dead_lettered:
+        extra["dead_lettered"] = list(dead_lettered)[:AUDIT_PEOPLE_CAP * 4]
     append(session, f"hold.{status}", f"{hold.target}/{hold.cause}", hold_id=hold.id, target=hold.target,
            cause=hold.cause, decided_by=by, comment=comment, operations=len(held), people_count=len(people),
            people=people[:AUDIT_PEOPLE_CAP], op_ids=[op.id for op, _ in held][:AUDIT_PEOPLE_CAP * 4], **extra)
