@@ -29,6 +29,8 @@ def create_app(settings: Settings, db: Database, *,
     from provisioner.change_control.rollouts.endpoints import router as rollouts_router
     from provisioner.evidence.endpoints import router as evidence_router
     from provisioner.health.endpoints import router as health_router
+    from provisioner.hr_sources.bulk.endpoints import router as hr_bulk_router
+    from provisioner.hr_sources.declarations import load_sources
     from provisioner.intake.endpoints import router as intake_router
     from provisioner.planner.endpoints import router as plans_router
 
@@ -43,12 +45,14 @@ def create_app(settings: Settings, db: Database, *,
     app.state.db = db
     app.state.intake_writer = IntakeWriter(db, max_events=settings.max_batch_events)
     app.state.hr_secrets = settings.source_secrets()
+    app.state.hr_sources = load_sources(settings.hr_sources_dir)  # hr_sources/*.yaml (ConfigError if bad)
     app.state.on_events_accepted = on_events_accepted
     if on_identity_changed is not None:
         app.state.on_identity_changed = on_identity_changed
     app.state.target_halts = target_halts  # readiness: the workers of this process, if any
     problems.install(app)
     app.include_router(intake_router)
+    app.include_router(hr_bulk_router)  # POST /hr/bulkUpload: SCIM bulk uploads of HR sources (hr_sources/bulk)
     app.include_router(evidence_router)
     app.include_router(plans_router)
     app.include_router(change_control_router)  # approvals, separation of duties (change_control)
@@ -61,6 +65,7 @@ def create_app(settings: Settings, db: Database, *,
     # Added last, so outermost: bodies are limited before a signature or token is checked.
     app.add_middleware(BodyLimitMiddleware, limits=[
         BodyLimit("/hr/events", settings.hr_max_body_bytes),
+        BodyLimit("/hr/bulkUpload", settings.hr_max_body_bytes),
         BodyLimit(SCIM_PREFIX, settings.scim_max_body_bytes, scim=True)])
 
     @app.get("/healthz", tags=["ops"])
