@@ -16,6 +16,7 @@ from provisioner.cli.bench import bench_app
 from provisioner.cli.common import console, fail, open_db, run, settings
 from provisioner.cli.events import events_app, print_person_events
 from provisioner.cli.hr_import import import_csv
+from provisioner.cli.hr_sources import hr_sources_app
 from provisioner.cli.policy import policy_app
 from provisioner.cli.targets import runtime as _runtime
 from provisioner.cli.targets import targets_app
@@ -39,6 +40,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(sod_app, name="sod")
 app.add_typer(holds_app, name="holds")  # change control (provisioner/change_control)
 app.add_typer(rollouts_app, name="rollouts")
+app.add_typer(hr_sources_app, name="hr-sources")  # HR sources: tokens (cli/hr_sources.py)
 
 
 # -- serving -------------------------------------------------------------------------------------

@@ -76,3 +76,9 @@ def token_identity(session: Session, presented: str) -> tuple[str, set[str]] | N
     if row is None or row.revoked_at is not None:
         return None
     return row.name, set(row.scopes.split())
+
+
+def scopes_of(session: Session, name: str) -> set[str] | None:
+    """The scopes of the token named ``name`` (revoked or not), or None if there is none."""
+    row = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    return set(row.scopes.split()) if row is not None else None

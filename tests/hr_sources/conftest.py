@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from provisioner.cli.main import app
 from provisioner.demo.harness import SandboxedService
+from provisioner.settings import get_settings
 from provisioner.tokens.service import create_token, hr_source_scope
 from tests.support import EntraView
 
@@ -44,3 +47,14 @@ def bulk_token(bulk_service: SandboxedService) -> str:
 @pytest.fixture
 def entra_bulk(bulk_service: SandboxedService) -> EntraView:
     return EntraView(bulk_service)
+
+
+@pytest.fixture
+def hr_cli(bulk_service: SandboxedService, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """``hr_cli("hr-sources", "token", "issue", SOURCE)``: the real command on the service's database."""
+    monkeypatch.setenv("PROVISIONER_DATABASE_URL", bulk_service.settings.database_url)
+    monkeypatch.setenv("PROVISIONER_HR_SOURCES_DIR", str(bulk_service.settings.hr_sources_dir))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args), catch_exceptions=False)
+    get_settings.cache_clear()

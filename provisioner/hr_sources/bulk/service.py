@@ -135,15 +135,14 @@ def prepare(session: Session, operations: list[tuple[int, Any]], rules: Rules) -
             continue
         record = _Record(index, op, mapping.map_record(op.data, rules.attributes))
         problems = _record_problems(record, rules.attributes)
+        employee_id = record.mapped.employee_id
+        earlier = first.setdefault(employee_id, index) if employee_id else index
+        if earlier != index:
+            problems.append(OperationError(index, f"{_at(record, 'employee_id', rules.attributes)}: {employee_id!r} "
+                                                  f"is also the worker of Operations[{earlier}]; send one record "
+                                                  "per worker in a request", "uniqueness"))
         if problems:
             errors.extend(problems)
-            continue
-        employee_id = record.mapped.employee_id
-        earlier = first.setdefault(employee_id, index)
-        if earlier != index:
-            errors.append(OperationError(index, f"{_at(record, 'employee_id', rules.attributes)}: {employee_id!r} "
-                                                f"is also the worker of Operations[{earlier}]; send one record "
-                                                "per worker in a request", "uniqueness"))
             continue
         records.append(record)
     people = repository.people(session, rules.source, [r.mapped.employee_id for r in records])
