@@ -14,10 +14,12 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from provisioner.api.problems import Problem
 from provisioner.api.responses import HR_BULK, contract, problems
 from provisioner.clock import utcnow
+from provisioner.db import Database
 from provisioner.hr_sources.bulk import mapping, service
 from provisioner.hr_sources.bulk.auth import bulk_source, own_source
 from provisioner.hr_sources.bulk.schemas import (
@@ -70,6 +72,12 @@ def _refused(exc: service.Refused) -> JSONResponse:
     return _scim(HrBulkResponse(Operations=results), 400)
 
 
+def _prepare(db: Database, body: bytes, rules: service.Rules) -> list[service.Prepared]:
+    operations = service.read_request(body)
+    with db.read() as session:
+        return service.prepare(session, operations, rules)
+
+
 @router.post("/hr/bulkUpload", status_code=202, responses={
     202: {"description": "Every record stored as an HR event (a repeat answers the same events); each "
                          "operation's `location` reads its fate", **_SCIM_ANSWER},
@@ -86,7 +94,7 @@ def _refused(exc: service.Refused) -> JSONResponse:
                                             "sends it (at most 50 operations)", extra_models=(HrBulkError,
                                                                                               HrBulkResponse)))
 async def bulk_upload(request: Request) -> Any:
-    source = bulk_source(request)
+    source = await run_in_threadpool(bulk_source, request)  # database reads off the event loop
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in MEDIA:
         raise Problem(415, "Unsupported media type",
@@ -99,9 +107,7 @@ async def bulk_upload(request: Request) -> Any:
                           EffectiveWindow(utcnow(), settings.hr_effective_past_days, settings.hr_effective_future_days),
                           settings.contract_end_timezone)
     try:
-        operations = service.read_request(body)
-        with request.app.state.db.read() as session:
-            prepared = service.prepare(session, operations, rules)
+        prepared = await run_in_threadpool(_prepare, request.app.state.db, body, rules)
     except service.Refused as exc:
         return _refused(exc)
     try:  # committed (in a group with concurrent requests) before the 202 is sent

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from provisioner.intake.schemas import HRAttributes
@@ -84,6 +85,12 @@ def _split(path: str) -> tuple[str | None, str]:
     return None, path
 
 
+@lru_cache(maxsize=256)
+def _compiled(path: str) -> tuple[tuple[str | None, tuple[str, ...]], ...]:
+    """A path's alternatives, each (schema or ``*`` or None, attribute names)."""
+    return tuple((urn, tuple(attr.split("."))) for urn, attr in map(_split, _alternatives(path)))
+
+
 def _get(node: Any, name: str) -> tuple[bool, Any, str]:
     """(present, value, the key as sent) of ``name`` in a JSON object, without case."""
     if not isinstance(node, dict):
@@ -116,8 +123,7 @@ class Found:
 
 def resolve(data: Mapping[str, Any], path: str, custom: list[str]) -> Found | None:
     """The value at ``path`` (the first alternative present), or None."""
-    for alt in _alternatives(path):
-        urn, attr = _split(alt)
+    for urn, parts in _compiled(path):
         roots: list[tuple[Any, str | None]]
         if urn is None:
             roots = [(data, None)]
@@ -127,13 +133,13 @@ def resolve(data: Mapping[str, Any], path: str, custom: list[str]) -> Found | No
             present, node, key = _get(data, urn)
             roots = [(node, key)] if present else []
         for node, schema in roots:
-            found = _walk(node, attr.split("."), schema)
+            found = _walk(node, parts, schema)
             if found is not None:
                 return found
     return None
 
 
-def _walk(node: Any, parts: list[str], schema: str | None) -> Found | None:
+def _walk(node: Any, parts: tuple[str, ...], schema: str | None) -> Found | None:
     names: list[str] = []
     for part in parts:
         if isinstance(node, list):

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from provisioner.identities.lifecycle import TRANSITIONS, EventType, State
@@ -29,32 +29,35 @@ class Person:
     latest_payload: dict[str, Any] | None = None
 
 
+# Built once (the intake's hot path): the same statements for every request.
+_IDS = bindparam("ids", expanding=True)
+_STATES = select(Identity.employee_id, Identity.state).where(Identity.employee_id.in_(_IDS))
+_PENDING = (select(HREvent.employee_id, HREvent.type)
+            .where(HREvent.employee_id.in_(_IDS), HREvent.status == EventStatus.PENDING,
+                   HREvent.type.in_(_LIFECYCLE))
+            .order_by(HREvent.effective_at, HREvent.id))
+_FROM_SOURCE = (select(HREvent.employee_id, func.count(), func.max(HREvent.id))
+                .where(HREvent.employee_id.in_(_IDS), HREvent.source == bindparam("source"))
+                .group_by(HREvent.employee_id))
+_LATEST = select(HREvent.event_id, HREvent.payload, HREvent.id).where(HREvent.id.in_(bindparam("pks", expanding=True)))
+
+
 def people(session: Session, source: str, employee_ids: Iterable[str]) -> dict[str, Person]:
     ids = sorted(set(employee_ids))
     found = {emp: Person() for emp in ids}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        for emp, state in session.execute(select(Identity.employee_id, Identity.state)
-                                          .where(Identity.employee_id.in_(chunk))):
+        for emp, state in session.execute(_STATES, {"ids": chunk}):
             found[emp].state = State(state)
-        pending = session.execute(
-            select(HREvent.employee_id, HREvent.type)
-            .where(HREvent.employee_id.in_(chunk), HREvent.status == EventStatus.PENDING,
-                   HREvent.type.in_(_LIFECYCLE))
-            .order_by(HREvent.effective_at, HREvent.id))
-        for emp, etype in pending:  # as the processor will apply them (refused steps change nothing)
+        for emp, etype in session.execute(_PENDING, {"ids": chunk}):  # as the processor will apply them
             person = found[emp]
             person.state = TRANSITIONS.get((person.state, EventType(etype)), person.state)
         latest: dict[int, str] = {}
-        for emp, count, newest in session.execute(
-                select(HREvent.employee_id, func.count(), func.max(HREvent.id))
-                .where(HREvent.employee_id.in_(chunk), HREvent.source == source)
-                .group_by(HREvent.employee_id)):
+        for emp, count, newest in session.execute(_FROM_SOURCE, {"ids": chunk, "source": source}):
             found[emp].events_from_source = count
             latest[newest] = emp
         if latest:
-            for event_id, payload, pk in session.execute(
-                    select(HREvent.event_id, HREvent.payload, HREvent.id).where(HREvent.id.in_(list(latest)))):
+            for event_id, payload, pk in session.execute(_LATEST, {"pks": list(latest)}):
                 person = found[latest[pk]]
                 person.latest_event_id, person.latest_payload = event_id, payload
     return found
