@@ -131,3 +131,30 @@ async def test_rehire_of_a_leaver(bulk_service, bulk_token, entra_bulk):
     assert resp.json()["Operations"][0]["response"]["type"] == "rehire"
     await svc.drain()
     assert entra_bulk.user("R1")["accountEnabled"] is True
+
+
+async def test_the_readme_curl_example_is_accepted(bulk_service, bulk_token):
+    """The request of README's curl example, as written there."""
+    import json
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## HR sources: SCIM bulk upload"):]
+    example = section[section.index("<<'JSON'\n") + len("<<'JSON'\n"):section.index("\nJSON\n")]
+    resp = await bulk_service.api.post("/hr/bulkUpload", content=example.encode(), headers={
+        "Authorization": f"Bearer {bulk_token}", "Content-Type": "application/scim+json"})
+    assert resp.status_code == 202, resp.text
+    assert [(o["response"]["employee_id"], o["response"]["type"]) for o in resp.json()["Operations"]] == [
+        ("701984", "hire"), ("701900", "terminate")]
+    assert json.loads(example)["failOnErrors"] is None
+    await bulk_service.drain()
+    headers = {"Authorization": f"Bearer {bulk_token}"}
+    fates = [(await bulk_service.api.get(o["location"], headers=headers)).json() for o in resp.json()["Operations"]]
+    assert fates[0]["status"] == "applied"
+    assert fates[0]["warnings"][0]["code"] == "unknown_manager"  # 89607 is not known here
+    if str(utcnow().date()) <= "2026-12-31":  # LeaveDate ahead: the termination waits for the end of that day
+        assert fates[1]["status"] == "pending" and fates[1]["effective_at"] == "2027-01-01T00:00:00Z"
+    else:  # past: effective now, and nobody 701900 is known here
+        assert fates[1]["status"] == "rejected" and "unknown employee" in fates[1]["reason"]
+    listed = await bulk_service.api.get(f"/hr/sources/{SOURCE}/events?status=nope", headers=headers)
+    assert listed.status_code == 400 and listed.json()["errors"][0]["field"] == "query.status"

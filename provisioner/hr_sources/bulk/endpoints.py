@@ -30,6 +30,7 @@ from provisioner.hr_sources.bulk.schemas import (
     HrBulkResult,
 )
 from provisioner.intake import fate, repository
+from provisioner.intake.endpoints import STATUSES
 from provisioner.intake.schemas import EffectiveWindow
 from provisioner.intake.service import ConflictError
 from provisioner.intake.writer import StoreError
@@ -81,8 +82,10 @@ def _prepare(db: Database, body: bytes, rules: service.Rules) -> list[service.Pr
 @router.post("/hr/bulkUpload", status_code=202, responses={
     202: {"description": "Every record stored as an HR event (a repeat answers the same events); each "
                          "operation's `location` reads its fate", **_SCIM_ANSWER},
-    400: {"description": "Refused, nothing stored: each bad operation's SCIM Error names the attribute",
-          **_SCIM_ANSWER},
+    400: {"description": "Refused, nothing stored: each bad operation's SCIM Error names the attribute (a "
+                         "body that is no BulkRequest: one SCIM Error)",
+          "content": {SCIM_JSON: {"schema": {"oneOf": [{"$ref": "#/components/schemas/HrBulkResponse"},
+                                                       {"$ref": "#/components/schemas/HrBulkError"}]}}}},
     413: {"description": "More than 50 operations (SCIM Error, scimType tooMany), or a body over the limit",
           "content": {SCIM_JSON: {"schema": {"$ref": "#/components/schemas/HrBulkError"}}}},
     **problems(401, 403, 409, 415, s401="Missing, unknown or revoked token",
@@ -138,6 +141,10 @@ def list_events(request: Request, name: str,
                 ) -> dict[str, Any]:
     """The source's events, oldest first, a page at a time (``next``: the next page's path, or null)."""
     own_source(request, name)
+    if status is not None and status not in STATUSES:
+        message = f"one of {', '.join(STATUSES)}, not {status!r}"
+        raise Problem(400, "Invalid request", f"query.status: {message}", type_="urn:provisioner:problem:validation",
+                      errors=[{"field": "query.status", "message": message}])
     with request.app.state.db.read() as session:
         rows = repository.listing(session, source=name, status=status, after_id=after, limit=limit)
         events = fate.views(session, rows)

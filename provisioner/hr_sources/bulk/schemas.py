@@ -34,7 +34,8 @@ class HrBulkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schemas: list[str] = Field(description=f"[{BULK_REQUEST!r}]")
+    schemas: list[str] = Field(description=f"[{BULK_REQUEST!r}]", min_length=1,
+                               json_schema_extra={"contains": {"const": BULK_REQUEST}})
     Operations: list[HrBulkOperation] = Field(min_length=1, max_length=MAX_OPERATIONS)
     failOnErrors: int | None = Field(None, description="accepted and ignored: a request is all or nothing")
 
