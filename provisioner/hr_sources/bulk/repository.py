@@ -45,19 +45,20 @@ _LATEST = select(HREvent.event_id, HREvent.payload, HREvent.id).where(HREvent.id
 def people(session: Session, source: str, employee_ids: Iterable[str]) -> dict[str, Person]:
     ids = sorted(set(employee_ids))
     found = {emp: Person() for emp in ids}
+    conn = session.connection()  # Core statements: the intake's hot path (as intake.repository.known_digests)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        for emp, state in session.execute(_STATES, {"ids": chunk}):
+        for emp, state in conn.execute(_STATES, {"ids": chunk}):
             found[emp].state = State(state)
-        for emp, etype in session.execute(_PENDING, {"ids": chunk}):  # as the processor will apply them
+        for emp, etype in conn.execute(_PENDING, {"ids": chunk}):  # as the processor will apply them
             person = found[emp]
             person.state = TRANSITIONS.get((person.state, EventType(etype)), person.state)
         latest: dict[int, str] = {}
-        for emp, count, newest in session.execute(_FROM_SOURCE, {"ids": chunk, "source": source}):
+        for emp, count, newest in conn.execute(_FROM_SOURCE, {"ids": chunk, "source": source}):
             found[emp].events_from_source = count
             latest[newest] = emp
         if latest:
-            for event_id, payload, pk in session.execute(_LATEST, {"pks": list(latest)}):
+            for event_id, payload, pk in conn.execute(_LATEST, {"pks": list(latest)}):
                 person = found[latest[pk]]
                 person.latest_event_id, person.latest_payload = event_id, payload
     return found
