@@ -45,3 +45,12 @@ def test_issue_refuses_an_undeclared_source(hr_cli):
     assert "no HR source 'payroll' with a bulk_upload section" in result.output
     assert "declared: entra-inbound, other" in result.output
     assert hr_cli("hr-sources", "token", "revoke", "nope").exit_code == 2
+
+
+def test_a_bad_source_file_stops_the_service_commands_with_one_line(bulk_service, hr_cli):
+    bad = bulk_service.settings.hr_sources_dir / "broken.yaml"
+    bad.write_text("bulk_upload:\n  attributes:\n    shoe_size: 'urn:x:Shoe'\n")
+    result = hr_cli("targets", "check")
+    assert result.exit_code == 2
+    assert f"invalid HR source file: {bad}:" in result.output and "shoe_size: not an HR attribute" in result.output
+    assert "Traceback" not in result.output

@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from provisioner.api.problems import Problem
 from provisioner.api.responses import HR_BULK, contract, problems
 from provisioner.clock import utcnow
-from provisioner.db import Database
 from provisioner.hr_sources.bulk import mapping, service
 from provisioner.hr_sources.bulk.auth import bulk_source, own_source
 from provisioner.hr_sources.bulk.schemas import (
@@ -29,6 +28,7 @@ from provisioner.hr_sources.bulk.schemas import (
     HrBulkResponse,
     HrBulkResult,
 )
+from provisioner.hr_sources.declarations import HrSource
 from provisioner.intake import fate, repository
 from provisioner.intake.endpoints import STATUSES
 from provisioner.intake.schemas import EffectiveWindow
@@ -73,10 +73,22 @@ def _refused(exc: service.Refused) -> JSONResponse:
     return _scim(HrBulkResponse(Operations=results), 400)
 
 
-def _prepare(db: Database, body: bytes, rules: service.Rules) -> list[service.Prepared]:
+def _authenticate_and_prepare(request: Request, body: bytes) -> tuple[HrSource, list[service.Prepared]]:
+    """401/403 for the token, 415 for the media type, then every record as an event (or Refused)."""
+    source = bulk_source(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in MEDIA:
+        raise Problem(415, "Unsupported media type",
+                      f"Content-Type: send application/scim+json, not {media or 'nothing'!r}",
+                      type_="urn:provisioner:problem:media-type")
+    settings: Settings = request.app.state.settings
+    assert source.bulk_upload is not None
+    rules = service.Rules(source.name, mapping.effective(source.bulk_upload.attributes),
+                          EffectiveWindow(utcnow(), settings.hr_effective_past_days, settings.hr_effective_future_days),
+                          settings.contract_end_timezone)
     operations = service.read_request(body)
-    with db.read() as session:
-        return service.prepare(session, operations, rules)
+    with request.app.state.db.read() as session:
+        return source, service.prepare(session, operations, rules)
 
 
 @router.post("/hr/bulkUpload", status_code=202, responses={
@@ -97,20 +109,9 @@ def _prepare(db: Database, body: bytes, rules: service.Rules) -> list[service.Pr
                                             "sends it (at most 50 operations)", extra_models=(HrBulkError,
                                                                                               HrBulkResponse)))
 async def bulk_upload(request: Request) -> Any:
-    source = await run_in_threadpool(bulk_source, request)  # database reads off the event loop
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in MEDIA:
-        raise Problem(415, "Unsupported media type",
-                      f"Content-Type: send application/scim+json, not {media or 'nothing'!r}",
-                      type_="urn:provisioner:problem:media-type")
-    settings: Settings = request.app.state.settings
     body = await request.body()  # its size is limited while it streams (provisioner/api/body_limit.py)
-    assert source.bulk_upload is not None
-    rules = service.Rules(source.name, mapping.effective(source.bulk_upload.attributes),
-                          EffectiveWindow(utcnow(), settings.hr_effective_past_days, settings.hr_effective_future_days),
-                          settings.contract_end_timezone)
-    try:
-        prepared = await run_in_threadpool(_prepare, request.app.state.db, body, rules)
+    try:  # the token, then every record: one hop off the event loop (both read the database)
+        source, prepared = await run_in_threadpool(_authenticate_and_prepare, request, body)
     except service.Refused as exc:
         return _refused(exc)
     try:  # committed (in a group with concurrent requests) before the 202 is sent
