@@ -124,3 +124,12 @@ async def test_tokens_of_another_scope_or_source_are_refused(bulk_service, bulk_
     assert (await upload(svc, bulk_token, bulk(leaver("S1")))).status_code == 401
     with svc.db.read() as session:
         assert session.scalar(select(func.count()).select_from(HREvent)) == 1
+
+
+async def test_a_body_over_the_limit_is_refused_before_the_token(bulk_service):
+    limit = bulk_service.settings.hr_max_body_bytes
+    resp = await bulk_service.api.post("/hr/bulkUpload", content=b" " * (limit + 1),
+                                       headers={"Content-Type": SCIM})  # no token at all: 413 comes first
+    assert resp.status_code == 413
+    assert f"at most {limit} bytes" in resp.json()["detail"]
+    assert stored(bulk_service) == 0
