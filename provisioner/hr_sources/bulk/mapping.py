@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from provisioner.intake.schemas import HRAttributes
 
@@ -113,8 +113,7 @@ def _pick(items: list[Any]) -> tuple[int, Any]:
     return 0, items[0]
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+class Found(NamedTuple):
     value: Any
     where: str  # the place in ``data`` as sent, SCIM style: name.givenName, urn:contoso:employee:HireDate
     schema: str | None = None  # the extension it was read from
