@@ -40,7 +40,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(sod_app, name="sod")
 app.add_typer(holds_app, name="holds")  # change control (provisioner/change_control)
 app.add_typer(rollouts_app, name="rollouts")
-app.add_typer(hr_sources_app, name="hr-sources")  # HR sources: tokens (cli/hr_sources.py)
+app.add_typer(hr_sources_app, name="hr-sources")  # provisioner/cli/hr_sources.py: check, dry-run, pull, snapshots
 
 
 # -- serving -------------------------------------------------------------------------------------

@@ -16,15 +16,10 @@ targets_app = typer.Typer(no_args_is_help=True, help="Connected systems under ta
 
 def runtime(**kw):
     """The service's runtime on the configured database (one line and exit 1 on a bad configuration)."""
-    from provisioner.hr_sources.declarations import load_sources
     from provisioner.runtime import Runtime
     from provisioner.targets.config import ConfigError
 
     cfg = settings()
-    try:  # the HR source files are read by the API (create_app): one line here, not a traceback there
-        load_sources(cfg.hr_sources_dir)
-    except ConfigError as exc:
-        fail(f"invalid HR source file: {exc.problems[0]} (PROVISIONER_HR_SOURCES_DIR={cfg.hr_sources_dir})")
     try:
         return Runtime.load(cfg, db=open_db(cfg), **kw)
     except ConfigError as exc:

@@ -11,7 +11,7 @@ import pytest
 from provisioner.hr_sources.bulk import mapping
 from provisioner.hr_sources.declarations import load_sources
 from provisioner.targets.config import ConfigError
-from tests.hr_sources.bulk_requests import CUSTOM, worker
+from tests.hr_sources.bulk.bulk_requests import CUSTOM, worker
 
 
 def test_default_mapping_of_microsofts_record():

@@ -9,9 +9,8 @@ from sqlalchemy import select
 
 from provisioner.audit.models import AuditRecord
 from provisioner.tokens.models import ApiToken
-from tests.hr_sources.bulk_requests import bulk, worker
-from tests.hr_sources.conftest import SOURCE
-from tests.hr_sources.test_bulk_upload import upload
+from tests.hr_sources.bulk.bulk_requests import SOURCE, bulk, worker
+from tests.hr_sources.bulk.test_bulk_upload import upload
 
 
 async def test_issue_use_and_revoke(bulk_service, hr_cli):
@@ -46,11 +45,3 @@ def test_issue_refuses_an_undeclared_source(hr_cli):
     assert "declared: entra-inbound, other" in result.output
     assert hr_cli("hr-sources", "token", "revoke", "nope").exit_code == 2
 
-
-def test_a_bad_source_file_stops_the_service_commands_with_one_line(bulk_service, hr_cli):
-    bad = bulk_service.settings.hr_sources_dir / "broken.yaml"
-    bad.write_text("bulk_upload:\n  attributes:\n    shoe_size: 'urn:x:Shoe'\n")
-    result = hr_cli("targets", "check")
-    assert result.exit_code == 2
-    assert f"invalid HR source file: {bad}:" in result.output and "shoe_size: not an HR attribute" in result.output
-    assert "Traceback" not in result.output

@@ -1,4 +1,5 @@
-"""An HR source declared with a bulk_upload section, and the whole service reading it."""
+"""The bulk upload tests' fixtures: an HR source declared with a bulk_upload section, the whole
+service reading it, a token, the CLI on the same service."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from provisioner.cli.main import app
 from provisioner.demo.harness import SandboxedService
 from provisioner.settings import get_settings
 from provisioner.tokens.service import create_token, hr_source_scope
+from tests.hr_sources.bulk.bulk_requests import SOURCE
 from tests.support import EntraView
-
-SOURCE = "entra-inbound"
 
 
 @pytest.fixture

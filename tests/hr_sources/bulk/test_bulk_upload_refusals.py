@@ -8,9 +8,8 @@ from sqlalchemy import func, select
 
 from provisioner.intake.models import HREvent
 from provisioner.tokens.service import create_token, hr_source_scope, revoke_token
-from tests.hr_sources.bulk_requests import CUSTOM, ENTERPRISE, body, bulk, leaver, worker
-from tests.hr_sources.conftest import SOURCE
-from tests.hr_sources.test_bulk_upload import SCIM, stored, upload
+from tests.hr_sources.bulk.bulk_requests import CUSTOM, ENTERPRISE, SOURCE, body, bulk, leaver, worker
+from tests.hr_sources.bulk.test_bulk_upload import SCIM, stored, upload
 
 
 def errors_by_op(resp) -> list[tuple[str, str]]:

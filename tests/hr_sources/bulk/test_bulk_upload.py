@@ -13,8 +13,7 @@ from provisioner.clock import utcnow
 from provisioner.demo.harness import SandboxedService
 from provisioner.identities import repository as identities
 from provisioner.intake.models import HREvent
-from tests.hr_sources.bulk_requests import bulk, leaver, worker
-from tests.hr_sources.conftest import SOURCE
+from tests.hr_sources.bulk.bulk_requests import SOURCE, bulk, leaver, worker
 from tests.support import EntraView
 
 SCIM = "application/scim+json"
@@ -138,7 +137,7 @@ async def test_the_readme_curl_example_is_accepted(bulk_service, bulk_token):
     import json
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme[readme.index("## HR sources: SCIM bulk upload"):]
     example = section[section.index("<<'JSON'\n") + len("<<'JSON'\n"):section.index("\nJSON\n")]
     resp = await bulk_service.api.post("/hr/bulkUpload", content=example.encode(), headers={

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+SOURCE = "entra-inbound"  # the HR source the tests declare (conftest.py)
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CUSTOM = "urn:contoso:employee"
