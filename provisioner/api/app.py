@@ -31,6 +31,7 @@ def create_app(settings: Settings, db: Database, *,
     from provisioner.change_control.rollouts.endpoints import router as rollouts_router
     from provisioner.evidence.endpoints import router as evidence_router
     from provisioner.health.endpoints import router as health_router
+    from provisioner.hr_sources.bulk.endpoints import router as hr_bulk_router
     from provisioner.hr_sources.webhooks.endpoints import router as hr_webhooks_router
     from provisioner.intake.endpoints import router as intake_router
     from provisioner.planner.endpoints import router as plans_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings, db: Database, *,
     problems.install(app)
     app.include_router(intake_router)
     app.include_router(hr_webhooks_router)  # POST /hr/webhooks/{source} (provisioner/hr_sources/webhooks)
+    app.include_router(hr_bulk_router)  # POST /hr/bulkUpload: SCIM bulk uploads of HR sources (hr_sources/bulk)
     app.include_router(evidence_router)
     app.include_router(plans_router)
     app.include_router(change_control_router)  # approvals, separation of duties (change_control)
@@ -68,6 +70,7 @@ def create_app(settings: Settings, db: Database, *,
     app.add_middleware(BodyLimitMiddleware, limits=[
         BodyLimit("/hr/events", settings.hr_max_body_bytes),
         BodyLimit("/hr/webhooks", settings.hr_max_body_bytes),
+        BodyLimit("/hr/bulkUpload", settings.hr_max_body_bytes),
         BodyLimit(SCIM_PREFIX, settings.scim_max_body_bytes, scim=True)])
 
     @app.get("/healthz", tags=["ops"])

@@ -79,6 +79,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "scimToken": {"type": "http", "scheme": "bearer",
                   "description": "A SCIM token (`provisioner scim token create NAME --scope read|read-write`): "
                                  "reads need `scim:read`, writes `scim:write`."},
+    "hrSourceToken": {"type": "http", "scheme": "bearer",
+                      "description": "An HR source's token, scope `hr:<source>` (`provisioner hr-sources token issue "
+                                     "SOURCE`): bulk uploads and reading their events back, that source only."},
     "metricsToken": {"type": "http", "scheme": "bearer",
                      "description": "`PROVISIONER_METRICS_TOKEN`, or an admin API token (`/metrics` only; "
                                     "`PROVISIONER_METRICS_PUBLIC=true` opens it)."},
@@ -110,22 +113,27 @@ READER: list[dict[str, list[str]]] = [{"readerToken": []}]
 METRICS: list[dict[str, list[str]]] = [{"metricsToken": []}, {"adminToken": []}]
 HR_SIGNED: list[dict[str, list[str]]] = [{"hrSource": [], "hrTimestamp": [], "hrSignature": []}]
 HR_WEBHOOK: list[dict[str, list[str]]] = [{"bambooHRSignature": [], "bambooHRTimestamp": []}, {"bobSignature": []}]
+HR_BULK: list[dict[str, list[str]]] = [{"hrSourceToken": []}]
 
 
 def contract(*, security: list[dict[str, list[str]]] | None = None,
-             body: tuple[type[BaseModel], ...] = (), body_description: str | None = None) -> dict[str, Any]:
+             body: tuple[type[BaseModel], ...] = (), body_description: str | None = None,
+             media: str = "application/json", extra_models: tuple[type[BaseModel], ...] = ()) -> dict[str, Any]:
     """``openapi_extra=``: the security requirement and, for an endpoint reading its raw body,
-    the JSON body it accepts (one of ``body``)."""
+    the body it accepts (one of ``body``, as ``media``); ``extra_models``: schemas its answers name."""
     extra: dict[str, Any] = {}
     if security is not None:
         extra["security"] = security
+    for model in extra_models:
+        if model not in REGISTERED:
+            REGISTERED.append(model)
     if body:
         for model in body:
             if model not in REGISTERED:
                 REGISTERED.append(model)
         refs = [{"$ref": REF.format(model=m.__name__)} for m in body]
         schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
-        extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        extra["requestBody"] = {"required": True, "content": {media: {"schema": schema}}}
         if body_description:
             extra["requestBody"]["description"] = body_description
     return extra

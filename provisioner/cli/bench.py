@@ -40,6 +40,21 @@ def bench_scim(users: int = 100_000, peer_users: int = 10_000, seconds: float = 
                  concurrency=concurrency, rounds=rounds, console=console)
 
 
+@bench_app.command("hr-bulk")
+def bench_hr_bulk(records: Annotated[int, typer.Option(help="records per run (requests of 50)")] = 10_000,
+                  concurrency: Annotated[int, typer.Option(help="clients posting at once in the second run")] = 8,
+                  postgres_url: Annotated[Optional[str], typer.Option(
+                      envvar="PROVISIONER_BENCH_POSTGRES_URL",
+                      help="also measure on a scratch database on this PostgreSQL server")] = None) -> None:
+    """POST /hr/bulkUpload intake: records/s, one client and several, against Entra's 40 requests/s x 50."""
+    from provisioner.bench.hr_bulk import run as run_hr_bulk
+
+    if records < 50 or concurrency < 1:
+        fail("--records must be at least 50 and --concurrency at least 1")
+    for url in [None] + ([postgres_url] if postgres_url else []):
+        run_hr_bulk(records=records, concurrency=concurrency, database_url=url, console=console)
+
+
 @bench_app.command("scim-targets")
 def bench_scim_targets(joiners: int = 1000, groups: int = 5,
                        worker_batch_size: Annotated[Optional[int], typer.Option(

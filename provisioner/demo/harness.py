@@ -81,12 +81,16 @@ class SandboxedService:
         targets = write_sandbox_targets(workdir / "targets", token_file, source=targets_dir,
                                         overrides=target_overrides, scim_overrides=scim_overrides,
                                         scim_servers=real)
+        sources = workdir / "hr_sources"  # the HR source also posts SCIM bulk uploads (hr_sources/bulk)
+        sources.mkdir(exist_ok=True)
+        (sources / f"{HR_SOURCE}.yaml").write_text("bulk_upload: {}\n")
         url = database_url or f"sqlite:///{workdir / 'provisioner.db'}"
         if migrate:
             upgrade(url)
         self.settings = Settings(database_url=url, policies_dir=policies_dir or REPO / "policies",
                                  targets_dir=targets, hr_secrets={HR_SOURCE: self.hr_secret},
-                                 **{"metrics_token": self.metrics_token, **(settings or {})})
+                                 **{"metrics_token": self.metrics_token, "hr_sources_dir": sources,
+                                    **(settings or {})})
         self.db = Database(url)
         transports: dict[str, httpx.AsyncBaseTransport] = {}
         self.group_ids: dict[str, str] = {}  # managed group name -> sandbox object id

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from provisioner.hr_sources.bulk.mapping import DEFAULT, key_problem, path_problem
 from provisioner.hr_sources.webhooks.section import WebhookMapping
 from provisioner.targets.config import ConfigError
 from provisioner.yaml_lines import read_mapping, validate
@@ -30,9 +31,21 @@ class Section(BaseModel):
 
 class BulkUploadSection(Section):
     """``POST /hr/bulkUpload``: SCIM BulkRequests as Entra's API-driven inbound provisioning
-    documents them. ``attributes`` overrides the default mapping (HR attribute -> SCIM path)."""
+    documents them. ``attributes`` overrides the default mapping (HR attribute -> SCIM path, see
+    ``bulk/mapping.py``; an empty path turns an entry off)."""
 
     attributes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("attributes")
+    @classmethod
+    def _mapping(cls, attributes: dict[str, str]) -> dict[str, str]:
+        problems = [f"{key}: {problem}" for key, path in attributes.items()
+                    for problem in (key_problem(key), path_problem(path) if path.strip() else None) if problem]
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not {**DEFAULT, **attributes}.get("employee_id", "").strip():
+            raise ValueError("employee_id: a path is required (the worker's id, e.g. externalId)")
+        return attributes
 
 
 class WebhookSection(WebhookMapping):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from sqlalchemy import select
@@ -12,9 +13,21 @@ from provisioner.clock import utcnow
 from provisioner.tokens.models import ApiToken
 
 # Roles: admin (everything), approver (decides approvals, SoD exceptions, holds, rollouts), auditor (evidence
-# and reads), viewer (reads only); SCIM clients: scim:read, scim:write.
+# and reads), viewer (reads only); SCIM clients: scim:read, scim:write; an HR source's bulk uploads:
+# hr:<source> (provisioner hr-sources token issue SOURCE; admin does not hold it).
 ROLES = ("admin", "approver", "auditor", "viewer")
 SCOPES = {*ROLES, "scim:read", "scim:write"}
+HR_SOURCE_PREFIX = "hr:"
+_HR_SOURCE_SCOPE = re.compile(r"^hr:[a-z0-9][a-z0-9_.-]{0,62}$")  # the HR source name (hr_sources/declarations.py)
+
+
+def hr_source_scope(source: str) -> str:
+    """The scope of an HR source's bearer tokens: ``hr:<source>``."""
+    return HR_SOURCE_PREFIX + source
+
+
+def _known_scope(scope: str) -> bool:
+    return scope in SCOPES or bool(_HR_SOURCE_SCOPE.match(scope))
 
 
 class TokenError(ValueError):
@@ -26,9 +39,9 @@ def _digest(token: str) -> str:
 
 
 def create_token(session: Session, name: str, scopes: set[str]) -> str:
-    unknown = scopes - SCOPES
+    unknown = {s for s in scopes if not _known_scope(s)}
     if unknown:
-        raise TokenError(f"unknown scope(s) {sorted(unknown)}; known: {sorted(SCOPES)}")
+        raise TokenError(f"unknown scope(s) {sorted(unknown)}; known: {sorted(SCOPES)} and hr:<source>")
     existing = session.scalar(select(ApiToken).where(ApiToken.name == name))
     if existing is not None and existing.revoked_at is None:
         raise TokenError(f"a token named {name!r} exists; revoke it first")
@@ -63,3 +76,9 @@ def token_identity(session: Session, presented: str) -> tuple[str, set[str]] | N
     if row is None or row.revoked_at is not None:
         return None
     return row.name, set(row.scopes.split())
+
+
+def scopes_of(session: Session, name: str) -> set[str] | None:
+    """The scopes of the token named ``name`` (revoked or not), or None if there is none."""
+    row = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    return set(row.scopes.split()) if row is not None else None

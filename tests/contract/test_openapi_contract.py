@@ -70,7 +70,7 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
         timestamp = int(time.time())
         headers.update({signing.SOURCE_HEADER: HR_SOURCE, signing.TIMESTAMP_HEADER: str(timestamp),
                         signing.SIGNATURE_HEADER: signing.sign(_CREDENTIALS["hr_secret"], timestamp, message)})
-    for scheme in ("adminToken", "auditorToken", "approverToken", "readerToken", "scimToken"):
+    for scheme in ("adminToken", "auditorToken", "approverToken", "readerToken", "scimToken", "hrSourceToken"):
         if scheme in schemes:
             headers["Authorization"] = f"Bearer {_CREDENTIALS[scheme]}"
     case.headers = headers
@@ -84,7 +84,8 @@ async def api_schema(service: SandboxedService) -> AsyncIterator[Any]:
                   "auditorToken": create_token(session, "contract-auditor", {"auditor"}),
                   "approverToken": create_token(session, "contract-approver", {"approver"}),
                   "readerToken": create_token(session, "contract-viewer", {"viewer"}),
-                  "scimToken": create_token(session, "contract-scim", {"scim:read", "scim:write"})}
+                  "scimToken": create_token(session, "contract-scim", {"scim:read", "scim:write"}),
+                  "hrSourceToken": create_token(session, "contract-hr-source", {f"hr:{HR_SOURCE}"})}
     assert (await service.send(hire("contract-1", "C1", "Ada", "Lovelace", "Finance"))).status_code == 202
     await service.drain()
     scim = {"Authorization": f"Bearer {tokens['scimToken']}"}
@@ -167,5 +168,7 @@ async def test_the_document_declares_security_bodies_and_problem_answers(service
                 assert op.get("security"), f"{method} {path}: no security requirement"
             for code, answer in op["responses"].items():
                 if code.startswith(("4", "5")) and (path, code) != ("/readyz", "503"):  # the readiness report
-                    media = "application/scim+json" if path.startswith("/scim/v2") else "application/problem+json"
+                    scim = path.startswith("/scim/v2") or (path, code) in (("/hr/bulkUpload", "400"),
+                                                                          ("/hr/bulkUpload", "413"))
+                    media = "application/scim+json" if scim else "application/problem+json"
                     assert set(answer["content"]) == {media}, f"{method} {path} {code}"

@@ -181,7 +181,7 @@ async def test_a_target_that_cannot_be_read_at_all_leaves_the_others_reconciled(
     assert report.exit_code == 2
 
 
-async def test_the_command_retries_and_reports_without_a_traceback(service, cli_over_sockets, monkeypatch) -> None:
+async def test_the_command_retries_and_reports_without_a_traceback(service, cli_over_sockets, monkeypatch) -> None:  # noqa: F811
     monkeypatch.setenv("PROVISIONER_BACKOFF_BASE_SECONDS", "0.01")
     monkeypatch.setenv("PROVISIONER_BACKOFF_MAX_SECONDS", "0.05")
     monkeypatch.setenv("PROVISIONER_RECONCILE_READ_ATTEMPTS", "3")
