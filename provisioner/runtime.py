@@ -21,7 +21,7 @@ from provisioner.api.app import create_app
 from provisioner.audit.service import chain_key, read_head
 from provisioner.change_control.approvals_gate import rules_for
 from provisioner.change_control.approvals_service import expire_due
-from provisioner.change_control.holds.service import hold_policy
+from provisioner.change_control.holds.service import hold_policy, settle_stragglers
 from provisioner.clock import utcnow
 from provisioner.db import Database
 from provisioner.hr_sources.declarations import HrSource, load_sources
@@ -149,6 +149,19 @@ class Runtime:
             self.worker.wake()
         return ended
 
+    async def settle_holds(self) -> int:
+        """Held work added to a set as it was being decided follows the decision
+        (:func:`provisioner.change_control.holds.service.settle_stragglers`)."""
+
+        def job() -> int:
+            with self.db.transaction() as session:
+                return settle_stragglers(session, utcnow())
+
+        settled = await asyncio.to_thread(job)
+        if settled:
+            self.worker.wake()
+        return settled
+
     async def pull_snapshots(self, name: str | None = None) -> list[snapshots.Scan]:
         """Scan the drop folder of each HR source with a ``snapshot`` section (or of ``name``):
         new files applied once, bad ones moved aside (provisioner/hr_sources/snapshots)."""
@@ -221,8 +234,9 @@ class Runtime:
         async def _expiry() -> None:
             try:
                 await self.expire_access()
+                await self.settle_holds()
             except Exception:
-                log.exception("ending expired approvals failed; will retry")
+                log.exception("ending expired approvals or settling decided holds failed; will retry")
         scheduler.add_job(_expiry, "interval", seconds=self.settings.change_control_expiry_seconds,
                           id="change_control_expiry", max_instances=1, coalesce=True)
         if events if snapshot_pulls is None else snapshot_pulls:

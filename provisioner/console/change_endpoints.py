@@ -136,7 +136,7 @@ async def approve_rollout(rollout_id: RowId, request: Request, user: Decider, co
     with state.db.transaction() as session:
         service.record(session, user, "rollout.approve", str(rollout_id), rollout_id=rollout_id,
                        comment=comment or None, outcome=result.outcome)
-    wake_after_commit(request, session)
+        wake_after_commit(request, session)  # the rollout's work was committed by approve()
     return _back("rollouts", f"rollout {rollout_id} approved: {result.replanned} people re-planned")
 
 

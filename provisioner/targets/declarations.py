@@ -37,7 +37,10 @@ class SecretRef(BaseModel):
                 raise RuntimeError(f"environment variable {self.env} is not set")
             return value
         assert self.file is not None
-        return self.file.read_text().strip()
+        value = self.file.read_text().strip()
+        if not value:  # an empty secret would be a key anyone can sign or authenticate with
+            raise RuntimeError(f"secret file {self.file} is empty")
+        return value
 
 
 class ManagedGroup(BaseModel):

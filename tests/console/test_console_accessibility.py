@@ -16,10 +16,12 @@ from starlette.routing import compile_path
 
 from provisioner.clock import utcnow
 from provisioner.console import PREFIX, routers
+from provisioner.reconcile.schedule import scheduled_reconcile
 from provisioner.tokens.service import create_token
 from tests.change_control.conftest import change_control_config
 from tests.change_control.holds.conftest import LOW
 from tests.console.browser import BrowserThread, Served, axe_violations
+from tests.console.reconcile_support import add_member
 from tests.support import event, hire
 from tests.targets.scim_helpers import scim_service
 
@@ -51,6 +53,10 @@ async def populated(database_url: str, tmp_path: Path):
     await svc.drain()
     await svc.send([event(f"t-{e}", "terminate", e) for e in sales[:4]])  # a held mass change
     await svc.drain()
+    stranger = svc.sandbox.seed_user("stranger@example.com", display_name="Stan Stranger")
+    await add_member(svc, "Sales", stranger)  # drift for the Reconcile page
+    rt = svc.runtime
+    assert await scheduled_reconcile(rt.db, rt.ctx, rt.connectors, svc.settings) is not None
     with svc.db.transaction() as session:
         tokens = {"admin": create_token(session, "root", {"admin"}), "viewer": create_token(session, "look", {"viewer"})}
     return svc, tokens
@@ -81,6 +87,7 @@ async def test_every_console_page_passes_axe(database_url: str, tmp_path: Path, 
         "/console/approvals?error=tick+at+least+one+request", "/console/holds", "/console/rollouts",
         f"/console/rollouts/{rollout_id}", f"/console/rollouts/{rollout_id}?target=entra&person=F1",
         "/console/dead-letters", "/console/dead-letters?target=entra", "/console/audit",
+        "/console/reconcile", "/console/reconcile?kind=unknown_member",
         "/console/audit?kind=console.signed_in", "/console/audit?verify=true", "/console/evidence",
         f"/console/evidence?from={today}&to={today}", f"/console/evidence/download?from={today}&to=nonsense",
     ]
@@ -133,3 +140,4 @@ async def test_every_console_page_passes_axe(database_url: str, tmp_path: Path, 
     assert "u-x9" in texts["/console/people?show=rejected-events"]
     assert "Pat PersonP0" in texts["/console/people?q=person"]
     assert "The chain verifies" in texts["/console/audit?verify=true"]
+    assert "Stan Stranger" in texts["/console/reconcile"]

@@ -215,3 +215,17 @@ async def test_a_generic_hmac_source_with_its_secret_in_a_file_and_its_own_event
     assert (event["event_id"], event["type"], event["employee_id"]) == ("acme:evt-1", "transfer", "4711")
     assert event["effective_at"] == datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
     assert event["payload"]["attributes"] == {"department": "Research"}  # the null manager is left out
+
+
+async def test_an_empty_secret_file_is_refused_not_used_as_a_key(hooks: SandboxedService, tmp_path: Path):
+    """An empty secret file (a mount made before it was filled) must not become a key anyone can
+    sign with: the post is refused with 503 and nothing is stored."""
+    (tmp_path / "acme-secret").write_text("\n")
+    body = dumps({"id": "evt-2", "kind": "terminate", "at": "2026-01-31T10:00:00+01:00",
+                  "person": {"number": 4712, "org": "Research", "boss": None}})
+    forged = hmac.new(b"", body, hashlib.sha256).hexdigest()
+    resp = await hooks.api.post("/hr/webhooks/acme", content=body,
+                                headers={"Content-Type": "application/json", "X-Acme-Signature": forged})
+    assert resp.status_code == 503, resp.text
+    assert "no readable secret" in resp.json()["detail"]
+    assert stored(hooks, "acme") == []

@@ -112,6 +112,14 @@ def operations(session: Session, hold_id: int, status: str | None = None) -> lis
     return [(op, person) for op, person in session.execute(stmt).tuples()]
 
 
+def decided_with_held(session: Session, limit: int = 100) -> list[HoldSet]:
+    """Decided (released or cancelled) sets that still have operations ``held``: work a plan put
+    in the set while a concurrent decision was committing."""
+    ids = select(Operation.hold_id).where(Operation.status == OpStatus.HELD, Operation.hold_id.is_not(None))
+    return list(session.scalars(select(HoldSet).where(HoldSet.id.in_(ids), HoldSet.status != HoldStatus.HELD)
+                                .order_by(HoldSet.id).limit(limit)))
+
+
 def held_counts(session: Session, hold_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """Per hold set: (held operations, people with held operations)."""
     if not hold_ids:

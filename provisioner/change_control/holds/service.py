@@ -291,6 +291,28 @@ def _withdraw(held: list, hold_id: int, by: str, comment: str | None, now: datet
         op.status, op.completed_at, op.last_error = OpStatus.CANCELLED, now, why[:2000]
 
 
+def settle_stragglers(session: Session, now: datetime) -> int:
+    """Operations a plan put in a hold set while a concurrent release or cancel was committing
+    (the planner reads the open sets without locking them, so it never deadlocks with a
+    decision) follow the set's decision here: released ones go to the queue, cancelled ones
+    are withdrawn. Run by the scheduler with the approvals' expiry; returns how many."""
+    settled = 0
+    for hold in repository.decided_with_held(session):
+        held = repository.operations(session, hold.id, OpStatus.HELD)
+        if hold.status == HoldStatus.RELEASED:
+            failed = _send_back(session, hold, held, now)
+        else:
+            _withdraw(held, hold.id, hold.decided_by or "?", hold.comment, now)
+            failed = []
+        append(session, f"hold.{hold.status}_late", f"{hold.target}/{hold.cause}", hold_id=hold.id,
+               operations=len(held), op_ids=[op.id for op, _ in held][:AUDIT_PEOPLE_CAP * 4],
+               dead_lettered=failed[:AUDIT_PEOPLE_CAP * 4])
+        log.warning("hold set %d was %s while a plan added %d operation(s) to it: they follow the decision",
+                    hold.id, hold.status, len(held), extra={"hold_id": hold.id, "target": hold.target})
+        settled += len(held)
+    return settled
+
+
 def _undecided(session: Session, hold_id: int) -> HoldSet:
     hold = repository.get(session, hold_id, lock=True)
     if hold is None:

@@ -150,3 +150,34 @@ async def test_a_dead_removal_of_a_held_person_is_replayed_into_the_hold(svc, cl
     assert released.exit_code == 0, released.output
     await svc.drain()
     assert not any("Finance" in entra.groups(e) for e in ("P0", "P1", "P2", "P3", "P4"))
+
+
+async def test_work_put_in_a_set_as_it_was_decided_follows_the_decision(svc, cli, tokens):
+    """The planner reads a person's open set without locking it (no deadlock with a decision), so
+    a plan committing just after a release can leave work ``held`` in a released set: the
+    scheduled sweep (Runtime.settle_holds) sends it to the queue, and the removal lands."""
+    await provision(svc)
+    entra = EntraView(svc)
+    finance = svc.group_ids["Finance"]
+    for e in ("P0", "P1", "P2", "P3"):
+        svc.sandbox.add_member_directly(finance, entra.remote_id(e))
+    rt = svc.runtime
+    await reconcile(rt.db, rt.ctx, rt.connectors, fix=True)
+    await svc.drain()
+    [hold] = (await svc.api.get("/change-control/holds", headers=tokens["approver"])).json()
+    [late] = ops_of(svc, "P0", status=OpStatus.HELD)
+    with svc.db.transaction() as session:  # the race: the set is released, P0's removal still held
+        from provisioner.change_control.holds.models import HoldSet, HoldStatus
+        session.get(HoldSet, hold["id"]).status = HoldStatus.RELEASED
+        for op in session.scalars(select(Operation).where(Operation.hold_id == hold["id"],
+                                                          Operation.id != late.id)):
+            op.status = OpStatus.PENDING
+    await svc.drain()
+    assert "Finance" in entra.groups("P0")  # stuck: nothing claims a held operation
+    assert await rt.settle_holds() == 1
+    await svc.drain()
+    assert "Finance" not in entra.groups("P0")
+    assert [op.status for op in ops_of(svc, "P0", kind="remove_member", group_key="Finance")][-1] == \
+        OpStatus.SUCCEEDED
+    assert await rt.settle_holds() == 0
+    assert audit(svc, "hold.released_late")
