@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -25,6 +24,14 @@ from provisioner.settings import Settings
 
 router = APIRouter(tags=["hr"])
 STATUSES = sorted(v for k, v in vars(EventStatus).items() if k.isupper())
+
+
+def check_status(status: str | None) -> None:
+    """The ``status`` filter of an events listing: 400 naming ``query.status`` unless a known one."""
+    if status is not None and status not in STATUSES:
+        message = f"one of {', '.join(STATUSES)}, not {status!r}"
+        raise Problem(400, "Invalid request", f"query.status: {message}", type_="urn:provisioner:problem:validation",
+                      errors=[{"field": "query.status", "message": message}])
 
 
 def _verified_source(request: Request, signed: bytes) -> str:
@@ -114,20 +121,10 @@ def list_events(request: Request, source: SourceDep,
                 ) -> dict[str, Any]:
     """The calling source's events, oldest first, a page at a time (``next`` is the next page's
     path, to be signed like this one, or null)."""
-    if status is not None and status not in STATUSES:
-        message = f"one of {', '.join(STATUSES)}, not {status!r}"
-        raise Problem(400, "Invalid request", f"query.status: {message}", type_="urn:provisioner:problem:validation",
-                      errors=[{"field": "query.status", "message": message}])
+    check_status(status)
     with request.app.state.db.read() as session:
-        rows = repository.listing(session, source=source, status=status, since=since,
-                                  after_id=after, limit=limit)
-        events = fate.views(session, rows)
-    nxt = None
-    if len(rows) == limit:
-        params = {k: v for k, v in (("status", status), ("since", since.isoformat() if since else None),
-                                    ("limit", limit), ("after", rows[-1].id)) if v is not None}
-        nxt = f"{request.url.path}?{urlencode(params)}"
-    return {"events": events, "next": nxt}
+        return fate.page(session, request.url.path, source=source, status=status, since=since,
+                         after=after, limit=limit)
 
 
 @router.get("/hr/events/{event_id:path}", responses={

@@ -24,13 +24,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from prometheus_client import Counter
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
 from provisioner.identities import repository as identities
-from provisioner.intake import signing
+from provisioner.intake import repository, signing
 from provisioner.intake.models import EventStatus, HREvent
 
 log = logging.getLogger("provisioner.hr_events")
@@ -119,6 +120,20 @@ def view(event: HREvent, known: Collection[str] = ()) -> dict[str, Any]:
             "warnings": [_resolved(w, known) for w in event.warnings or []],
             "effective_at": _iso(event.effective_at), "received_at": _iso(event.received_at),
             "processed_at": _iso(event.processed_at)}
+
+
+def page(session: Session, path: str, *, source: str, status: str | None = None,
+         since: datetime | None = None, after: int | None = None, limit: int = 100) -> dict[str, Any]:
+    """A page of a source's events as ``GET /hr/events`` and ``GET /hr/sources/{name}/events``
+    answer it: their views, oldest first, and ``next``: the next page's path (``path`` with the same
+    filters, after the last id), or None on the last page."""
+    rows = repository.listing(session, source=source, status=status, since=since, after_id=after, limit=limit)
+    nxt = None
+    if len(rows) == limit:
+        params = {k: v for k, v in (("status", status), ("since", since.isoformat() if since else None),
+                                    ("limit", limit), ("after", rows[-1].id)) if v is not None}
+        nxt = f"{path}?{urlencode(params)}"
+    return {"events": views(session, rows), "next": nxt}
 
 
 def views(session: Session, events: Sequence[HREvent]) -> list[dict[str, Any]]:

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from provisioner.api.auth import bearer_identity
 from provisioner.api.problems import Problem
 from provisioner.hr_sources.declarations import HrSource
-from provisioner.tokens.service import HR_SOURCE_PREFIX, token_identity
+from provisioner.tokens.service import HR_SOURCE_PREFIX
 
 
 def bulk_source(request: Request) -> HrSource:
     """The declared HR source (with a ``bulk_upload`` section) whose token the request carries."""
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise Problem(401, "Unauthorized", "send Authorization: Bearer <the HR source's token>",
-                      headers={"WWW-Authenticate": "Bearer"})
-    with request.app.state.db.read() as session:
-        found = token_identity(session, header[7:].strip())
-    if found is None:
-        raise Problem(401, "Unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    names = sorted(s[len(HR_SOURCE_PREFIX):] for s in found[1] if s.startswith(HR_SOURCE_PREFIX))
+    _, scopes = bearer_identity(request, "<the HR source's token>")
+    names = sorted(s[len(HR_SOURCE_PREFIX):] for s in scopes if s.startswith(HR_SOURCE_PREFIX))
     if len(names) != 1:
         raise Problem(403, "Forbidden", "this token is not an HR source's token (scope hr:<source>): issue one "
                                         "with 'provisioner hr-sources token issue SOURCE'",

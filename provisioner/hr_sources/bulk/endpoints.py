@@ -10,7 +10,7 @@ all, store all (group commit), answer 202 with where each record's fate is read.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -30,7 +30,7 @@ from provisioner.hr_sources.bulk.schemas import (
 )
 from provisioner.hr_sources.declarations import HrSource
 from provisioner.intake import fate, repository
-from provisioner.intake.endpoints import STATUSES
+from provisioner.intake.endpoints import check_status
 from provisioner.intake.schemas import EffectiveWindow
 from provisioner.intake.service import ConflictError
 from provisioner.intake.writer import StoreError
@@ -142,18 +142,9 @@ def list_events(request: Request, name: str,
                 ) -> dict[str, Any]:
     """The source's events, oldest first, a page at a time (``next``: the next page's path, or null)."""
     own_source(request, name)
-    if status is not None and status not in STATUSES:
-        message = f"one of {', '.join(STATUSES)}, not {status!r}"
-        raise Problem(400, "Invalid request", f"query.status: {message}", type_="urn:provisioner:problem:validation",
-                      errors=[{"field": "query.status", "message": message}])
+    check_status(status)
     with request.app.state.db.read() as session:
-        rows = repository.listing(session, source=name, status=status, after_id=after, limit=limit)
-        events = fate.views(session, rows)
-    nxt = None
-    if len(rows) == limit:
-        params = {k: v for k, v in (("status", status), ("limit", limit), ("after", rows[-1].id)) if v is not None}
-        nxt = f"{_events_path(name)}?{urlencode(params)}"
-    return {"events": events, "next": nxt}
+        return fate.page(session, _events_path(name), source=name, status=status, after=after, limit=limit)
 
 
 @router.get("/hr/sources/{name}/events/{event_id:path}", responses={

@@ -2,7 +2,9 @@
 stored, so a request is stored whole or not at all.
 
 Each operation is one worker's record. Its event type comes from the record and from what the
-service knows of the person (their state once the pending events are applied):
+service knows of the person: their state once HR's pending events due by the time the event
+would take effect are applied (the service's own contract ends are not counted: a worker with an
+end date ahead is still active until then):
 
 ==============================  ======================  ===========
 record                          person                  event
@@ -15,7 +17,7 @@ record                          person                  event
 ==============================  ======================  ===========
 
 A record says how things stand now, as Entra's model has it: a hire is effective at its start
-date (``HireDate``) when that lies ahead, else now; a termination at the end of its leave date
+date (``HireDate``) when that lies ahead, else now (a rehire too); a termination at the end of its leave date
 (``LeaveDate``, in ``PROVISIONER_CONTRACT_END_TIMEZONE``) when that lies ahead, else now (the
 dates themselves are kept as ``start_date`` / ``end_date``); anything else now. The event id is derived from the source and the
 record's content: a record the source sent last for that person is recognised as a repeat (its
@@ -187,13 +189,16 @@ def _event(record: _Record, person: repository.Person, rules: Rules) -> HREventI
         return HREventIn.model_validate(person.latest_payload)  # a repeat: the very same event again
     mapped = record.mapped
     attributes = dict(mapped.attributes or {})
-    etype = _type(mapped.active is not False, person.state)
+    active = mapped.active is not False
     now = rules.window.now
-    effective = now
-    if etype is EventType.HIRE and isinstance(attributes.get("start_date"), date):
-        effective = max(now, datetime.combine(attributes["start_date"], time(0), tzinfo=UTC))
-    elif etype is EventType.TERMINATE and isinstance(attributes.get("end_date"), date):
-        effective = max(now, ends_at(attributes["end_date"], rules.timezone))
+    starts = ends = now
+    if isinstance(attributes.get("start_date"), date):
+        starts = max(now, datetime.combine(attributes["start_date"], time(0), tzinfo=UTC))
+    if isinstance(attributes.get("end_date"), date):
+        ends = max(now, ends_at(attributes["end_date"], rules.timezone))
+    # The person as they will be when a (re)hire or termination of this record would take effect.
+    etype = _type(active, person.state_at(starts if active else ends))
+    effective = {EventType.HIRE: starts, EventType.REHIRE: starts, EventType.TERMINATE: ends}.get(etype, now)
     return HREventIn.model_validate(
         {"event_id": f"{base}{person.events_from_source + 1}", "type": etype, "employee_id": mapped.employee_id,
          "effective_at": effective, "attributes": attributes}, context={"window": rules.window})
