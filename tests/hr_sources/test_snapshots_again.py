@@ -4,11 +4,14 @@ earlier file that is not the latest (a change reverted) is applied again, each f
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import select
 
+from provisioner.db import Database
 from provisioner.hr_sources.snapshots import files
+from provisioner.hr_sources.snapshots.service import take
 from provisioner.intake.models import HREvent
 from tests.hr_sources.conftest import HEADER, SOURCE, Drop
 from tests.support import EntraView, event
@@ -143,3 +146,35 @@ async def test_a_file_applied_again_and_not_moved_is_only_moved(service, drop: D
     assert drop.waiting() == [] and len(_events_of(service, "N1")) == events
     assert [r.status for r in drop.files()] == ["applied", "applied", "reapplied"]
     assert len(drop.audit("hr_snapshot.reapplied")) == 1
+
+
+async def test_two_takes_of_an_earlier_content_apply_it_once(service, drop: Drop):
+    """Below the folder's lock: two takes at once of a file with an earlier file's content, each
+    with its own connection pool, apply it once (the loser gives way to the winner's row)."""
+    drop.declare()
+    day1 = drop.write("day1.csv", "N1", age=300).read_bytes()
+    await drop.pull()
+    drop.write("day2.csv", text=MARKETING, age=200)
+    await drop.pull()
+    (drop.folder / "day3.csv").write_bytes(day1)
+    [candidate] = files.candidates(drop.folder, "*.csv")
+    section = service.runtime.hr_sources[SOURCE].snapshot
+    dbs = [Database(service.settings.database_url) for _ in range(2)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def run(db: Database) -> None:
+        barrier.wait()
+        outcomes.append(take(db, service.settings, SOURCE, section, candidate).outcome)
+
+    threads = [threading.Thread(target=run, args=(db,)) for db in dbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for db in dbs:
+        db.dispose()
+    assert outcomes.count("reapplied") == 1 and len(outcomes) == 2, outcomes
+    assert [r.status for r in drop.files()] == ["applied", "applied", "reapplied"]
+    assert len(_events_of(service, "N1")) == 3  # day1, day2, day3 said again: once
+    assert drop.waiting() == [] and len(drop.archived()) == 3

@@ -150,8 +150,11 @@ def _import(db: Database, settings: Settings, source: str, section: SnapshotSect
             digest: str) -> Pick:
     picked = utcnow()
     try:
-        parsed = csv_import.read(db, file.path, effective_days=(settings.hr_effective_past_days,
-                                                                settings.hr_effective_future_days))
+        try:
+            parsed = csv_import.read(db, file.path, effective_days=(settings.hr_effective_past_days,
+                                                                    settings.hr_effective_future_days))
+        except FileNotFoundError:  # taken by another process meanwhile
+            return Pick(file.name, GONE, "no longer in the folder")
         if file.changed():
             return Pick(file.name, WAITING, "changed while it was read: taken once unchanged")
         to = files.destination(section.archive, file.name, picked)
