@@ -86,7 +86,7 @@ def snapshots(source: Annotated[Optional[str], typer.Argument(help="only this HR
     for r in rows:
         counts = ", ".join(f"{k} {v}" for k, v in r.counts.items() if v) or "-"
         if r.duplicate_of:
-            counts = f"same content as #{r.duplicate_of}"
+            counts = f"same content as #{r.duplicate_of}" + (f"; {counts}" if r.counts else "")
         table.add_row(str(r.id), r.source, r.file_name, r.picked_at.strftime("%Y-%m-%d %H:%M:%S"), r.status,
                       counts, r.archived_to or "-")
     console.print(table)

@@ -201,9 +201,10 @@ def read(db: Database, path: Path, *, effective_days: tuple[int, int] | None = N
 def store(session: Session, parsed: Parsed, *, source: str = "csv-import", chunk: int = 1000,
           progress: Callable[[int], None] | None = None, snapshot: bool = False,
           terminate_missing: bool = False, max_terminate_share: float = 0.1, force: bool = False,
-          termination_source: str = SNAPSHOT_SOURCE) -> ImportResult:
+          termination_source: str = SNAPSHOT_SOURCE, termination_tag: str | None = None) -> ImportResult:
     """Store a read file (and, for a snapshot with ``terminate_missing``, the terminations,
-    recorded with ``termination_source``) in the caller's transaction."""
+    recorded with ``termination_source``, event ids ``snapshot-<termination_tag>-<employee id>``,
+    by default the file's SHA-256, 16 hex) in the caller's transaction."""
     events, result = parsed.events, ImportResult()
     if snapshot:
         present = {e.employee_id for e in events}
@@ -211,7 +212,7 @@ def store(session: Session, parsed: Parsed, *, source: str = "csv-import", chunk
         result.population = len(employed)
         result.missing = [Missing(p.employee_id or "", _name(p), p.state)
                           for p in employed if p.employee_id not in present]
-    terminations = (_terminations(parsed.path, result, parsed.now, max_terminate_share, force)
+    terminations = (_terminations(parsed.path, result, parsed.now, max_terminate_share, force, termination_tag)
                     if terminate_missing else [])
     result.new, result.duplicates = _store(session, events, source, chunk, progress)
     result.terminations_new, result.terminations_known = _store(session, terminations, termination_source,
@@ -232,13 +233,13 @@ def import_file(db: Database, path: Path, *, source: str = "csv-import", chunk: 
 
 
 def _terminations(path: Path, result: ImportResult, now: datetime, max_share: float,
-                  force: bool) -> list[HREventIn]:
+                  force: bool, tag: str | None = None) -> list[HREventIn]:
     share = len(result.missing) / result.population if result.population else 0.0
     if share > max_share and not force:
         raise SnapshotGuardError(
             f"{len(result.missing)} of {result.population} employed people ({share:.0%}) are missing from "
             f"{path}, more than PROVISIONER_SNAPSHOT_MAX_TERMINATE_SHARE ({max_share:.0%}): nothing was "
             "stored; check that the extract is complete, then re-run with --force to terminate them")
-    file_sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    file_sha = tag or hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return [HREventIn(event_id=f"snapshot-{file_sha}-{m.employee_id}", type=EventType.TERMINATE,
                       employee_id=m.employee_id, effective_at=now) for m in result.missing]

@@ -1,8 +1,11 @@
 """``hr_snapshot_files``: every snapshot file a scan took, and what became of it.
 
-A file's content is applied at most once per source: the partial unique index on
-(source, sha256) among ``applied`` rows is the claim, taken in the transaction that stores the
-file's events, so two processes (or a restart after a crash) never apply the same content twice.
+A file's content is first applied once per source: the partial unique index on (source, sha256)
+among ``applied`` rows is the claim, taken in the transaction that stores the file's events, so two
+processes (or a restart after a crash) never apply the same new content twice. The content of an
+earlier file that is not the latest applied one (a transfer reverted by the next extract) is applied
+again, as a ``reapplied`` row (no unique index: the scans of a folder take turns under a named lock,
+and its events' ids carry the number of the application, so a second take stores nothing new).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ FILE_NAME = 255  # a file name on Linux and most file systems (bytes, so at most
 
 class FileStatus:
     APPLIED = "applied"  # its events (and terminations) were stored; archived (archived_to)
-    DUPLICATE = "duplicate"  # the same content was applied before (duplicate_of): archived, nothing applied
+    REAPPLIED = "reapplied"  # the content of an earlier file (duplicate_of), not the latest: applied again
+    DUPLICATE = "duplicate"  # the content of the latest applied file (duplicate_of): archived, nothing applied
     FAILED = "failed"  # refused (errors): moved to the rejected folder, nothing applied
 
 

@@ -3,15 +3,17 @@
 A scan of one source (``scan``) runs under the named lock ``hr-snapshots:<source>``, so one
 process at a time looks at a folder. Each ready file (``files.candidates``) is hashed, then:
 
-- its content was applied before (``hr_snapshot_files``): nothing is applied again. The same file
-  still in the folder (the process stopped after the import committed, before the move) is moved
-  to the archive path its row names; other files with that content are recorded ``duplicate`` and
-  archived;
-- otherwise it is validated whole (``csv_import.read``, every bad row named) and stored as a
+- the same file was applied and is still in the folder (the process stopped after the import
+  committed, before the move: its name, size and content, the archive path its row names not
+  there): it is only moved;
+- its content is that of the latest applied file (``hr_snapshot_files``): nothing would be new,
+  it is recorded ``duplicate`` and archived;
+- otherwise (new content, or that of an earlier file: a change reverted) it is validated whole (``csv_import.read``, every bad row named) and stored as a
   snapshot (``csv_import.store``: the same event ids derived from content, the people missing,
   with ``terminate_missing`` their terminations under the share guard; rows said again after
-  something else changed the person stored again, ``reassert``) in one transaction with its
-  ``applied`` row, the claim (a unique index), then moved to ``archive/``;
+  something else changed the person stored again, ``reassert``, the rows of leavers terminated by
+  another channel held and reported) in one transaction with its ``applied`` row, the claim (a
+  unique index; ``reapplied`` for the content of an earlier file), then moved to ``archive/``;
 - a file that cannot be applied (bad rows, the guard, an event id already used for another body)
   is recorded ``failed`` with its errors, moved to ``rejected/`` with ``<name>.errors.txt``
   beside it, logged with ``alert: hr_snapshot_rejected``; nothing of it is stored.
@@ -52,7 +54,7 @@ WAITING, GONE, ARCHIVED, ERROR = "waiting", "gone", "archived", "error"
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    """What one scan did with one file. ``outcome``: applied, duplicate, failed (FileStatus),
+    """What one scan did with one file. ``outcome``: applied, reapplied, duplicate, failed (FileStatus),
     archived (applied before, moved now), waiting (not settled), gone, error (left for the next scan)."""
 
     file: str
@@ -61,6 +63,7 @@ class Pick:
     moved_to: str | None = None
     problems: tuple[str, ...] = ()
     result: ImportResult | None = None
+    held: tuple[str, ...] = ()  # employee ids of leavers of another channel whose rows were not stored
 
 
 @dataclass
@@ -118,65 +121,100 @@ def take(db: Database, settings: Settings, source: str, section: SnapshotSection
         digest = files.sha256(file.path)
     except FileNotFoundError:
         return Pick(file.name, GONE, "no longer in the folder")
+    return _seen(db, source, section, file, digest) or _import(db, settings, source, section, file, digest)
+
+
+class _Raced(Exception):
+    """Another take applied a file of this source between the decision and the claim."""
+
+
+def _seen(db: Database, source: str, section: SnapshotSection, file: Candidate, digest: str) -> Pick | None:
+    """This very file applied and not moved (only the move is left), or the content of the latest
+    applied file (a duplicate); None: the file is to be imported."""
     with db.read() as session:
-        done = repository.applied(session, source, digest)
-    if done is not None:
-        return _seen_before(db, source, section, file, digest, done)
-    return _import(db, settings, source, section, file, digest)
+        before = repository.applications(session, source, digest)
+        latest = repository.latest_applied(session, source)
+    for done in reversed(before):
+        if (done.file_name, done.size) == (file.name, file.size) and done.archived_to and not _exists(done.archived_to):
+            # Applied, then the process stopped before (or failed) moving it: only the move is left.
+            moved = _archive(file, Path(done.archived_to), source)
+            when = _at(done.picked_at)
+            return Pick(file.name, ARCHIVED, f"applied at {when}; archived now" if moved else
+                        f"applied at {when}; not archived (see the log)", done.archived_to if moved else None)
+    if latest is not None and latest.sha256 == digest:
+        return _duplicate(db, source, section, file, digest, latest)
+    return None
 
 
 def _import(db: Database, settings: Settings, source: str, section: SnapshotSection, file: Candidate,
             digest: str) -> Pick:
     picked = utcnow()
     try:
-        parsed = csv_import.read(db, file.path, effective_days=(settings.hr_effective_past_days,
-                                                                settings.hr_effective_future_days))
+        try:
+            parsed = csv_import.read(db, file.path, effective_days=(settings.hr_effective_past_days,
+                                                                    settings.hr_effective_future_days))
+        except FileNotFoundError:  # taken by another process meanwhile
+            return Pick(file.name, GONE, "no longer in the folder")
         if file.changed():
             return Pick(file.name, WAITING, "changed while it was read: taken once unchanged")
         to = files.destination(section.archive, file.name, picked)
         with db.transaction() as session:
+            # Taken again under the write lock (SQLite) or the latest row's lock (PostgreSQL): a take
+            # that lost the race to another finds this file's content applied last, and gives way.
+            latest = repository.latest_applied(session, source, lock=True)
+            if latest is not None and latest.sha256 == digest:
+                raise _Raced
+            before = repository.applications(session, source, digest)
             row = repository.add(session, SnapshotFile(  # the claim: one applied row per content
                 source=source, file_name=file.name, sha256=digest, size=file.size, picked_at=picked,
-                status=FileStatus.APPLIED, counts={}, archived_to=str(to)))
-            parsed, again = reassert.reasserted(session, parsed, digest)
+                status=FileStatus.REAPPLIED if before else FileStatus.APPLIED, counts={}, archived_to=str(to),
+                duplicate_of=before[0].id if before else None))
+            said = reassert.reasserted(session, parsed, digest, source=source, application=len(before) + 1)
             result = csv_import.store(
-                session, parsed, source=source, snapshot=True, terminate_missing=section.terminate_missing,
-                max_terminate_share=_share(settings, section), termination_source=source)
-            row.counts = {**_counts(result), "reasserted": again}
-            append(session, "hr_snapshot.applied", source, file=file.name, sha256=digest, size=file.size,
-                   archived_to=str(to), terminate_missing=section.terminate_missing, **row.counts)
+                session, said.parsed, source=source, snapshot=True, terminate_missing=section.terminate_missing,
+                max_terminate_share=_share(settings, section), termination_source=source,
+                termination_tag=_tag(digest, len(before) + 1))
+            row.counts = {**_counts(result), "reasserted": said.again, "held": len(said.held)}
+            append(session, f"hr_snapshot.{row.status}", source, file=file.name, sha256=digest, size=file.size,
+                   archived_to=str(to), terminate_missing=section.terminate_missing, duplicate_of=row.duplicate_of,
+                   held_employee_ids=list(said.held), **row.counts)
+            status = row.status
     except CsvImportError as exc:
         problems = [p.replace(f"{file.path}:", f"{file.name}:", 1) for p in exc.problems]
         return _reject(db, source, section, file, digest, problems, exc.total)
     except (SnapshotGuardError, ConflictError) as exc:
         return _reject(db, source, section, file, digest, [f"{file.name}: {exc}".replace(str(file.path), file.name)], 1)
-    except IntegrityError:  # another process applied this content meanwhile
-        with db.read() as session:
-            done = repository.applied(session, source, digest)
-        if done is None:
+    except (IntegrityError, _Raced):  # another process applied this file meanwhile
+        seen = _seen(db, source, section, file, digest)
+        if seen is None:
             raise
-        return _seen_before(db, source, section, file, digest, done)
-    FILES.labels(source, FileStatus.APPLIED).inc()
-    said = f" ({again} of them rows said again after a change)" if again else ""
-    detail = (f"{result.new} event(s) stored{said}, {result.duplicates} already known; {len(result.missing)} of "
+        return seen
+    FILES.labels(source, status).inc()
+    again = said.again
+    said_again = f" ({again} of them rows said again after a change)" if again else ""
+    detail = (f"{result.new} event(s) stored{said_again}, {result.duplicates} already known; {len(result.missing)} of "
               f"{result.population} employed people missing")
     if section.terminate_missing:
         detail += f", {result.terminations_new} terminate event(s) stored"
-    log.info("HR snapshot %s of %s applied: %s", file.name, source, detail,
-             extra={"hr_source": source, "sha256": digest, "reasserted": again, **_counts(result)})
+    if said.held:
+        detail += (f"; {len(said.held)} row(s) of people terminated by another channel not stored "
+                   f"({_listed(said.held)}): not rehired by this extract")
+        log.warning("HR snapshot %s of %s lists %d person(s) terminated by another channel: not rehired (%s)",
+                    file.name, source, len(said.held), _listed(said.held),
+                    extra={"alert": "hr_snapshot_terminated_elsewhere", "hr_source": source, "sha256": digest,
+                           "employee_ids": list(said.held)})
+    log.info("HR snapshot %s of %s %s: %s", file.name, source, status, detail,
+             extra={"hr_source": source, "sha256": digest, "reasserted": again, "held": len(said.held),
+                    **_counts(result)})
     moved = _archive(file, to, source)
-    return Pick(file.name, FileStatus.APPLIED, detail + ("; archived" if moved else "; not archived (see the log)"),
-                str(to) if moved else None, result=result)
+    return Pick(file.name, status, detail + ("; archived" if moved else "; not archived (see the log)"),
+                str(to) if moved else None, result=result, held=said.held)
 
 
-def _seen_before(db: Database, source: str, section: SnapshotSection, file: Candidate, digest: str,
-                 done: SnapshotFile) -> Pick:
+def _duplicate(db: Database, source: str, section: SnapshotSection, file: Candidate, digest: str,
+               done: SnapshotFile) -> Pick:
+    """The content of the latest applied file: nothing in it would be new."""
     when = _at(done.picked_at)
-    if done.file_name == file.name and done.archived_to and not _exists(done.archived_to):
-        # Applied, then the process stopped before (or failed) moving it: only the move is left.
-        moved = _archive(file, Path(done.archived_to), source)
-        return Pick(file.name, ARCHIVED, f"applied at {when}; archived now" if moved else
-                    f"applied at {when}; not archived (see the log)", done.archived_to if moved else None)
     picked = utcnow()
     to = files.destination(section.archive, file.name, picked)
     if not _archive(file, to, source):  # moved first: a file another scan took is not recorded twice
@@ -188,7 +226,7 @@ def _seen_before(db: Database, source: str, section: SnapshotSection, file: Cand
         append(session, "hr_snapshot.duplicate", source, file=file.name, sha256=digest,
                duplicate_of=done.id, applied_file=done.file_name, archived_to=str(to))
     FILES.labels(source, FileStatus.DUPLICATE).inc()
-    detail = f"the same content as {done.file_name}, applied at {when}: not applied again"
+    detail = f"the same content as {done.file_name}, the latest applied (at {when}): not applied again"
     log.warning("HR snapshot %s of %s: %s; archived", file.name, source, detail,
                 extra={"hr_source": source, "sha256": digest, "duplicate_of": done.id})
     return Pick(file.name, FileStatus.DUPLICATE, detail + "; archived", str(to))
@@ -246,6 +284,15 @@ def _counts(result: ImportResult) -> dict[str, int]:
     return {"new": result.new, "known": result.duplicates, "population": result.population,
             "missing": len(result.missing), "terminations_new": result.terminations_new,
             "terminations_known": result.terminations_known}
+
+
+def _tag(digest: str, application: int) -> str:
+    """What tells this application of the content from the earlier ones in the ids of its terminations."""
+    return digest[:16] if application <= 1 else f"{digest[:16]}-{application}"
+
+
+def _listed(ids: tuple[str, ...], at_most: int = 10) -> str:
+    return ", ".join(ids[:at_most]) + (f" and {len(ids) - at_most} more" if len(ids) > at_most else "")
 
 
 def _at(when: datetime) -> str:
