@@ -33,7 +33,7 @@ async def test_groups_say_who_granted_them_or_that_they_await_approval(cc, token
     await cc.drain()
     after = _account_row((await c.get("/console/people/F1")).text, "entra")
     assert "awaiting approval" not in after
-    assert re.search(r"Finance <span class=\"hint\">\(granted by finance, approved by alice\)</span>", after), after
+    assert re.search(r"Finance <span class=\"hint\">\(granted by finance, approved by token:alice\)</span>", after), after
 
 
 async def test_a_leavers_accounts_show_their_last_read_back(cc, tokens, console):
