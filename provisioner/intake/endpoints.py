@@ -7,6 +7,7 @@ own events, signed like a POST with ``"GET <path>[?<query>]"`` as the body (see 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -57,13 +58,31 @@ def read_source(request: Request) -> str:
 SourceDep = Annotated[str, Depends(read_source)]
 
 
-def _require_json(request: Request) -> None:
+def require_json(request: Request, hint: str = "") -> None:
     """415 for a body that does not say it is JSON (checked before the signature)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise Problem(415, "Unsupported media type",
-                      f"Content-Type: send application/json, not {media or 'nothing'!r}",
+                      f"Content-Type: send application/json{hint}, not {media or 'nothing'!r}",
                       type_="urn:provisioner:problem:media-type")
+
+
+async def store(request: Request, events: list[HREventIn], source: str,
+                conflict: Callable[[service.ConflictError], str] = str) -> list[Receipt]:
+    """Every way in ends here: the events committed (in a group with concurrent requests) before
+    the 202 is sent, then the event loop woken. A known event id with another body is 409 (its
+    detail by ``conflict``, naming the request's own field); a store refusal keeps its status."""
+    try:
+        receipts = await request.app.state.intake_writer.submit(events, source)
+    except service.ConflictError as exc:
+        raise Problem(409, "Conflict", conflict(exc), type_="urn:provisioner:problem:conflict",
+                      event_id=exc.event_id) from exc
+    except StoreError as exc:
+        raise Problem(exc.status, "Not stored", str(exc), type_="urn:provisioner:problem:not-stored") from exc
+    wake = getattr(request.app.state, "on_events_accepted", None)
+    if wake is not None:
+        wake()
+    return receipts
 
 
 def _invalid(exc: validation.Invalid, instance: str) -> JSONResponse:
@@ -83,7 +102,7 @@ def _invalid(exc: validation.Invalid, instance: str) -> JSONResponse:
                            body_description="One event, or a batch `{\"events\": [...]}`; signed over the raw body"))
 async def post_events(request: Request) -> Any:
     settings: Settings = request.app.state.settings
-    _require_json(request)
+    require_json(request)
     body = await request.body()  # its size is limited while it streams (provisioner/api/body_limit.py)
     source = _verified_source(request, body)
     window = EffectiveWindow(utcnow(), settings.hr_effective_past_days, settings.hr_effective_future_days)
@@ -91,16 +110,7 @@ async def post_events(request: Request) -> Any:
         events, is_batch = validation.parse_request(body, window=window, max_events=settings.max_batch_events)
     except validation.Invalid as exc:
         return _invalid(exc, request.url.path)
-    try:  # committed (in a group with concurrent requests) before the 202 is sent
-        receipts = await request.app.state.intake_writer.submit(events, source)
-    except service.ConflictError as exc:
-        raise Problem(409, "Conflict", str(exc), type_="urn:provisioner:problem:conflict",
-                      event_id=exc.event_id) from exc
-    except StoreError as exc:
-        raise Problem(exc.status, "Not stored", str(exc), type_="urn:provisioner:problem:not-stored") from exc
-    wake = getattr(request.app.state, "on_events_accepted", None)
-    if wake is not None:
-        wake()
+    receipts = await store(request, events, source)
     if not is_batch:
         receipt = receipts[0]
         headers = {"Idempotent-Replay": "true"} if receipt.duplicate else None

@@ -30,10 +30,8 @@ from provisioner.hr_sources.bulk.schemas import (
 )
 from provisioner.hr_sources.declarations import HrSource
 from provisioner.intake import fate, repository
-from provisioner.intake.endpoints import check_status
+from provisioner.intake.endpoints import check_status, store
 from provisioner.intake.schemas import EffectiveWindow
-from provisioner.intake.service import ConflictError
-from provisioner.intake.writer import StoreError
 from provisioner.settings import Settings
 
 router = APIRouter(tags=["hr"])
@@ -114,16 +112,8 @@ async def bulk_upload(request: Request) -> Any:
         source, prepared = await run_in_threadpool(_authenticate_and_prepare, request, body)
     except service.Refused as exc:
         return _refused(exc)
-    try:  # committed (in a group with concurrent requests) before the 202 is sent
-        receipts = await request.app.state.intake_writer.submit([p.event for p in prepared], source.name)
-    except ConflictError as exc:
-        raise Problem(409, "Conflict", f"{exc}: send the request again", type_="urn:provisioner:problem:conflict",
-                      event_id=exc.event_id) from exc
-    except StoreError as exc:
-        raise Problem(exc.status, "Not stored", str(exc), type_="urn:provisioner:problem:not-stored") from exc
-    wake = getattr(request.app.state, "on_events_accepted", None)
-    if wake is not None:
-        wake()
+    receipts = await store(request, [p.event for p in prepared], source.name,
+                           conflict=lambda exc: f"{exc}: send the request again")
     events = _events_path(source.name)
     results = [HrBulkResult(bulkId=p.bulk_id, status="202", location=f"{events}/{quote(r.event_id, safe='')}",
                                response={"event_id": r.event_id, "type": p.event.type.value,

@@ -18,9 +18,9 @@ from provisioner.clock import utcnow
 from provisioner.hr_sources.declarations import HrSource
 from provisioner.hr_sources.webhooks import mapping, signatures
 from provisioner.hr_sources.webhooks.schemas import IgnoredRecord, WebhookReceipt
-from provisioner.intake import service, validation
+from provisioner.intake import validation
+from provisioner.intake.endpoints import require_json, store
 from provisioner.intake.schemas import EffectiveWindow
-from provisioner.intake.writer import StoreError
 from provisioner.settings import Settings
 
 router = APIRouter(tags=["hr"])
@@ -57,14 +57,6 @@ def _verify(request: Request, source: HrSource, body: bytes) -> None:
         raise _rejected(str(exc)) from exc
 
 
-def _require_json(request: Request) -> None:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json":
-        raise Problem(415, "Unsupported media type",
-                      f"Content-Type: send application/json (the HR system's JSON encoding), not {media or 'nothing'!r}",
-                      type_="urn:provisioner:problem:media-type")
-
-
 @router.post("/hr/webhooks/{source}", status_code=202, responses={
     202: {"description": "Every event the payload maps to is stored (`accepted`), or the payload maps to "
                          "nothing to store (`ignored`, with the reasons)", "model": WebhookReceipt},
@@ -75,7 +67,7 @@ def _require_json(request: Request) -> None:
                            "as that system signs it; mapped by hr_sources/<source>.yaml"))
 async def post_webhook(request: Request, source: str) -> Any:
     settings: Settings = request.app.state.settings
-    _require_json(request)
+    require_json(request, " (the HR system's JSON encoding)")
     body = await request.body()  # size limited while it streams (provisioner/api/body_limit.py)
     declared = _webhook_source(request, source)
     _verify(request, declared, body)
@@ -97,16 +89,8 @@ async def post_webhook(request: Request, source: str) -> Any:
             ignored = [IgnoredRecord(record=0, reason="the payload holds no records")]
         return JSONResponse(WebhookReceipt(status="ignored", accepted=0, duplicates=0, receipts=[],
                                            ignored=ignored).model_dump(mode="json"), status_code=202)
-    try:  # committed (in a group with concurrent requests) before the 202 is sent
-        receipts = await request.app.state.intake_writer.submit(mapped.events, declared.name)
-    except service.ConflictError as exc:
-        raise Problem(409, "Conflict", str(exc).replace(f"events[{exc.index}]", f"records[{mapped.records[exc.index]}]"),
-                      type_="urn:provisioner:problem:conflict", event_id=exc.event_id) from exc
-    except StoreError as exc:
-        raise Problem(exc.status, "Not stored", str(exc), type_="urn:provisioner:problem:not-stored") from exc
-    wake = getattr(request.app.state, "on_events_accepted", None)
-    if wake is not None:
-        wake()
+    receipts = await store(request, mapped.events, declared.name, conflict=lambda exc: str(exc).replace(
+        f"events[{exc.index}]", f"records[{mapped.records[exc.index]}]"))
     dup = sum(r.duplicate for r in receipts)
     return JSONResponse(WebhookReceipt(status="accepted", accepted=len(receipts) - dup, duplicates=dup,
                                        receipts=receipts, ignored=ignored).model_dump(mode="json"), status_code=202)
