@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from provisioner.hr_sources.bulk.mapping import DEFAULT, key_problem, path_problem
 from provisioner.hr_sources.webhooks.section import WebhookMapping
-from provisioner.targets.config import ConfigError
+from provisioner.targets.config import load_folder
 from provisioner.yaml_lines import read_mapping, validate
 
 SOURCE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -119,19 +119,6 @@ def load_source_file(path: Path) -> HrSource:
 def load_sources(directory: Path) -> dict[str, HrSource]:
     """Every ``*.yaml`` under ``directory`` by source name (none if the folder does not exist);
     all problems reported together as ``ConfigError``."""
-    sources: dict[str, HrSource] = {}
-    problems: list[str] = []
     if not directory.is_dir():
-        return sources
-    for path in sorted(directory.glob("*.y*ml")):
-        try:
-            source = load_source_file(path)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        if source.name in sources:
-            problems.append(f"{path}:1: name: HR source {source.name!r} is declared twice")
-        sources[source.name] = source
-    if problems:
-        raise ConfigError(problems)
-    return sources
+        return {}
+    return load_folder(directory, load_source_file, "HR source")

@@ -5,8 +5,9 @@ Secrets are never in these files: they name an environment variable or a file to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -156,19 +157,32 @@ def load_target_file(path: Path) -> TargetConfig:
         raise ConfigError(problems) from exc
 
 
-def load_targets(directory: Path) -> dict[str, TargetConfig]:
-    """Every ``*.yaml`` under ``directory``, by target name; all problems reported together."""
-    targets: dict[str, TargetConfig] = {}
+class _Named(Protocol):
+    name: str
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def load_folder(directory: Path, load: Callable[[Path], N], kind: str) -> dict[str, N]:
+    """Every ``*.yaml`` under ``directory`` loaded by ``load``, by name; every problem of every
+    file reported together (``ConfigError``), a name declared twice among them (targets, HR sources)."""
+    found: dict[str, N] = {}
     problems: list[str] = []
     for path in sorted(directory.glob("*.y*ml")):
         try:
-            target = load_target_file(path)
+            item = load(path)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        if target.name in targets:
-            problems.append(f"{path}:1: target name {target.name!r} is declared twice")
-        targets[target.name] = target
+        if item.name in found:
+            problems.append(f"{path}:1: {kind} name {item.name!r} is declared twice")
+        found[item.name] = item
     if problems:
         raise ConfigError(problems)
-    return targets
+    return found
+
+
+def load_targets(directory: Path) -> dict[str, TargetConfig]:
+    """Every ``*.yaml`` under ``directory``, by target name; all problems reported together."""
+    return load_folder(directory, load_target_file, "target")
