@@ -93,3 +93,30 @@ def cli(service, drop: Drop, monkeypatch) -> Iterator[Callable[..., Result]]:
     runner = CliRunner()
     yield lambda *args: runner.invoke(app, list(args), catch_exceptions=False)
     get_settings.cache_clear()
+
+
+def take_twice_at_once(service, candidate) -> list[str]:
+    """Two takes of ``candidate`` started together, each with its own database connection pool
+    (two processes' claims, below the folder's lock): their outcomes."""
+    import threading
+
+    from provisioner.db import Database
+    from provisioner.hr_sources.snapshots.service import take
+
+    section = service.runtime.hr_sources[SOURCE].snapshot
+    dbs = [Database(service.settings.database_url) for _ in range(2)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def run(db: Database) -> None:
+        barrier.wait()
+        outcomes.append(take(db, service.settings, SOURCE, section, candidate).outcome)
+
+    threads = [threading.Thread(target=run, args=(db,)) for db in dbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for db in dbs:
+        db.dispose()
+    return outcomes

@@ -4,16 +4,13 @@ earlier file that is not the latest (a change reverted) is applied again, each f
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from sqlalchemy import select
 
-from provisioner.db import Database
 from provisioner.hr_sources.snapshots import files
-from provisioner.hr_sources.snapshots.service import take
 from provisioner.intake.models import HREvent
-from tests.hr_sources.conftest import HEADER, SOURCE, Drop
+from tests.hr_sources.conftest import HEADER, SOURCE, Drop, take_twice_at_once
 from tests.support import EntraView, event
 
 MARKETING = HEADER + "N1,Ada,Lovelace,Marketing,employee\n"
@@ -119,14 +116,19 @@ async def test_the_missing_are_terminated_again_by_an_earlier_extract_again(serv
     assert [e.type for e in _events_of(service, "N2")] == ["hire", "terminate", "rehire", "terminate"]
 
 
-async def test_a_file_applied_again_and_not_moved_is_only_moved(service, drop: Drop, monkeypatch):
-    """The crash case for a file with an earlier file's content: applied once, then only moved."""
+async def sales_marketing_then_sales_again(drop: Drop) -> None:
+    """Day 1 (Sales) and day 2 (Marketing) pulled; day 3, day 1's bytes again, dropped."""
     drop.declare()
     day1 = drop.write("day1.csv", "N1", age=300).read_bytes()
     await drop.pull()
     drop.write("day2.csv", text=MARKETING, age=200)
     await drop.pull()
     (drop.folder / "day3.csv").write_bytes(day1)
+
+
+async def test_a_file_applied_again_and_not_moved_is_only_moved(service, drop: Drop, monkeypatch):
+    """The crash case for a file with an earlier file's content: applied once, then only moved."""
+    await sales_marketing_then_sales_again(drop)
     real_move = files.move
 
     def refused(path, to):
@@ -151,29 +153,9 @@ async def test_a_file_applied_again_and_not_moved_is_only_moved(service, drop: D
 async def test_two_takes_of_an_earlier_content_apply_it_once(service, drop: Drop):
     """Below the folder's lock: two takes at once of a file with an earlier file's content, each
     with its own connection pool, apply it once (the loser gives way to the winner's row)."""
-    drop.declare()
-    day1 = drop.write("day1.csv", "N1", age=300).read_bytes()
-    await drop.pull()
-    drop.write("day2.csv", text=MARKETING, age=200)
-    await drop.pull()
-    (drop.folder / "day3.csv").write_bytes(day1)
+    await sales_marketing_then_sales_again(drop)
     [candidate] = files.candidates(drop.folder, "*.csv")
-    section = service.runtime.hr_sources[SOURCE].snapshot
-    dbs = [Database(service.settings.database_url) for _ in range(2)]
-    outcomes: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def run(db: Database) -> None:
-        barrier.wait()
-        outcomes.append(take(db, service.settings, SOURCE, section, candidate).outcome)
-
-    threads = [threading.Thread(target=run, args=(db,)) for db in dbs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for db in dbs:
-        db.dispose()
+    outcomes = take_twice_at_once(service, candidate)
     assert outcomes.count("reapplied") == 1 and len(outcomes) == 2, outcomes
     assert [r.status for r in drop.files()] == ["applied", "applied", "reapplied"]
     assert len(_events_of(service, "N1")) == 3  # day1, day2, day3 said again: once

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from provisioner.db import Database
 from provisioner.hr_sources.declarations import load_sources
 from provisioner.hr_sources.snapshots import files
 from provisioner.hr_sources.snapshots.models import SnapshotFile
-from provisioner.hr_sources.snapshots.service import take
 from provisioner.intake import csv_import
 from provisioner.targets.config import ConfigError
-from tests.hr_sources.conftest import SOURCE, Drop
+from tests.hr_sources.conftest import SOURCE, Drop, take_twice_at_once
 from tests.support import EntraView
 
 
@@ -100,22 +98,7 @@ async def test_two_claims_of_one_file_apply_it_once(service, drop: Drop):
     drop.declare()
     drop.write("x.csv", "N1", "N2", "N3")
     [candidate] = files.candidates(drop.folder, "*.csv")
-    section = service.runtime.hr_sources[SOURCE].snapshot
-    dbs = [Database(service.settings.database_url) for _ in range(2)]
-    outcomes: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def run(db: Database) -> None:
-        barrier.wait()
-        outcomes.append(take(db, service.settings, SOURCE, section, candidate).outcome)
-
-    threads = [threading.Thread(target=run, args=(db,)) for db in dbs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for db in dbs:
-        db.dispose()
+    outcomes = take_twice_at_once(service, candidate)
     assert sorted(outcomes)[0] == "applied" and outcomes.count("applied") == 1, outcomes
     assert drop.events() == 3
     assert [r.status for r in drop.files()] == ["applied"]
