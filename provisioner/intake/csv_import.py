@@ -43,6 +43,7 @@ from provisioner.intake.validation import MAX_REPORTED, batch_conflicts, field_e
 _ATTRS = set(HRAttributes.model_fields) - {"extra"}
 _META = {"employee_id", "type", "effective_at", "event_id"}
 SNAPSHOT_SOURCE = "snapshot"
+MISSING_TERMINATION = "snapshot-"  # the event id prefix of the terminations of the people missing
 
 
 class CsvImportError(ValueError):
@@ -241,5 +242,5 @@ def _terminations(path: Path, result: ImportResult, now: datetime, max_share: fl
             f"{path}, more than PROVISIONER_SNAPSHOT_MAX_TERMINATE_SHARE ({max_share:.0%}): nothing was "
             "stored; check that the extract is complete, then re-run with --force to terminate them")
     file_sha = tag or hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return [HREventIn(event_id=f"snapshot-{file_sha}-{m.employee_id}", type=EventType.TERMINATE,
+    return [HREventIn(event_id=f"{MISSING_TERMINATION}{file_sha}-{m.employee_id}", type=EventType.TERMINATE,
                       employee_id=m.employee_id, effective_at=now) for m in result.missing]

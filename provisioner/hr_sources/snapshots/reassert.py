@@ -30,10 +30,8 @@ from sqlalchemy.orm import Session
 from provisioner.hr_sources.snapshots import repository
 from provisioner.identities.lifecycle import EventType, State
 from provisioner.intake import repository as intake
-from provisioner.intake.csv_import import Parsed
+from provisioner.intake.csv_import import MISSING_TERMINATION, Parsed
 from provisioner.intake.schemas import HREventIn
-
-MISSING_TERMINATION = "snapshot-"  # the event id prefix of csv_import's terminations of the missing
 
 
 @dataclass(frozen=True, slots=True)
